@@ -1,0 +1,1 @@
+import tuner_no_such_module  # noqa: F401

@@ -1,0 +1,116 @@
+"""The --space grammar and the conditional search space."""
+
+import optuna
+import pytest
+
+from tuner import Choice, Float, Int
+from tuner.errors import BadInput
+from tuner.space import build_space
+
+OPTIMIZERS = {
+    "adamw": {"weight_decay": Float(1e-5, 1e-1, log=True), "b1": Float(0.8, 0.95)},
+    "sgd": {"momentum": Float(0.0, 0.99), "nesterov": Choice([True, False])},
+    "muon": {"ns_steps": Int(3, 7)},
+}
+SCHEDULES = {"constant": {}, "cosine": {"end_factor": Float(0.0, 0.2)}}
+
+
+def space(*overrides):
+    return build_space(OPTIMIZERS, SCHEDULES, overrides)
+
+
+def test_the_grammar_of_the_issue():
+    s = space(
+        "lr=1e-4..1e-1:log",
+        "adamw.weight_decay=1e-6..1e-2:log",
+        "sgd.nesterov=true,false",
+        "sgd.momentum=0.9",
+        "muon.ns_steps=4..6",
+        "warmup=0,0.2",
+    )
+
+    assert s.shared["lr"] == Float(1e-4, 1e-1, log=True)
+    assert s.optimizers["adamw"]["weight_decay"] == Float(1e-6, 1e-2, log=True)
+    assert s.optimizers["sgd"]["nesterov"] == Choice([True, False])
+    assert s.optimizers["sgd"]["momentum"] == Choice([0.9])
+    assert s.optimizers["muon"]["ns_steps"] == Int(4, 6)
+    assert s.shared["warmup"] == Choice([0, 0.2])
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        (
+            "adamm.weight_decay=0.1",
+            "'adamm' is not a chosen optimizer or schedule; did you mean 'adamw'?",
+        ),
+        (
+            "adamw.weight_decy=0.1",
+            "'adamw' has no parameter 'weight_decy'; did you mean 'weight_decay'?",
+        ),
+        ("lrr=0.1", "unknown shared parameter 'lrr'; did you mean 'lr'?"),
+        ("lr=1e-1..1e-4", "low must be below high, got 0.1..0.0001"),
+        ("lr=0.1..0.1", "low must be below high"),
+        ("lr=0..1e-1:log", "a log range must start above 0, got 0.0..0.1"),
+        ("lr=abc..1", "range 'abc..1' needs two numbers, like 0.0001..0.1:log"),
+        ("adamw.b1=fast", "'fast' is not a number"),
+        ("sgd.nesterov=", "empty value; give a range like true,false or a value"),
+        ("sgd.nesterov=,", "empty value"),
+        ("sgd.nesterov=0..1", "is a choice of true,false"),
+        ("muon.ns_steps=3.5..6", "needs two integers"),
+        ("muon.ns_steps=4.5", "4.5 is not an integer"),
+        ("lr=1e-4..1e-1:lin", "unknown range flag ':lin'"),
+        ("constant.x=1", "'constant' has no parameter 'x'; it has no parameters"),
+        ("nothing", "expected NAME=VALUE"),
+    ],
+)
+def test_bad_overrides_say_what_to_do(expr, message):
+    with pytest.raises(BadInput) as raised:
+        space(expr)
+
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_sampling_is_conditional_on_the_optimizer_and_schedule():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    s = space("sgd.momentum=0.9")
+    samples = []
+    for _ in range(30):
+        trial = study.ask()
+        samples.append(s.sample(trial))
+        study.tell(trial, 0.0)
+
+    for sample, trial in zip(samples, study.trials, strict=True):
+        assert set(sample.optimizer_params) == set(OPTIMIZERS[sample.optimizer])
+        assert set(sample.schedule_params) == set(SCHEDULES[sample.schedule])
+        own = {k for k in trial.params if "." in k}
+        assert own == {f"{sample.optimizer}.{k}" for k in sample.optimizer_params} | {
+            f"{sample.schedule}.{k}" for k in sample.schedule_params
+        }
+        assert 1e-4 <= sample.lr <= 1e-1
+        if sample.optimizer == "sgd":
+            assert sample.optimizer_params["momentum"] == 0.9
+    assert {s.optimizer for s in samples} == set(OPTIMIZERS)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Float(1.0, 0.5), "low must be below high"),
+        (lambda: Float(0.0, 1.0, log=True), "a log range must start above 0"),
+        (lambda: Int(1.5, 3), "Int bounds must be ints"),
+        (lambda: Choice([]), "a choice needs at least one value"),
+        (lambda: Choice([[1]]), "choice values must be bool, int, float or str"),
+    ],
+)
+def test_a_malformed_parameter_is_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_midpoints():
+    assert Float(1e-4, 1e-2, log=True).midpoint() == pytest.approx(1e-3)
+    assert Float(0.0, 0.2).midpoint() == pytest.approx(0.1)
+    assert Int(2, 8, log=True).midpoint() == 4
+    assert Choice(["a", "b"]).midpoint() == "a"

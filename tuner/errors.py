@@ -1,0 +1,24 @@
+"""The two kinds of error a user can meet, and the exit status each one gives."""
+
+
+class TunerError(Exception):
+    """Something failed; the command exits with status 1 and this one-line message."""
+
+    exit_code = 1
+
+
+class BadInput(TunerError):
+    """The user asked for something that cannot be; the command exits with status 2."""
+
+    exit_code = 2
+
+
+def did_you_mean(name: str, known: object) -> str:
+    """Return ' (did you mean X?)' for the nearest known name, or a list of the known ones."""
+    import difflib
+
+    names = sorted(str(k) for k in known)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; known: {', '.join(names)}" if names else ""

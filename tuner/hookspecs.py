@@ -1,0 +1,87 @@
+"""The hooks a tuner plugin implements. Their docstrings are the plugin author's manual.
+
+A plugin is a module (or any object) with functions decorated ``@tuner.hookimpl`` and named
+after the hooks below. Each hook receives ``register``; call it once per thing you add::
+
+    import mlx.optimizers as optim
+    from tuner import Float, OptimizerSpec, hookimpl
+
+    @hookimpl
+    def tuner_register_optimizers(register):
+        register(OptimizerSpec(
+            "mysgd",
+            build=lambda learning_rate, momentum: optim.SGD(learning_rate, momentum=momentum),
+            space={"momentum": Float(0.0, 0.99)},
+            description="SGD with momentum",
+        ))
+
+Make it known to tuner in one of three ways:
+
+- an entry point in the ``tuner`` group of your package's ``pyproject.toml``::
+
+      [project.entry-points.tuner]
+      mysgd = "mysgd_plugin"
+
+- ``--plugin path/to/file.py`` or ``--plugin some.module`` on any command;
+- ``TUNER_PLUGINS=path/to/file.py,some.module`` in the environment.
+
+``TUNER_LOAD_PLUGINS=a,b`` loads only the installed and given plugins named ``a`` and ``b``;
+the built-ins always load. Names must be unique across all plugins: a name that is taken is
+refused with an error that names your plugin, and the others go on working.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("tuner")
+hookimpl = pluggy.HookimplMarker("tuner")
+
+
+@hookspec
+def tuner_register_optimizers(register):
+    """Register optimizers: call ``register(OptimizerSpec(name, build, space, description))``.
+
+    ``space`` maps each keyword argument of ``build`` to a ``Float``, ``Int`` or ``Choice``
+    with the range worth searching. The peak learning rate is not part of it: every optimizer
+    shares the ``lr`` dimension.
+
+    ``build(learning_rate, **params)`` returns an ``mlx.optimizers.Optimizer``.
+    ``learning_rate`` is a schedule callable (or a float). During a search ``build`` is called
+    while ``mx.compile`` traces the training step, so that one compiled step serves every trial:
+    each ``Float`` parameter then arrives as a scalar ``mx.array``, while ``Int`` and ``Choice``
+    parameters arrive as Python values and select another compiled graph. So compute with
+    ``Float`` parameters using arithmetic or ``mx`` functions; never branch on them in Python
+    (``if momentum > 0`` cannot be traced).
+    """
+
+
+@hookspec
+def tuner_register_schedules(register):
+    """Register learning-rate schedules: call ``register(ScheduleSpec(name, build, space))``.
+
+    ``build(lr, steps, **params)`` returns a callable from the step (an ``mx.array``) to the
+    learning rate. ``lr`` is the peak rate, ``steps`` the number of steps the schedule runs
+    over; after them it holds its last value. As with optimizers, ``lr`` and ``Float``
+    parameters may arrive as scalar ``mx.array`` values: compute with them, don't branch on
+    them. ``steps`` and ``Int`` parameters are Python ints.
+
+    Warmup is not a schedule's business: tuner puts a linear warmup from 0 in front of any
+    schedule with ``mlx.optimizers.join_schedules``, and the schedule then runs over the steps
+    that remain, its step counter restarting at 0.
+    """
+
+
+@hookspec
+def tuner_register_tasks(register):
+    """Register training tasks: call ``register(TaskSpec(name, build, description))``.
+
+    ``build()`` returns a ``tuner.Task`` and is called once per process, so load data there:
+    - ``model``: a function of no arguments returning a new ``mlx.nn.Module``; tuner seeds MLX
+      and numpy before it calls it, so its initial weights depend on the trial's seed only;
+    - ``train`` and ``valid``: ``(x, y)`` pairs of ``mx.array``, split on the first axis;
+    - ``loss(model, x, y)``: the mean loss of a batch as a scalar ``mx.array``;
+    - ``metrics``: optional ``{name: Metric(fn, direction)}``, where ``fn(model, x, y)``
+      returns a scalar ``mx.array`` on validation data (``direction`` is ``"maximize"`` or
+      ``"minimize"``); ``tuner search --metric NAME`` optimises one of them instead of the
+      validation loss;
+    - ``steps``, ``batch_size``, ``eval_every``: the defaults of a trial on this task.
+    """

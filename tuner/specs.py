@@ -1,0 +1,69 @@
+"""What a plugin registers: optimizers, schedules and tasks, each described by a spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner.space import Param
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer the search can try.
+
+    ``build(learning_rate, **params)`` returns an ``mlx.optimizers.Optimizer``.
+    ``learning_rate`` is a float or a schedule callable; ``params`` holds one value for every
+    key of ``space``.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    space: Mapping[str, Param]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A learning-rate schedule the search can try.
+
+    ``build(lr, steps, **params)`` returns a callable from the step to the learning rate;
+    ``lr`` is the peak rate and ``steps`` the number of steps the schedule runs over.
+    """
+
+    name: str
+    build: Callable[..., Callable[[Any], Any]]
+    space: Mapping[str, Param]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A training task: ``build()`` returns a ``tuner.Task``."""
+
+    name: str
+    build: Callable[[], Task]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A validation metric: ``fn(model, x, y)`` returns a scalar ``mx.array``."""
+
+    fn: Callable[[Any, Any, Any], Any]
+    direction: str = "maximize"
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything one trial needs; see ``tuner_register_tasks`` for the contract."""
+
+    model: Callable[[], Any]
+    train: tuple[Any, Any]
+    valid: tuple[Any, Any]
+    loss: Callable[[Any, Any, Any], Any]
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
+    steps: int = 300
+    batch_size: int = 64
+    eval_every: int = 50
