@@ -19,6 +19,7 @@ def did_you_mean(name: str, known: object) -> str:
 
     names = sorted(str(k) for k in known)
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    close = close or [k for k in names if k.startswith(name) or name.startswith(k)][:1]
     if close:
         return f"; did you mean '{close[0]}'?"
     return f"; known: {', '.join(names)}" if names else ""

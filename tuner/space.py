@@ -181,7 +181,7 @@ def _check_value(value: Any, declared: Param, where: str) -> None:
 
 # The whole search space of a study.
 
-LR = Float(1e-4, 1e-1, log=True)
+LR = Float(1e-4, 1.0, log=True)
 # Warmup is a fraction of the steps. A few values, not a range: the number of warmup steps is
 # baked into the compiled step, so each distinct value costs one kernel build.
 WARMUP = Choice((0.0, 0.05, 0.1))

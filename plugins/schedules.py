@@ -1,0 +1,90 @@
+"""The learning-rate schedules built into tuner, registered as an ordinary plugin.
+
+Each is MLX's own schedule function where one exists, with its values given as factors of the
+peak rate, so the shared ``lr`` dimension stays the peak whatever the schedule. The peak and the
+``Float`` factors may be traced ``mx.array`` values (see ``tuner_register_schedules``), so they
+are only computed with. Every schedule holds its last value after ``steps``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import mlx.core as mx
+import mlx.optimizers as optim
+
+from tuner import Float, Int, ScheduleSpec, hookimpl
+
+Schedule = Callable[[Any], Any]
+
+
+def constant(lr: Any, steps: int) -> Schedule:
+    # An array, not the bare peak: optimizers read the rate as an mx.array.
+    return lambda step: mx.array(lr, dtype=mx.float32)
+
+
+def linear(lr: Any, steps: int, start_factor: Any, end_factor: Any) -> Schedule:
+    return optim.linear_schedule(start_factor * lr, end_factor * lr, steps)
+
+
+def cosine(lr: Any, steps: int, end_factor: Any) -> Schedule:
+    return optim.cosine_decay(lr, steps, end=end_factor * lr)
+
+
+def exponential(lr: Any, steps: int, decay_rate: Any) -> Schedule:
+    decay = optim.exponential_decay(lr, decay_rate)
+    return lambda step: decay(mx.minimum(step, steps))
+
+
+def staircase(lr: Any, steps: int, decay_rate: Any, drops: int) -> Schedule:
+    # Equal intervals, so that the run sees exactly `drops` drops: the last one comes before
+    # step `steps`, where clamping to `steps - 1` holds the value.
+    decay = optim.step_decay(lr, decay_rate, math.ceil(steps / (drops + 1)))
+    return lambda t: decay(mx.minimum(t, steps - 1))
+
+
+@hookimpl
+def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
+    register(ScheduleSpec("constant", constant, {}, "the peak rate throughout"))
+    register(
+        ScheduleSpec(
+            "linear",
+            linear,
+            # A decay, as in BERT (Devlin et al. 2019); Defazio et al. 2023 find a linear
+            # decay to zero beats cosine. A ramp up is warmup's job.
+            {"start_factor": Float(0.5, 1.0), "end_factor": Float(0.0, 0.5)},
+            "a straight line from start_factor to end_factor times the peak",
+        )
+    )
+    register(
+        ScheduleSpec(
+            "cosine",
+            cosine,
+            # To zero in SGDR (Loshchilov & Hutter 2017), to a tenth in Chinchilla (Hoffmann
+            # et al. 2022).
+            {"end_factor": Float(0.0, 0.1)},
+            "a half cosine from the peak down to end_factor times the peak",
+        )
+    )
+    register(
+        ScheduleSpec(
+            "exponential",
+            exponential,
+            # A per-step factor: after 300 steps the rate is 5% (0.99) to 74% (0.999) of the
+            # peak. Longer runs want rates nearer 1: override with --space.
+            {"decay_rate": Float(0.99, 0.999)},
+            "the peak times decay_rate to the power of the step",
+        )
+    )
+    register(
+        ScheduleSpec(
+            "step",
+            staircase,
+            # Divide by 10 two or three times: ResNet (He et al. 2016), Goyal et al. 2017.
+            # The number of drops rather than their spacing, so it fits runs of any length.
+            {"decay_rate": Float(0.1, 0.5, log=True), "drops": Int(1, 3)},
+            "the peak times decay_rate after each of `drops` equal intervals of the run",
+        )
+    )

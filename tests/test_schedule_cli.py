@@ -1,0 +1,102 @@
+"""`tuner schedule` prints what MLX's own schedule functions give, step by step."""
+
+import json
+import math
+
+import mlx.core as mx
+import mlx.optimizers as optim
+import pytest
+from click.testing import CliRunner
+
+from tuner.cli import cli
+
+LR, STEPS = 0.1, 60
+
+
+def mlx_reference(name, steps):
+    """MLX's function for each built-in schedule, at the settings the test passes."""
+    return {
+        "constant": lambda s: mx.array(LR),
+        "linear": optim.linear_schedule(0.0, LR, steps),
+        "cosine": optim.cosine_decay(LR, steps, 0.1 * LR),
+        "exponential": lambda s: optim.exponential_decay(LR, 0.99)(mx.minimum(s, steps)),
+        "step": lambda s: optim.step_decay(LR, 0.5, math.ceil(steps / 3))(mx.minimum(s, steps - 1)),
+    }[name]
+
+
+SETTINGS = {
+    "constant": [],
+    "linear": ["start_factor=0", "end_factor=1"],
+    "cosine": ["end_factor=0.1"],
+    "exponential": ["decay_rate=0.99"],
+    "step": ["decay_rate=0.5", "drops=2"],
+}
+
+
+def schedule_json(name, *args):
+    sets = [arg for setting in SETTINGS[name] for arg in ("--set", setting)]
+    result = CliRunner().invoke(
+        cli,
+        [
+            "schedule",
+            name,
+            "--lr",
+            str(LR),
+            "--steps",
+            str(STEPS),
+            *sets,
+            *args,
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+@pytest.mark.parametrize("warmup", [0, 10])
+def test_json_matches_mlx_at_every_step(name, warmup):
+    reference = mlx_reference(name, STEPS - warmup)
+    if warmup:
+        ramp = optim.linear_schedule(0.0, LR, warmup)
+        reference = optim.join_schedules([ramp, reference], [warmup])
+
+    points = schedule_json(name, "--warmup", str(warmup))
+
+    assert [p["step"] for p in points] == list(range(STEPS + 1))
+    for point in points:
+        expected = reference(mx.array(point["step"], mx.uint64)).item()
+        assert point["lr"] == pytest.approx(expected, rel=1e-6, abs=1e-12), point
+
+
+def test_the_table_shows_a_sparkline_and_the_settings():
+    result = CliRunner().invoke(cli, ["schedule", "cosine", "--lr", "0.1", "--steps", "100"])
+
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "cosine end_factor=0.05 lr=0.1 steps=100 warmup=0"
+    assert lines[1][0] == "█" and lines[1][-1] == "▁"
+    assert lines[4].split() == ["0", "0.1"]
+    assert lines[-1].split() == ["100", "0.005"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cosin"], "unknown schedule 'cosin'; did you mean 'cosine'?"),
+        (["cosine", "--set", "end=0.1"], "'cosine' has no parameter 'end'; did you mean"),
+        (["cosine", "--set", "end_factor=0..0.1"], "give one value, not a range or a list"),
+        (["cosine", "--set", "end_factor"], "expected KEY=VALUE"),
+        (["cosine", "--set", "end_factor=x"], "'x' is not a number"),
+        (["cosine", "--warmup", "100"], "--warmup 100 must be below --steps 100"),
+        (["constant", "--set", "a=1"], "'constant' has no parameters"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_2(args, message):
+    name, *rest = args
+    result = CliRunner().invoke(cli, ["schedule", name, "--lr", "0.1", "--steps", "100", *rest])
+
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
