@@ -1,0 +1,45 @@
+"""Storage fixtures shared by the tests: a SQLite file per test, and a PostgreSQL schema per
+test on the server that TUNER_TEST_POSTGRES_URL names. Without that variable the PostgreSQL
+tests are skipped, and say why, so that CI can refuse a run that skipped them.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'tuner.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose search_path is a schema made for this test alone, dropped afterwards."""
+    server = os.environ.get("TUNER_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("TUNER_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server")
+    schema = f"tuner_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, poolclass=NullPool)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            # A connection a test left open must not hang the whole run.
+            connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage_url(request) -> str:
+    """Each backend in turn."""
+    return request.getfixturevalue(f"{request.param}_url")

@@ -1,0 +1,197 @@
+"""tuner's migrations, on SQLite and PostgreSQL: from nothing to head and back, in step with the
+models, beside Optuna's tables and any other application's, and shipped inside the wheel."""
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import optuna
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
+
+from tuner import db
+from tuner.db import check, downgrade, make_engine, open_store, optuna_storage, upgrade
+from tuner.errors import TunerError
+
+OURS = {"tuner_studies", "tuner_trials", "tuner_curves", "tuner_alembic_version"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tables(url):
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def rows(url, table):
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return sorted(connection.execute(text(f"SELECT * FROM {table}")).all())
+    finally:
+        engine.dispose()
+
+
+def execute(url, statement):
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_from_empty_to_head_and_back_to_empty(storage_url):
+    before, after = upgrade(storage_url)
+
+    assert (before.status, after.status) == ("empty", "current")
+    assert tables(storage_url) == OURS
+    indexes = {i["name"] for i in inspect(make_engine(storage_url)).get_indexes("tuner_trials")}
+    assert {
+        "ix_tuner_trials_study_id_optimizer",
+        "ix_tuner_trials_study_id_schedule",
+        "ix_tuner_trials_study_id_outcome",
+        "ix_tuner_trials_study_id_value",
+        "ix_tuner_trials_optuna_trial_id",
+    } <= indexes
+
+    assert downgrade(storage_url, "base").status == "empty"
+    assert tables(storage_url) == {"tuner_alembic_version"}
+    assert rows(storage_url, "tuner_alembic_version") == []
+
+    assert upgrade(storage_url)[1].status == "current"
+
+
+def test_the_models_match_the_migrations(storage_url):
+    upgrade(storage_url)
+
+    state, differences = check(storage_url)
+
+    assert state.status == "current"
+    assert differences == []
+
+
+def test_check_sees_a_table_changed_by_hand(storage_url):
+    upgrade(storage_url)
+    execute(storage_url, "DROP INDEX ix_tuner_trials_study_id_value")
+
+    assert check(storage_url)[1] == ["add_index ix_tuner_trials_study_id_value"]
+
+
+def optuna_first(url):
+    """A database that Optuna alone made, with a study and a finished trial in it."""
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(storage=storage, study_name="older")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    storage.engine.dispose()
+
+
+def test_a_database_that_optuna_made_first_gains_our_tables_and_keeps_its_own(storage_url):
+    optuna_first(storage_url)
+    optunas = rows(storage_url, "alembic_version")
+    assert len(optunas) == 1
+
+    upgrade(storage_url)
+    storage = optuna_storage(storage_url)
+
+    assert rows(storage_url, "alembic_version") == optunas
+    assert tables(storage_url) >= OURS
+    assert len(optuna.load_study(study_name="older", storage=storage).trials) == 1
+    assert check(storage_url)[1] == []
+
+
+def test_a_sqlite_file_that_optuna_made_first_upgrades_on_first_use(sqlite_url):
+    optuna_first(sqlite_url)
+    optunas = rows(sqlite_url, "alembic_version")
+
+    open_store(sqlite_url).close()
+
+    assert rows(sqlite_url, "alembic_version") == optunas
+    assert db.schema_state(sqlite_url).status == "current"
+
+
+def test_another_applications_alembic_version_is_left_alone(storage_url):
+    execute(storage_url, "CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+    execute(storage_url, "INSERT INTO alembic_version VALUES ('c0ffee12')")
+    execute(storage_url, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+
+    upgrade(storage_url)
+    open_store(storage_url).close()
+
+    assert rows(storage_url, "alembic_version") == [("c0ffee12",)]
+    assert tables(storage_url) == OURS | {"alembic_version", "users"}
+    assert check(storage_url) == (db.schema_state(storage_url), [])
+
+
+def digest(path):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in path.parent.iterdir()}
+
+
+def test_a_schema_newer_than_this_tuner_is_refused_and_left_unchanged(storage_url):
+    upgrade(storage_url)
+    execute(storage_url, "UPDATE tuner_alembic_version SET version_num = '9999'")
+    before = rows(storage_url, "tuner_alembic_version"), tables(storage_url)
+    path = Path(make_url(storage_url).database or "")
+    files = digest(path) if storage_url.startswith("sqlite") else None
+
+    for attempt in (open_store, optuna_storage, upgrade, lambda url: downgrade(url, "base")):
+        with pytest.raises(TunerError, match="revision 9999, newer than this tuner") as error:
+            attempt(storage_url)
+        assert "\n" not in str(error.value)
+
+    assert (rows(storage_url, "tuner_alembic_version"), tables(storage_url)) == before
+    assert db.schema_state(storage_url).status == "ahead"
+    if files is not None:
+        assert digest(path) == files
+
+
+def test_the_wheel_ships_the_migrations_and_runs_them(tmp_path):
+    source = tmp_path / "source"
+    # A copy, because building in the checkout would leave build/ and egg-info behind.
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path, source],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(tmp_path.glob("tuner-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    migrations = {n for n in names if n.startswith("tuner/migrations/")}
+    assert {
+        "tuner/migrations/env.py",
+        "tuner/migrations/script.py.mako",
+        "tuner/migrations/versions/0001_first_tables.py",
+    } <= migrations
+    installed = tmp_path / "installed"
+    zipfile.ZipFile(wheel).extractall(installed)
+
+    # The unpacked wheel comes first on the path; this environment supplies the dependencies.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import tuner.db, tuner.cli; print(tuner.db._migrations_folder()); tuner.cli.main()",
+            "db",
+            "upgrade",
+            "--storage",
+            f"sqlite:///{tmp_path / 'wheel.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(installed), "PATH": ""},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == str(installed / "tuner" / "migrations")
+    assert "from revision none to 0001" in result.stdout
