@@ -1,0 +1,77 @@
+import math
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from tuner.plugins import load_plugins
+from tuner_builtins import tasks
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return tasks.build_digits()
+
+
+def test_builtin_tasks_are_registered():
+    registry = load_plugins()
+    assert {"digits", "synthetic"} <= set(registry.tasks)
+    assert registry.plugin_of("task", "digits").source == "built-in"
+
+
+def test_digits_reads_the_bundled_file_as_sklearn_does():
+    from sklearn.datasets import load_digits
+
+    x, y = tasks.load_digits()
+    expected_x, expected_y = load_digits(return_X_y=True)
+    np.testing.assert_allclose(x, expected_x / 16.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, expected_y)
+    assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
+
+
+def test_digits_split_is_stratified_disjoint_and_complete():
+    _, y = tasks.load_digits()
+    train, valid = tasks.stratified_split(y, 0.2, seed=0)
+    assert not set(train) & set(valid)
+    assert len(train) + len(valid) == len(y) == 1797
+    for label in range(10):
+        assert (y[valid] == label).sum() == round((y == label).sum() * 0.2)
+
+
+def test_digits_task_shapes_and_defaults(digits):
+    (x, y), (vx, vy) = digits.train, digits.valid
+    assert x.shape == (1438, 64) and y.shape == (1438,)
+    assert vx.shape == (359, 64) and vy.shape == (359,)
+    assert x.dtype == mx.float32 and y.dtype == mx.int32
+    assert (digits.steps, digits.batch_size, digits.eval_every) == (300, 64, 50)
+    assert digits.metrics["accuracy"].direction == "maximize"
+
+
+def test_digits_split_is_the_same_in_every_build(digits):
+    again = tasks.build_digits()
+    for ours, theirs in zip(
+        [*digits.train, *digits.valid], [*again.train, *again.valid], strict=True
+    ):
+        assert mx.array_equal(ours, theirs)
+
+
+def test_digits_model_loss_and_accuracy(digits):
+    mx.random.seed(0)
+    model = digits.model()
+    vx, vy = digits.valid
+    assert model(vx[:5]).shape == (5, 10)
+    loss = digits.loss(model, vx, vy).item()
+    assert math.isclose(loss, math.log(10), rel_tol=0.2)
+    assert 0.0 <= digits.metrics["accuracy"].fn(model, vx, vy).item() <= 1.0
+
+
+def test_synthetic_is_small_deterministic_regression():
+    task, again = tasks.build_synthetic(), tasks.build_synthetic()
+    (x, y), (vx, vy) = task.train, task.valid
+    assert x.shape == (512, 8) and vx.shape == (128, 8) and y.shape == (512,)
+    assert mx.array_equal(x, again.train[0]) and mx.array_equal(vy, again.valid[1])
+    mx.random.seed(0)
+    model = task.model()
+    assert model(vx).shape == (128, 1)
+    assert task.loss(model, vx, vy).shape == ()
+    assert task.metrics["r2"].fn(model, vx, vy).item() < 1.0
