@@ -14,11 +14,27 @@ import click
 from tuner.errors import TunerError
 from tuner.plugins import Registry, load_plugins
 
+DEFAULT_STORAGE = "sqlite:///tuner.db"
+
+
+class UsageLine(click.ClickException):
+    """A usage error shown as one line, without click's usage banner."""
+
+    exit_code = 2
+
 
 class TunerGroup(click.Group):
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as error:
+            raise UsageLine(error.format_message()) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            raise UsageLine(error.format_message()) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as error:
@@ -76,14 +92,27 @@ def load_registry(plugins: Sequence[str]) -> Registry:
     return registry
 
 
+def storage_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--storage URL``, read from TUNER_STORAGE, default a SQLite file here."""
+    return click.option(
+        "--storage",
+        envvar="TUNER_STORAGE",
+        default=DEFAULT_STORAGE,
+        show_default=True,
+        metavar="URL",
+        help="Database URL: sqlite:///PATH, or postgresql+psycopg://USER@HOST/DB "
+        "(pip install tuner[postgres]). Env: TUNER_STORAGE.",
+    )(command)
+
+
 def main() -> None:
     cli(prog_name="tuner")
 
 
 def _add_commands() -> None:
-    from tuner.cli import plugins
+    from tuner.cli import db, plugins, search
 
-    for command in plugins.COMMANDS:
+    for command in [*plugins.COMMANDS, *search.COMMANDS, *db.COMMANDS]:
         cli.add_command(command)
 
 

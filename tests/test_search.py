@@ -1,0 +1,223 @@
+"""`tuner search` end to end: real MLX trials, a real SQLite file, real Optuna studies."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from tuner.cli import cli
+from tuner.db import open_store
+
+PLUGINS = Path(__file__).parent / "search_plugins"
+TUNER = Path(sys.executable).with_name("tuner")
+FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
+
+
+def search(storage, *args):
+    return CliRunner().invoke(cli, ["search", "--storage", storage, *FAST, *args])
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return f"sqlite:///{tmp_path / 'tuner.db'}"
+
+
+def finished(storage, study):
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return optuna.load_study(study_name=study, storage=storage).get_trials(states=states)
+
+
+def test_a_search_stores_every_trial_and_finds_the_best(storage):
+    result = search(storage, "--trials", "8", "--study", "s1")
+
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="s1", storage=storage)
+    assert len(finished(storage, "s1")) == 8
+    records = {r.number: r for r in open_store(storage).trials("s1")}
+    assert set(records) == {t.number for t in study.trials}
+    for trial in study.trials:
+        record = records[trial.number]
+        assert record.optimizer == trial.params["optimizer"]
+        assert record.params == trial.params
+        assert record.outcome in ("complete", "pruned", "diverged")
+        assert len(record.losses) == record.steps == len(record.lrs)
+    best = study.best_trial
+    assert records[best.number].value == pytest.approx(best.value)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Top ")
+    assert lines[3].split()[:2] == [str(best.number), f"{best.value:.4g}"]
+    assert lines[-1].startswith("Study s1 in sqlite:///")
+
+
+def test_trials_counts_the_whole_study_so_a_rerun_continues_it(storage):
+    assert search(storage, "--trials", "4", "--study", "s").exit_code == 0
+    assert search(storage, "--trials", "7", "--study", "s").exit_code == 0
+    assert len(finished(storage, "s")) == 7
+
+    again = search(storage, "--trials", "7", "--study", "s")
+
+    assert again.exit_code == 0
+    assert len(finished(storage, "s")) == 7
+
+
+def run_in_fresh_process(storage, *args):
+    subprocess.run(
+        [TUNER, "search", "--storage", storage, *FAST, "--quiet", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    study = optuna.load_study(study_name="seeded", storage=storage)
+    return [(t.params, t.value, t.state) for t in study.trials]
+
+
+def test_the_same_seed_gives_the_same_trials_in_a_fresh_process(tmp_path):
+    args = ["--trials", "6", "--study", "seeded", "--seed", "7"]
+    first = run_in_fresh_process(f"sqlite:///{tmp_path / 'a.db'}", *args)
+    second = run_in_fresh_process(f"sqlite:///{tmp_path / 'b.db'}", *args)
+    other = run_in_fresh_process(f"sqlite:///{tmp_path / 'c.db'}", *args[:-1], "8")
+
+    assert first == second
+    assert [p for p, _, _ in first] != [p for p, _, _ in other]
+
+
+def test_a_diverging_optimizer_is_pruned_and_recorded(storage):
+    result = search(
+        storage,
+        "--trials",
+        "3",
+        "--study",
+        "nan",
+        "--optimizers",
+        "poison",
+        "--plugin",
+        PLUGINS / "nan_optimizer.py",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "No complete trial yet in study nan (3 pruned)." in result.stdout
+    study = optuna.load_study(study_name="nan", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 3
+    for record in open_store(storage).trials("nan"):
+        assert record.outcome == "diverged"
+        assert record.reason.startswith("loss became nan at step ")
+
+
+def test_a_failing_trial_is_marked_and_the_study_goes_on(storage):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "search",
+            "--storage",
+            storage,
+            "--task",
+            "flaky",
+            "--trials",
+            "5",
+            "--study",
+            "f",
+            "--optimizers",
+            "adam",
+            "--schedules",
+            "constant",
+            "--plugin",
+            PLUGINS / "flaky_task.py",
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="f", storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert states[2] == "FAIL"
+    assert states.count("FAIL") == 1 and len(finished(storage, "f")) == 5
+    assert "trial 2 failed: RuntimeError: no model today" in result.stderr
+    record = next(r for r in open_store(storage).trials("f") if r.number == 2)
+    assert (record.outcome, record.reason) == ("failed", "RuntimeError: no model today")
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "digts"], "unknown task 'digts'; did you mean 'digits'?"),
+        (["--optimizers", "adamm"], "unknown optimizer 'adamm'; did you mean 'adam'?"),
+        (["--schedules", "cosin"], "unknown schedule 'cosin'; did you mean 'cosine'?"),
+        (["--trials", "0"], "--trials must be at least 1, got 0"),
+        (["--trials", "-3"], "--trials must be at least 1, got -3"),
+        (["--trials", "abc"], "Invalid value for '--trials': 'abc' is not a valid integer."),
+        (["--space", "lr=1..0.1"], "--space lr: low must be below high, got 1.0..0.1"),
+        (["--space", "adam.betaa=0.9"], "'adam' has no parameter 'betaa'; did you mean"),
+        (["--metric", "acuracy"], "unknown metric 'acuracy' of task 'digits'; did you mean"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+    db = tmp_path / "tuner.db"
+
+    result = CliRunner().invoke(cli, ["search", "--storage", f"sqlite:///{db}", *args])
+
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "digits", "--steps", "5"], "task 'synthetic', not 'digits'"),
+        (["--space", "lr=1e-3..1e-2:log"], "a different search space (lr.high was 1.0, now 0.01)"),
+        (["--optimizers", "adam"], "a different search space (optimizers"),
+        (["--metric", "r2"], "metric 'val_loss', not 'r2'"),
+    ],
+)
+def test_a_study_resumed_with_other_settings_says_what_differs(storage, tmp_path, args, message):
+    assert search(storage, "--trials", "2", "--study", "s").exit_code == 0
+    before = digest(tmp_path / "tuner.db")
+
+    result = search(storage, "--trials", "4", "--study", "s", *args)
+
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert digest(tmp_path / "tuner.db") == before
+
+
+def test_asking_for_a_gpu_this_mlx_lacks_names_the_package(storage, tmp_path):
+    import mlx.core as mx
+
+    if mx.is_available(mx.gpu):
+        pytest.skip("this MLX build has a GPU")
+    result = search(storage, "--device", "gpu")
+
+    assert result.exit_code == 2
+    assert "tuner[cuda]" in result.stderr
+    assert not (tmp_path / "tuner.db").exists()
+
+
+def test_the_installed_console_script_runs_a_search(tmp_path):
+    env = {**os.environ, "TUNER_STORAGE": f"sqlite:///{tmp_path / 'cli.db'}"}
+
+    result = subprocess.run(
+        [TUNER, "search", *FAST, "--trials", "3", "--study", "e2e"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Study e2e in sqlite:///" in result.stdout
+    plugins = subprocess.run(
+        [TUNER, "plugins", "--format", "json"], capture_output=True, text=True, check=True
+    )
+    assert "synthetic" in {t["name"] for t in json.loads(plugins.stdout)["tasks"]}

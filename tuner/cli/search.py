@@ -1,0 +1,264 @@
+"""``tuner search``: run a study, show its progress, and end with a leaderboard."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from tuner.cli import load_registry, plugin_option, storage_option
+from tuner.cli.output import number, table
+
+LEADERBOARD_SIZE = 5
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+
+@click.command("search")
+@click.option("--task", default="digits", show_default=True, help="The task to train.")
+@click.option(
+    "--trials",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Finished (complete or pruned) trials the study should hold; "
+    "run again with more to continue it.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop starting trials after this long.",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), help="Training steps a trial [task's default]."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [task's default].")
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=1),
+    help="Validate, report and maybe prune every N steps [task's default].",
+)
+@click.option(
+    "--study",
+    "study_name",
+    metavar="NAME",
+    help="Study to create or continue [a new readable name].",
+)
+@storage_option
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds the sampler and every trial: same seed, same study.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "gpu"]),
+    help="Where MLX trains [the GPU when there is one].",
+)
+@click.option("--optimizers", metavar="A,B", help="Optimizers to search [all registered].")
+@click.option("--schedules", metavar="X,Y", help="Schedules to search [all registered].")
+@click.option(
+    "--space",
+    "space",
+    multiple=True,
+    metavar="EXPR",
+    help="Narrow the search space (repeatable): lr=1e-4..1e-1:log, "
+    "adamw.weight_decay=1e-6..1e-2:log, sgd.nesterov=true,false, sgd.momentum=0.9.",
+)
+@click.option(
+    "--metric",
+    default="val_loss",
+    show_default=True,
+    help="What to optimise: val_loss (minimised) or a metric of the task, "
+    "such as accuracy, in its own direction.",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["tpe", "random", "cmaes", "gp", "qmc"]),
+    default="tpe",
+    show_default=True,
+    help="Optuna sampler.",
+)
+@click.option(
+    "--pruner",
+    type=click.Choice(["median", "hyperband", "sha", "none"]),
+    default="median",
+    show_default=True,
+    help="Optuna pruner.",
+)
+@plugin_option
+@click.option("-q", "--quiet", is_flag=True, help="Print only the study's name at the end.")
+def search_command(
+    task: str,
+    trials: int,
+    timeout: float | None,
+    steps: int | None,
+    batch_size: int | None,
+    eval_every: int | None,
+    study_name: str | None,
+    storage: str,
+    seed: int,
+    device: str | None,
+    optimizers: str | None,
+    schedules: str | None,
+    space: Sequence[str],
+    metric: str,
+    sampler: str,
+    pruner: str,
+    plugins: Sequence[str],
+    quiet: bool,
+) -> None:
+    """Search optimizers, schedules and their settings for TASK with short MLX trials.
+
+    Every trial trains the task's model from scratch with one sampled optimizer and schedule,
+    is pruned early when it falls behind, and is stored in --storage. Many processes, on many
+    machines, can work on one study: give them the same --study and --storage.
+
+    \b
+    Examples:
+      tuner search
+      tuner search --task synthetic --trials 20 --optimizers adam,sgd
+      tuner search --study mine --space lr=1e-3..1e-1:log --space sgd.momentum=0.9
+    """
+    import optuna
+
+    from tuner.db import mask_url, open_store
+    from tuner.study import SearchConfig, plan_search, run_search
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    config = SearchConfig(
+        task=task,
+        trials=trials,
+        timeout=timeout,
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        study=study_name,
+        seed=seed,
+        device=device,
+        optimizers=_names(optimizers),
+        schedules=_names(schedules),
+        space=space,
+        sampler=sampler,
+        pruner=pruner,
+        metric=metric,
+    )
+    plan = plan_search(config, load_registry(plugins))
+    display = None if quiet else Display(sys.stdout.isatty())
+    study = run_search(plan, storage, display.after_trial if display else None)
+    if display:
+        display.finish()
+    if quiet:
+        click.echo(study.study_name)
+        return
+    click.echo(leaderboard(study, metric, open_store(storage)))
+    click.echo(
+        f"\nStudy {study.study_name} in {mask_url(storage)}. "
+        f"Continue it: tuner search --study {study.study_name} --trials {trials * 2}"
+    )
+
+
+class Display:
+    """One live status line on a terminal; failed trials as lines on stderr."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+        self.started = time.monotonic()
+
+    def after_trial(self, study: Any, trial: Any, progress: Any) -> None:
+        import optuna
+
+        if trial.state == optuna.trial.TrialState.FAIL:
+            self._clear()
+            reason = trial.user_attrs.get("reason", "unknown error")
+            click.echo(f"trial {trial.number} failed: {reason}", err=True)
+        if not self.live:
+            return
+        done = len(
+            study.get_trials(
+                deepcopy=False,
+                states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
+            )
+        )
+        elapsed = time.monotonic() - self.started
+        left = elapsed / max(done, 1) * max(progress.total - done, 0)
+        line = f"{done}/{progress.total} trials  {_clock(elapsed)} elapsed  ~{_clock(left)} left"
+        try:
+            best = study.best_trial
+            line += (
+                f"  best {number(best.value)}: {best.params['optimizer']}"
+                f" + {best.params['schedule']}"
+            )
+        except ValueError:
+            pass
+        click.echo(f"\r\x1b[2K{line}", nl=False)
+
+    def _clear(self) -> None:
+        if self.live:
+            click.echo("\r\x1b[2K", nl=False)
+
+    def finish(self) -> None:
+        if self.live:
+            click.echo()
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes:d}:{seconds:02d}"
+
+
+def leaderboard(study: Any, metric: str, store: Any) -> str:
+    """The best complete trials as a table, best first, with the task's other metrics."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    best = sorted(complete, key=lambda t: (-t.value if reverse else t.value, t.number))
+    top = best[:LEADERBOARD_SIZE]
+    metrics = {t.number: store.trial(study.study_name, t.number).metrics for t in top}
+    others = sorted({k for m in metrics.values() for k in m} - {metric, "val_loss"})
+    rows = []
+    for trial in top:
+        params = trial.params
+        own = [
+            f"{key.split('.', 1)[1]}={_short(value)}"
+            for key, value in params.items()
+            if key.startswith((f"{params['optimizer']}.", f"{params['schedule']}."))
+        ]
+        if params["warmup"]:
+            own.append(f"warmup={_short(params['warmup'])}")
+        rows.append(
+            (
+                trial.number,
+                number(trial.value),
+                *(number(metrics[trial.number].get(key)) for key in others),
+                params["optimizer"],
+                params["schedule"],
+                number(params["lr"], 3),
+                " ".join(own) or "-",
+                f"{trial.duration.total_seconds():.1f}s",
+            )
+        )
+    if not rows:
+        counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        return f"No complete trial yet in study {study.study_name} ({summary or 'no trials'})."
+    title = f"Top {len(rows)} of {len(complete)} complete trials by {metric}"
+    headers = ["trial", metric, *others, "optimizer", "schedule", "lr", "settings", "time"]
+    return f"{title}\n{table(headers, rows)}"
+
+
+def _short(value: Any) -> str:
+    return number(value, 3) if isinstance(value, float) else str(value).lower()
+
+
+COMMANDS = [search_command]

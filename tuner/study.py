@@ -1,0 +1,391 @@
+"""An Optuna study over the registry: its settings, its sampler and pruner, and the objective
+that runs one MLX trial and hands its record to storage once, at its end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import random
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+import optuna
+
+from tuner.errors import BadInput, TunerError, did_you_mean
+from tuner.plugins import Registry
+from tuner.space import SearchSpace, build_space
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
+PRUNERS = ("median", "hyperband", "sha", "none")
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+# A study whose trials all fail tells nothing; stop it rather than spin.
+MAX_FAILURES_IN_A_ROW = 5
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """What ``tuner search`` was asked for; None means the task's or the registry's default."""
+
+    task: str = "digits"
+    trials: int = 60
+    timeout: float | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    eval_every: int | None = None
+    study: str | None = None
+    seed: int = 0
+    device: str | None = None
+    optimizers: Sequence[str] | None = None
+    schedules: Sequence[str] | None = None
+    space: Sequence[str] = ()
+    sampler: str = "tpe"
+    pruner: str = "median"
+    metric: str = "val_loss"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated search: everything resolved, nothing written yet."""
+
+    config: SearchConfig
+    registry: Registry
+    task: Any
+    space: SearchSpace
+    steps: int
+    batch_size: int
+    eval_every: int
+    direction: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_search(config: SearchConfig, registry: Registry) -> Plan:
+    """Check the request against the registry and resolve its defaults; raise on bad input."""
+    if config.trials < 1:
+        raise BadInput(f"--trials must be at least 1, got {config.trials}")
+    for option, name, known in (
+        ("sampler", config.sampler, SAMPLERS),
+        ("pruner", config.pruner, PRUNERS),
+    ):
+        if name not in known:
+            raise BadInput(f"unknown --{option} '{name}'{did_you_mean(name, known)}")
+    if config.sampler == "gp" and importlib.util.find_spec("torch") is None:
+        raise BadInput("--sampler gp needs PyTorch: pip install torch")
+    task_spec = registry.get("task", config.task)
+    optimizers = registry.select("optimizer", config.optimizers)
+    schedules = registry.select("schedule", config.schedules)
+    space = build_space(
+        {name: spec.space for name, spec in optimizers.items()},
+        {name: spec.space for name, spec in schedules.items()},
+        config.space,
+    )
+    task = task_spec.build()
+    steps = config.steps or task.steps
+    eval_every = min(config.eval_every or task.eval_every, steps)
+    if config.metric == "val_loss":
+        direction = "minimize"
+    elif config.metric in task.metrics:
+        direction = task.metrics[config.metric].direction
+    else:
+        known = ["val_loss", *task.metrics]
+        raise BadInput(
+            f"unknown metric '{config.metric}' of task '{config.task}'"
+            f"{did_you_mean(config.metric, known)}"
+        )
+    batch_size = config.batch_size or task.batch_size
+    settings = {
+        "task": config.task,
+        "metric": config.metric,
+        "direction": direction,
+        "steps": steps,
+        "batch_size": batch_size,
+        "eval_every": eval_every,
+        "space": space.to_json(),
+    }
+    return Plan(config, registry, task, space, steps, batch_size, eval_every, direction, settings)
+
+
+def differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """What a resumed study would change, in words; empty when it may simply continue."""
+    changes = []
+    for key, value in wanted.items():
+        if key == "space":
+            continue
+        if stored.get(key) != value:
+            changes.append(f"{key} {stored.get(key)!r}, not {value!r}")
+    if stored.get("space") != wanted["space"]:
+        changes.append(
+            f"a different search space ({_space_change(stored['space'], wanted['space'])})"
+        )
+    return changes
+
+
+def _space_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+                inner = _space_change(old[key], new[key])
+                return f"{key}.{inner}" if not inner.startswith("was") else f"{key} {inner}"
+            return f"{key} was {old.get(key)}, now {new.get(key)}"
+    return "unchanged"
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler ``--sampler`` names, seeded."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if name == "tpe":
+        # group=True lets TPE model each optimizer's conditional parameters on their own.
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # CMA-ES models only the parameters every trial shares; the rest are sampled at random.
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed)
+        )
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.QMCSampler(seed=seed)
+
+
+def make_pruner(name: str, steps: int, eval_every: int) -> optuna.pruners.BasePruner:
+    """The pruner ``--pruner`` names, measured in training steps."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=eval_every)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=eval_every, max_resource=steps)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=eval_every)
+    return optuna.pruners.NopPruner()
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    """A seed for trial ``number`` that depends on nothing but the study's seed."""
+    return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
+
+
+WORDS = (
+    "amber azure brisk calm crisp dawn eager fern gold hazel ivory jade keen lilac "
+    "mossy noble ocean pine quiet rapid sage swift tidy umber vivid warm zesty"
+).split()
+ANIMALS = (
+    "otter falcon heron lynx marten newt owl panda quail raven seal tapir viper wren yak "
+    "badger crane dingo egret finch gecko ibis koala lemur mole"
+).split()
+
+
+def new_study_name(task: str, taken: Sequence[str]) -> str:
+    """A readable name such as ``digits-brisk-otter`` that no study in storage has yet."""
+    rng = random.Random()
+    while True:
+        name = f"{task}-{rng.choice(WORDS)}-{rng.choice(ANIMALS)}"
+        if name not in taken:
+            return name
+
+
+def provenance(plan: Plan, device: str) -> dict[str, Any]:
+    """What produced the study: plugin versions, library versions, device, seed, command."""
+    used = (
+        {("optimizer", name) for name in plan.space.optimizers}
+        | {("schedule", name) for name in plan.space.schedules}
+        | {("task", plan.config.task)}
+    )
+    plugins = {
+        plan.registry.plugin_of(kind, name).name: plan.registry.plugin_of(kind, name).version
+        for kind, name in sorted(used)
+    }
+    return {
+        "plugins": plugins,
+        "versions": {lib: version(lib) for lib in ("mlx", "optuna", "tuner")},
+        "device": device,
+        "seed": plan.config.seed,
+        "command": " ".join(["tuner", *sys.argv[1:]]),
+    }
+
+
+@dataclass
+class Progress:
+    """What this run has done so far, for the display."""
+
+    total: int
+    started: float = field(default_factory=time.monotonic)
+    failures_in_a_row: int = 0
+    last_failure: str | None = None
+
+
+def objective_for(plan: Plan, store: Any, device: str) -> Callable[[optuna.Trial], float]:
+    """The Optuna objective: sample, train, report at eval points, store one record."""
+    from tuner.db import TrialRecord
+    from tuner.train import run_trial
+
+    registry, config = plan.registry, plan.config
+
+    def objective(trial: optuna.Trial) -> float:
+        sample = plan.space.sample(trial)
+        seed = trial_seed(config.seed, trial.number)
+        base = {
+            "study": trial.study.study_name,
+            "number": trial.number,
+            "optuna_trial_id": trial._trial_id,
+            "optimizer": sample.optimizer,
+            "schedule": sample.schedule,
+            "params": trial.params,
+            "seed": seed,
+        }
+
+        def on_eval(step: int, value: float) -> bool:
+            if math.isfinite(value):
+                trial.report(value, step)
+            return trial.should_prune()
+
+        started = time.monotonic()
+        try:
+            result = run_trial(
+                plan.task,
+                registry.optimizers[sample.optimizer],
+                registry.schedules[sample.schedule],
+                sample,
+                steps=plan.steps,
+                batch_size=plan.batch_size,
+                eval_every=plan.eval_every,
+                seed=seed,
+                objective=config.metric,
+                on_eval=on_eval,
+            )
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            store.save_trial(
+                TrialRecord(
+                    **base,
+                    steps=0,
+                    wall_time_s=time.monotonic() - started,
+                    step_time_s=None,
+                    compiled=False,
+                    metrics={},
+                    value=None,
+                    outcome="failed",
+                    reason=reason,
+                    losses=[],
+                    lrs=[],
+                    evals=[],
+                )
+            )
+            trial.set_user_attr("reason", reason)
+            raise
+        store.save_trial(TrialRecord(**base, **_result_fields(result)))
+        if result.reason:
+            trial.set_user_attr("reason", result.reason)
+        if result.outcome != "complete":
+            raise optuna.TrialPruned(result.reason)
+        return result.value
+
+    return objective
+
+
+def _result_fields(result: Any) -> dict[str, Any]:
+    fields = asdict(result)
+    return {
+        key: fields[key]
+        for key in (
+            "steps",
+            "wall_time_s",
+            "step_time_s",
+            "compiled",
+            "metrics",
+            "value",
+            "outcome",
+            "reason",
+            "losses",
+            "lrs",
+            "evals",
+        )
+    }
+
+
+def check_device(device: str | None) -> str:
+    """Make ``device`` MLX's default and return its name; None picks the GPU when there is one."""
+    import mlx.core as mx
+
+    if device is None:
+        device = "gpu" if mx.is_available(mx.gpu) else "cpu"
+    if device == "gpu" and not mx.is_available(mx.gpu):
+        raise BadInput(
+            "this MLX build has no GPU: on Linux install tuner[cuda] (mlx[cuda13]) for NVIDIA "
+            "GPUs; on a Mac with Apple silicon, mlx brings Metal"
+        )
+    mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
+    return device
+
+
+def run_search(
+    plan: Plan,
+    storage_url: str,
+    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial, Progress], None] | None = None,
+) -> optuna.Study:
+    """Create or resume the study and run trials until it holds ``trials`` finished ones."""
+    from tuner.db import StudyRecord, open_store, optuna_storage
+
+    config = plan.config
+    device = check_device(config.device)
+    store = open_store(storage_url)
+    storage = optuna_storage(storage_url)
+    names = optuna.get_all_study_names(storage=storage)
+    name = config.study or new_study_name(config.task, names)
+    existing = 0
+    if name in names:
+        record = store.study(name)
+        changes = differences(record.settings, plan.settings) if record else []
+        if changes:
+            raise BadInput(
+                f"study '{name}' was created with {'; '.join(changes)}: "
+                "run it with its own settings, or give a new --study name"
+            )
+        existing = len(optuna.load_study(study_name=name, storage=storage).trials)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction=plan.direction,
+        sampler=make_sampler(config.sampler, trial_seed(config.seed, existing)),
+        pruner=make_pruner(config.pruner, plan.steps, plan.eval_every),
+        load_if_exists=True,
+    )
+    if name not in names:
+        store.save_study(
+            StudyRecord(
+                name=name, task=config.task, settings=plan.settings, **provenance(plan, device)
+            )
+        )
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    progress = Progress(total=config.trials)
+    if finished >= config.trials:
+        return study
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == optuna.trial.TrialState.FAIL:
+            progress.failures_in_a_row += 1
+            progress.last_failure = trial.user_attrs.get("reason")
+            if progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+                study.stop()
+        else:
+            progress.failures_in_a_row = 0
+        if on_trial:
+            on_trial(study, trial, progress)
+
+    study.optimize(
+        objective_for(plan, store, device),
+        timeout=config.timeout,
+        callbacks=[optuna.study.MaxTrialsCallback(config.trials, states=FINISHED), after_trial],
+        catch=(Exception,),
+    )
+    if progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+        raise TunerError(
+            f"stopped after {MAX_FAILURES_IN_A_ROW} failed trials in a row in study '{name}'; "
+            f"the last: {progress.last_failure}"
+        )
+    return study
