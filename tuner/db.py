@@ -18,6 +18,8 @@ import math
 import os
 import re
 import sqlite3
+import time
+import warnings
 import weakref
 import zlib
 from collections.abc import Callable, Iterator
@@ -61,7 +63,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -75,6 +77,8 @@ from sqlalchemy.orm import (
 from tuner.errors import BadInput, TunerError
 
 VERSION_TABLE = "tuner_alembic_version"
+HEARTBEAT_S = 30
+OPTUNA_CREATE_TRIES = 5
 TABLE_PREFIX = "tuner_"
 OUTCOMES = ("complete", "pruned", "diverged", "failed")
 # Long enough to outwait every other writer's one-transaction trial record, short enough that
@@ -253,18 +257,46 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _rdb_storage(parsed: URL, url: str) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            parsed.render_as_string(hide_password=False),
+            engine_kwargs=engine_kwargs(url),
+            # A worker that dies mid-trial leaves it RUNNING; without a heartbeat it would stay
+            # so forever. With one, the next worker to start a trial marks it FAIL.
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=3 * HEARTBEAT_S,
+        )
+
+
+def _lost_creation_race(error: SQLAlchemyError) -> bool:
+    return isinstance(error, IntegrityError) or "already exists" in str(error)
+
+
 def optuna_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's storage on ``url``, with tuner's engine settings; tuner's tables are made ready
     first (created or upgraded on SQLite, checked on PostgreSQL), as by :func:`open_store`.
     """
     parsed = _parse(url)
     open_store(url).close()
-    try:
-        storage = optuna.storages.RDBStorage(
-            parsed.render_as_string(hide_password=False), engine_kwargs=engine_kwargs(url)
-        )
-    except SQLAlchemyError as error:
-        raise _failure(error, parsed) from None
+    for attempt in range(OPTUNA_CREATE_TRIES):
+        try:
+            storage = _rdb_storage(parsed, url)
+            break
+        except SQLAlchemyError as error:
+            # Workers that start together on a new database race to create Optuna's tables;
+            # the loser finds them made when it tries again.
+            if attempt + 1 == OPTUNA_CREATE_TRIES or not _lost_creation_race(error):
+                raise _failure(error, parsed) from None
+            time.sleep(0.2)
+        except RuntimeError as error:
+            if "table schema" not in str(error):
+                raise
+            raise TunerError(
+                f"{mask_url(url)}: its alembic_version table is not Optuna's, and Optuna keeps "
+                "its schema version there: give tuner a database (or schema) of its own"
+            ) from None
     _ENGINES.add(storage.engine)
     return storage
 

@@ -50,7 +50,9 @@ def tuner_register_optimizers(register):
     each ``Float`` parameter then arrives as a scalar ``mx.array``, while ``Int`` and ``Choice``
     parameters arrive as Python values and select another compiled graph. So compute with
     ``Float`` parameters using arithmetic or ``mx`` functions; never branch on them in Python
-    (``if momentum > 0`` cannot be traced).
+    (``if momentum > 0`` cannot be traced). ``build`` is also called once per trial outside
+    the trace, with the same parameters as concrete arrays, to create the optimizer's initial
+    state: keep it cheap and free of side effects.
     """
 
 
@@ -62,7 +64,8 @@ def tuner_register_schedules(register):
     learning rate. ``lr`` is the peak rate, ``steps`` the number of steps the schedule runs
     over; after them it holds its last value. As with optimizers, ``lr`` and ``Float``
     parameters may arrive as scalar ``mx.array`` values: compute with them, don't branch on
-    them. ``steps`` and ``Int`` parameters are Python ints.
+    them. ``steps`` and ``Int`` parameters are Python ints. The callable must return an
+    ``mx.array``, which optimizers expect of a learning rate.
 
     Warmup is not a schedule's business: tuner puts a linear warmup from 0 in front of any
     schedule with ``mlx.optimizers.join_schedules``, and the schedule then runs over the steps

@@ -1,0 +1,70 @@
+"""Optuna's distributed mode: several `tuner search` processes on one study and one database."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+from click.testing import CliRunner
+
+from tuner.cli import cli
+from tuner.db import open_store
+
+TUNER = Path(sys.executable).with_name("tuner")
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def test_workers_started_together_share_one_new_study(storage_url):
+    if storage_url.startswith("postgresql"):
+        subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
+    command = [
+        TUNER,
+        "search",
+        "--storage",
+        storage_url,
+        "--task",
+        "synthetic",
+        "--trials",
+        "10",
+        "--study",
+        "shared",
+        "--optimizers",
+        "adam,sgd",
+        "--quiet",
+    ]
+
+    workers = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [worker.communicate() for worker in workers]
+
+    assert [w.returncode for w in workers] == [0, 0, 0], outputs
+    assert [out for out, _ in outputs] == ["shared\n"] * 3
+    study = optuna.load_study(study_name="shared", storage=storage_url)
+    finished = study.get_trials(states=FINISHED)
+    # Each worker checks the count after its own trial, so the last ones may overshoot.
+    assert 10 <= len(finished) <= 12
+    assert len(study.trials) == len(finished)
+    records = open_store(storage_url).trials("shared", curves=False)
+    assert sorted(r.number for r in records) == sorted(t.number for t in study.trials)
+
+
+def test_a_database_whose_alembic_version_is_another_apps_says_so(sqlite_url):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('c0ffee12')"))
+    engine.dispose()
+
+    result = CliRunner().invoke(
+        cli, ["search", "--storage", sqlite_url, "--task", "synthetic", "--trials", "1"]
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {sqlite_url}: its alembic_version table is not Optuna's, and Optuna keeps its "
+        "schema version there: give tuner a database (or schema) of its own\n"
+    )
