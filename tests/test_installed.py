@@ -1,0 +1,79 @@
+"""tuner as a user installs it: a wheel in a fresh virtual environment, with the example plugin
+package installed beside it and found through its entry point."""
+
+import json
+import shutil
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+JUNK = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", "*.db")
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """The bin folder of a new virtual environment holding tuner and the example plugin."""
+    where = tmp_path_factory.mktemp("installed")
+    # Copies, because pip builds in the source tree and would leave build/ behind in the checkout.
+    shutil.copytree(ROOT, where / "source", ignore=JUNK)
+    venv.create(where / "venv", with_pip=True)
+    bin = where / "venv" / "bin"
+    subprocess.run(
+        [bin / "pip", "install", "-q", where / "source", where / "source/examples/example-plugin"],
+        check=True,
+        capture_output=True,
+    )
+    return bin
+
+
+def tuner(fresh, *args, cwd=None):
+    return subprocess.run(
+        [fresh / "tuner", *args], capture_output=True, text=True, check=True, cwd=cwd
+    ).stdout
+
+
+def test_the_example_package_is_found_through_its_entry_point(fresh):
+    data = json.loads(tuner(fresh, "plugins", "--format", "json"))
+
+    assert data["errors"] == []
+    example = [p for p in data["plugins"] if p["name"] == "example"]
+    assert example == [
+        {"name": "example", "version": "0.1.0", "source": "entry point of tuner-example-plugin"}
+    ]
+    assert {"signum"} <= {o["name"] for o in data["optimizers"] if o["plugin"] == "example"}
+    assert [s["name"] for s in data["schedules"] if s["plugin"] == "example"] != []
+
+
+def test_the_single_file_example_is_listed_when_passed(fresh):
+    plugin = ROOT / "examples" / "single_file_plugin.py"
+
+    data = json.loads(tuner(fresh, "plugins", "--format", "json", "--plugin", str(plugin)))
+
+    mine = {
+        o["name"]
+        for o in data["optimizers"] + data["schedules"]
+        if o["plugin"] == "single_file_plugin"
+    }
+    assert mine == {"adamw_bc", "polynomial"}
+
+
+def test_the_installed_tuner_searches_the_plugin_optimizer(fresh, tmp_path):
+    out = tuner(
+        fresh,
+        "search",
+        "--task",
+        "synthetic",
+        "--trials",
+        "3",
+        "--optimizers",
+        "signum",
+        "--study",
+        "plugged",
+        cwd=tmp_path,
+    )
+
+    assert "signum" in out.split("\n", 3)[3]
+    assert (tmp_path / "tuner.db").exists()
