@@ -45,6 +45,11 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
                 "weight_decay": Float(1e-3, 1e-1, log=True),
             },
             description="AdamW with bias-corrected moments (Kingma & Ba 2015)",
+            # What `tuner export` prints for this optimizer: each argument's repr is its source.
+            code=lambda learning_rate, beta1, beta2, weight_decay: (
+                f"optim.AdamW(learning_rate={learning_rate!r}, betas=[{beta1!r}, {beta2!r}], "
+                f"weight_decay={weight_decay!r}, bias_correction=True)"
+            ),
         )
     )
 
@@ -58,5 +63,8 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             # 1 is a linear decay to zero; DeepLab's "poly" policy uses 0.9 (Chen et al. 2017).
             space={"power": Float(0.5, 2.0)},
             description="a polynomial decay from the peak to zero",
+            code=lambda lr, steps, power: (
+                f"lambda step: {lr!r} * (1 - mx.minimum(step, {steps!r}) / {steps!r}) ** {power!r}"
+            ),
         )
     )

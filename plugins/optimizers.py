@@ -10,6 +10,9 @@ Each space holds the one to three settings the optimizer's paper or common pract
 the ranges they report; the rest keep MLX's defaults (but for two switches of Adafactor's), so a
 winning setting carries over to ``mlx.optimizers`` as keyword arguments. The peak rate is the
 shared ``lr`` dimension.
+
+Each spec's ``code`` writes that carried-over optimizer for ``tuner export``: MLX's own class
+with the same settings, even for SGD and Lion, whose subclasses here keep MLX's arithmetic.
 """
 
 from __future__ import annotations
@@ -90,6 +93,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
                 "weight_decay": Float(1e-5, 1e-3, log=True),
             },
             description="SGD with heavy-ball or Nesterov momentum and an L2 weight decay",
+            code=lambda learning_rate, momentum, nesterov, weight_decay: (
+                f"optim.SGD(learning_rate={learning_rate!r}, momentum={momentum!r}, "
+                f"weight_decay={weight_decay!r}, nesterov={nesterov!r})"
+            ),
         )
     )
     register(
@@ -107,6 +114,9 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             },
             description="RMSprop: steps divided by a running RMS of the gradient "
             "(Tieleman & Hinton 2012)",
+            code=lambda learning_rate, alpha, eps: (
+                f"optim.RMSprop(learning_rate={learning_rate!r}, alpha={alpha!r}, eps={eps!r})"
+            ),
         )
     )
     register(
@@ -117,6 +127,9 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             space={"eps": Float(1e-10, 1e-6, log=True)},
             description="Adagrad: per-weight steps shrinking with the summed squared gradients "
             "(Duchi et al. 2011)",
+            code=lambda learning_rate, eps: (
+                f"optim.Adagrad(learning_rate={learning_rate!r}, eps={eps!r})"
+            ),
         )
     )
     register(
@@ -129,6 +142,9 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             space={"rho": Float(0.9, 0.99), "eps": Float(1e-8, 1e-4, log=True)},
             description="AdaDelta: steps sized by the RMS of past updates; its natural rate "
             "is 1 (Zeiler 2012)",
+            code=lambda learning_rate, rho, eps: (
+                f"optim.AdaDelta(learning_rate={learning_rate!r}, rho={rho!r}, eps={eps!r})"
+            ),
         )
     )
     register(
@@ -140,6 +156,9 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             space={"beta1": BETA1, "beta2": BETA2},
             description="Adam: momentum over a running RMS of the gradient, without bias "
             "correction as MLX defaults (Kingma & Ba 2015)",
+            code=lambda learning_rate, beta1, beta2: (
+                f"optim.Adam(learning_rate={learning_rate!r}, betas=[{beta1!r}, {beta2!r}])"
+            ),
         )
     )
     register(
@@ -156,6 +175,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
                 "weight_decay": Float(1e-3, 1e-1, log=True),
             },
             description="AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019)",
+            code=lambda learning_rate, beta1, beta2, weight_decay: (
+                f"optim.AdamW(learning_rate={learning_rate!r}, betas=[{beta1!r}, {beta2!r}], "
+                f"weight_decay={weight_decay!r})"
+            ),
         )
     )
     register(
@@ -168,6 +191,9 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             # no start-up bias, so beta2 may come closer to 1 than Adam's.
             space={"beta1": BETA1, "beta2": Float(0.99, 0.9999)},
             description="Adamax: Adam with an infinity-norm second moment (Kingma & Ba 2015)",
+            code=lambda learning_rate, beta1, beta2: (
+                f"optim.Adamax(learning_rate={learning_rate!r}, betas=[{beta1!r}, {beta2!r}])"
+            ),
         )
     )
     register(
@@ -186,6 +212,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             },
             description="Lion: sign of interpolated momentum; wants a rate 3-10x below AdamW's "
             "(Chen et al. 2023)",
+            code=lambda learning_rate, beta1, beta2, weight_decay: (
+                f"optim.Lion(learning_rate={learning_rate!r}, betas=[{beta1!r}, {beta2!r}], "
+                f"weight_decay={weight_decay!r})"
+            ),
         )
     )
     register(
@@ -208,6 +238,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             },
             description="Adafactor: factored second moments and update clipping, at the "
             "searched rate (Shazeer & Stern 2018)",
+            code=lambda learning_rate, decay_rate, beta_1: (
+                f"optim.Adafactor(learning_rate={learning_rate!r}, decay_rate={decay_rate!r}, "
+                f"beta_1={beta_1!r}, relative_step=False, scale_parameter=False)"
+            ),
         )
     )
     register(
@@ -220,5 +254,9 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             space={"momentum": Float(0.9, 0.99), "nesterov": Choice((True, False))},
             description="Muon: momentum orthogonalised by Newton-Schulz for matrices, plain "
             "for vectors (Jordan 2024)",
+            code=lambda learning_rate, momentum, nesterov: (
+                f"optim.Muon(learning_rate={learning_rate!r}, momentum={momentum!r}, "
+                f"nesterov={nesterov!r})"
+            ),
         )
     )

@@ -3,7 +3,8 @@
 Each is MLX's own schedule function where one exists, with its values given as factors of the
 peak rate, so the shared ``lr`` dimension stays the peak whatever the schedule. The peak and the
 ``Float`` factors may be traced ``mx.array`` values (see ``tuner_register_schedules``), so they
-are only computed with. Every schedule holds its last value after ``steps``.
+are only computed with. Every schedule holds its last value after ``steps``. Each spec's
+``code`` writes the same arithmetic as MLX code for ``tuner export``.
 """
 
 from __future__ import annotations
@@ -38,16 +39,28 @@ def exponential(lr: Any, steps: int, decay_rate: Any) -> Schedule:
     return lambda step: decay(mx.minimum(step, steps))
 
 
-def staircase(lr: Any, steps: int, decay_rate: Any, drops: int) -> Schedule:
+def _interval(steps: int, drops: int) -> int:
     # Equal intervals, so that the run sees exactly `drops` drops: the last one comes before
     # step `steps`, where clamping to `steps - 1` holds the value.
-    decay = optim.step_decay(lr, decay_rate, math.ceil(steps / (drops + 1)))
+    return math.ceil(steps / (drops + 1))
+
+
+def staircase(lr: Any, steps: int, decay_rate: Any, drops: int) -> Schedule:
+    decay = optim.step_decay(lr, decay_rate, _interval(steps, drops))
     return lambda t: decay(mx.minimum(t, steps - 1))
 
 
 @hookimpl
 def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
-    register(ScheduleSpec("constant", constant, {}, "the peak rate throughout"))
+    register(
+        ScheduleSpec(
+            "constant",
+            constant,
+            {},
+            "the peak rate throughout",
+            code=lambda lr, steps: f"lambda step: {lr!r}",
+        )
+    )
     register(
         ScheduleSpec(
             "linear",
@@ -56,6 +69,10 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             # decay to zero beats cosine. A ramp up is warmup's job.
             {"start_factor": Float(0.5, 1.0), "end_factor": Float(0.0, 0.5)},
             "a straight line from start_factor to end_factor times the peak",
+            code=lambda lr, steps, start_factor, end_factor: (
+                f"optim.linear_schedule({start_factor!r} * {lr!r}, {end_factor!r} * {lr!r}, "
+                f"{steps!r})"
+            ),
         )
     )
     register(
@@ -66,6 +83,9 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             # et al. 2022).
             {"end_factor": Float(0.0, 0.1)},
             "a half cosine from the peak down to end_factor times the peak",
+            code=lambda lr, steps, end_factor: (
+                f"optim.cosine_decay({lr!r}, {steps!r}, end={end_factor!r} * {lr!r})"
+            ),
         )
     )
     register(
@@ -76,6 +96,10 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             # peak. Longer runs want rates nearer 1: override with --space.
             {"decay_rate": Float(0.99, 0.999)},
             "the peak times decay_rate to the power of the step",
+            code=lambda lr, steps, decay_rate: (
+                f"lambda step: optim.exponential_decay({lr!r}, {decay_rate!r})"
+                f"(mx.minimum(step, {steps!r}))"
+            ),
         )
     )
     register(
@@ -86,5 +110,9 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             # The number of drops rather than their spacing, so it fits runs of any length.
             {"decay_rate": Float(0.1, 0.5, log=True), "drops": Int(1, 3)},
             "the peak times decay_rate after each of `drops` equal intervals of the run",
+            code=lambda lr, steps, decay_rate, drops: (
+                f"lambda step: optim.step_decay({lr!r}, {decay_rate!r}, "
+                f"{_interval(steps, drops)!r})(mx.minimum(step, {steps - 1!r}))"
+            ),
         )
     )

@@ -368,7 +368,7 @@ def test_a_driver_message_that_echoes_the_password_is_scrubbed():
     url = make_url("postgresql+psycopg://postgres:s3cret@127.0.0.1/test")
     echoed = OperationalError("connect", {}, Exception("bad dsn 'password=s3cret host=x'\nmore"))
 
-    message = str(db._failure(echoed, url))
+    message = str(db.storage_failure(echoed, url))
 
     assert "s3cret" not in message
     assert (

@@ -24,6 +24,7 @@ CASES = {
     "empty_space": "schedule 'spaceless' refused: build() needs 'level', which its space",
     "build_not_callable": "schedule 'uncallable' refused: build must be callable, not str",
     "builtin_clash": "schedule 'cosine' refused: the name is taken by a built-in",
+    "code_not_callable": "schedule 'uncoded' refused: code must be callable, not str",
 }
 
 

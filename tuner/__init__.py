@@ -4,7 +4,19 @@ The plugin API lives here: ``hookimpl``, the specs a plugin registers, and the p
 of a search space.
 """
 
+from tuner.export import build_optimizer
 from tuner.hookspecs import hookimpl
+from tuner.query import (
+    Comparison,
+    Counts,
+    GroupStats,
+    Provenance,
+    Results,
+    StudySummary,
+    TrialDetail,
+    TrialSummary,
+    open_results,
+)
 from tuner.space import Choice, Float, Int
 from tuner.specs import Metric, OptimizerSpec, ScheduleSpec, Task, TaskSpec
 
@@ -12,12 +24,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Choice",
+    "Comparison",
+    "Counts",
     "Float",
+    "GroupStats",
     "Int",
     "Metric",
     "OptimizerSpec",
+    "Provenance",
+    "Results",
     "ScheduleSpec",
+    "StudySummary",
     "Task",
     "TaskSpec",
+    "TrialDetail",
+    "TrialSummary",
+    "build_optimizer",
     "hookimpl",
+    "open_results",
 ]

@@ -166,7 +166,7 @@ def _scrub(message: str, url: URL) -> str:
     return message
 
 
-def _failure(error: SQLAlchemyError, url: URL) -> TunerError:
+def storage_failure(error: SQLAlchemyError, url: URL) -> TunerError:
     """One line that says what went wrong with the database at ``url``, password masked."""
     cause = getattr(error, "orig", None) or error
     lines = str(cause).strip().splitlines()
@@ -288,7 +288,7 @@ def optuna_storage(url: str) -> optuna.storages.RDBStorage:
             # Workers that start together on a new database race to create Optuna's tables;
             # the loser finds them made when it tries again.
             if attempt + 1 == OPTUNA_CREATE_TRIES or not _lost_creation_race(error):
-                raise _failure(error, parsed) from None
+                raise storage_failure(error, parsed) from None
             time.sleep(0.2)
         except RuntimeError as error:
             if "table schema" not in str(error):
@@ -559,7 +559,7 @@ class Store:
                     session.connection(execution_options={READ_ONLY: True})
                 yield session
         except SQLAlchemyError as error:
-            raise _failure(error, self._engine.url) from None
+            raise storage_failure(error, self._engine.url) from None
 
     def save_study(self, record: StudyRecord) -> None:
         """Record a study; a study that already has a record (one resumed) keeps its first."""
@@ -766,7 +766,7 @@ def open_store(url: str) -> Store:
         _ready(engine)
     except SQLAlchemyError as error:
         engine.dispose()
-        raise _failure(error, engine.url) from None
+        raise storage_failure(error, engine.url) from None
     except BaseException:
         engine.dispose()
         raise
@@ -786,7 +786,7 @@ def _engine_for(url: str, *, create: bool) -> Iterator[Engine | None]:
     try:
         yield engine
     except SQLAlchemyError as error:
-        raise _failure(error, engine.url) from None
+        raise storage_failure(error, engine.url) from None
     finally:
         engine.dispose()
 

@@ -53,6 +53,24 @@ def tuner_register_optimizers(register):
     (``if momentum > 0`` cannot be traced). ``build`` is also called once per trial outside
     the trace, with the same parameters as concrete arrays, to create the optimizer's initial
     state: keep it cheap and free of side effects.
+
+    ``code``, optional, lets ``tuner export`` print a trial of your optimizer as plain MLX code
+    that needs no tuner. ``code(learning_rate, **params)`` returns one Python expression that
+    builds the same optimizer as ``build``, using only ``optim`` (``mlx.optimizers``) and
+    ``mx`` (``mlx.core``). Every argument is a value whose ``repr`` is its Python source in the
+    printed code, so write each one with ``!r``::
+
+        code=lambda learning_rate, momentum: (
+            f"optim.SGD(learning_rate={learning_rate!r}, momentum={momentum!r})"
+        )
+
+    ``learning_rate`` stands for the schedule, and each ``Float`` parameter for a float32
+    ``mx.array`` such as ``mx.array(0.9)``: the trial computed with those, and Python floats
+    would round differently (``1 - beta`` of a float is computed in float64, then rounded to
+    float32), so compute nothing with them. ``Int`` and ``Choice`` parameters are their plain
+    values. The code must do exactly what ``build`` does, or the export is not the optimizer
+    the trial ran. Without ``code``, the export calls ``tuner.build_optimizer``, which needs
+    your plugin where the code runs.
     """
 
 
@@ -70,6 +88,18 @@ def tuner_register_schedules(register):
     Warmup is not a schedule's business: tuner puts a linear warmup from 0 in front of any
     schedule with ``mlx.optimizers.join_schedules``, and the schedule then runs over the steps
     that remain, its step counter restarting at 0.
+
+    ``code(lr, steps, **params)``, optional, returns the Python expression of the same schedule
+    for ``tuner export``, under the rules of an optimizer's ``code``: ``lr`` stands for the peak,
+    a float32 ``mx.array``; ``steps`` is an int; and the expression's value is a callable from
+    the step, such as ``optim.cosine_decay(...)`` or ``lambda step: ...``::
+
+        code=lambda lr, steps, end_factor: (
+            f"optim.cosine_decay({lr!r}, {steps!r}, end={end_factor!r} * {lr!r})"
+        )
+
+    ``end_factor * lr`` stays a product of arrays, as ``build`` computes it: a product of
+    Python floats would be rounded in float64, not in float32 as the trial rounded it.
     """
 
 

@@ -206,8 +206,10 @@ def _validate(registry: Registry, kind: str, spec: Any) -> None:
     if owner is not None:
         taken_by = "a built-in" if owner.source == BUILTIN else f"plugin '{owner.name}'"
         raise ValueError(f"the name is taken by {taken_by}")
-    if not callable(spec.build):
-        raise ValueError(f"build must be callable, not {type(spec.build).__name__}")
+    for hook in ("build", "code"):
+        value = getattr(spec, hook, None)
+        if not callable(value) and (hook == "build" or value is not None):
+            raise ValueError(f"{hook} must be callable, not {type(value).__name__}")
     space = getattr(spec, "space", {})
     validate_space(space)
     _check_signature(spec.build, given, space)

@@ -199,6 +199,32 @@ class Sample:
     lr: float
     warmup: float
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Sample:
+        """The sample a trial drew, from Optuna's flat ``trial.params``.
+
+        Optuna keeps one flat dict per trial, named as :meth:`SearchSpace.sample` suggests them:
+        ``optimizer``, ``schedule``, ``lr``, ``warmup``, then ``<optimizer>.<param>`` and
+        ``<schedule>.<param>``. Plugin names hold no dot, so the prefix names the owner.
+        Raises ValueError when a shared parameter is missing.
+        """
+        missing = [name for name in ("optimizer", "schedule", *SHARED) if name not in params]
+        if missing:
+            raise ValueError(f"the trial's parameters lack {', '.join(missing)}")
+
+        def own(prefix: str) -> dict[str, Any]:
+            start = f"{prefix}."
+            return {k[len(start) :]: v for k, v in params.items() if k.startswith(start)}
+
+        return cls(
+            optimizer=params["optimizer"],
+            optimizer_params=own(params["optimizer"]),
+            schedule=params["schedule"],
+            schedule_params=own(params["schedule"]),
+            lr=params["lr"],
+            warmup=params["warmup"],
+        )
+
 
 @dataclass(frozen=True)
 class SearchSpace:

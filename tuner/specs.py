@@ -16,12 +16,17 @@ class OptimizerSpec:
     ``build(learning_rate, **params)`` returns an ``mlx.optimizers.Optimizer``.
     ``learning_rate`` is a float or a schedule callable; ``params`` holds one value for every
     key of ``space``.
+
+    ``code(learning_rate, **params)``, optional, returns the Python expression that builds the
+    same optimizer from ``mlx.optimizers`` (as ``optim``) and ``mlx.core`` (as ``mx``), so that
+    ``tuner export`` can print MLX code that needs no tuner; see ``tuner_register_optimizers``.
     """
 
     name: str
     build: Callable[..., Any]
     space: Mapping[str, Param]
     description: str = ""
+    code: Callable[..., str] | None = None
 
 
 @dataclass(frozen=True)
@@ -30,12 +35,16 @@ class ScheduleSpec:
 
     ``build(lr, steps, **params)`` returns a callable from the step to the learning rate;
     ``lr`` is the peak rate and ``steps`` the number of steps the schedule runs over.
+
+    ``code(lr, steps, **params)``, optional, returns the Python expression of the same schedule
+    for ``tuner export``, as ``OptimizerSpec.code`` does for an optimizer.
     """
 
     name: str
     build: Callable[..., Callable[[Any], Any]]
     space: Mapping[str, Param]
     description: str = ""
+    code: Callable[..., str] | None = None
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ class TrialResult:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class TrialPlan:
     """One trial's settings, split into what selects a graph and what flows into it."""
 
     optimizer: OptimizerSpec
@@ -69,7 +69,7 @@ class _Plan:
     @classmethod
     def of(
         cls, optimizer: OptimizerSpec, schedule: ScheduleSpec, sample: Sample, steps: int
-    ) -> _Plan:
+    ) -> TrialPlan:
         opt_floats, opt_static = _split(optimizer.space, sample.optimizer_params)
         sched_floats, sched_static = _split(schedule.space, sample.schedule_params)
         return cls(
@@ -138,7 +138,7 @@ class _Graph:
 _GRAPHS: dict[tuple[Any, ...], _Graph] = {}
 
 
-def _graph_for(key: tuple[Any, ...], task: Task, plan: _Plan, model: nn.Module) -> _Graph:
+def _graph_for(key: tuple[Any, ...], task: Task, plan: TrialPlan, model: nn.Module) -> _Graph:
     """The cached graph of ``key``, or a new one around ``model``, the trial's fresh model."""
     graph = _GRAPHS.get(key)
     if graph is None:
@@ -151,7 +151,7 @@ def _graph_for(key: tuple[Any, ...], task: Task, plan: _Plan, model: nn.Module) 
     return graph
 
 
-def _compile(graph: _Graph, plan: _Plan) -> Callable[[mx.array, mx.array], Any]:
+def _compile(graph: _Graph, plan: TrialPlan) -> Callable[[mx.array, mx.array], Any]:
     loss_and_grad = nn.value_and_grad(graph.model, graph.task.loss)
 
     def step(x: mx.array, y: mx.array) -> tuple[mx.array, mx.array]:
@@ -200,7 +200,7 @@ def run_trial(
     if objective != "val_loss" and objective not in task.metrics:
         known = ", ".join(["val_loss", *task.metrics])
         raise ValueError(f"unknown objective '{objective}'; this task has: {known}")
-    plan = _Plan.of(optimizer, schedule, sample, steps)
+    plan = TrialPlan.of(optimizer, schedule, sample, steps)
     run = _Run(task, plan, batch_size, eval_every, seed, objective, on_eval, started)
     key = None if eager else plan.key(task, batch_size)
     graph = _GRAPHS.get(key)
@@ -211,7 +211,7 @@ def run_trial(
             graph = _GRAPHS[key]
             graph.fallback = f"compile failed, so it ran eagerly: {failure}"
         # A failed trace leaves tracers in the arrays it was given: start from new ones.
-        run = replace(run, plan=_Plan.of(optimizer, schedule, sample, steps))
+        run = replace(run, plan=TrialPlan.of(optimizer, schedule, sample, steps))
     return run.train(None, note=graph.fallback if graph else None)
 
 
@@ -220,7 +220,7 @@ class _Run:
     """The arguments of one trial."""
 
     task: Task
-    plan: _Plan
+    plan: TrialPlan
     batch_size: int
     eval_every: int
     seed: int
@@ -313,7 +313,7 @@ class _Log:
     step_times: list[float] = field(default_factory=list)
 
 
-def _reuse(graph: _Graph, plan: _Plan, fresh: nn.Module) -> tuple[nn.Module, Callable, list]:
+def _reuse(graph: _Graph, plan: TrialPlan, fresh: nn.Module) -> tuple[nn.Module, Callable, list]:
     """Point the cached graph at this trial: fresh weights, fresh optimizer state, its numbers."""
     graph.model.update(fresh.parameters())
     graph.hp.update(plan.hp)
@@ -325,7 +325,7 @@ def _reuse(graph: _Graph, plan: _Plan, fresh: nn.Module) -> tuple[nn.Module, Cal
     return graph.model, graph.step, graph.state
 
 
-def _eager(task: Task, plan: _Plan, model: nn.Module) -> tuple[nn.Module, Callable, list]:
+def _eager(task: Task, plan: TrialPlan, model: nn.Module) -> tuple[nn.Module, Callable, list]:
     optimizer = plan.build_optimizer(plan.hp)
     loss_and_grad = nn.value_and_grad(model, task.loss)
 

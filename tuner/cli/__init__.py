@@ -110,9 +110,15 @@ def main() -> None:
 
 
 def _add_commands() -> None:
-    from tuner.cli import db, plugins, search
+    from tuner.cli import db, export, plugins, results, search
 
-    for command in [*plugins.COMMANDS, *search.COMMANDS, *db.COMMANDS]:
+    for command in [
+        *plugins.COMMANDS,
+        *search.COMMANDS,
+        *results.COMMANDS,
+        *db.COMMANDS,
+        *export.COMMANDS,
+    ]:
         cli.add_command(command)
 
 

@@ -6,12 +6,16 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tuner.cli import load_registry, plugin_option, storage_option
-from tuner.cli.output import number, table
+from tuner.cli.output import number
+from tuner.cli.results import trial_table
+
+if TYPE_CHECKING:
+    from tuner.query import Results, TrialSummary
 
 LEADERBOARD_SIZE = 5
 
@@ -131,7 +135,8 @@ def search_command(
     """
     import optuna
 
-    from tuner.db import mask_url, open_store
+    from tuner.db import mask_url
+    from tuner.query import open_results
     from tuner.study import SearchConfig, plan_search, run_search
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -160,10 +165,17 @@ def search_command(
     if quiet:
         click.echo(study.study_name)
         return
-    click.echo(leaderboard(study, metric, open_store(storage)))
+    name = study.study_name
+    with open_results(storage) as results:
+        top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome == "complete"]
+        click.echo(leaderboard(name, metric, top, results))
+    given = click.get_current_context().get_parameter_source("storage")
+    where = f" (with --storage {mask_url(storage)})" if given.name == "COMMANDLINE" else ""
+    show = f"tuner show {name} {top[0].number}, " if top else ""
     click.echo(
-        f"\nStudy {study.study_name} in {mask_url(storage)}. "
-        f"Continue it: tuner search --study {study.study_name} --trials {trials * 2}"
+        f"\nStudy {name} in {mask_url(storage)}. "
+        f"Look closer: tuner best {name}, {show}tuner compare {name}{where}. "
+        f"Continue it: tuner search --study {name} --trials {trials * 2}"
     )
 
 
@@ -216,49 +228,14 @@ def _clock(seconds: float) -> str:
     return f"{minutes:d}:{seconds:02d}"
 
 
-def leaderboard(study: Any, metric: str, store: Any) -> str:
+def leaderboard(name: str, metric: str, top: Sequence[TrialSummary], results: Results) -> str:
     """The best complete trials as a table, best first, with the task's other metrics."""
-    import optuna
-
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    best = sorted(complete, key=lambda t: (-t.value if reverse else t.value, t.number))
-    top = best[:LEADERBOARD_SIZE]
-    metrics = {t.number: store.trial(study.study_name, t.number).metrics for t in top}
-    others = sorted({k for m in metrics.values() for k in m} - {metric, "val_loss"})
-    rows = []
-    for trial in top:
-        params = trial.params
-        own = [
-            f"{key.split('.', 1)[1]}={_short(value)}"
-            for key, value in params.items()
-            if key.startswith((f"{params['optimizer']}.", f"{params['schedule']}."))
-        ]
-        if params["warmup"]:
-            own.append(f"warmup={_short(params['warmup'])}")
-        rows.append(
-            (
-                trial.number,
-                number(trial.value),
-                *(number(metrics[trial.number].get(key)) for key in others),
-                params["optimizer"],
-                params["schedule"],
-                number(params["lr"], 3),
-                " ".join(own) or "-",
-                f"{trial.duration.total_seconds():.1f}s",
-            )
-        )
-    if not rows:
-        counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    if not top:
+        counts = Counter(t.state.lower() for t in results.trials(name))
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        return f"No complete trial yet in study {study.study_name} ({summary or 'no trials'})."
-    title = f"Top {len(rows)} of {len(complete)} complete trials by {metric}"
-    headers = ["trial", metric, *others, "optimizer", "schedule", "lr", "settings", "time"]
-    return f"{title}\n{table(headers, rows)}"
-
-
-def _short(value: Any) -> str:
-    return number(value, 3) if isinstance(value, float) else str(value).lower()
+        return f"No complete trial yet in study {name} ({summary or 'no trials'})."
+    complete = results.study(name).counts.complete
+    return f"Top {len(top)} of {complete} complete trials by {metric}\n{trial_table(top, metric)}"
 
 
 COMMANDS = [search_command]

@@ -48,5 +48,11 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             # by the end it is 1/sqrt(1 + 1/timescale): from 10% to 71% of the peak.
             space={"timescale": Float(0.01, 1.0, log=True)},
             description="the peak over the square root of the step (Vaswani et al. 2017)",
+            # Signum has no such code, being no mlx.optimizers class: `tuner export` then
+            # prints code that builds it with tuner.build_optimizer.
+            code=lambda lr, steps, timescale: (
+                f"lambda step: {lr!r} * mx.rsqrt(1 + mx.minimum(step, {steps!r}) / "
+                f"({timescale!r} * {steps!r}))"
+            ),
         )
     )

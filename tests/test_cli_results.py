@@ -1,0 +1,307 @@
+"""`tuner studies / best / trials / show / compare` on a study made by a real `tuner search`:
+tables, JSON that agrees with Optuna, CSV that pandas reads as the JSON, and bad input."""
+
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from tuner.cli import cli
+
+TUNER = Path(sys.executable).with_name("tuner")
+FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
+NEVER_BUILDS = """
+import dataclasses
+
+from tuner import TaskSpec, hookimpl
+from tuner.plugins import load_plugins
+
+
+def build():
+    def model():
+        raise RuntimeError("no model ever")
+
+    return dataclasses.replace(load_plugins().tasks["synthetic"].build(), model=model)
+
+
+@hookimpl
+def tuner_register_tasks(register):
+    register(TaskSpec("broken", build, "never builds its model"))
+"""
+
+
+def tuner(storage, *args):
+    return CliRunner().invoke(cli, [*args, "--storage", storage], env={"TUNER_DEBUG": None})
+
+
+def search(storage, *args):
+    return CliRunner().invoke(cli, ["search", "--storage", storage, *args])
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory):
+    """One real search of 12 trials, and an empty study beside it."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('results') / 'tuner.db'}"
+    assert search(url, *FAST, "--trials", "12", "--study", "s").exit_code == 0
+    empty = search(url, *FAST, "--study", "empty", "--timeout", "0.000001")
+    assert "No complete trial yet in study empty (no trials)." in empty.stdout
+    return url
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    return result.stdout
+
+
+def as_json(result):
+    return json.loads(ok(result))
+
+
+def lines(result):
+    return ok(result).splitlines()
+
+
+def test_studies_table_and_json(storage):
+    table = lines(tuner(storage, "studies"))
+    data = as_json(tuner(storage, "studies", "--format", "json"))
+
+    assert table[0].split()[:8] == [
+        "study",
+        "task",
+        "trials",
+        "complete",
+        "pruned",
+        "diverged",
+        "failed",
+        "running",
+    ]
+    assert [row.split()[0] for row in table[2:]] == ["s", "empty"]
+    assert [s["name"] for s in data] == ["s", "empty"]
+    s, empty = data
+    best = optuna.load_study(study_name="s", storage=storage).best_trial
+    assert (s["task"], s["metric"], s["direction"]) == ("synthetic", "val_loss", "minimize")
+    assert s["trials"]["total"] == 12
+    assert s["trials"]["complete"] + s["trials"]["pruned"] + s["trials"]["diverged"] == 12
+    assert (s["best"]["number"], s["best"]["value"]) == (best.number, best.value)
+    assert table[2].split()[9:11] == [f"{best.value:.4g}", best.params["optimizer"]]
+    assert empty["trials"]["total"] == 0 and empty["best"] is None
+
+
+def test_best_json_agrees_with_optuna(storage):
+    data = as_json(tuner(storage, "best", "s", "-n", "12", "--format", "json"))
+    study = optuna.load_study(study_name="s", storage=storage)
+
+    assert data[0]["number"] == study.best_trial.number
+    assert data[0]["value"] == study.best_trial.value
+    assert len(data) == 12
+    trials = {t.number: t for t in study.trials}
+    for entry in data:
+        trial = trials[entry["number"]]
+        assert set(entry) >= {"number", "value", "state", "optimizer", "schedule", "params"}
+        assert set(entry) >= {"duration_s", "steps", "metrics", "outcome"}
+        assert entry["state"] == trial.state.name
+        assert entry["params"] == trial.params
+        assert entry["value"] == pytest.approx(trial.value)
+        assert entry["optimizer"] == trial.params["optimizer"]
+        assert entry["metrics"]["val_loss"] == pytest.approx(entry["value"])
+
+
+def test_best_table_shows_the_winner_first(storage):
+    out = lines(tuner(storage, "best", "s", "-n", "3"))
+    best = optuna.load_study(study_name="s", storage=storage).best_trial
+
+    assert out[0].startswith("Top 3 of 12 finished trials by val_loss, lowest first")
+    assert out[1].split()[:5] == ["trial", "val_loss", "r2", "optimizer", "schedule"]
+    assert out[3].split()[:2] == [str(best.number), f"{best.value:.4g}"]
+    assert len(out) == 6
+
+
+def test_best_filters_by_optimizer_and_schedule(storage):
+    args = ["--optimizer", "sgd", "--schedule", "cosine", "-n", "12", "--format", "json"]
+    data = as_json(tuner(storage, "best", "s", *args))
+    table = lines(tuner(storage, "best", "s", "--optimizer", "sgd", "--optimizer", "adam"))
+
+    assert data and {(t["optimizer"], t["schedule"]) for t in data} == {("sgd", "cosine")}
+    assert "with optimizer sgd or adam" in table[0]
+
+
+@pytest.mark.parametrize("command", [["best", "s", "-n", "12"], ["trials", "s"]])
+def test_the_csv_loads_in_pandas_as_the_json(storage, command):
+    csv = pd.read_csv(io.StringIO(ok(tuner(storage, *command, "--format", "csv"))))
+    data = pd.json_normalize(as_json(tuner(storage, *command, "--format", "json")))
+
+    assert list(csv["number"]) == list(data["number"])
+    assert set(csv.columns) == set(data.columns)
+    assert any(column.startswith("params.adam.") for column in csv.columns)
+    for column in data.columns:
+        mine, theirs = csv[column].tolist(), data[column].tolist()
+        assert [None if pd.isna(v) else v for v in mine] == [
+            None if pd.isna(v) else v for v in theirs
+        ], column
+
+
+def test_trials_filters_sorts_and_limits(storage):
+    everything = as_json(tuner(storage, "trials", "s", "--format", "json"))
+    ranked = as_json(tuner(storage, "trials", "s", "--sort", "value", "--format", "json"))
+    best = as_json(tuner(storage, "best", "s", "-n", "12", "--format", "json"))
+    fastest = as_json(
+        tuner(storage, "trials", "s", "--sort", "duration", "--limit", "3", "--format", "json")
+    )
+    pruned = as_json(
+        tuner(
+            storage, "trials", "s", "--state", "pruned", "--optimizer", "adam", "--format", "json"
+        )
+    )
+
+    assert [t["number"] for t in everything] == list(range(12))
+    assert [t["number"] for t in ranked] == [t["number"] for t in best]
+    durations = sorted(t["duration_s"] for t in everything)[:3]
+    assert [t["duration_s"] for t in fastest] == durations
+    assert all(t["outcome"] == "pruned" and t["optimizer"] == "adam" for t in pruned)
+
+
+def test_trials_table(storage):
+    out = lines(tuner(storage, "trials", "s", "--limit", "4"))
+
+    assert out[0].split()[:2] == ["trial", "val_loss"]
+    assert [row.split()[0] for row in out[2:]] == ["0", "1", "2", "3"]
+
+
+def test_show_a_trial(storage):
+    page = ok(tuner(storage, "show", "s", "2"))
+    data = as_json(tuner(storage, "show", "s", "2", "--format", "json"))
+    trial = optuna.load_study(study_name="s", storage=storage).trials[2]
+
+    assert page.startswith(f"Trial 2 of study s (synthetic): {data['outcome']}, val_loss ")
+    for word in ("parameter", "outcome", "reason", "time", "seed", "device", "versions", "plugins"):
+        assert f"\n{word} " in page
+    assert f"mlx {data['provenance']['versions']['mlx']}" in page
+    assert "\nloss  " in page and "\nlr    " in page
+    assert "\nstep  val_loss  r2" in page
+    assert data["params"] == trial.params
+    assert data["state"] == trial.state.name
+    assert len(data["curve"]["losses"]) == data["steps"] == len(data["curve"]["lrs"])
+    assert [e["step"] for e in data["curve"]["evals"]] == list(range(25, data["steps"] + 1, 25))
+    assert data["provenance"]["seed"] == 0 and data["provenance"]["device"] == "cpu"
+
+
+@pytest.mark.parametrize("by", ["optimizer", "schedule"])
+def test_compare(storage, by):
+    out = ok(tuner(storage, "compare", "s", "--by", by))
+    data = as_json(tuner(storage, "compare", "s", "--by", by, "--format", "json"))
+    best = optuna.load_study(study_name="s", storage=storage).best_trial
+
+    header, _, *rows, blank, verdict = out.splitlines()
+    assert header.split() == [
+        by,
+        *"trials complete pruned diverged best val_loss median IQR".split(),
+        "best",
+        "trial",
+    ]
+    assert blank == ""
+    assert verdict == data["verdict"]
+    leader = data["groups"][0]
+    assert rows[0].split()[0] == leader["name"] == best.params[by] == data["leader"]
+    assert leader["best_trial"] == best.number
+    assert sum(g["counts"]["total"] for g in data["groups"]) == 12
+    assert set(leader) >= {"counts", "best_value", "median", "iqr", "best_trial"}
+    assert verdict.startswith(f"{by.capitalize()} {leader['name']} leads")
+
+
+def test_an_empty_study_says_so(storage):
+    assert ok(tuner(storage, "best", "empty")) == "No finished trial in study empty (no trials).\n"
+    assert as_json(tuner(storage, "best", "empty", "--format", "json")) == []
+    assert ok(tuner(storage, "trials", "empty")).startswith("No trial of study empty matches")
+    assert "No trial has finished" in ok(tuner(storage, "compare", "empty"))
+    csv = pd.read_csv(io.StringIO(ok(tuner(storage, "best", "empty", "--format", "csv"))))
+    assert csv.empty and "params.lr" not in csv.columns and "number" in csv.columns
+
+
+def test_a_study_of_failed_trials_says_so(tmp_path):
+    plugin = tmp_path / "never_builds.py"
+    plugin.write_text(NEVER_BUILDS)
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    args = ["--task", "broken", "--study", "f", "--plugin", plugin, "--optimizers", "adam"]
+    assert search(url, *args).exit_code == 1
+
+    best = ok(tuner(url, "best", "f"))
+    listed = as_json(tuner(url, "trials", "f", "--format", "json"))
+    compared = ok(tuner(url, "compare", "f"))
+    shown = ok(tuner(url, "show", "f", "0"))
+
+    assert best == "No finished trial in study f (5 failed).\n"
+    assert [t["outcome"] for t in listed] == ["failed"] * 5
+    assert listed[0]["reason"] == "RuntimeError: no model ever"
+    assert "No trial has finished with a value yet" in compared
+    assert "reason    RuntimeError: no model ever" in shown
+    assert "no learning curve recorded" in shown
+
+
+def dump(url):
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.exists():
+        return None
+    with sqlite3.connect(path) as connection:
+        return list(connection.iterdump())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["best", "ss"], "no study 'ss' in sqlite:///"),
+        (["best", "ss"], "; did you mean 's'?"),
+        (["show", "s", "99"], "study 's' has no trial 99: its 12 trials are numbered 0 to 11"),
+        (["show", "s", "x"], "'x' is not a valid integer"),
+        (["best", "s", "--format", "xml"], "Invalid value for '--format': 'xml' is not one of"),
+        (["trials", "s", "--format", "yaml"], "Invalid value for '--format'"),
+        (["best", "s", "-n", "0"], "Invalid value for '-n' / '--top': 0 is not in the range x>=1"),
+        (["trials", "s", "--limit", "0"], "Invalid value for '--limit'"),
+        (["best", "s", "--optimizer", "adamw"], "never used optimizer 'adamw'; it used adam, sgd"),
+        (["trials", "s", "--schedule", "step"], "never used schedule 'step'; it used constant"),
+        (["trials", "s", "--state", "done"], "Invalid value for '--state': 'done' is not one of"),
+        (["compare", "s", "--by", "lr"], "Invalid value for '--by'"),
+        (["compare", "nope"], "no study 'nope' in sqlite:///"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(storage, args, message):
+    before = dump(storage)
+
+    result = tuner(storage, *args)
+
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert dump(storage) == before
+
+
+@pytest.mark.parametrize("command", ["studies", "best", "trials", "show", "compare"])
+def test_a_missing_database_is_named_and_not_created(tmp_path, command):
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    args = {"studies": [], "show": ["s", "0"]}.get(command, ["s"])
+
+    result = tuner(url, command, *args)
+
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: no database at {tmp_path / 'none.db'}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_installed_console_script_answers_in_json(storage):
+    result = subprocess.run(
+        [TUNER, "best", "s", "-n", "1", "--format", "json", "--storage", storage],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    best = optuna.load_study(study_name="s", storage=storage).best_trial
+    assert json.loads(result.stdout)[0]["number"] == best.number

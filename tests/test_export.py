@@ -1,0 +1,458 @@
+"""`tuner export` and `tuner.build_optimizer`: a stored trial as MLX code and as a JSON config,
+each giving the trial's learning rate at every step and its updates bit for bit.
+
+The studies are real: `tuner search` on `synthetic`, one small study per built-in optimizer and
+schedule pair, so that every optimizer and every schedule is exported, with and without warmup.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.optimizers as optim
+import optuna
+import pytest
+from click.testing import CliRunner
+from mlx.utils import tree_flatten, tree_map
+
+from tuner.cli import cli
+from tuner.db import open_store
+from tuner.errors import BadInput
+from tuner.export import build_optimizer
+from tuner.lr import make_schedule
+from tuner.plugins import BUILTIN, load_plugins
+from tuner.space import Float, Sample
+
+REGISTRY = load_plugins()
+OPTIMIZERS = [
+    n for n in REGISTRY.optimizers if REGISTRY.plugin_of("optimizer", n).source == BUILTIN
+]
+SCHEDULES = [n for n in REGISTRY.schedules if REGISTRY.plugin_of("schedule", n).source == BUILTIN]
+STEPS = 30
+EXAMPLES = Path(__file__).parent.parent / "examples"
+SEARCH_PLUGINS = Path(__file__).parent / "search_plugins"
+TUNER = Path(sys.executable).with_name("tuner")
+# A range every optimizer trains in for a few steps without diverging, so each study's one
+# trial completes and is its best.
+SAFE_LR = "lr=1e-3..3e-2:log"
+
+
+def pairs() -> list[tuple[str, str, float]]:
+    """Each optimizer with two schedules, one with warmup and one without; each schedule with
+    several optimizers, with and without warmup (as a test below checks)."""
+    chosen = []
+    for i, optimizer in enumerate(OPTIMIZERS):
+        for offset in (0, 2):
+            schedule = SCHEDULES[(i + offset) % len(SCHEDULES)]
+            chosen.append((optimizer, schedule, 0.1 if (i + offset // 2) % 2 else 0.0))
+    return chosen
+
+
+PAIRS = pairs()
+
+
+def search(storage, study, *args):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "search",
+            "--storage",
+            storage,
+            "--task",
+            "synthetic",
+            "--steps",
+            str(STEPS),
+            "--pruner",
+            "none",
+            "--study",
+            study,
+            "--quiet",
+            *args,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def export(storage, *args):
+    return CliRunner().invoke(cli, ["export", "--storage", storage, *args])
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """One storage holding a one-trial study for each pair, named 'optimizer-schedule'."""
+    storage = f"sqlite:///{tmp_path_factory.mktemp('export') / 'tuner.db'}"
+    for optimizer, schedule, warmup in PAIRS:
+        search(
+            storage,
+            f"{optimizer}-{schedule}",
+            *("--optimizers", optimizer, "--schedules", schedule, "--trials", "1"),
+            *("--space", SAFE_LR, "--space", f"warmup={warmup}"),
+        )
+    return storage
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return f"sqlite:///{tmp_path / 'tuner.db'}"
+
+
+# A tiny model: a matrix (which Muon orthogonalises and Adafactor factors) and a vector, pulled
+# towards a target, so that each step's gradient depends on the step before.
+INITIAL = {"w": mx.random.normal((4, 3), key=mx.random.key(1)), "b": mx.zeros((3,))}
+TARGET = tree_map(lambda p: mx.ones_like(p), INITIAL)
+
+
+def trajectory(optimizer, steps):
+    """The learning rate of every update, and the parameters after each."""
+    parameters, rates, path = INITIAL, [], []
+    for _ in range(steps):
+        gradients = tree_map(lambda p, t: p - t, parameters, TARGET)
+        parameters = optimizer.apply_gradients(gradients, parameters)
+        mx.eval(parameters, optimizer.state)
+        rates.append(optimizer.learning_rate.item())
+        path.append(parameters)
+    return rates, path
+
+
+def tuners_own(params, steps, registry=REGISTRY):
+    """The optimizer as a trial builds it from the registry: the peak rate and the Float
+    parameters as float32 arrays, the warmup a rounded fraction of the steps."""
+    sample = Sample.from_params(params)
+    optimizer, schedule = registry.optimizers[sample.optimizer], registry.schedules[sample.schedule]
+
+    def arrays(spec, values):
+        return {
+            k: mx.array(v, dtype=mx.float32) if isinstance(spec.space[k], Float) else v
+            for k, v in values.items()
+        }
+
+    rates = make_schedule(
+        schedule,
+        mx.array(sample.lr, dtype=mx.float32),
+        steps,
+        round(sample.warmup * steps),
+        arrays(schedule, sample.schedule_params),
+    )
+    return optimizer.build(rates, **arrays(optimizer, sample.optimizer_params))
+
+
+def same(a, b):
+    flat_a, flat_b = tree_flatten(a), tree_flatten(b)
+    return [k for k, _ in flat_a] == [k for k, _ in flat_b] and all(
+        mx.array_equal(x, y).item() for (_, x), (_, y) in zip(flat_a, flat_b, strict=True)
+    )
+
+
+def run_code(code):
+    namespace = {}
+    exec(compile(code, "<export>", "exec"), namespace)
+    return namespace["optimizer"]
+
+
+def test_the_pairs_meet_every_optimizer_and_schedule_with_and_without_warmup():
+    assert {(o, w) for o, _, w in PAIRS} == {(o, w) for o in OPTIMIZERS for w in (0.0, 0.1)}
+    assert {(s, w) for _, s, w in PAIRS} == {(s, w) for s in SCHEDULES for w in (0.0, 0.1)}
+
+
+@pytest.mark.parametrize(("optimizer", "schedule", "warmup"), PAIRS)
+def test_both_formats_give_the_trials_rates_and_updates_exactly(
+    studies, optimizer, schedule, warmup
+):
+    study = f"{optimizer}-{schedule}"
+    (record,) = open_store(studies).trials(study)
+    assert (record.outcome, record.steps, record.params["warmup"]) == ("complete", STEPS, warmup)
+    code = export(studies, study).stdout
+    config = json.loads(export(studies, study, "--format", "json").stdout)
+
+    assert "tuner" not in "".join(line for line in code.splitlines() if "import" in line)
+    exported = {"python": run_code(code), "json": build_optimizer(config, steps=STEPS)}
+    _, expected = trajectory(tuners_own(record.params, STEPS), STEPS)
+    for form, built in exported.items():
+        rates, path = trajectory(built, STEPS)
+        # Exact: both are the float32 values MLX computed, the stored ones in the trial's
+        # compiled step, these eagerly, with the same operations on the same float32 inputs.
+        assert rates == record.lrs, form
+        assert same(path[0], expected[0]), f"{form}: the first update differs"
+        assert all(map(same, path, expected)), f"{form}: a later update differs"
+    if warmup:
+        assert record.lrs[0] == 0.0
+    else:
+        assert not same(expected[0], INITIAL), "the first update must move the weights"
+
+
+def test_python_floats_would_not_be_exact():
+    """Why the code writes mx.array(...): with Python-float betas Adam computes 1 - beta1 in
+    float64, and its update then differs from the trial's in the last bits."""
+    gradient = {"w": INITIAL["w"] - 1}
+
+    def update(betas):
+        return optim.Adam(learning_rate=0.01, betas=betas).apply_gradients(gradient, INITIAL)
+
+    as_floats, as_arrays = update([0.9, 0.99]), update([mx.array(0.9), mx.array(0.99)])
+
+    assert not same(as_floats, as_arrays)
+    assert mx.allclose(as_floats["w"], as_arrays["w"], rtol=1e-6).item()
+
+
+def test_the_json_config_names_what_built_the_trial(studies):
+    result = export(studies, "adamw-cosine", "--format", "json")
+    (record,) = open_store(studies).trials("adamw-cosine")
+
+    config = json.loads(result.stdout)
+    assert result.stderr == ""
+    assert config == {
+        "version": 1,
+        "optimizer": {
+            "name": "adamw",
+            "params": {k[6:]: v for k, v in record.params.items() if k.startswith("adamw.")},
+            "plugin": "tuner_builtins.optimizers",
+            "plugin_version": "0.1.0",
+        },
+        "schedule": {
+            "name": "cosine",
+            "params": {"end_factor": record.params["cosine.end_factor"]},
+            "plugin": "tuner_builtins.schedules",
+            "plugin_version": "0.1.0",
+        },
+        "lr": record.params["lr"],
+        "warmup": record.params["warmup"],
+        "steps": STEPS,
+        "source": {
+            "study": "adamw-cosine",
+            "trial": 0,
+            "outcome": "complete",
+            "metric": "val_loss",
+            "value": record.value,
+        },
+    }
+
+
+def test_the_python_export_runs_without_tuner_in_a_fresh_process(studies, tmp_path):
+    env = {**os.environ, "TUNER_STORAGE": studies}
+    code = subprocess.run(
+        [TUNER, "export", "sgd-constant"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    (record,) = open_store(studies).trials("sgd-constant")
+    script = tmp_path / "optimizer.py"
+    script.write_text(code + "print(repr(optimizer.learning_rate.item()))\n")
+
+    # A None in sys.modules makes `import tuner` fail, as where tuner is not installed.
+    without_tuner = f"import sys; sys.modules['tuner'] = None; exec(open({str(script)!r}).read())"
+    run = subprocess.run([sys.executable, "-c", without_tuner], capture_output=True, text=True)
+
+    assert run.returncode == 0, run.stderr
+    assert float(run.stdout) == record.lrs[0]
+
+
+def test_build_optimizer_stretches_the_schedule_and_its_warmup_over_other_steps(studies):
+    config = json.loads(export(studies, "adam-linear", "--format", "json").stdout)
+    (record,) = open_store(studies).trials("adam-linear")
+
+    rates, _ = trajectory(build_optimizer(config, steps=100), 100)
+
+    expected, _ = trajectory(tuners_own(record.params, 100), 100)
+    assert rates == expected
+    assert rates[1] != record.lrs[1], "the warmup must be 10 steps long, not 3"
+
+
+def test_without_trial_the_best_is_exported(storage):
+    search(storage, "s", "--optimizers", "adam,sgd", "--schedules", "cosine", "--trials", "4")
+    best = optuna.load_study(study_name="s", storage=storage).best_trial
+
+    config = json.loads(export(storage, "s", "--format", "json").stdout)
+
+    assert config["source"]["trial"] == best.number
+    assert config["lr"] == best.params["lr"]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "optimizer", "schedule"),
+    [
+        (str(EXAMPLES / "single_file_plugin.py"), "adamw_bc", "polynomial"),
+        ("tuner_example_plugin", "adam", "inverse_sqrt"),
+    ],
+)
+def test_a_plugin_with_code_exports_plain_mlx(storage, monkeypatch, plugin, optimizer, schedule):
+    # The example package by module name, as its entry point loads it; not an installed copy.
+    monkeypatch.syspath_prepend(str(EXAMPLES / "example-plugin"))
+    monkeypatch.setenv("TUNER_LOAD_PLUGINS", "")
+    search(
+        storage,
+        "p",
+        *("--plugin", plugin, "--optimizers", optimizer, "--schedules", schedule),
+        *("--trials", "1", "--space", SAFE_LR, "--space", "warmup=0.1"),
+    )
+    (record,) = open_store(storage).trials("p")
+
+    code = export(storage, "p", "--plugin", plugin).stdout
+
+    assert "import tuner" not in code
+    rates, path = trajectory(run_code(code), STEPS)
+    _, expected = trajectory(tuners_own(record.params, STEPS, load_plugins([plugin])), STEPS)
+    assert rates == record.lrs
+    assert all(map(same, path, expected))
+
+
+def test_a_plugin_without_code_is_built_by_tuner_and_a_pruned_trial_has_a_note(storage):
+    plugin = str(SEARCH_PLUGINS / "nan_optimizer.py")
+    search(
+        storage,
+        "nan",
+        *("--plugin", plugin, "--optimizers", "poison", "--schedules", "cosine"),
+        "--trials",
+        "2",
+    )
+    (record, _) = open_store(storage).trials("nan")
+
+    result = export(storage, "nan", "--trial", "0", "--plugin", plugin)
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"Note: trial 0 did not complete (diverged: {record.reason}); exported as asked\n"
+    )
+    assert f"plugins=[{plugin!r}]" in result.stdout and "import tuner\n" in result.stdout
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rates, path = trajectory(run_code(result.stdout), record.steps)
+    assert rates == record.lrs
+    assert math.isnan(path[0]["w"][0, 0].item())
+
+
+def test_sample_from_params_splits_by_owner():
+    params = {
+        "lr": 0.1,
+        "warmup": 0.05,
+        "optimizer": "adam",
+        "schedule": "step",
+        "adam.beta1": 0.9,
+        "adamw.beta1": 0.8,
+        "step.drops": 2,
+    }
+
+    sample = Sample.from_params(params)
+
+    assert sample == Sample("adam", {"beta1": 0.9}, "step", {"drops": 2}, 0.1, 0.05)
+    with pytest.raises(ValueError, match="lack warmup"):
+        Sample.from_params({k: v for k, v in params.items() if k != "warmup"})
+
+
+def test_build_optimizer_refuses_a_config_it_cannot_build(studies):
+    config = json.loads(export(studies, "adam-linear", "--format", "json").stdout)
+
+    with pytest.raises(BadInput, match="version 1"):
+        build_optimizer({**config, "version": 2})
+    with pytest.raises(BadInput, match="needs 'lr'"):
+        build_optimizer({k: v for k, v in config.items() if k != "lr"})
+    with pytest.raises(BadInput, match="steps must be a whole number"):
+        build_optimizer(config, steps=0)
+    with pytest.raises(BadInput, match=r"a warmup of 1\.0 of 30 steps leaves none"):
+        build_optimizer({**config, "warmup": 1.0})
+    with pytest.raises(BadInput, match="lr and warmup must be numbers"):
+        build_optimizer({**config, "lr": "0.1"})
+    renamed = {**config, "optimizer": {**config["optimizer"], "name": "signum"}}
+    with pytest.raises(BadInput, match=r"unknown optimizer 'signum'.*--plugin"):
+        build_optimizer(renamed)
+    wrong = {**config, "optimizer": {**config["optimizer"], "params": {"beta1": 0.9}}}
+    with pytest.raises(BadInput, match=r"takes the parameters \['beta1', 'beta2'\]"):
+        build_optimizer(wrong)
+
+
+def test_build_optimizer_warns_of_another_plugin_version(studies):
+    config = json.loads(export(studies, "adam-linear", "--format", "json").stdout)
+    older = {**config, "optimizer": {**config["optimizer"], "plugin_version": "0.0.1"}}
+
+    with pytest.warns(
+        UserWarning, match="but the trial ran plugin 'tuner_builtins.optimizers' 0.0.1"
+    ):
+        build_optimizer(older)
+
+
+def test_a_code_hook_that_fails_names_its_plugin(storage, tmp_path):
+    plugin = tmp_path / "broken_code.py"
+    plugin.write_text(
+        "import mlx.optimizers as optim\n"
+        "from tuner import OptimizerSpec, hookimpl\n\n"
+        "@hookimpl\n"
+        "def tuner_register_optimizers(register):\n"
+        "    register(OptimizerSpec('plain', lambda learning_rate: optim.SGD(learning_rate), {},\n"
+        "                           code=lambda learning_rate: 'optim.SGD(('))\n"
+    )
+    search(storage, "b", "--plugin", plugin, "--optimizers", "plain", "--trials", "1")
+
+    result = export(storage, "b", "--plugin", plugin)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: plugin 'broken_code': the code of optimizer 'plain'")
+    assert export(storage, "b", "--plugin", plugin, "--format", "json").exit_code == 0
+
+
+def digest(path):
+    return path.read_bytes() if path.exists() else None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["adam-linea"], "unknown study 'adam-linea' in sqlite:///"),
+        (["adam-linea"], "did you mean 'adam-linear'?"),
+        (["adam-linear", "--trial", "7"], "study 'adam-linear' has no trial 7; its trials are 0"),
+        (["adam-linear", "--trial", "-1"], "Invalid value for '--trial'"),
+        (["adam-linear", "--format", "yaml"], "Invalid value for '--format': 'yaml' is not one"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(studies, args, message):
+    path = Path(studies.removeprefix("sqlite:///"))
+    before = digest(path)
+
+    result = export(studies, *args)
+
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert digest(path) == before
+
+
+def test_a_missing_database_is_not_created(tmp_path):
+    result = export(f"sqlite:///{tmp_path / 'none.db'}", "s")
+
+    assert result.exit_code == 2
+    assert "there is no database at sqlite:///" in result.stderr
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_a_study_with_nothing_to_export_says_why(storage):
+    search(
+        storage,
+        "nan",
+        "--plugin",
+        SEARCH_PLUGINS / "nan_optimizer.py",
+        "--optimizers",
+        "poison",
+        "--trials",
+        "1",
+    )
+    studies = optuna.storages.RDBStorage(storage)
+    optuna.create_study(study_name="empty", storage=studies)
+    running = optuna.create_study(study_name="running", storage=studies)
+    running.ask()
+
+    cases = {
+        "empty": "study 'empty' has no trials yet: run tuner search --study empty",
+        "nan": "study 'nan' has no complete trial (only pruned); export one with --trial N",
+        "running": "study 'running' has no complete trial (only running); wait until one finishes",
+    }
+    for study, message in cases.items():
+        result = export(storage, study, "--plugin", SEARCH_PLUGINS / "nan_optimizer.py")
+        assert (result.exit_code, result.stdout) == (2, ""), result.output
+        assert result.stderr == f"Error: {message}\n"
+    running_trial = export(storage, "running", "--trial", "0")
+    assert running_trial.exit_code == 2
+    assert "trial 0 of study 'running' is still running" in running_trial.stderr

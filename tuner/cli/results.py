@@ -1,0 +1,407 @@
+"""``tuner studies / best / trials / show / compare``: what people ask after a search.
+
+Each command is one call of :mod:`tuner.query`, printed as a table for people or as JSON (and,
+for the listings, CSV) for scripts and pandas. The CSV of a listing is its JSON flattened the
+way ``pandas.json_normalize`` flattens it: ``params.lr``, ``metrics.val_loss``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from tuner.cli import format_option, storage_option
+from tuner.cli.output import echo_json, number, sparkline, table
+from tuner.query import (
+    GROUPINGS,
+    SORTS,
+    STATES,
+    Comparison,
+    StudySummary,
+    TrialDetail,
+    TrialSummary,
+    open_results,
+)
+
+# The CSV's first columns, as in TrialSummary.to_json; params.* and metrics.* follow.
+CSV_COLUMNS = (
+    "number",
+    "value",
+    "state",
+    "outcome",
+    "optimizer",
+    "schedule",
+    "duration_s",
+    "steps",
+    "reason",
+    "finished_at",
+)
+
+
+def _filter_options(command: Any) -> Any:
+    """Add the repeatable ``--optimizer NAME`` and ``--schedule NAME`` filters."""
+    for kind in ("schedule", "optimizer"):
+        command = click.option(
+            f"--{kind}",
+            f"{kind}s",
+            multiple=True,
+            metavar="NAME",
+            help=f"Only trials of this {kind} (repeatable).",
+        )(command)
+    return command
+
+
+@click.command("studies")
+@storage_option
+@format_option("table", "json")
+def studies_command(storage: str, fmt: str) -> None:
+    """List the studies in a storage: their task, trials and best result."""
+    with open_results(storage) as results:
+        studies = results.studies()
+    if fmt == "json":
+        echo_json([study.to_json() for study in studies])
+    elif not studies:
+        click.echo(f"No study in {results.storage} yet: tuner search makes one.")
+    else:
+        click.echo(_studies_table(studies))
+
+
+def _studies_table(studies: Sequence[StudySummary]) -> str:
+    rows = []
+    for study in studies:
+        counts, best = study.counts, study.best
+        rows.append(
+            (
+                study.name,
+                study.task,
+                counts.total,
+                counts.complete,
+                counts.pruned,
+                counts.diverged,
+                counts.failed,
+                counts.running,
+                study.metric,
+                "-" if best is None else number(best.value),
+                "-" if best is None else f"{best.optimizer} + {best.schedule}",
+                f"{study.created_at:%Y-%m-%d %H:%M}",
+            )
+        )
+    headers = ["study", "task", "trials", "complete", "pruned", "diverged", "failed", "running"]
+    return table([*headers, "metric", "best", "best optimizer", "created (UTC)"], rows)
+
+
+@click.command("best")
+@click.argument("study")
+@click.option(
+    "-n",
+    "--top",
+    "n",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="How many trials.",
+)
+@_filter_options
+@storage_option
+@format_option("table", "json", "csv")
+def best_command(
+    study: str,
+    n: int,
+    optimizers: tuple[str, ...],
+    schedules: tuple[str, ...],
+    storage: str,
+    fmt: str,
+) -> None:
+    """Show the best finished trials of STUDY, best first.
+
+    Complete trials rank before pruned ones, and pruned before diverged, since a pruned
+    trial's value was measured before the end; then by value in the study's direction, ties
+    by trial number. The JSON is a list of objects whose form is stable (see the README).
+
+    \b
+    Examples:
+      tuner best digits-brisk-otter
+      tuner best digits-brisk-otter -n 10 --optimizer adamw --format json
+    """
+    with open_results(storage) as results:
+        best = results.best(study, n, optimizer=optimizers or None, schedule=schedules or None)
+        summary = results.study(study) if fmt == "table" else None
+    if summary is None:
+        _echo_records([trial.to_json() for trial in best], fmt)
+        return
+    among = _among(optimizers, schedules)
+    if not best:
+        click.echo(f"No finished trial in study {study}{among} ({summary.counts}).")
+        return
+    finished = summary.counts.finished
+    title = f"Top {len(best)} of {finished} finished trials by {summary.metric}{among}"
+    click.echo(f"{title}, {_order(summary.direction)}\n{trial_table(best, summary.metric)}")
+
+
+def _among(optimizers: Sequence[str], schedules: Sequence[str]) -> str:
+    chosen = [
+        f"{kind} {' or '.join(names)}"
+        for kind, names in (("optimizer", optimizers), ("schedule", schedules))
+        if names
+    ]
+    return f" with {' and '.join(chosen)}" if chosen else ""
+
+
+def _order(direction: str) -> str:
+    better = "lowest" if direction == "minimize" else "highest"
+    return f"{better} first; complete trials before pruned ones"
+
+
+@click.command("trials")
+@click.argument("study")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(STATES),
+    help="Only trials in this state (repeatable).",
+)
+@_filter_options
+@click.option(
+    "--sort",
+    type=click.Choice(SORTS),
+    default="number",
+    show_default=True,
+    help="value: best first, as tuner best ranks; duration: shortest first.",
+)
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N trials.")
+@storage_option
+@format_option("table", "json", "csv")
+def trials_command(
+    study: str,
+    states: tuple[str, ...],
+    optimizers: tuple[str, ...],
+    schedules: tuple[str, ...],
+    sort: str,
+    limit: int | None,
+    storage: str,
+    fmt: str,
+) -> None:
+    """List the trials of STUDY, running and failed ones included.
+
+    \b
+    Examples:
+      tuner trials digits-brisk-otter --sort value --limit 20
+      tuner trials digits-brisk-otter --state pruned --state diverged --format csv
+    """
+    with open_results(storage) as results:
+        trials = results.trials(
+            study,
+            state=states or None,
+            optimizer=optimizers or None,
+            schedule=schedules or None,
+            sort=sort,
+            limit=limit,
+        )
+        summary = results.study(study) if fmt == "table" else None
+    if summary is None:
+        _echo_records([trial.to_json() for trial in trials], fmt)
+    elif not trials:
+        click.echo(f"No trial of study {study} matches ({summary.counts}).")
+    else:
+        click.echo(trial_table(trials, summary.metric))
+
+
+@click.command("show")
+@click.argument("study")
+@click.argument("number", type=int)
+@storage_option
+@format_option("table", "json")
+def show_command(study: str, number: int, storage: str, fmt: str) -> None:
+    """Show one trial of STUDY in full: parameters, outcome, timings, provenance, curve."""
+    with open_results(storage) as results:
+        trial = results.trial(study, number)
+        summary = results.study(study)
+    if fmt == "json":
+        echo_json(trial.to_json())
+    else:
+        click.echo(_trial_page(trial, summary))
+
+
+def _trial_page(trial: TrialDetail, study: StudySummary) -> str:
+    value = f", {study.metric} {number(trial.value)}" if trial.value is not None else ""
+    heading = f"Trial {trial.number} of study {study.name} ({study.task}): {trial.outcome}{value}"
+    params = table(["parameter", "value"], [(k, _short(v)) for k, v in trial.params.items()])
+    sections = [heading, params, _pairs(_about(trial))]
+    curves = [
+        _curve("loss", trial.losses, f"{len(trial.losses)} steps"),
+        _curve("lr", trial.lrs, ""),
+    ]
+    sections.append("\n".join(line for line in curves if line) or "no learning curve recorded")
+    if trial.evals:
+        keys = list(dict.fromkeys(k for e in trial.evals for k in e))
+        rows = [[_short(e.get(k)) for k in keys] for e in trial.evals]
+        sections.append(table(keys, rows))
+    return "\n\n".join(sections)
+
+
+def _about(trial: TrialDetail) -> list[tuple[str, str]]:
+    provenance = trial.provenance
+    timing = "-"
+    if trial.duration_s is not None:
+        timing = f"{trial.duration_s:.3g} s"
+        if trial.steps is not None:
+            timing = f"{trial.steps} steps in {timing}"
+        if trial.step_time_s is not None:
+            timing += f", {trial.step_time_s * 1000:.3g} ms a step"
+        if trial.compiled is not None:
+            timing += ", compiled" if trial.compiled else ", eager"
+    finished = "-" if trial.finished_at is None else f"{trial.finished_at:%Y-%m-%d %H:%M:%S} UTC"
+    seed = "-" if trial.seed is None else str(trial.seed)
+    return [
+        ("outcome", f"{trial.outcome} (Optuna: {trial.state})"),
+        ("reason", trial.reason or "-"),
+        ("metrics", " ".join(f"{k}={number(v)}" for k, v in trial.metrics.items()) or "-"),
+        ("time", timing),
+        ("finished", finished),
+        ("seed", f"{seed} (study seed {provenance.seed})"),
+        ("device", provenance.device),
+        ("versions", ", ".join(f"{lib} {v}" for lib, v in provenance.versions.items())),
+        ("plugins", ", ".join(f"{p} {v or '-'}" for p, v in provenance.plugins.items())),
+        ("command", provenance.command),
+    ]
+
+
+def _pairs(pairs: Sequence[tuple[str, str]]) -> str:
+    width = max(len(key) for key, _ in pairs)
+    return "\n".join(f"{key.ljust(width)}  {value}" for key, value in pairs)
+
+
+def _curve(name: str, values: Sequence[float], note: str) -> str:
+    line = sparkline(values)
+    if not line:
+        return ""
+    finite = [v for v in values if math.isfinite(v)]
+    summary = f"{number(values[0])} → {number(values[-1])}, min {number(min(finite))}"
+    return f"{name.ljust(4)}  {line}  {summary}{f', {note}' if note else ''}"
+
+
+@click.command("compare")
+@click.argument("study")
+@click.option(
+    "--by",
+    type=click.Choice(GROUPINGS),
+    default="optimizer",
+    show_default=True,
+    help="Group the trials by optimizer or by schedule.",
+)
+@storage_option
+@format_option("table", "json")
+def compare_command(study: str, by: str, storage: str, fmt: str) -> None:
+    """Compare the optimizers (or schedules) of STUDY, and say which leads and how clearly.
+
+    A lead is clear when the gap between the two leading groups' best values is larger than
+    the interquartile range of their finished values.
+    """
+    with open_results(storage) as results:
+        comparison = results.compare(study, by)
+    if fmt == "json":
+        echo_json(comparison.to_json())
+    else:
+        click.echo(_comparison_table(comparison))
+
+
+def _comparison_table(comparison: Comparison) -> str:
+    rows = [
+        (
+            group.name or "-",
+            group.counts.total,
+            group.counts.complete,
+            group.counts.pruned,
+            group.counts.diverged,
+            number(group.best_value),
+            number(group.median),
+            number(group.iqr),
+            "-" if group.best_trial is None else group.best_trial,
+        )
+        for group in comparison.groups
+    ]
+    headers = [comparison.by, "trials", "complete", "pruned", "diverged"]
+    headers += [f"best {comparison.metric}", "median", "IQR", "best trial"]
+    return f"{table(headers, rows)}\n\n{comparison.verdict}"
+
+
+def trial_table(trials: Sequence[TrialSummary], metric: str) -> str:
+    """Trials as a table, in the order given: value, the other metrics, the optimizer and
+    schedule with their own settings, and time; outcome and steps when not all are complete,
+    and the reason when one has one."""
+    others = sorted({k for t in trials for k in t.metrics} - {metric})
+    unfinished = any(t.outcome != "complete" for t in trials)
+    reasons = any(t.reason for t in trials)
+    headers = ["trial", metric, *others, "optimizer", "schedule", "lr", "settings"]
+    headers += [*(["outcome", "steps"] if unfinished else []), "time"]
+    headers += ["reason"] if reasons else []
+    rows = []
+    for trial in trials:
+        row = [
+            trial.number,
+            number(trial.value),
+            *(number(trial.metrics.get(k)) for k in others),
+            trial.optimizer or "-",
+            trial.schedule or "-",
+            number(trial.lr, 3),
+            _settings(trial),
+        ]
+        if unfinished:
+            row += [trial.outcome, "-" if trial.steps is None else trial.steps]
+        row.append("-" if trial.duration_s is None else f"{trial.duration_s:.1f}s")
+        if reasons:
+            row.append(trial.reason or "-")
+        rows.append(row)
+    return table(headers, rows)
+
+
+def _settings(trial: TrialSummary) -> str:
+    """The trial's own optimizer and schedule parameters, and its warmup unless none."""
+    own = [
+        f"{key.split('.', 1)[1]}={_short(value)}"
+        for key, value in trial.params.items()
+        if key.startswith((f"{trial.optimizer}.", f"{trial.schedule}."))
+    ]
+    if trial.params.get("warmup"):
+        own.append(f"warmup={_short(trial.params['warmup'])}")
+    return " ".join(own) or "-"
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "-"
+    return number(value, 3) if isinstance(value, float) else str(value).lower()
+
+
+def _echo_records(records: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        echo_json(records)
+        return
+    rows = [_flatten(record) for record in records]
+    nested = dict.fromkeys(k for row in rows for k in row if k not in CSV_COLUMNS)
+    columns = [*CSV_COLUMNS, *sorted(nested, key=lambda k: k.startswith("metrics."))]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    click.echo(out.getvalue(), nl=False)
+
+
+def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """One level of nesting as ``pandas.json_normalize`` flattens it: ``params.lr``."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{inner}": item for inner, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+COMMANDS = [studies_command, best_command, trials_command, show_command, compare_command]
