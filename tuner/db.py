@@ -22,18 +22,15 @@ import time
 import warnings
 import weakref
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, quote_plus
 
-import alembic.command
 import numpy as np
-import optuna
-from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -75,6 +72,9 @@ from sqlalchemy.orm import (
 )
 
 from tuner.errors import BadInput, TunerError
+
+if TYPE_CHECKING:
+    import optuna
 
 VERSION_TABLE = "tuner_alembic_version"
 HEARTBEAT_S = 30
@@ -258,6 +258,8 @@ def make_engine(url: str) -> Engine:
 
 
 def _rdb_storage(parsed: URL, url: str) -> optuna.storages.RDBStorage:
+    import optuna
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
@@ -720,9 +722,11 @@ def _read_state(engine: Engine) -> SchemaState:
         return _state(connection, storage)
 
 
-def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
+def _migrate(engine: Engine, step: Literal["upgrade", "downgrade"], revision: str) -> None:
     """Run alembic's upgrade or downgrade ``step`` to ``revision`` in one transaction, which
     concurrent migrators of the same database take in turn."""
+    import alembic.command
+
     storage = engine.url.render_as_string(hide_password=True)
     on_sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
@@ -739,7 +743,7 @@ def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str)
                 state = _state(connection, storage)
                 if state.status == "ahead":
                     raise TunerError(state.problem)
-                step(_alembic_config(connection), revision)
+                getattr(alembic.command, step)(_alembic_config(connection), revision)
                 if on_sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise TunerError(f"migrating {storage} would break its foreign keys")
         finally:
@@ -756,7 +760,7 @@ def _ready(engine: Engine) -> None:
         return
     if state.status == "ahead" or engine.dialect.name != "sqlite":
         raise TunerError(state.problem)
-    _migrate(engine, alembic.command.upgrade, "head")
+    _migrate(engine, "upgrade", "head")
 
 
 def open_store(url: str) -> Store:
@@ -809,7 +813,7 @@ def upgrade(url: str) -> tuple[SchemaState, SchemaState]:
         if before.status == "ahead":
             raise TunerError(before.problem)
         if before.status != "current":
-            _migrate(engine, alembic.command.upgrade, "head")
+            _migrate(engine, "upgrade", "head")
         return before, _read_state(engine)
 
 
@@ -818,7 +822,7 @@ def downgrade(url: str, revision: str) -> SchemaState:
     with _engine_for(url, create=False) as engine:
         if engine is None:
             return _missing(url)
-        _migrate(engine, alembic.command.downgrade, revision)
+        _migrate(engine, "downgrade", revision)
         return _read_state(engine)
 
 
@@ -846,5 +850,7 @@ def check(url: str) -> tuple[SchemaState, list[str]]:
             return state, []
         with engine.connect().execution_options(**{READ_ONLY: True}) as connection:
             context = MigrationContext.configure(connection, opts=migration_options())
+            from alembic.autogenerate import compare_metadata
+
             differences = compare_metadata(context, Base.metadata)
         return state, [_describe(difference) for difference in differences]
