@@ -362,15 +362,21 @@ def trial_table(trials: Sequence[TrialSummary], metric: str) -> str:
 
 
 def _settings(trial: TrialSummary) -> str:
-    """The trial's own optimizer and schedule parameters, and its warmup unless none."""
-    own = [
-        f"{key.split('.', 1)[1]}={_short(value)}"
-        for key, value in trial.params.items()
-        if key.startswith((f"{trial.optimizer}.", f"{trial.schedule}."))
-    ]
+    """The trial's own optimizer parameters, then its schedule's and its warmup unless none:
+    two groups, since an optimizer and a schedule may name a parameter alike."""
+
+    def of(plugin: str) -> list[str]:
+        prefix = f"{plugin}."
+        return [
+            f"{key.removeprefix(prefix)}={_short(value)}"
+            for key, value in trial.params.items()
+            if key.startswith(prefix)
+        ]
+
+    schedule = of(trial.schedule)
     if trial.params.get("warmup"):
-        own.append(f"warmup={_short(trial.params['warmup'])}")
-    return " ".join(own) or "-"
+        schedule.append(f"warmup={_short(trial.params['warmup'])}")
+    return " | ".join(" ".join(group) or "-" for group in (of(trial.optimizer), schedule))
 
 
 def _short(value: Any) -> str:
