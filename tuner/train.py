@@ -209,10 +209,19 @@ def run_trial(
             return run.train(key)
         except _CompileFailed as failure:
             graph = _GRAPHS[key]
-            graph.fallback = f"compile failed, so it ran eagerly: {failure}"
+            graph.fallback = f"compile failed, so it ran eagerly: {_explain(failure)}"
         # A failed trace leaves tracers in the arrays it was given: start from new ones.
         run = replace(run, plan=TrialPlan.of(optimizer, schedule, sample, steps))
     return run.train(None, note=graph.fallback if graph else None)
+
+
+def _explain(failure: _CompileFailed) -> str:
+    if "eval an array during function transformations" in str(failure):
+        return (
+            "the optimizer or schedule reads a Float parameter's value in Python "
+            "(a comparison, float() or .item()), which mx.compile cannot trace"
+        )
+    return str(failure)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import csv
 import io
 import math
 from collections.abc import Sequence
+from textwrap import shorten
 from typing import Any
 
 import click
@@ -356,9 +357,13 @@ def trial_table(trials: Sequence[TrialSummary], metric: str) -> str:
             row += [trial.outcome, "-" if trial.steps is None else trial.steps]
         row.append("-" if trial.duration_s is None else f"{trial.duration_s:.1f}s")
         if reasons:
-            row.append(trial.reason or "-")
+            row.append(shorten(trial.reason or "-", REASON_WIDTH, placeholder="…"))
         rows.append(row)
     return table(headers, rows)
+
+
+# Long enough to tell reasons apart; `tuner show` prints one whole.
+REASON_WIDTH = 60
 
 
 def _settings(trial: TrialSummary) -> str:
