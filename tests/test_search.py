@@ -63,6 +63,9 @@ def test_trials_counts_the_whole_study_so_a_rerun_continues_it(storage):
     again = search(storage, "--trials", "7", "--study", "s")
 
     assert again.exit_code == 0
+    assert again.stderr == (
+        "Study s already holds 7 finished trials: nothing to run. Ask for more with --trials.\n"
+    )
     assert len(finished(storage, "s")) == 7
 
 

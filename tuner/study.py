@@ -214,7 +214,6 @@ class Progress:
     """What this run has done so far, for the display."""
 
     total: int
-    started: float = field(default_factory=time.monotonic)
     failures_in_a_row: int = 0
     last_failure: str | None = None
 
@@ -358,7 +357,11 @@ def run_search(
     if name not in names:
         store.save_study(
             StudyRecord(
-                name=name, task=config.task, settings=plan.settings, **provenance(plan, device)
+                optuna_study_id=storage.get_study_id_from_name(name),
+                name=name,
+                task=config.task,
+                settings=plan.settings,
+                **provenance(plan, device),
             )
         )
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))

@@ -162,6 +162,12 @@ def search_command(
     study = run_search(plan, storage, display.after_trial if display else None)
     if display:
         display.finish()
+        if not display.trials:
+            click.echo(
+                f"Study {study.study_name} already holds {trials} finished trials: "
+                "nothing to run. Ask for more with --trials.",
+                err=True,
+            )
     if quiet:
         click.echo(study.study_name)
         return
@@ -185,8 +191,10 @@ class Display:
     def __init__(self, live: bool) -> None:
         self.live = live
         self.started = time.monotonic()
+        self.trials = 0
 
     def after_trial(self, study: Any, trial: Any, progress: Any) -> None:
+        self.trials += 1
         import optuna
 
         if trial.state == optuna.trial.TrialState.FAIL:
