@@ -257,7 +257,9 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _rdb_storage(parsed: URL, url: str) -> optuna.storages.RDBStorage:
+def _rdb_storage(
+    parsed: URL, url: str, *, foreign_alembic_version: bool = False
+) -> optuna.storages.RDBStorage:
     import optuna
 
     with warnings.catch_warnings():
@@ -269,11 +271,32 @@ def _rdb_storage(parsed: URL, url: str) -> optuna.storages.RDBStorage:
             # so forever. With one, the next worker to start a trial marks it FAIL.
             heartbeat_interval=HEARTBEAT_S,
             grace_period=3 * HEARTBEAT_S,
+            skip_compatibility_check=foreign_alembic_version,
         )
 
 
 def _lost_creation_race(error: SQLAlchemyError) -> bool:
     return isinstance(error, IntegrityError) or "already exists" in str(error)
+
+
+def _despite_foreign_alembic_version(
+    error: RuntimeError, parsed: URL, url: str
+) -> optuna.storages.RDBStorage:
+    """Optuna's storage on a database whose ``alembic_version`` belongs to another application.
+
+    Optuna keeps its schema revision in that table too, finds a revision it does not know, and
+    refuses. When Optuna's own tables say this very Optuna made them, that revision is someone
+    else's and the check is skipped; an Optuna schema of another version is for Optuna to
+    upgrade.
+    """
+    import optuna
+
+    message = str(error)
+    if "table schema" not in message:
+        raise error
+    if f"(set up by optuna {optuna.__version__})" not in message:
+        raise TunerError(f"{mask_url(url)}: {message.splitlines()[0]}") from None
+    return _rdb_storage(parsed, url, foreign_alembic_version=True)
 
 
 def optuna_storage(url: str) -> optuna.storages.RDBStorage:
@@ -293,12 +316,8 @@ def optuna_storage(url: str) -> optuna.storages.RDBStorage:
                 raise storage_failure(error, parsed) from None
             time.sleep(0.2)
         except RuntimeError as error:
-            if "table schema" not in str(error):
-                raise
-            raise TunerError(
-                f"{mask_url(url)}: its alembic_version table is not Optuna's, and Optuna keeps "
-                "its schema version there: give tuner a database (or schema) of its own"
-            ) from None
+            storage = _despite_foreign_alembic_version(error, parsed, url)
+            break
     _ENGINES.add(storage.engine)
     return storage
 
