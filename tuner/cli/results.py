@@ -387,7 +387,8 @@ def _settings(trial: TrialSummary) -> str:
 def _short(value: Any) -> str:
     if value is None:
         return "-"
-    return number(value, 3) if isinstance(value, float) else str(value).lower()
+    # Four figures, so that a beta of 0.9995 does not read as 1.
+    return number(value, 4) if isinstance(value, float) else str(value).lower()
 
 
 def _echo_records(records: list[dict[str, Any]], fmt: str) -> None:
