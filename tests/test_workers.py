@@ -1,5 +1,6 @@
 """Optuna's distributed mode: several `tuner search` processes on one study and one database."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,8 @@ def test_workers_started_together_share_one_new_study(storage_url):
     # Each worker checks the count after its own trial, so the last ones may overshoot.
     assert 10 <= len(finished) <= 12
     assert len(study.trials) == len(finished)
+    # Each trial's sampler is seeded from its own number, so no two workers draw alike.
+    assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == len(study.trials)
     records = open_store(storage_url).trials("shared", curves=False)
     assert sorted(r.number for r in records) == sorted(t.number for t in study.trials)
 

@@ -137,8 +137,15 @@ def _space_change(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler ``--sampler`` names, seeded."""
+    """The sampler ``--sampler`` names, reseeded for each trial from ``seed`` and its number."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if name == "qmc":
+        # Its sequence is seeded once and indexed by the trials in storage: already per trial.
+        return optuna.samplers.QMCSampler(seed=seed)
+    return SeededPerTrial(lambda trial_seed: _sampler(name, trial_seed), seed)
+
+
+def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         # group=True lets TPE model each optimizer's conditional parameters on their own.
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
@@ -149,9 +156,53 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.CmaEsSampler(
             seed=seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed)
         )
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    return optuna.samplers.QMCSampler(seed=seed)
+    return optuna.samplers.GPSampler(seed=seed)
+
+
+class SeededPerTrial(optuna.samplers.BaseSampler):
+    """A sampler made anew for each trial with a seed from the study's seed and the trial's
+    number. A study then replays trial by trial, however often it was stopped and resumed,
+    and workers that share it, each holding its own sampler, never draw the same settings."""
+
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._make = make
+        self._seed = seed
+        self._sampler = make(seed)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._sampler = self._make(trial_seed(self._seed, trial.number))
+        self._sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        return self._sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        return self._sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> Any:
+        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._sampler.after_trial(study, trial, state, values)
 
 
 def make_pruner(name: str, steps: int, eval_every: int) -> optuna.pruners.BasePruner:
@@ -226,17 +277,7 @@ def objective_for(plan: Plan, store: Any, device: str) -> Callable[[optuna.Trial
     registry, config = plan.registry, plan.config
 
     def objective(trial: optuna.Trial) -> float:
-        sample = plan.space.sample(trial)
         seed = trial_seed(config.seed, trial.number)
-        base = {
-            "study": trial.study.study_name,
-            "number": trial.number,
-            "optuna_trial_id": trial._trial_id,
-            "optimizer": sample.optimizer,
-            "schedule": sample.schedule,
-            "params": trial.params,
-            "seed": seed,
-        }
 
         def on_eval(step: int, value: float) -> bool:
             if math.isfinite(value):
@@ -245,6 +286,7 @@ def objective_for(plan: Plan, store: Any, device: str) -> Callable[[optuna.Trial
 
         started = time.monotonic()
         try:
+            sample = plan.space.sample(trial)
             result = run_trial(
                 plan.task,
                 registry.optimizers[sample.optimizer],
@@ -259,27 +301,23 @@ def objective_for(plan: Plan, store: Any, device: str) -> Callable[[optuna.Trial
             )
         except Exception as error:
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            trial.set_user_attr("reason", reason)
+            elapsed = time.monotonic() - started
             store.save_trial(
                 TrialRecord(
-                    **base,
+                    **_identity(trial, seed),
                     steps=0,
-                    wall_time_s=time.monotonic() - started,
+                    wall_time_s=elapsed,
                     step_time_s=None,
                     compiled=False,
                     metrics={},
                     value=None,
                     outcome="failed",
                     reason=reason,
-                    losses=[],
-                    lrs=[],
-                    evals=[],
                 )
             )
-            trial.set_user_attr("reason", reason)
             raise
-        store.save_trial(TrialRecord(**base, **_result_fields(result)))
-        if result.reason:
-            trial.set_user_attr("reason", result.reason)
+        store.save_trial(TrialRecord(**_identity(trial, seed), **asdict(result)))
         if result.outcome != "complete":
             raise optuna.TrialPruned(result.reason)
         return result.value
@@ -287,23 +325,16 @@ def objective_for(plan: Plan, store: Any, device: str) -> Callable[[optuna.Trial
     return objective
 
 
-def _result_fields(result: Any) -> dict[str, Any]:
-    fields = asdict(result)
+def _identity(trial: optuna.Trial, seed: int) -> dict[str, Any]:
+    """What a trial's record says of it before it has any result."""
     return {
-        key: fields[key]
-        for key in (
-            "steps",
-            "wall_time_s",
-            "step_time_s",
-            "compiled",
-            "metrics",
-            "value",
-            "outcome",
-            "reason",
-            "losses",
-            "lrs",
-            "evals",
-        )
+        "study": trial.study.study_name,
+        "number": trial.number,
+        "optuna_trial_id": trial._trial_id,
+        "optimizer": trial.params.get("optimizer", "-"),
+        "schedule": trial.params.get("schedule", "-"),
+        "params": trial.params,
+        "seed": seed,
     }
 
 
@@ -336,21 +367,24 @@ def run_search(
     storage = optuna_storage(storage_url)
     names = optuna.get_all_study_names(storage=storage)
     name = config.study or new_study_name(config.task, names)
-    existing = 0
     if name in names:
         record = store.study(name)
-        changes = differences(record.settings, plan.settings) if record else []
+        if record is None:
+            raise BadInput(
+                f"study '{name}' was not made by tuner (it has no record of tuner's): "
+                "give another --study name"
+            )
+        changes = differences(record.settings, plan.settings)
         if changes:
             raise BadInput(
                 f"study '{name}' was created with {'; '.join(changes)}: "
                 "run it with its own settings, or give a new --study name"
             )
-        existing = len(optuna.load_study(study_name=name, storage=storage).trials)
     study = optuna.create_study(
         storage=storage,
         study_name=name,
         direction=plan.direction,
-        sampler=make_sampler(config.sampler, trial_seed(config.seed, existing)),
+        sampler=make_sampler(config.sampler, config.seed),
         pruner=make_pruner(config.pruner, plan.steps, plan.eval_every),
         load_if_exists=True,
     )
