@@ -160,6 +160,8 @@ def digest(path):
         (["--space", "lr=1..0.1"], "--space lr: low must be below high, got 1.0..0.1"),
         (["--space", "adam.betaa=0.9"], "'adam' has no parameter 'betaa'; did you mean"),
         (["--metric", "acuracy"], "unknown metric 'acuracy' of task 'digits'; did you mean"),
+        (["--optimizers", ","], "--optimizers names none; give at least one"),
+        (["--space", "warmup=1"], "warmup is a fraction of the steps"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
@@ -224,3 +226,33 @@ def test_the_installed_console_script_runs_a_search(tmp_path):
         [TUNER, "plugins", "--format", "json"], capture_output=True, text=True, check=True
     )
     assert "synthetic" in {t["name"] for t in json.loads(plugins.stdout)["tasks"]}
+
+
+def test_a_study_that_optuna_made_alone_is_refused_and_left_alone(storage):
+    theirs = optuna.create_study(study_name="theirs", storage=storage)
+    theirs.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+
+    result = search(storage, "--study", "theirs")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: study 'theirs' was not made by tuner (it has no record of tuner's): "
+        "give another --study name\n"
+    )
+    assert len(optuna.load_study(study_name="theirs", storage=storage).trials) == 2
+
+
+def test_the_stored_command_line_masks_a_password(postgres_url):
+    subprocess.run([TUNER, "db", "upgrade", "--storage", postgres_url], check=True)
+    url = postgres_url.replace("postgres@", "postgres:s3cret@")
+
+    result = subprocess.run(
+        [TUNER, "search", "--storage", url, *FAST, "--trials", "1", "--study", "masked"],
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stderr
+    shown = CliRunner().invoke(cli, ["show", "masked", "0", "--storage", url])
+    assert "s3cret" not in shown.stdout + result.stdout + result.stderr
+    assert "--storage postgresql+psycopg://postgres:***@" in shown.stdout

@@ -15,7 +15,7 @@ from tuner.errors import BadInput, did_you_mean
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ class Choice:
         for value in self.values:
             if not isinstance(value, bool | int | float | str):
                 raise ValueError(f"choice values must be bool, int, float or str, not {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"choice values must be finite, not {value!r}")
 
     def midpoint(self) -> Any:
         return self.values[0]
@@ -95,7 +97,7 @@ def _check_range(param: Float | Int, kind: type) -> None:
     name = type(param).__name__
     for bound in (param.low, param.high):
         if not _number(bound) or (kind is int and not isinstance(bound, int)):
-            raise ValueError(f"{name} bounds must be {kind.__name__}s, not {bound!r}")
+            raise ValueError(f"{name} bounds must be finite {kind.__name__}s, not {bound!r}")
     if not param.low < param.high:
         raise ValueError(f"low must be below high, got {param.low}..{param.high}")
     if param.log and param.low <= 0:
@@ -174,7 +176,7 @@ def _check_value(value: Any, declared: Param, where: str) -> None:
         if type(value) not in kinds and not (_number(value) and kinds <= {int, float}):
             raise BadInput(f"{where}: {_format_value(value)!r} is not one of {declared}")
     elif not _number(value):
-        raise BadInput(f"{where}: {value!r} is not a number")
+        raise BadInput(f"{where}: {value!r} is not a finite number")
     elif isinstance(declared, Int) and not isinstance(value, int):
         raise BadInput(f"{where}: {value!r} is not an integer")
 
@@ -305,7 +307,23 @@ def build_space(
                 hint = did_you_mean(name, target) if target else "; it has no parameters"
                 raise BadInput(f"--space '{expr}': '{plugin}' has no parameter '{name}'{hint}")
         target[name] = parse_param(value, target[name], f"--space {key}")
+    _check_shared(space.shared)
     return space
+
+
+def _check_shared(shared: Mapping[str, Param]) -> None:
+    lows_highs = {
+        name: (min(p.values), max(p.values)) if isinstance(p, Choice) else (p.low, p.high)
+        for name, p in shared.items()
+    }
+    if lows_highs["lr"][0] <= 0:
+        raise BadInput(f"--space lr={shared['lr']}: a learning rate must be above 0")
+    low, high = lows_highs["warmup"]
+    if low < 0 or high >= 1:
+        raise BadInput(
+            f"--space warmup={shared['warmup']}: warmup is a fraction of the steps, "
+            "at least 0 and below 1"
+        )
 
 
 def _plugin_space(space: SearchSpace, plugin: str, expr: str) -> dict[str, Param]:

@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from typing import Any
 
@@ -33,7 +33,7 @@ MAX_FAILURES_IN_A_ROW = 5
 class SearchConfig:
     """What ``tuner search`` was asked for; None means the task's or the registry's default."""
 
-    task: str = "digits"
+    task: str | None = None
     trials: int = 60
     timeout: float | None = None
     steps: int | None = None
@@ -75,8 +75,19 @@ def plan_search(config: SearchConfig, registry: Registry) -> Plan:
     ):
         if name not in known:
             raise BadInput(f"unknown --{option} '{name}'{did_you_mean(name, known)}")
-    if config.sampler == "gp" and importlib.util.find_spec("torch") is None:
-        raise BadInput("--sampler gp needs PyTorch: pip install torch")
+    for sampler, package in (("gp", "torch"), ("cmaes", "cmaes")):
+        if config.sampler == sampler and importlib.util.find_spec(package) is None:
+            raise BadInput(
+                f"--sampler {sampler} needs the {package} package: pip install {package}"
+            )
+    for option, names in (("optimizers", config.optimizers), ("schedules", config.schedules)):
+        if names is not None and not names:
+            raise BadInput(f"--{option} names none; give at least one, or leave it out for all")
+    if config.task is None:
+        if not registry.tasks:
+            raise TunerError("no task is registered; see `tuner plugins` for plugin errors")
+        # The built-ins register first, so the default is theirs unless a plugin's comes first.
+        config = replace(config, task=next(iter(registry.tasks)))
     task_spec = registry.get("task", config.task)
     optimizers = registry.select("optimizer", config.optimizers)
     schedules = registry.select("schedule", config.schedules)
@@ -234,10 +245,14 @@ ANIMALS = (
 def new_study_name(task: str, taken: Sequence[str]) -> str:
     """A readable name such as ``digits-brisk-otter`` that no study in storage has yet."""
     rng = random.Random()
+    attempt = 0
     while True:
-        name = f"{task}-{rng.choice(WORDS)}-{rng.choice(ANIMALS)}"
+        # Numbered once most of the word pairs are taken, so that the search always ends.
+        suffix = f"-{attempt}" if attempt >= len(WORDS) * len(ANIMALS) else ""
+        name = f"{task}-{rng.choice(WORDS)}-{rng.choice(ANIMALS)}{suffix}"
         if name not in taken:
             return name
+        attempt += 1
 
 
 def provenance(plan: Plan, device: str) -> dict[str, Any]:
@@ -256,8 +271,18 @@ def provenance(plan: Plan, device: str) -> dict[str, Any]:
         "versions": {lib: version(lib) for lib in ("mlx", "optuna", "tuner")},
         "device": device,
         "seed": plan.config.seed,
-        "command": " ".join(["tuner", *sys.argv[1:]]),
+        "command": " ".join(["tuner", *(_masked(arg) for arg in sys.argv[1:])]),
     }
+
+
+def _masked(arg: str) -> str:
+    """A command-line argument with the password of any URL in it masked."""
+    from tuner.db import mask_url
+
+    if "://" not in arg:
+        return arg
+    option, equals, url = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    return f"{option}{equals}{mask_url(url)}"
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,6 +101,8 @@ def schedule_command(
     spec = registry.get("schedule", name)
     if warmup >= steps:
         raise BadInput(f"--warmup {warmup} must be below --steps {steps}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise BadInput(f"--lr must be a number above 0, not {lr}")
     params = {key: param.midpoint() for key, param in spec.space.items()}
     for setting in settings:
         key, sep, value = setting.partition("=")
@@ -111,8 +114,16 @@ def schedule_command(
         if not isinstance(param, Choice) or len(param.values) != 1:
             raise BadInput(f"--set '{setting}': give one value, not a range or a list")
         params[key] = param.values[0]
-    schedule = make_schedule(spec, lr, steps, warmup, params)
-    rates = mx.stack([schedule(mx.array(step, mx.uint64)) for step in range(steps + 1)])
+    try:
+        schedule = make_schedule(spec, lr, steps, warmup, params)
+        # Every step at once, as the optimizer's uint64 step counter: one graph, not N.
+        rates = mx.broadcast_to(schedule(mx.arange(steps + 1, dtype=mx.uint64)), (steps + 1,))
+        mx.eval(rates)
+    except Exception as error:
+        settings_text = ", ".join(f"{k}={v}" for k, v in params.items()) or "no settings"
+        raise BadInput(
+            f"schedule '{name}' cannot run with {settings_text}: {type(error).__name__}: {error}"
+        ) from None
     points = [{"step": step, "lr": rate} for step, rate in enumerate(rates.tolist())]
     if fmt == "json":
         echo_json(points)

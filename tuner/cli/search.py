@@ -25,7 +25,7 @@ def _names(value: str | None) -> list[str] | None:
 
 
 @click.command("search")
-@click.option("--task", default="digits", show_default=True, help="The task to train.")
+@click.option("--task", help="The task to train [the first registered: the built-in digits].")
 @click.option(
     "--trials",
     type=int,
@@ -102,7 +102,7 @@ def _names(value: str | None) -> list[str] | None:
 @plugin_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the study's name at the end.")
 def search_command(
-    task: str,
+    task: str | None,
     trials: int,
     timeout: float | None,
     steps: int | None,
