@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -256,3 +257,13 @@ def test_the_stored_command_line_masks_a_password(postgres_url):
     shown = CliRunner().invoke(cli, ["show", "masked", "0", "--storage", url])
     assert "s3cret" not in shown.stdout + result.stdout + result.stderr
     assert "--storage postgresql+psycopg://postgres:***@" in shown.stdout
+
+
+def test_the_continue_command_it_prints_continues_the_study(storage):
+    first = search(storage, "--trials", "2", "--study", "c", "--space", "lr=1e-3..1e-1:log")
+    command = first.stdout.strip().splitlines()[-1].split("Continue it: ", 1)[1]
+
+    again = CliRunner().invoke(cli, shlex.split(command)[1:])
+
+    assert again.exit_code == 0, again.output
+    assert len(finished(storage, "c")) == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from collections import Counter
@@ -181,8 +182,27 @@ def search_command(
     click.echo(
         f"\nStudy {name} in {mask_url(storage)}. "
         f"Look closer: tuner best {name}, {show}tuner compare {name}{where}. "
-        f"Continue it: tuner search --study {name} --trials {trials * 2}"
+        f"Continue it: {continue_command(click.get_current_context(), name, trials * 2)}"
     )
+
+
+def continue_command(ctx: click.Context, study: str, trials: int) -> str:
+    """The ``tuner search`` that continues this study: the options given, with its name and a
+    new --trials, since a study resumed with other settings is refused."""
+    from tuner.db import mask_url
+
+    words = ["tuner", "search", "--study", study, "--trials", str(trials)]
+    for param in ctx.command.params:
+        skip = param.name in ("study_name", "trials", "quiet")
+        if skip or ctx.get_parameter_source(param.name).name != "COMMANDLINE":
+            continue
+        values = ctx.params[param.name]
+        for value in values if param.multiple else [values]:
+            words += [
+                param.opts[-1],
+                shlex.quote(mask_url(value) if param.name == "storage" else str(value)),
+            ]
+    return " ".join(words)
 
 
 class Display:
