@@ -5,6 +5,7 @@ The studies are real: `tuner search` on `synthetic`, one small study per built-i
 schedule pair, so that every optimizer and every schedule is exported, with and without warmup.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -400,7 +401,7 @@ def digest(path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["adam-linea"], "unknown study 'adam-linea' in sqlite:///"),
+        (["adam-linea"], "no study 'adam-linea' in sqlite:///"),
         (["adam-linea"], "did you mean 'adam-linear'?"),
         (["adam-linear", "--trial", "7"], "study 'adam-linear' has no trial 7; its trials are 0"),
         (["adam-linear", "--trial", "-1"], "Invalid value for '--trial'"),
@@ -424,7 +425,7 @@ def test_a_missing_database_is_not_created(tmp_path):
     result = export(f"sqlite:///{tmp_path / 'none.db'}", "s")
 
     assert result.exit_code == 2
-    assert "there is no database at sqlite:///" in result.stderr
+    assert "no database at " in result.stderr
     assert not (tmp_path / "none.db").exists()
 
 
@@ -443,6 +444,10 @@ def test_a_study_with_nothing_to_export_says_why(storage):
     optuna.create_study(study_name="empty", storage=studies)
     running = optuna.create_study(study_name="running", storage=studies)
     running.ask()
+    # As tuner search records them when it starts, before any trial ends.
+    store = open_store(storage)
+    for name in ("empty", "running"):
+        store.save_study(dataclasses.replace(store.study("nan"), name=name, optuna_study_id=None))
 
     cases = {
         "empty": "study 'empty' has no trials yet: run tuner search --study empty",
@@ -456,3 +461,19 @@ def test_a_study_with_nothing_to_export_says_why(storage):
     running_trial = export(storage, "running", "--trial", "0")
     assert running_trial.exit_code == 2
     assert "trial 0 of study 'running' is still running" in running_trial.stderr
+
+
+def test_another_applications_database_is_left_as_it_was(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "theirs.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE users (id INTEGER)")
+
+    result = CliRunner().invoke(cli, ["export", "x", "--storage", f"sqlite:///{path}"])
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: no study 'x' in sqlite:///")
+    with sqlite3.connect(path) as connection:
+        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("users",)]

@@ -105,19 +105,15 @@ def _stored(storage: str, study: str, number: int | None) -> tuple[Any, Any, Any
     """Optuna's trial, tuner's record of its study, and tuner's record of it (None if none)."""
     import optuna
 
-    from tuner.db import mask_url, open_store, optuna_storage, schema_state
+    from tuner.db import open_store, optuna_storage
+    from tuner.query import open_results
 
-    # Checked first, because opening a SQLite file that is not there would create it.
-    if schema_state(storage).status == "missing":
-        raise BadInput(f"there is no database at {mask_url(storage)}: give --storage of a search")
+    # Asked read-only first: opening the store would create or migrate tuner's tables.
+    with open_results(storage) as results:
+        results.study(study)
     store = open_store(storage)
     studies = optuna_storage(storage)
     try:
-        names = optuna.get_all_study_names(storage=studies)
-        if study not in names:
-            raise BadInput(
-                f"unknown study '{study}' in {mask_url(storage)}{did_you_mean(study, names)}"
-            )
         loaded = optuna.load_study(study_name=study, storage=studies)
         trials = {t.number: t for t in loaded.get_trials(deepcopy=False)}
         if not trials:
