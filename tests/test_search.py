@@ -105,7 +105,7 @@ def test_a_diverging_optimizer_is_pruned_and_recorded(storage):
     )
 
     assert result.exit_code == 0, result.output
-    assert "No complete trial yet in study nan (3 pruned)." in result.stdout
+    assert "No complete trial yet in study nan (3 diverged)." in result.stdout
     study = optuna.load_study(study_name="nan", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 3
     for record in open_store(storage).trials("nan"):

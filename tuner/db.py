@@ -134,7 +134,7 @@ def _parse(url: str) -> URL:
             )
         if parsed.query or parsed.host or parsed.username:
             raise BadInput(f"{mask_url(url)}: tuner sets SQLite's options itself; {_USAGE}")
-        path = _sqlite_path(parsed)
+        path = sqlite_path(parsed)
         if not path.parent.is_dir():
             raise BadInput(f"no folder {path.parent} to hold the SQLite database {path.name}")
         if path.is_dir():
@@ -152,7 +152,8 @@ def _parse(url: str) -> URL:
     raise BadInput(f"unsupported storage URL scheme '{parsed.drivername}'; {_USAGE}")
 
 
-def _sqlite_path(url: URL) -> Path:
+def sqlite_path(url: URL) -> Path:
+    """The file of a SQLite URL."""
     # Absolute, so that a worker which changes directory still writes to the same file.
     return Path(url.database or "").expanduser().resolve()
 
@@ -173,7 +174,7 @@ def storage_failure(error: SQLAlchemyError, url: URL) -> TunerError:
     detail = _scrub(lines[0] if lines else type(cause).__name__, url)
     where = url.render_as_string(hide_password=True)
     if isinstance(cause, sqlite3.DatabaseError) and "not a database" in detail:
-        return BadInput(f"{_sqlite_path(url)} is not a SQLite database")
+        return BadInput(f"{sqlite_path(url)} is not a SQLite database")
     return TunerError(f"{where}: {detail}")
 
 
@@ -216,7 +217,7 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     # NaN is not JSON, and PostgreSQL refuses it: say so on SQLite too rather than differ.
     strict = {"json_serializer": functools.partial(json.dumps, allow_nan=False)}
     if parsed.get_backend_name() == "sqlite":
-        return {**strict, "creator": functools.partial(_connect_sqlite, str(_sqlite_path(parsed)))}
+        return {**strict, "creator": functools.partial(_connect_sqlite, str(sqlite_path(parsed)))}
     return {
         **strict,
         # Every worker process holds two pools, tuner's and Optuna's, that keep one connection
@@ -802,7 +803,7 @@ def _engine_for(url: str, *, create: bool) -> Iterator[Engine | None]:
     a SQLite file that does not exist and ``create`` is false, so that looking creates nothing.
     """
     parsed = _parse(url)
-    if not create and parsed.get_backend_name() == "sqlite" and not _sqlite_path(parsed).exists():
+    if not create and parsed.get_backend_name() == "sqlite" and not sqlite_path(parsed).exists():
         yield None
         return
     engine = make_engine(url)

@@ -27,7 +27,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import BadInput, TunerError, did_you_mean
@@ -273,13 +272,15 @@ class Results:
     """
 
     def __init__(self, url: str) -> None:
-        from tuner.db import make_engine, mask_url, schema_state
+        from sqlalchemy.engine import make_url
+
+        from tuner.db import make_engine, mask_url, schema_state, sqlite_path
 
         self.storage = mask_url(url)
         self._url = url
         state = schema_state(url)
         if state.status == "missing":
-            raise BadInput(f"no database at {_sqlite_file(url)}")
+            raise BadInput(f"no database at {sqlite_path(make_url(url))}")
         if state.status in ("behind", "ahead"):
             raise TunerError(state.problem)
         # A database without tuner's tables holds no tuner study; it is not an error to look.
@@ -793,12 +794,6 @@ def _provenance(study: Row) -> Provenance:
         seed=study.seed,
         command=study.command,
     )
-
-
-def _sqlite_file(url: str) -> Path:
-    from sqlalchemy.engine import make_url
-
-    return Path(make_url(url).database or "").expanduser().resolve()
 
 
 # --- Comparing groups -------------------------------------------------------------------------

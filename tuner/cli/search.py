@@ -259,7 +259,7 @@ def _clock(seconds: float) -> str:
 def leaderboard(name: str, metric: str, top: Sequence[TrialSummary], results: Results) -> str:
     """The best complete trials as a table, best first, with the task's other metrics."""
     if not top:
-        counts = Counter(t.state.lower() for t in results.trials(name))
+        counts = Counter(t.outcome for t in results.trials(name))
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         return f"No complete trial yet in study {name} ({summary or 'no trials'})."
     complete = results.study(name).counts.complete
