@@ -392,19 +392,24 @@ def run_search(
     storage = optuna_storage(storage_url)
     names = optuna.get_all_study_names(storage=storage)
     name = config.study or new_study_name(config.task, names)
-    if name in names:
-        record = store.study(name)
-        if record is None:
-            raise BadInput(
-                f"study '{name}' was not made by tuner (it has no record of tuner's): "
-                "give another --study name"
-            )
-        changes = differences(record.settings, plan.settings)
-        if changes:
-            raise BadInput(
-                f"study '{name}' was created with {'; '.join(changes)}: "
-                "run it with its own settings, or give a new --study name"
-            )
+    if name in names and store.study(name) is None:
+        raise BadInput(
+            f"study '{name}' was not made by tuner (it has no record of tuner's): "
+            "give another --study name"
+        )
+    if name not in names:
+        # Ours before Optuna's: a worker that finds Optuna's study must find this record too.
+        record = StudyRecord(
+            name=name, task=config.task, settings=plan.settings, **provenance(plan, device)
+        )
+        store.save_study(record)
+    # Another worker's, when it started this study first.
+    changes = differences(store.study(name).settings, plan.settings)
+    if changes:
+        raise BadInput(
+            f"study '{name}' was created with {'; '.join(changes)}: "
+            "run it with its own settings, or give a new --study name"
+        )
     study = optuna.create_study(
         storage=storage,
         study_name=name,
@@ -413,16 +418,6 @@ def run_search(
         pruner=make_pruner(config.pruner, plan.steps, plan.eval_every),
         load_if_exists=True,
     )
-    if name not in names:
-        store.save_study(
-            StudyRecord(
-                optuna_study_id=storage.get_study_id_from_name(name),
-                name=name,
-                task=config.task,
-                settings=plan.settings,
-                **provenance(plan, device),
-            )
-        )
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     progress = Progress(total=config.trials)
     if finished >= config.trials:
