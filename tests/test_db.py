@@ -4,16 +4,21 @@ password."""
 
 import math
 import multiprocessing
+import os
 import pickle
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import optuna
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -28,6 +33,8 @@ from tuner.db import (
     upgrade,
 )
 from tuner.errors import BadInput, TunerError
+
+TUNER = Path(sys.executable).with_name("tuner")
 
 
 def study_record(name="s1", **changes):
@@ -328,17 +335,73 @@ def test_optunas_trials_and_tuners_records_share_one_database(storage_url):
     assert joined == 3
 
 
-def test_postgres_tables_are_upgraded_only_on_purpose(postgres_url):
-    with pytest.raises(TunerError, match=r"has no tuner tables .*run `tuner db upgrade`"):
-        open_store(postgres_url)
-    with pytest.raises(TunerError, match="run `tuner db upgrade`"):
-        optuna_storage(postgres_url)
+def test_an_empty_postgres_database_gains_tuner_tables_on_first_use(postgres_url):
+    store = open_store(postgres_url)
+    store.save_study(study_record())
 
-    with make_engine(postgres_url).connect() as connection:
-        tables = connection.execute(
-            text("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
-        ).scalar()
-    assert tables == 0
+    assert store.study("s1") == study_record()
+    assert db.schema_state(postgres_url).status == "current"
+    store.close()
+
+
+@pytest.fixture
+def postgres_database(postgres_url):
+    """The URL of a new, empty database of its own, so that the advisory locks in it (which
+    are per database, not per schema) are this test's alone."""
+    server = os.environ["TUNER_TEST_POSTGRES_URL"]
+    name = f"tuner_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def migration_waiters(connection):
+    """How many connections wait for tuner's migration lock in this connection's database."""
+    return connection.execute(
+        text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND (classid::bigint << 32 | objid::bigint) = :key"
+        ),
+        {"key": db.PG_MIGRATION_LOCK},
+    ).scalar()
+
+
+def test_two_workers_starting_together_on_an_empty_postgres_database_both_succeed(
+    postgres_database,
+):
+    command = [TUNER, "search", "--storage", postgres_database, "--task", "synthetic"]
+    command += ["--trials", "2", "--study", "together", "--optimizers", "sgd", "--quiet"]
+    holder = make_engine(postgres_database)
+    with holder.begin() as connection:
+        # Held until both workers, having found no tables, wait to create them.
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": db.PG_MIGRATION_LOCK}
+        )
+        workers = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 60
+        while migration_waiters(connection) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        waiting = migration_waiters(connection)
+    outcomes = [worker.communicate(timeout=120) for worker in workers]
+    holder.dispose()
+
+    assert waiting == 2
+    assert [worker.returncode for worker in workers] == [0, 0], outcomes
+    assert db.schema_state(postgres_database).status == "current"
+    store = open_store(postgres_database)
+    assert store.study("together") is not None
+    assert len(store.trials("together")) >= 2
+    store.close()
 
 
 def test_a_new_sqlite_file_is_created_and_upgraded_on_first_use(tmp_path):

@@ -151,6 +151,52 @@ def test_a_schema_newer_than_this_tuner_is_refused_and_left_unchanged(storage_ur
         assert digest(path) == files
 
 
+NEXT_MIGRATION = '''"""The migration after this tuner's newest, as the next tuner would ship it."""
+
+revision = "next"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
+'''
+
+
+@pytest.fixture
+def next_tuner(tmp_path, monkeypatch):
+    """A tuner whose migrations go one further than this one's; its head is "next"."""
+    folder = tmp_path / "next_migrations"
+    shutil.copytree(ROOT / "alembic", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    head = db.schema_state(f"sqlite:///{tmp_path / 'absent.db'}").head
+    (folder / "versions" / "next.py").write_text(NEXT_MIGRATION.format(head=head))
+    monkeypatch.setattr(db, "_migrations_folder", lambda: folder)
+    return head
+
+
+def test_tables_behind_are_upgraded_on_sqlite_and_refused_on_postgres(storage_url, request):
+    upgrade(storage_url)
+    ours = request.getfixturevalue("next_tuner")
+
+    if storage_url.startswith("sqlite"):
+        open_store(storage_url).close()
+        assert rows(storage_url, "tuner_alembic_version") == [("next",)]
+        return
+    for attempt in (open_store, optuna_storage):
+        with pytest.raises(TunerError) as error:
+            attempt(storage_url)
+        assert str(error.value) == (
+            f"the tuner tables in {db.mask_url(storage_url)} are at revision {ours}, older than "
+            "this tuner needs (next): run `tuner db upgrade` with this --storage"
+        )
+    assert rows(storage_url, "tuner_alembic_version") == [(ours,)]
+
+
 def test_the_wheel_ships_the_migrations_and_runs_them(tmp_path):
     source = tmp_path / "source"
     # A copy, because building in the checkout would leave build/ and egg-info behind.

@@ -302,7 +302,8 @@ def _despite_foreign_alembic_version(
 
 def optuna_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's storage on ``url``, with tuner's engine settings; tuner's tables are made ready
-    first (created or upgraded on SQLite, checked on PostgreSQL), as by :func:`open_store`.
+    first (created if absent; upgraded on SQLite, checked on PostgreSQL), as by
+    :func:`open_store`.
     """
     parsed = _parse(url)
     open_store(url).close()
@@ -772,13 +773,17 @@ def _migrate(engine: Engine, step: Literal["upgrade", "downgrade"], revision: st
 
 
 def _ready(engine: Engine) -> None:
-    """Make tuner's tables usable, or say why they are not, before anything is read or written:
-    an embedded SQLite database is created or upgraded on the spot; a shared PostgreSQL one is
-    upgraded only on purpose, by ``tuner db upgrade``, when no worker of an older tuner runs."""
+    """Make tuner's tables usable, or say why they are not, before anything is read or written.
+
+    Tables that are absent are created on any backend, as Optuna creates its own: workers that
+    start together take turns under the migration's lock. Tables that an older tuner made are
+    upgraded on the spot in an embedded SQLite file, but in a shared PostgreSQL database only on
+    purpose, by ``tuner db upgrade``, when no worker of the older tuner runs.
+    """
     state = _read_state(engine)
     if state.status == "current":
         return
-    if state.status == "ahead" or engine.dialect.name != "sqlite":
+    if state.status == "ahead" or (state.status == "behind" and engine.dialect.name != "sqlite"):
         raise TunerError(state.problem)
     _migrate(engine, "upgrade", "head")
 

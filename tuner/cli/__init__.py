@@ -5,9 +5,12 @@ that every error is one line on stderr (exit 2 for bad usage, 1 for failures) un
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -15,6 +18,10 @@ from tuner.errors import TunerError
 from tuner.plugins import Registry, load_plugins
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
+# As a shell reports a process that SIGPIPE ended (128 + 13), `git log | head` for one.
+CLOSED_PIPE_STATUS = 141
+INTERRUPTED_STATUS = 130
+_PLUGIN_HINT = "give the path of a plugin's .py file, or the name of an installed module"
 
 
 class UsageLine(click.ClickException):
@@ -29,10 +36,18 @@ class TunerGroup(click.Group):
             return super().make_context(*args, **kwargs)
         except click.UsageError as error:
             raise UsageLine(error.format_message()) from None
+        except BrokenPipeError:
+            _reader_gone()
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_gone()
+        except KeyboardInterrupt:
+            # As a shell reports a process that Ctrl-C ended (128 + SIGINT), not click's
+            # "Aborted!" and status 1, which reads as a failure of tuner's own.
+            raise click.exceptions.Exit(INTERRUPTED_STATUS) from None
         except click.UsageError as error:
             raise UsageLine(error.format_message()) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
@@ -44,6 +59,13 @@ class TunerGroup(click.Group):
             message = str(error) if isinstance(error, TunerError) else _unexpected(error)
             click.echo(f"Error: {message}", err=True)
             ctx.exit(code)
+
+
+def _reader_gone() -> NoReturn:
+    # The reader of stdout left early, as `head` does: not an error, so nothing is said. What
+    # stdout still buffers goes to /dev/null, or flushing it at exit would fail again.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise click.exceptions.Exit(CLOSED_PIPE_STATUS)
 
 
 def _unexpected(error: Exception) -> str:
@@ -60,13 +82,46 @@ def cli() -> None:
     """
 
 
+def _findable(module: str) -> bool:
+    """Whether ``module`` can be found, without importing it where Python allows: finding a
+    submodule imports its parent packages. A parent that fails to import for any reason but
+    being absent counts as found, so that loading the plugin reports the failure by name."""
+    if module.startswith("."):
+        return False
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError as error:
+        return not (module == error.name or module.startswith(f"{error.name}."))
+    except Exception:
+        return True
+
+
+def _plugins_found(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> Sequence[str]:
+    # A plugin typed for this command that is not there is a typo: refused before anything is
+    # opened or written. One that is there but fails to load is only warned about, as are those
+    # of TUNER_PLUGINS, which is standing configuration.
+    for value in values:
+        if value.endswith(".py"):
+            if not Path(value).is_file():
+                raise click.BadParameter(f"no such file '{value}': {_PLUGIN_HINT}", ctx, param)
+        elif not _findable(value):
+            raise click.BadParameter(
+                f"no module '{value}' is importable: {_PLUGIN_HINT}", ctx, param
+            )
+    return values
+
+
 def plugin_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the repeatable ``--plugin PATH_OR_MODULE`` option."""
+    """Add the repeatable ``--plugin PATH_OR_MODULE`` option; one that cannot be found is a
+    usage error."""
     return click.option(
         "--plugin",
         "plugins",
         multiple=True,
         metavar="PATH_OR_MODULE",
+        callback=_plugins_found,
         help="Load a plugin from a .py file or an importable module (repeatable). "
         "TUNER_PLUGINS=a,b does the same.",
     )(command)
