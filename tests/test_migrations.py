@@ -240,4 +240,4 @@ def test_the_wheel_ships_the_migrations_and_runs_them(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == str(installed / "tuner" / "migrations")
-    assert "from revision none to 0001" in result.stdout
+    assert "from revision none to 0002" in result.stdout

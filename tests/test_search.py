@@ -53,7 +53,8 @@ def test_a_search_stores_every_trial_and_finds_the_best(storage):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Top ")
     assert lines[3].split()[:2] == [str(best.number), f"{best.value:.4g}"]
-    assert lines[-1].startswith("Study s1 in sqlite:///")
+    assert lines[-5].startswith("Study s1 in sqlite:///")
+    assert lines[-1].startswith("Continue it: tuner search --study s1 --trials 16 ")
 
 
 def test_trials_counts_the_whole_study_so_a_rerun_continues_it(storage):
@@ -254,9 +255,9 @@ def test_the_stored_command_line_masks_a_password(postgres_url):
     )
 
     assert result.returncode == 0, result.stderr
-    shown = CliRunner().invoke(cli, ["show", "masked", "0", "--storage", url])
+    shown = CliRunner().invoke(cli, ["show", "masked", "0", "--storage", url, "--wide"])
     assert "s3cret" not in shown.stdout + result.stdout + result.stderr
-    assert "--storage postgresql+psycopg://postgres:***@" in shown.stdout
+    assert "--storage 'postgresql+psycopg://postgres:***@" in shown.stdout
 
 
 def test_the_continue_command_it_prints_continues_the_study(storage):
@@ -267,3 +268,119 @@ def test_the_continue_command_it_prints_continues_the_study(storage):
 
     assert again.exit_code == 0, again.output
     assert len(finished(storage, "c")) == 4
+
+
+def test_the_recorded_command_is_the_one_typed_whatever_sys_argv_holds(storage, monkeypatch):
+    # A bare `pytest` leaves sys.argv[1:] empty; a command line must not depend on it.
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+
+    assert search(storage, "--trials", "1", "--study", "typed").exit_code == 0
+
+    command = open_store(storage).study("typed").command
+    assert shlex.split(command) == [
+        "tuner",
+        "search",
+        "--task",
+        "synthetic",
+        "--trials",
+        "1",
+        "--study",
+        "typed",
+        "--storage",
+        storage,
+        "--optimizers",
+        "adam,sgd",
+        "--schedules",
+        "constant,cosine",
+    ]
+
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "single_file_plugin.py"
+
+
+def test_a_plugin_installed_since_leaves_a_study_as_it_was_made(storage, monkeypatch):
+    first = CliRunner().invoke(
+        cli, ["search", "--storage", storage, "--task", "synthetic", "--trials", "2"]
+    )
+    assert first.exit_code == 0, first.output
+    command = first.stdout.strip().splitlines()[-1].split("Continue it: ", 1)[1]
+    name = shlex.split(command)[3]
+    space = open_store(storage).study(name).settings["space"]
+    # As if the example plugin had been installed after the study was made.
+    monkeypatch.setenv("TUNER_PLUGINS", str(EXAMPLE))
+
+    again = CliRunner().invoke(cli, shlex.split(command)[1:])
+    full = CliRunner().invoke(
+        cli, ["search", "--storage", storage, "--study", name, "--trials", "4"]
+    )
+
+    assert again.exit_code == 0, again.output
+    assert full.exit_code == 0, full.output
+    assert "already holds 4 finished trials" in full.stderr
+    assert open_store(storage).study(name).settings["space"] == space
+    used = {(t.params["optimizer"], t.params["schedule"]) for t in finished(storage, name)}
+    assert not {"adamw_bc", "polynomial"} & {n for pair in used for n in pair}
+    asked = search(storage, "--study", name, "--trials", "6", "--optimizers", "adam,adamw_bc")
+    assert asked.exit_code == 2
+    assert "a different search space (optimizers" in asked.stderr
+
+
+def test_a_study_whose_plugin_is_gone_says_which_and_how_to_bring_it_back(storage):
+    args = ["--trials", "1", "--study", "plugged", "--optimizers", "adamw_bc"]
+    assert search(storage, *args, "--plugin", str(EXAMPLE)).exit_code == 0
+
+    result = CliRunner().invoke(
+        cli, ["search", "--storage", storage, "--study", "plugged", "--trials", "2"]
+    )
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: study 'plugged' searches optimizer 'adamw_bc', which no loaded plugin registers "
+        "now: install its plugin again or pass it with --plugin\n"
+    )
+
+
+def test_each_command_it_suggests_carries_the_storage_and_runs_alone(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    result = search(storage, "--trials", "2", "--study", "far")
+    lines = result.stdout.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Look closer: "))
+    commands = [line.split(": ", 1)[-1].strip() for line in lines[start:]]
+
+    assert [c.split()[:2] for c in commands] == [
+        ["tuner", "best"],
+        ["tuner", "show"],
+        ["tuner", "compare"],
+        ["tuner", "search"],
+    ]
+    for command in commands[:3]:
+        assert f"--storage {storage}" in command
+        ran = CliRunner().invoke(cli, shlex.split(command)[1:])
+        assert ran.exit_code == 0, (command, ran.output)
+
+
+def test_a_second_study_with_the_same_seed_and_settings_says_it_repeats_the_first(storage):
+    first = search(storage, "--trials", "2")
+    name = first.stdout.strip().splitlines()[-1].split()[5]
+
+    second = search(storage, "--trials", "2")
+    other_seed = search(storage, "--trials", "2", "--seed", "1")
+
+    assert first.stderr == ""
+    assert second.exit_code == 0
+    assert second.stderr.startswith(
+        f"Note: study {name} has this seed and these settings, so this study will repeat its "
+        "trials.\n      Give another --seed for new trials, or add trials to the first:\n"
+        f"      tuner search --study {name} --trials 4 "
+    )
+    assert other_seed.stderr == ""
+
+
+def test_piped_it_prints_a_line_a_trial_only_when_verbose(storage):
+    quiet = search(storage, "--trials", "3", "--study", "piped")
+    verbose = search(storage, "--trials", "6", "--study", "piped", "--verbose")
+
+    assert quiet.stderr == ""
+    lines = verbose.stderr.splitlines()
+    assert lines[0].startswith("Study piped (continued) in sqlite:///")
+    assert [line.split()[:2] for line in lines[1:]] == [["trial", str(n)] for n in (3, 4, 5)]

@@ -80,7 +80,7 @@ VERSION_TABLE = "tuner_alembic_version"
 HEARTBEAT_S = 30
 OPTUNA_CREATE_TRIES = 5
 TABLE_PREFIX = "tuner_"
-OUTCOMES = ("complete", "pruned", "diverged", "failed")
+OUTCOMES = ("complete", "pruned", "diverged", "failed", "interrupted")
 # Long enough to outwait every other writer's one-transaction trial record, short enough that
 # a wedged process is reported rather than waited on for ever.
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -599,6 +599,14 @@ class Store:
                 return None
             return StudyRecord(**{name: getattr(row, name) for name in _STUDY_FIELDS})
 
+    def twins(self, seed: int, settings: dict[str, Any]) -> list[str]:
+        """The studies made with this seed and these settings, oldest first: a new study like
+        them would repeat their trials one by one."""
+        query = select(StudyRow.name, StudyRow.settings).where(StudyRow.seed == seed)
+        with self._transaction(read_only=True) as session:
+            rows = session.execute(query.order_by(StudyRow.created_at))
+            return [name for name, stored in rows if stored == settings]
+
     def save_trial(self, record: TrialRecord) -> None:
         """Write a trial and its curve in one transaction: all of it is stored, or none."""
         if record.outcome not in OUTCOMES:
@@ -828,6 +836,15 @@ def schema_state(url: str) -> SchemaState:
     """Where the tuner tables at ``url`` stand; changes nothing, creates no SQLite file."""
     with _engine_for(url, create=False) as engine:
         return _missing(url) if engine is None else _read_state(engine)
+
+
+def find_study(url: str, name: str) -> StudyRecord | None:
+    """The record of study ``name`` at ``url``, if there is one; reads only, and creates no
+    SQLite file, so that a request can be checked against it before anything is written."""
+    with _engine_for(url, create=False) as engine:
+        if engine is None or _read_state(engine).status != "current":
+            return None
+        return Store(sessionmaker(engine, expire_on_commit=False)).study(name)
 
 
 def upgrade(url: str) -> tuple[SchemaState, SchemaState]:

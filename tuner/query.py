@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql import ColumnElement
 
 # tuner's outcomes, in the order they rank, then the state of a trial that has none yet.
-STATES = ("complete", "pruned", "diverged", "failed", "running")
+STATES = ("complete", "pruned", "diverged", "failed", "interrupted", "running")
 FINISHED = ("complete", "pruned", "diverged")
 SORTS = ("value", "number", "duration")
 GROUPINGS = ("optimizer", "schedule")
@@ -55,6 +55,7 @@ _OPTUNA_STATE = {
     "pruned": "PRUNED",
     "diverged": "PRUNED",
     "failed": "FAIL",
+    "interrupted": "FAIL",
     "running": "RUNNING",
 }
 # Fewer finished values than this say nothing about how widely a group's trials spread.
@@ -69,6 +70,7 @@ class Counts:
     pruned: int = 0
     diverged: int = 0
     failed: int = 0
+    interrupted: int = 0
     running: int = 0
 
     @classmethod

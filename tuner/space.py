@@ -260,6 +260,27 @@ class SearchSpace:
             "schedules": {name: params(s) for name, s in self.schedules.items()},
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SearchSpace:
+        """The space that :meth:`to_json` wrote, as a study stores it."""
+
+        def params(space: Mapping[str, Any]) -> dict[str, Param]:
+            return {name: param_from_json(p) for name, p in space.items()}
+
+        return cls(
+            optimizers={name: params(s) for name, s in data["optimizers"].items()},
+            schedules={name: params(s) for name, s in data["schedules"].items()},
+            shared=params({name: data[name] for name in SHARED}),
+        )
+
+
+def param_from_json(data: Mapping[str, Any]) -> Param:
+    """The parameter whose ``to_json`` gave ``data``."""
+    if data["type"] == "choice":
+        return Choice(tuple(data["values"]))
+    kind = Float if data["type"] == "float" else Int
+    return kind(data["low"], data["high"], log=data["log"])
+
 
 def _suggest(trial: Any, name: str, param: Param) -> Any:
     if isinstance(param, Float):

@@ -7,10 +7,10 @@ from __future__ import annotations
 import importlib.util
 import math
 import random
-import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from typing import Any
@@ -21,6 +21,7 @@ import optuna
 from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.plugins import Registry
 from tuner.space import SearchSpace, build_space
+from tuner.watcher import Progress, Watcher
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("median", "hyperband", "sha", "none")
@@ -47,7 +48,8 @@ class SearchConfig:
     space: Sequence[str] = ()
     sampler: str = "tpe"
     pruner: str = "median"
-    metric: str = "val_loss"
+    metric: str | None = None
+    command: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,15 @@ class Plan:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_search(config: SearchConfig, registry: Registry) -> Plan:
-    """Check the request against the registry and resolve its defaults; raise on bad input."""
+def plan_search(
+    config: SearchConfig, registry: Registry, stored: Mapping[str, Any] | None = None
+) -> Plan:
+    """Check the request against the registry and resolve its defaults; raise on bad input.
+
+    ``stored`` holds the settings of the study the request resumes. What the request leaves out
+    is taken from them, so that a study keeps the task, steps, metric and search space it was
+    created with, whatever plugins were installed since; what it gives must match them.
+    """
     if config.trials < 1:
         raise BadInput(f"--trials must be at least 1, got {config.trials}")
     for option, name, known in (
@@ -83,50 +92,78 @@ def plan_search(config: SearchConfig, registry: Registry) -> Plan:
     for option, names in (("optimizers", config.optimizers), ("schedules", config.schedules)):
         if names is not None and not names:
             raise BadInput(f"--{option} names none; give at least one, or leave it out for all")
+    if stored:
+        config = replace(
+            config,
+            **{key: getattr(config, key) or stored.get(key) for key in KEPT_ON_RESUME},
+        )
     if config.task is None:
         if not registry.tasks:
             raise TunerError("no task is registered; see `tuner plugins` for plugin errors")
         # The built-ins register first, so the default is theirs unless a plugin's comes first.
         config = replace(config, task=next(iter(registry.tasks)))
     task_spec = registry.get("task", config.task)
-    optimizers = registry.select("optimizer", config.optimizers)
-    schedules = registry.select("schedule", config.schedules)
-    space = build_space(
-        {name: spec.space for name, spec in optimizers.items()},
-        {name: spec.space for name, spec in schedules.items()},
-        config.space,
-    )
+    if stored and config.optimizers is None and config.schedules is None and not config.space:
+        space = SearchSpace.from_json(stored["space"])
+        for kind, names in (("optimizer", space.optimizers), ("schedule", space.schedules)):
+            for name in names:
+                _require(registry, kind, name, config.study)
+    else:
+        optimizers = registry.select("optimizer", config.optimizers)
+        schedules = registry.select("schedule", config.schedules)
+        space = build_space(
+            {name: spec.space for name, spec in optimizers.items()},
+            {name: spec.space for name, spec in schedules.items()},
+            config.space,
+        )
     task = task_spec.build()
     steps = config.steps or task.steps
     eval_every = min(config.eval_every or task.eval_every, steps)
-    if config.metric == "val_loss":
+    metric = config.metric or "val_loss"
+    if metric == "val_loss":
         direction = "minimize"
-    elif config.metric in task.metrics:
-        direction = task.metrics[config.metric].direction
+    elif metric in task.metrics:
+        direction = task.metrics[metric].direction
     else:
         known = ["val_loss", *task.metrics]
         raise BadInput(
-            f"unknown metric '{config.metric}' of task '{config.task}'"
-            f"{did_you_mean(config.metric, known)}"
+            f"unknown metric '{metric}' of task '{config.task}'{did_you_mean(metric, known)}"
         )
     batch_size = config.batch_size or task.batch_size
     settings = {
         "task": config.task,
-        "metric": config.metric,
+        "metric": metric,
         "direction": direction,
         "steps": steps,
         "batch_size": batch_size,
         "eval_every": eval_every,
         "space": space.to_json(),
+        "sampler": config.sampler,
+        "pruner": config.pruner,
     }
+    config = replace(config, metric=metric)
     return Plan(config, registry, task, space, steps, batch_size, eval_every, direction, settings)
+
+
+# What a resumed study takes from its stored settings when the request leaves it out.
+KEPT_ON_RESUME = ("task", "metric", "steps", "batch_size", "eval_every")
+# What a resumed study may change: they steer the search, not what its trials measure.
+STEERING = ("sampler", "pruner")
+
+
+def _require(registry: Registry, kind: str, name: str, study: str | None) -> None:
+    if name not in registry.specs(kind):
+        raise BadInput(
+            f"study '{study}' searches {kind} '{name}', which no loaded plugin registers now: "
+            "install its plugin again or pass it with --plugin"
+        )
 
 
 def differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """What a resumed study would change, in words; empty when it may simply continue."""
     changes = []
     for key, value in wanted.items():
-        if key == "space":
+        if key == "space" or key in STEERING:
             continue
         if stored.get(key) != value:
             changes.append(f"{key} {stored.get(key)!r}, not {value!r}")
@@ -271,31 +308,22 @@ def provenance(plan: Plan, device: str) -> dict[str, Any]:
         "versions": {lib: version(lib) for lib in ("mlx", "optuna", "tuner")},
         "device": device,
         "seed": plan.config.seed,
-        "command": " ".join(["tuner", *(_masked(arg) for arg in sys.argv[1:])]),
+        "command": plan.config.command,
     }
 
 
-def _masked(arg: str) -> str:
-    """A command-line argument with the password of any URL in it masked."""
-    from tuner.db import mask_url
-
-    if "://" not in arg:
-        return arg
-    option, equals, url = arg.partition("=") if arg.startswith("--") else ("", "", arg)
-    return f"{option}{equals}{mask_url(url)}"
+class Interrupted(Exception):
+    """The user stopped the search: Optuna records the trial in flight as failed, tuner as
+    interrupted, and neither counts it among the finished."""
 
 
-@dataclass
-class Progress:
-    """What this run has done so far, for the display."""
+def objective_for(
+    plan: Plan, store: Any, device: str, watcher: Watcher, stop: threading.Event
+) -> Callable[[optuna.Trial], float]:
+    """The Optuna objective: sample, train, report at eval points, store one record.
 
-    total: int
-    failures_in_a_row: int = 0
-    last_failure: str | None = None
-
-
-def objective_for(plan: Plan, store: Any, device: str) -> Callable[[optuna.Trial], float]:
-    """The Optuna objective: sample, train, report at eval points, store one record."""
+    Once ``stop`` is set, the trial in flight ends at its next step as interrupted.
+    """
     from tuner.db import TrialRecord
     from tuner.train import run_trial
 
@@ -309,9 +337,27 @@ def objective_for(plan: Plan, store: Any, device: str) -> Callable[[optuna.Trial
                 trial.report(value, step)
             return trial.should_prune()
 
+        def unrun(outcome: str, reason: str) -> TrialRecord:
+            trial.set_user_attr("reason", reason)
+            return TrialRecord(
+                **_identity(trial, seed),
+                steps=0,
+                wall_time_s=time.monotonic() - started,
+                step_time_s=None,
+                compiled=False,
+                metrics={},
+                value=None,
+                outcome=outcome,
+                reason=reason,
+            )
+
         started = time.monotonic()
+        if stop.is_set():
+            store.save_trial(unrun("interrupted", "interrupted before its first step"))
+            raise Interrupted("interrupted before its first step")
         try:
             sample = plan.space.sample(trial)
+            watcher.trial_started(trial.number, sample)
             result = run_trial(
                 plan.task,
                 registry.optimizers[sample.optimizer],
@@ -323,26 +369,16 @@ def objective_for(plan: Plan, store: Any, device: str) -> Callable[[optuna.Trial
                 seed=seed,
                 objective=config.metric,
                 on_eval=on_eval,
+                on_build=lambda: watcher.building(trial.number, sample),
+                stop=stop,
             )
         except Exception as error:
-            reason = f"{type(error).__name__}: {error}".splitlines()[0]
-            trial.set_user_attr("reason", reason)
-            elapsed = time.monotonic() - started
-            store.save_trial(
-                TrialRecord(
-                    **_identity(trial, seed),
-                    steps=0,
-                    wall_time_s=elapsed,
-                    step_time_s=None,
-                    compiled=False,
-                    metrics={},
-                    value=None,
-                    outcome="failed",
-                    reason=reason,
-                )
-            )
+            store.save_trial(unrun("failed", f"{type(error).__name__}: {error}".splitlines()[0]))
             raise
         store.save_trial(TrialRecord(**_identity(trial, seed), **asdict(result)))
+        if result.outcome == "interrupted":
+            trial.set_user_attr("reason", result.reason)
+            raise Interrupted(result.reason)
         if result.outcome != "complete":
             raise optuna.TrialPruned(result.reason)
         return result.value
@@ -381,23 +417,32 @@ def check_device(device: str | None) -> str:
 def run_search(
     plan: Plan,
     storage_url: str,
-    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial, Progress], None] | None = None,
+    watcher: Watcher | None = None,
+    stop: threading.Event | None = None,
 ) -> optuna.Study:
-    """Create or resume the study and run trials until it holds ``trials`` finished ones."""
+    """Create or resume the study and run trials until it holds ``trials`` finished ones.
+
+    Setting ``stop`` (from a signal handler, say) ends the trial in flight at its next step,
+    records it as interrupted, and returns: no trial is left running.
+    """
     from tuner.db import StudyRecord, open_store, optuna_storage
 
     config = plan.config
+    watcher = watcher or Watcher()
+    stop = stop or threading.Event()
     device = check_device(config.device)
     store = open_store(storage_url)
     storage = optuna_storage(storage_url)
     names = optuna.get_all_study_names(storage=storage)
     name = config.study or new_study_name(config.task, names)
-    if name in names and store.study(name) is None:
+    new = name not in names
+    if not new and store.study(name) is None:
         raise BadInput(
             f"study '{name}' was not made by tuner (it has no record of tuner's): "
             "give another --study name"
         )
-    if name not in names:
+    twins = store.twins(config.seed, plan.settings) if new else []
+    if new:
         # Ours before Optuna's: a worker that finds Optuna's study must find this record too.
         record = StudyRecord(
             name=name, task=config.task, settings=plan.settings, **provenance(plan, device)
@@ -418,24 +463,26 @@ def run_search(
         pruner=make_pruner(config.pruner, plan.steps, plan.eval_every),
         load_if_exists=True,
     )
+    watcher.started(name, new=new, twins=twins)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     progress = Progress(total=config.trials)
-    if finished >= config.trials:
+    if finished >= config.trials or stop.is_set():
         return study
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state == optuna.trial.TrialState.FAIL:
+        if stop.is_set():
+            study.stop()
+        elif trial.state == optuna.trial.TrialState.FAIL:
             progress.failures_in_a_row += 1
             progress.last_failure = trial.user_attrs.get("reason")
             if progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
                 study.stop()
         else:
             progress.failures_in_a_row = 0
-        if on_trial:
-            on_trial(study, trial, progress)
+        watcher.trial_ended(study, trial, progress)
 
     study.optimize(
-        objective_for(plan, store, device),
+        objective_for(plan, store, device, watcher, stop),
         timeout=config.timeout,
         callbacks=[optuna.study.MaxTrialsCallback(config.trials, states=FINISHED), after_trial],
         catch=(Exception,),

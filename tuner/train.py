@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -183,6 +184,8 @@ def run_trial(
     seed: int,
     objective: str = "val_loss",
     on_eval: Callable[[int, float], bool] | None = None,
+    on_build: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
     eager: bool = False,
 ) -> TrialResult:
     """Train ``task`` for ``steps`` with ``sample``'s settings and return what happened.
@@ -190,9 +193,11 @@ def run_trial(
     ``objective`` is ``"val_loss"`` or the name of one of the task's metrics. ``on_eval(step,
     value)`` is called at each eval (every ``eval_every`` steps and after the last) with the
     objective's value, and returning True prunes the trial. A trial whose loss runs away ends
-    with outcome ``"diverged"``; any other exception propagates. ``eager=True`` skips
-    ``mx.compile``, which otherwise is tried once per graph key and given up for that key when
-    the optimizer cannot be traced.
+    with outcome ``"diverged"``; any other exception propagates. ``on_build()`` is called
+    before the first step of a graph this process has not compiled yet, while MLX builds its
+    kernels. Once ``stop`` is set, the trial ends before its next step with outcome
+    ``"interrupted"``. ``eager=True`` skips ``mx.compile``, which otherwise is tried once per
+    graph key and given up for that key when the optimizer cannot be traced.
     """
     started = time.perf_counter()
     if min(steps, batch_size, eval_every) < 1:
@@ -201,15 +206,24 @@ def run_trial(
         known = ", ".join(["val_loss", *task.metrics])
         raise ValueError(f"unknown objective '{objective}'; this task has: {known}")
     plan = TrialPlan.of(optimizer, schedule, sample, steps)
-    run = _Run(task, plan, batch_size, eval_every, seed, objective, on_eval, started)
+    stop = stop or threading.Event()
+    run = _Run(task, plan, batch_size, eval_every, seed, objective, on_eval, stop, started)
     key = None if eager else plan.key(task, batch_size)
     graph = _GRAPHS.get(key)
     if key is not None and (graph is None or graph.fallback is None):
+        if graph is None and on_build is not None:
+            on_build()
         try:
             return run.train(key)
         except _CompileFailed as failure:
             graph = _GRAPHS[key]
-            graph.fallback = f"compile failed, so it ran eagerly: {_explain(failure)}"
+            if stop.is_set():
+                # Ctrl-C reaches the compiler MLX runs too, and cuts the build short: the
+                # optimizer is not to blame, and the next process builds the kernels again.
+                del _GRAPHS[key]
+                graph = None
+            else:
+                graph.fallback = f"compile failed, so it ran eagerly: {_explain(failure)}"
         # A failed trace leaves tracers in the arrays it was given: start from new ones.
         run = replace(run, plan=TrialPlan.of(optimizer, schedule, sample, steps))
     return run.train(None, note=graph.fallback if graph else None)
@@ -235,6 +249,7 @@ class _Run:
     seed: int
     objective: str
     on_eval: Callable[[int, float], bool] | None
+    stop: threading.Event
     started: float
 
     def train(self, key: tuple[Any, ...] | None, note: str | None = None) -> TrialResult:
@@ -290,6 +305,8 @@ class _Run:
     ) -> tuple[str, str | None]:
         steps = self.plan.steps
         for index in range(steps):
+            if self.stop.is_set():
+                return "interrupted", f"interrupted at step {index}"
             tick = time.perf_counter()
             batch = order[index]
             loss, lr = step(x[batch], y[batch])

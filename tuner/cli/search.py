@@ -1,22 +1,35 @@
-"""``tuner search``: run a study, show its progress, and end with a leaderboard."""
+"""``tuner search``: run a study, show its progress, end with a leaderboard, and stop cleanly
+on Ctrl-C."""
 
 from __future__ import annotations
 
+import itertools
 import shlex
+import shutil
+import signal
+import statistics
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
-from tuner.cli import load_registry, plugin_option, storage_option
+from tuner.cli import INTERRUPTED_STATUS, load_registry, plugin_option, storage_option
 from tuner.cli.output import number
 from tuner.cli.results import trial_table
+from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
+    import optuna
+
     from tuner.query import Results, TrialSummary
+    from tuner.space import Sample
+    from tuner.watcher import Progress
 
 LEADERBOARD_SIZE = 5
 
@@ -81,10 +94,8 @@ def _names(value: str | None) -> list[str] | None:
 )
 @click.option(
     "--metric",
-    default="val_loss",
-    show_default=True,
     help="What to optimise: val_loss (minimised) or a metric of the task, "
-    "such as accuracy, in its own direction.",
+    "such as accuracy, in its own direction [val_loss].",
 )
 @click.option(
     "--sampler",
@@ -102,6 +113,12 @@ def _names(value: str | None) -> list[str] | None:
 )
 @plugin_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the study's name at the end.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Print a line on stderr for every finished trial, on a terminal or not.",
+)
 def search_command(
     task: str | None,
     trials: int,
@@ -116,17 +133,24 @@ def search_command(
     optimizers: str | None,
     schedules: str | None,
     space: Sequence[str],
-    metric: str,
+    metric: str | None,
     sampler: str,
     pruner: str,
     plugins: Sequence[str],
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Search optimizers, schedules and their settings for TASK with short MLX trials.
 
     Every trial trains the task's model from scratch with one sampled optimizer and schedule,
     is pruned early when it falls behind, and is stored in --storage. Many processes, on many
     machines, can work on one study: give them the same --study and --storage.
+
+    A study is resumed with the settings it was created with: run it again with the same
+    --study and a larger --trials. On a terminal a status line shows the progress on stderr.
+    Ctrl-C stops the trial in flight, records it as interrupted, and prints the leaderboard
+    and the command that continues the study (exit status 130); a second Ctrl-C skips the
+    leaderboard.
 
     \b
     Examples:
@@ -136,11 +160,11 @@ def search_command(
     """
     import optuna
 
-    from tuner.db import mask_url
-    from tuner.query import open_results
+    from tuner.db import find_study
     from tuner.study import SearchConfig, plan_search, run_search
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    ctx = click.get_current_context()
     config = SearchConfig(
         task=task,
         trials=trials,
@@ -157,98 +181,297 @@ def search_command(
         sampler=sampler,
         pruner=pruner,
         metric=metric,
+        command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
-    plan = plan_search(config, load_registry(plugins))
-    display = None if quiet else Display(sys.stdout.isatty())
-    study = run_search(plan, storage, display.after_trial if display else None)
-    if display:
-        display.finish()
-        if not display.trials:
-            click.echo(
-                f"Study {study.study_name} already holds {trials} finished trials: "
-                "nothing to run. Ask for more with --trials.",
-                err=True,
-            )
-    if quiet:
-        click.echo(study.study_name)
-        return
-    name = study.study_name
+    display = Display(
+        ctx,
+        storage,
+        trials,
+        timeout,
+        live=not quiet and sys.stderr.isatty(),
+        verbose=verbose and not quiet,
+    )
+    with CtrlC(display) as ctrl_c:
+        try:
+            registry = load_registry(plugins)
+            stored = find_study(storage, study_name) if study_name else None
+            plan = plan_search(config, registry, stored and stored.settings)
+            with ctrl_c.guarding():
+                try:
+                    run_search(plan, storage, display, ctrl_c.stop)
+                finally:
+                    display.finish()
+            if ctrl_c.hurry:
+                raise KeyboardInterrupt
+            if ctrl_c.stop.is_set():
+                what = display.interrupted or "no trial had started"
+                click.echo(f"Interrupted: {what}.", err=True)
+            elif display.ran == 0:
+                click.echo(
+                    f"Study {display.name} already holds {trials} finished trials: "
+                    "nothing to run. Ask for more with --trials.",
+                    err=True,
+                )
+            if quiet:
+                click.echo(display.name)
+            else:
+                click.echo(closing(ctx, display.name, plan.config.metric, storage, trials))
+        except KeyboardInterrupt:
+            click.echo(interrupted(ctx, display.name, trials), err=True)
+            ctx.exit(INTERRUPTED_STATUS)
+    if ctrl_c.stop.is_set():
+        ctx.exit(INTERRUPTED_STATUS)
+
+
+def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: int) -> str:
+    """The leaderboard of the top complete trials, and the commands that look closer at the
+    study and continue it, each of which can be copied alone."""
+    from tuner.query import open_results
+
     with open_results(storage) as results:
         top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome == "complete"]
-        click.echo(leaderboard(name, metric, top, results))
-    given = click.get_current_context().get_parameter_source("storage")
-    where = f" (with --storage {mask_url(storage)})" if given.name == "COMMANDLINE" else ""
-    show = f"tuner show {name} {top[0].number}, " if top else ""
-    click.echo(
-        f"\nStudy {name} in {mask_url(storage)}. "
-        f"Look closer: tuner best {name}, {show}tuner compare {name}{where}. "
-        f"Continue it: {continue_command(click.get_current_context(), name, trials * 2)}"
+        board = leaderboard(name, metric, top, results)
+    given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE
+    where = f" --storage {shlex.quote(_masked(storage))}" if given else ""
+    look = [f"tuner best {name}{where}", f"tuner compare {name}{where}"]
+    if top:
+        look.insert(1, f"tuner show {name} {top[0].number}{where}")
+    indent = "\n" + " " * len("Look closer: ")
+    return (
+        f"{board}\n\nStudy {name} in {_masked(storage)}.\n"
+        f"Look closer: {indent.join(look)}\n"
+        f"Continue it: {continue_command(ctx, name, trials * 2)}"
     )
+
+
+def interrupted(ctx: click.Context, name: str | None, trials: int) -> str:
+    """What a Ctrl-C that cut the search short leaves the user with."""
+    if name is None:
+        return "Interrupted before the study started: nothing was run."
+    return f"Interrupted. Study {name}; continue it: {continue_command(ctx, name, trials)}"
+
+
+def given_options(ctx: click.Context) -> list[str]:
+    """The options given on the command line, as words to run again (passwords masked)."""
+    words = []
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if getattr(param, "is_flag", False):
+            words += [param.opts[-1]] if value else []
+            continue
+        for one in value if param.multiple else [value]:
+            text = _masked(one) if param.name == "storage" else str(one)
+            words += [param.opts[-1], shlex.quote(text)]
+    return words
 
 
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     """The ``tuner search`` that continues this study: the options given, with its name and a
     new --trials, since a study resumed with other settings is refused."""
-    from tuner.db import mask_url
-
     words = ["tuner", "search", "--study", study, "--trials", str(trials)]
-    for param in ctx.command.params:
-        skip = param.name in ("study_name", "trials", "quiet")
-        if skip or ctx.get_parameter_source(param.name).name != "COMMANDLINE":
+    given = given_options(ctx)
+    skip = {"--study", "--trials", "--quiet", "--verbose"}
+    for index, word in enumerate(given):
+        if word in skip or (index and given[index - 1] in skip - {"--quiet", "--verbose"}):
             continue
-        values = ctx.params[param.name]
-        for value in values if param.multiple else [values]:
-            words += [
-                param.opts[-1],
-                shlex.quote(mask_url(value) if param.name == "storage" else str(value)),
-            ]
+        words.append(word)
     return " ".join(words)
 
 
-class Display:
-    """One live status line on a terminal; failed trials as lines on stderr."""
+def _masked(url: str) -> str:
+    from tuner.db import mask_url
 
-    def __init__(self, live: bool) -> None:
+    return mask_url(url)
+
+
+class Display(Watcher):
+    """A search's progress on stderr. On a terminal, one status line that a thread redraws
+    twice a second, so that its clock runs while MLX builds kernels; with --verbose, a line
+    for each finished trial. The study's name and storage come first, before any trial."""
+
+    TICK_S = 0.5
+    # Trials of this run to time before saying how long the rest will take.
+    ETA_AFTER = 3
+
+    def __init__(
+        self,
+        ctx: click.Context,
+        storage: str,
+        total: int,
+        timeout: float | None,
+        *,
+        live: bool,
+        verbose: bool,
+    ) -> None:
+        self.ctx = ctx
+        self.storage = storage
+        self.total = total
+        self.timeout = timeout
         self.live = live
-        self.started = time.monotonic()
-        self.trials = 0
+        self.verbose = verbose
+        self.name: str | None = None
+        self.started_at = time.monotonic()
+        self.ends: list[float] = []
+        self.done = 0
+        self.best = ""
+        self.doing = "starting"
+        self.interrupted: str | None = None
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._ticker: threading.Thread | None = None
 
-    def after_trial(self, study: Any, trial: Any, progress: Any) -> None:
-        self.trials += 1
+    @property
+    def ran(self) -> int:
+        return len(self.ends)
+
+    def started(self, study: str, *, new: bool, twins: Sequence[str]) -> None:
+        self.name = study
+        if self.live or self.verbose:
+            state = "new" if new else "continued"
+            click.echo(f"Study {study} ({state}) in {_masked(self.storage)}", err=True)
+        if twins:
+            click.echo(
+                f"Note: study {twins[0]} has this seed and these settings, so this study will "
+                "repeat its trials.\n"
+                "      Give another --seed for new trials, or add trials to the first:\n"
+                f"      {continue_command(self.ctx, twins[0], self.total * 2)}",
+                err=True,
+            )
+        self.started_at = time.monotonic()
+        if self.live:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+
+    def trial_started(self, number: int, sample: Sample) -> None:
+        self.doing = f"trial {number}: {sample.optimizer}+{sample.schedule}"
+
+    def building(self, number: int, sample: Sample) -> None:
+        self.doing = f"trial {number}: building kernels for {sample.optimizer}+{sample.schedule}…"
+
+    def stopping(self) -> None:
+        """Ctrl-C was pressed; called from the signal handler, so it only notes it."""
+        self.doing = "stopping: recording the trial in flight… (Ctrl-C again to skip the rest)"
+
+    def trial_ended(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: Progress
+    ) -> None:
         import optuna
 
-        if trial.state == optuna.trial.TrialState.FAIL:
-            self._clear()
-            reason = trial.user_attrs.get("reason", "unknown error")
-            click.echo(f"trial {trial.number} failed: {reason}", err=True)
-        if not self.live:
-            return
-        done = len(
-            study.get_trials(
-                deepcopy=False,
-                states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
-            )
-        )
-        elapsed = time.monotonic() - self.started
-        left = elapsed / max(done, 1) * max(progress.total - done, 0)
-        line = f"{done}/{progress.total} trials  {_clock(elapsed)} elapsed  ~{_clock(left)} left"
+        self.ends.append(time.monotonic())
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        self.done = len(study.get_trials(deepcopy=False, states=finished))
+        reason = trial.user_attrs.get("reason")
+        failed = trial.state == optuna.trial.TrialState.FAIL
+        if failed and (reason or "").startswith("interrupted"):
+            self.interrupted = f"trial {trial.number} {reason}, and recorded as interrupted"
+        elif failed:
+            self._say(f"trial {trial.number} failed: {reason or 'unknown error'}")
+        elif self.verbose:
+            self._say(_trial_line(trial))
         try:
             best = study.best_trial
-            line += (
-                f"  best {number(best.value)}: {best.params['optimizer']}"
-                f" + {best.params['schedule']}"
+            self.best = (
+                f"best {number(best.value)} {best.params['optimizer']}+{best.params['schedule']}"
             )
         except ValueError:
             pass
-        click.echo(f"\r\x1b[2K{line}", nl=False)
-
-    def _clear(self) -> None:
-        if self.live:
-            click.echo("\r\x1b[2K", nl=False)
+        self._draw()
 
     def finish(self) -> None:
-        if self.live:
-            click.echo()
+        """Stop redrawing and leave the terminal on a fresh line."""
+        self._closed.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+            with self._lock:
+                click.echo("\r\x1b[2K", nl=False, err=True)
+
+    def _tick(self) -> None:
+        while not self._closed.wait(self.TICK_S):
+            self._draw()
+
+    def _say(self, line: str) -> None:
+        with self._lock:
+            click.echo(("\r\x1b[2K" if self.live else "") + line, err=True)
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self.live or self._closed.is_set():
+            return
+        elapsed = time.monotonic() - self.started_at
+        parts = [
+            f"{self.done}/{self.total} trials",
+            f"{_clock(elapsed)} elapsed",
+            f"{self._left(elapsed)} left",
+            self.best,
+            self.doing,
+        ]
+        width = shutil.get_terminal_size().columns - 1
+        line = "  ".join(p for p in parts if p)
+        if len(line) > width:
+            line = line[: width - 1] + "…"
+        with self._lock:
+            click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
+
+    def _left(self, elapsed: float) -> str:
+        """The time left, from the median time between this run's trials: '?' until a few
+        have ended, since the first ones also build kernels."""
+        left = None
+        if self.ran >= self.ETA_AFTER:
+            times = [self.started_at, *self.ends][-11:]
+            each = statistics.median(b - a for a, b in itertools.pairwise(times))
+            left = each * max(self.total - self.done, 0)
+        if self.timeout is not None and left is not None:
+            left = min(left, max(self.timeout - elapsed, 0))
+        return "?" if left is None else f"~{_clock(left)}"
+
+
+def _trial_line(trial: optuna.trial.FrozenTrial) -> str:
+    seconds = trial.duration.total_seconds() if trial.duration else 0.0
+    return (
+        f"trial {trial.number} {trial.state.name.lower()} {number(trial.value)} "
+        f"{trial.params.get('optimizer')}+{trial.params.get('schedule')} "
+        f"lr {number(trial.params.get('lr'), 3)} in {seconds:.1f}s"
+    )
+
+
+class CtrlC:
+    """Ctrl-C during a search. While the search runs (``guarding``), a press sets ``stop``:
+    the trial in flight ends at its next step and is recorded as interrupted, so that no trial
+    is ever left running; a second press sets ``hurry``, to skip the leaderboard. Anywhere
+    else a press raises KeyboardInterrupt at once, since no trial can be cut in two there."""
+
+    def __init__(self, display: Display) -> None:
+        self.display = display
+        self.stop = threading.Event()
+        self.hurry = False
+        self._guarded = False
+        self._previous: Any = None
+
+    def __enter__(self) -> CtrlC:
+        self._previous = signal.signal(signal.SIGINT, self._pressed)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    @contextmanager
+    def guarding(self) -> Iterator[None]:
+        """Presses while inside stop the search between steps instead of raising."""
+        self._guarded = True
+        try:
+            yield
+        finally:
+            self._guarded = False
+
+    def _pressed(self, signum: int, frame: Any) -> None:
+        if not self._guarded:
+            raise KeyboardInterrupt
+        self.hurry = self.stop.is_set()
+        self.stop.set()
+        self.display.stopping()
 
 
 def _clock(seconds: float) -> str:

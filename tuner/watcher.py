@@ -1,0 +1,41 @@
+"""What a running search tells whoever shows its progress, kept apart from the search so that
+the command line can show it without importing Optuna and MLX before it needs them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optuna
+
+    from tuner.space import Sample
+
+
+@dataclass
+class Progress:
+    """What this run has done so far, for the display."""
+
+    total: int
+    failures_in_a_row: int = 0
+    last_failure: str | None = None
+
+
+class Watcher:
+    """What a search tells whoever shows its progress. These do nothing; a display overrides
+    them. They run in the search's thread, between the steps of its trials."""
+
+    def started(self, study: str, *, new: bool, twins: Sequence[str]) -> None:
+        """The study is ready; ``twins`` are older studies with its seed and settings."""
+
+    def trial_started(self, number: int, sample: Sample) -> None:
+        """Trial ``number`` has drawn its settings and starts training."""
+
+    def building(self, number: int, sample: Sample) -> None:
+        """Its step is new to this process: MLX builds its kernels, seconds on the CPU."""
+
+    def trial_ended(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: Progress
+    ) -> None:
+        """Optuna has recorded the trial's end."""
