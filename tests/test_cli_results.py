@@ -73,17 +73,8 @@ def test_studies_table_and_json(storage):
     table = lines(tuner(storage, "studies"))
     data = as_json(tuner(storage, "studies", "--format", "json"))
 
-    assert table[0].split()[:8] == [
-        "study",
-        "task",
-        "trials",
-        "complete",
-        "pruned",
-        "diverged",
-        "failed",
-        "running",
-    ]
-    assert [row.split()[0] for row in table[2:]] == ["s", "empty"]
+    assert table[0].split()[:5] == ["study", "task", "trials", "metric", "best"]
+    assert [row.split()[0] for row in table[2:] if not row.startswith(" ")] == ["s", "empty"]
     assert [s["name"] for s in data] == ["s", "empty"]
     s, empty = data
     best = optuna.load_study(study_name="s", storage=storage).best_trial
@@ -91,7 +82,9 @@ def test_studies_table_and_json(storage):
     assert s["trials"]["total"] == 12
     assert s["trials"]["complete"] + s["trials"]["pruned"] + s["trials"]["diverged"] == 12
     assert (s["best"]["number"], s["best"]["value"]) == (best.number, best.value)
-    assert table[2].split()[9:11] == [f"{best.value:.4g}", best.params["optimizer"]]
+    assert table[2].split()[4:6] == [f"{best.value:.4g}", best.params["optimizer"]]
+    outcomes = [f"{n} {state}" for state, n in s["trials"].items() if n and state != "total"]
+    assert table[3] == f"       outcomes: {', '.join(outcomes)}"
     assert empty["trials"]["total"] == 0 and empty["best"] is None
 
 
@@ -122,7 +115,8 @@ def test_best_table_shows_the_winner_first(storage):
     assert out[0].startswith("Top 3 of 12 finished trials by val_loss, lowest first")
     assert out[1].split()[:5] == ["trial", "val_loss", "r2", "optimizer", "schedule"]
     assert out[3].split()[:2] == [str(best.number), f"{best.value:.4g}"]
-    assert len(out) == 6
+    assert len(out) == 9
+    assert all(line.startswith("       settings: ") for line in out[4::2])
 
 
 def test_best_filters_by_optimizer_and_schedule(storage):
@@ -134,6 +128,17 @@ def test_best_filters_by_optimizer_and_schedule(storage):
 
     assert data == [t for t in every if (t["optimizer"], t["schedule"]) == pair]
     assert "with optimizer sgd or adam" in table[0]
+
+
+def test_best_counts_the_finished_trials_that_match_its_filters(storage):
+    sgd = as_json(tuner(storage, "trials", "s", "--optimizer", "sgd", "--format", "json"))
+    finished = [t for t in sgd if t["outcome"] in ("complete", "pruned", "diverged")]
+
+    title = lines(tuner(storage, "best", "s", "--optimizer", "sgd"))[0]
+
+    assert 0 < len(finished) < 12
+    shown = min(5, len(finished))
+    assert title.startswith(f"Top {shown} of {len(finished)} finished trials by val_loss with")
 
 
 @pytest.mark.parametrize("command", [["best", "s", "-n", "12"], ["trials", "s"]])
@@ -175,7 +180,7 @@ def test_trials_table(storage):
     out = lines(tuner(storage, "trials", "s", "--limit", "4"))
 
     assert out[0].split()[:2] == ["trial", "val_loss"]
-    assert [row.split()[0] for row in out[2:]] == ["0", "1", "2", "3"]
+    assert [row.split()[0] for row in out[2:] if not row.startswith(" ")] == ["0", "1", "2", "3"]
 
 
 def test_show_a_trial(storage):
@@ -202,15 +207,15 @@ def test_compare(storage, by):
     data = as_json(tuner(storage, "compare", "s", "--by", by, "--format", "json"))
     best = optuna.load_study(study_name="s", storage=storage).best_trial
 
-    header, _, *rows, blank, verdict = out.splitlines()
+    table, verdict = out.split("\n\n")
+    header, _, *rows = table.splitlines()
     assert header.split() == [
         by,
         *"trials complete pruned diverged best val_loss median IQR".split(),
         "best",
         "trial",
     ]
-    assert blank == ""
-    assert verdict == data["verdict"]
+    assert " ".join(verdict.split()) == data["verdict"]
     leader = data["groups"][0]
     assert rows[0].split()[0] == leader["name"] == best.params[by] == data["leader"]
     assert leader["best_trial"] == best.number

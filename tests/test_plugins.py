@@ -151,4 +151,6 @@ def test_tuner_plugins_table_lists_plugins_and_spaces():
     result = CliRunner().invoke(cli, ["plugins", "--plugin", GOOD])
 
     assert result.exit_code == 0
-    assert re.search(r"\nhalving +good +halves over the run +floor=0\.\.0\.5\n", result.stdout)
+    assert re.search(
+        r"\nhalving +good +halves over the run\n +space: floor=0\.\.0\.5\n", result.stdout
+    )

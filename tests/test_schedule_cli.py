@@ -75,10 +75,42 @@ def test_the_table_shows_a_sparkline_and_the_settings():
 
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == "cosine end_factor=0.05 lr=0.1 steps=100 warmup=0"
+    assert lines[0] == "cosine end_factor=0.05 lr=0.1 steps=100 warmup=0 steps (0%)"
     assert lines[1][0] == "█" and lines[1][-1] == "▁"
     assert lines[4].split() == ["0", "0.1"]
     assert lines[-1].split() == ["100", "0.005"]
+
+
+@pytest.mark.parametrize(("warmup", "steps"), [("5%", 3), ("0.05", 3), ("12.5%", 8), ("0.125", 8)])
+def test_a_warmup_fraction_is_counted_in_steps_as_a_search_counts_it(warmup, steps):
+    assert schedule_json("cosine", "--warmup", warmup) == schedule_json(
+        "cosine", "--warmup", str(steps)
+    )
+
+
+@pytest.mark.parametrize(
+    ("warmup", "header"),
+    [
+        ("15", "warmup=15 steps (5%)"),
+        ("5%", "warmup=15 steps (5%)"),
+        ("0.1", "warmup=30 steps (10%)"),
+    ],
+)
+def test_the_header_gives_the_warmup_in_steps_and_as_a_part_of_the_run(warmup, header):
+    args = ["schedule", "linear", "--lr", "0.1", "--steps", "300", "--warmup", warmup]
+    result = CliRunner().invoke(cli, args)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].endswith(f"lr=0.1 steps=300 {header}")
+
+
+def test_the_table_shows_about_20_evenly_spaced_steps_the_warmup_and_the_last():
+    args = ["schedule", "cosine", "--lr", "0.1", "--steps", "37", "--warmup", "10%"]
+    result = CliRunner().invoke(cli, args)
+
+    assert result.exit_code == 0, result.output
+    steps = [int(line.split()[0]) for line in result.stdout.splitlines()[4:]]
+    assert steps == sorted({round(i * 37 / 20) for i in range(21)} | {4, 37})
 
 
 @pytest.mark.parametrize(
@@ -92,6 +124,13 @@ def test_the_table_shows_a_sparkline_and_the_settings():
         (["step", "--set", "drops=-1"], "schedule 'step' cannot run with decay_rate="),
         (["constant", "--lr", "nan"], "--lr must be a number above 0, not nan"),
         (["cosine", "--warmup", "100"], "--warmup 100 must be below --steps 100"),
+        (["cosine", "--warmup", "0.999"], "--warmup 0.999 (100 steps) must be below --steps 100"),
+        (["cosine", "--warmup", "-1"], "Invalid value for '--warmup': '-1' is not a number of"),
+        (["cosine", "--warmup", "1.5"], "'1.5' is not a number of steps (10), a percentage"),
+        (["cosine", "--warmup", "100%"], "'100%' is not a number of steps"),
+        (["cosine", "--warmup", "abc"], "'abc' is not a number of steps"),
+        (["cosine", "--warmup", "-5%"], "'-5%' is not a number of steps"),
+        (["cosine", "--warmup", "nan"], "'nan' is not a number of steps"),
         (["constant", "--set", "a=1"], "'constant' has no parameters"),
     ],
 )

@@ -326,6 +326,20 @@ class Results:
         with self._read_study(name) as (connection, study, unrecorded):
             return _summary(connection, study, unrecorded)
 
+    def counts(
+        self,
+        study: str,
+        *,
+        optimizer: str | Sequence[str] | None = None,
+        schedule: str | Sequence[str] | None = None,
+    ) -> Counts:
+        """How the study's trials of these optimizers and schedules ended; of all its trials
+        when neither is given."""
+        with self._read_study(study) as (connection, record, unrecorded):
+            filters = _filters(connection, record, optimizer, schedule)
+            wanted = _matching(unrecorded, STATES, optimizer, schedule)
+            return _counts(connection, record, filters, wanted)
+
     def best(
         self,
         study: str,
@@ -589,15 +603,6 @@ def _columns() -> Any:
 
 
 def _summary(connection: Connection, study: Row, unrecorded: list[TrialSummary]) -> StudySummary:
-    from sqlalchemy import func, select
-
-    query = (
-        select(_columns().outcome, func.count())
-        .where(_columns().study_id == study.id)
-        .group_by(_columns().outcome)
-    )
-    outcomes = Counter(dict((*row,) for row in connection.execute(query)))
-    outcomes.update(t.outcome for t in unrecorded)
     direction = _direction(study)
     best_query = (
         _listing(study.id)
@@ -611,10 +616,28 @@ def _summary(connection: Connection, study: Row, unrecorded: list[TrialSummary])
         task=study.task,
         metric=study.settings.get("metric", "value"),
         direction=direction,
-        counts=Counts(**outcomes),
+        counts=_counts(connection, study, [], unrecorded),
         best=None if best is None else _from_row(best),
         created_at=study.created_at,
     )
+
+
+def _counts(
+    connection: Connection,
+    study: Row,
+    filters: list[ColumnElement[bool]],
+    unrecorded: list[TrialSummary],
+) -> Counts:
+    """The outcomes of the study's recorded trials that pass ``filters``, and of ``unrecorded``."""
+    from sqlalchemy import func, select
+
+    c = _columns()
+    query = (
+        select(c.outcome, func.count()).where(c.study_id == study.id, *filters).group_by(c.outcome)
+    )
+    outcomes = Counter(dict((*row,) for row in connection.execute(query)))
+    outcomes.update(t.outcome for t in unrecorded)
+    return Counts(**outcomes)
 
 
 def _direction(study: Row) -> str:

@@ -17,7 +17,16 @@ from typing import Any
 import click
 
 from tuner.cli import format_option, storage_option
-from tuner.cli.output import echo_json, number, sparkline, table
+from tuner.cli.output import (
+    SPARKLINE,
+    WIDTH,
+    echo_json,
+    number,
+    sparkline,
+    table,
+    wide_option,
+    wrap,
+)
 from tuner.query import (
     GROUPINGS,
     SORTS,
@@ -59,8 +68,9 @@ def _filter_options(command: Any) -> Any:
 
 @click.command("studies")
 @storage_option
+@wide_option
 @format_option("table", "json")
-def studies_command(storage: str, fmt: str) -> None:
+def studies_command(storage: str, width: int | None, fmt: str) -> None:
     """List the studies in a storage: their task, trials and best result."""
     with open_results(storage) as results:
         studies = results.studies()
@@ -69,10 +79,10 @@ def studies_command(storage: str, fmt: str) -> None:
     elif not studies:
         click.echo(f"No study in {results.storage} yet: tuner search makes one.")
     else:
-        click.echo(_studies_table(studies))
+        click.echo(_studies_table(studies, width))
 
 
-def _studies_table(studies: Sequence[StudySummary]) -> str:
+def _studies_table(studies: Sequence[StudySummary], width: int | None) -> str:
     rows = []
     for study in studies:
         counts, best = study.counts, study.best
@@ -81,19 +91,17 @@ def _studies_table(studies: Sequence[StudySummary]) -> str:
                 study.name,
                 study.task,
                 counts.total,
-                counts.complete,
-                counts.pruned,
-                counts.diverged,
-                counts.failed,
-                counts.running,
+                # One column, of the outcomes that occurred: a column for each would not fit.
+                str(counts),
                 study.metric,
                 "-" if best is None else number(best.value),
                 "-" if best is None else f"{best.optimizer} + {best.schedule}",
                 f"{study.created_at:%Y-%m-%d %H:%M}",
             )
         )
-    headers = ["study", "task", "trials", "complete", "pruned", "diverged", "failed", "running"]
-    return table([*headers, "metric", "best", "best optimizer", "created (UTC)"], rows)
+    headers = ["study", "task", "trials", "outcomes", "metric", "best"]
+    headers += ["best optimizer", "created (UTC)"]
+    return table(headers, rows, width=width, below=["outcomes"], shrink=["best optimizer"])
 
 
 @click.command("best")
@@ -109,6 +117,7 @@ def _studies_table(studies: Sequence[StudySummary]) -> str:
 )
 @_filter_options
 @storage_option
+@wide_option
 @format_option("table", "json", "csv")
 def best_command(
     study: str,
@@ -116,6 +125,7 @@ def best_command(
     optimizers: tuple[str, ...],
     schedules: tuple[str, ...],
     storage: str,
+    width: int | None,
     fmt: str,
 ) -> None:
     """Show the best finished trials of STUDY, best first.
@@ -129,19 +139,21 @@ def best_command(
       tuner best digits-brisk-otter
       tuner best digits-brisk-otter -n 10 --optimizer adamw --format json
     """
+    chosen = {"optimizer": optimizers or None, "schedule": schedules or None}
     with open_results(storage) as results:
-        best = results.best(study, n, optimizer=optimizers or None, schedule=schedules or None)
-        summary = results.study(study) if fmt == "table" else None
-    if summary is None:
-        _echo_records([trial.to_json() for trial in best], fmt)
-        return
+        best = results.best(study, n, **chosen)
+        if fmt != "table":
+            _echo_records([trial.to_json() for trial in best], fmt)
+            return
+        summary = results.study(study)
+        counts = results.counts(study, **chosen)
     among = _among(optimizers, schedules)
     if not best:
-        click.echo(f"No finished trial in study {study}{among} ({summary.counts}).")
+        click.echo(f"No finished trial in study {study}{among} ({counts}).")
         return
-    finished = summary.counts.finished
-    title = f"Top {len(best)} of {finished} finished trials by {summary.metric}{among}"
-    click.echo(f"{title}, {_order(summary.direction)}\n{trial_table(best, summary.metric)}")
+    title = f"Top {len(best)} of {counts.finished} finished trials by {summary.metric}{among}"
+    title = wrap(f"{title}, {_order(summary.direction)}", width)
+    click.echo(f"{title}\n{trial_table(best, summary.metric, width)}")
 
 
 def _among(optimizers: Sequence[str], schedules: Sequence[str]) -> str:
@@ -177,6 +189,7 @@ def _order(direction: str) -> str:
 )
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N trials.")
 @storage_option
+@wide_option
 @format_option("table", "json", "csv")
 def trials_command(
     study: str,
@@ -186,6 +199,7 @@ def trials_command(
     sort: str,
     limit: int | None,
     storage: str,
+    width: int | None,
     fmt: str,
 ) -> None:
     """List the trials of STUDY, running and failed ones included.
@@ -210,15 +224,16 @@ def trials_command(
     elif not trials:
         click.echo(f"No trial of study {study} matches ({summary.counts}).")
     else:
-        click.echo(trial_table(trials, summary.metric))
+        click.echo(trial_table(trials, summary.metric, width))
 
 
 @click.command("show")
 @click.argument("study")
 @click.argument("number", type=int)
 @storage_option
+@wide_option
 @format_option("table", "json")
-def show_command(study: str, number: int, storage: str, fmt: str) -> None:
+def show_command(study: str, number: int, storage: str, width: int | None, fmt: str) -> None:
     """Show one trial of STUDY in full: parameters, outcome, timings, provenance, curve."""
     with open_results(storage) as results:
         trial = results.trial(study, number)
@@ -226,23 +241,24 @@ def show_command(study: str, number: int, storage: str, fmt: str) -> None:
     if fmt == "json":
         echo_json(trial.to_json())
     else:
-        click.echo(_trial_page(trial, summary))
+        click.echo(_trial_page(trial, summary, width))
 
 
-def _trial_page(trial: TrialDetail, study: StudySummary) -> str:
+def _trial_page(trial: TrialDetail, study: StudySummary, width: int | None) -> str:
     value = f", {study.metric} {number(trial.value)}" if trial.value is not None else ""
     heading = f"Trial {trial.number} of study {study.name} ({study.task}): {trial.outcome}{value}"
-    params = table(["parameter", "value"], [(k, _short(v)) for k, v in trial.params.items()])
-    sections = [heading, params, _pairs(_about(trial))]
+    params = [(k, _short(v)) for k, v in trial.params.items()]
+    sections = [wrap(heading, width), table(["parameter", "value"], params, width=width)]
+    sections.append(_pairs(_about(trial), width))
     curves = [
-        _curve("loss", trial.losses, f"{len(trial.losses)} steps"),
-        _curve("lr", trial.lrs, ""),
+        _curve("loss", trial.losses, f"{len(trial.losses)} steps", width),
+        _curve("lr", trial.lrs, "", width),
     ]
     sections.append("\n".join(line for line in curves if line) or "no learning curve recorded")
     if trial.evals:
         keys = list(dict.fromkeys(k for e in trial.evals for k in e))
         rows = [[_short(e.get(k)) for k in keys] for e in trial.evals]
-        sections.append(table(keys, rows))
+        sections.append(table(keys, rows, width=width))
     return "\n\n".join(sections)
 
 
@@ -273,18 +289,19 @@ def _about(trial: TrialDetail) -> list[tuple[str, str]]:
     ]
 
 
-def _pairs(pairs: Sequence[tuple[str, str]]) -> str:
-    width = max(len(key) for key, _ in pairs)
-    return "\n".join(f"{key.ljust(width)}  {value}" for key, value in pairs)
+def _pairs(pairs: Sequence[tuple[str, str]], width: int | None) -> str:
+    keys = max(len(key) for key, _ in pairs)
+    return "\n".join(wrap(f"{key.ljust(keys)}  {value}", width, keys + 2) for key, value in pairs)
 
 
-def _curve(name: str, values: Sequence[float], note: str) -> str:
-    line = sparkline(values)
-    if not line:
-        return ""
+def _curve(name: str, values: Sequence[float], note: str, width: int | None) -> str:
     finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return ""
     summary = f"{number(values[0])} → {number(values[-1])}, min {number(min(finite))}"
-    return f"{name.ljust(4)}  {line}  {summary}{f', {note}' if note else ''}"
+    summary += f", {note}" if note else ""
+    points = SPARKLINE if width is None else min(SPARKLINE, width - len(summary) - 8)
+    return f"{name.ljust(4)}  {sparkline(values, points)}  {summary}"
 
 
 @click.command("compare")
@@ -297,8 +314,9 @@ def _curve(name: str, values: Sequence[float], note: str) -> str:
     help="Group the trials by optimizer or by schedule.",
 )
 @storage_option
+@wide_option
 @format_option("table", "json")
-def compare_command(study: str, by: str, storage: str, fmt: str) -> None:
+def compare_command(study: str, by: str, storage: str, width: int | None, fmt: str) -> None:
     """Compare the optimizers (or schedules) of STUDY, and say which leads and how clearly.
 
     A lead is clear when the gap between the two leading groups' best values is larger than
@@ -309,10 +327,10 @@ def compare_command(study: str, by: str, storage: str, fmt: str) -> None:
     if fmt == "json":
         echo_json(comparison.to_json())
     else:
-        click.echo(_comparison_table(comparison))
+        click.echo(_comparison_table(comparison, width))
 
 
-def _comparison_table(comparison: Comparison) -> str:
+def _comparison_table(comparison: Comparison, width: int | None) -> str:
     rows = [
         (
             group.name or "-",
@@ -329,13 +347,14 @@ def _comparison_table(comparison: Comparison) -> str:
     ]
     headers = [comparison.by, "trials", "complete", "pruned", "diverged"]
     headers += [f"best {comparison.metric}", "median", "IQR", "best trial"]
-    return f"{table(headers, rows)}\n\n{comparison.verdict}"
+    return f"{table(headers, rows, width=width)}\n\n{wrap(comparison.verdict, width)}"
 
 
-def trial_table(trials: Sequence[TrialSummary], metric: str) -> str:
+def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None = WIDTH) -> str:
     """Trials as a table, in the order given: value, the other metrics, the optimizer and
     schedule with their own settings, and time; outcome and steps when not all are complete,
-    and the reason when one has one."""
+    and the reason when one has one. To fit ``width``, the settings go under each row and the
+    reasons are cut short."""
     others = sorted({k for t in trials for k in t.metrics} - {metric})
     unfinished = any(t.outcome != "complete" for t in trials)
     reasons = any(t.reason for t in trials)
@@ -359,7 +378,7 @@ def trial_table(trials: Sequence[TrialSummary], metric: str) -> str:
         if reasons:
             row.append(shorten(trial.reason or "-", REASON_WIDTH, placeholder="…"))
         rows.append(row)
-    return table(headers, rows)
+    return table(headers, rows, width=width, below=["settings"], shrink=["reason"])
 
 
 # Long enough to tell reasons apart; `tuner show` prints one whole.
