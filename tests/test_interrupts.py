@@ -74,7 +74,7 @@ def test_ctrl_c_records_the_trial_in_flight_and_says_how_to_continue(tmp_path):
     assert ", and recorded as interrupted." in err
     assert out.splitlines()[0].startswith("Top ")
     assert "Study s in sqlite:///" in out
-    assert out.splitlines()[-1].startswith("Continue it: tuner search --study s --trials 100 ")
+    assert out.splitlines()[-1].startswith("Continue it: tuner search --study s --trials 50 ")
     assert "Traceback" not in err and "Aborted" not in err
     assert running(url, "s") == []
     with open_results(url) as results:

@@ -231,6 +231,8 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
     with open_results(storage) as results:
         top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome == "complete"]
         board = leaderboard(name, metric, top, results)
+        # A study cut short by Ctrl-C or --timeout continues to the count it was given.
+        more = trials * 2 if results.study(name).counts.finished >= trials else trials
     given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE
     where = f" --storage {shlex.quote(_masked(storage))}" if given else ""
     look = [f"tuner best {name}{where}", f"tuner compare {name}{where}"]
@@ -240,7 +242,7 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
     return (
         f"{board}\n\nStudy {name} in {_masked(storage)}.\n"
         f"Look closer: {indent.join(look)}\n"
-        f"Continue it: {continue_command(ctx, name, trials * 2)}"
+        f"Continue it: {continue_command(ctx, name, more)}"
     )
 
 
@@ -251,10 +253,13 @@ def interrupted(ctx: click.Context, name: str | None, trials: int) -> str:
     return f"Interrupted. Study {name}; continue it: {continue_command(ctx, name, trials)}"
 
 
-def given_options(ctx: click.Context) -> list[str]:
-    """The options given on the command line, as words to run again (passwords masked)."""
+def given_options(ctx: click.Context, leave_out: Sequence[str] = ()) -> list[str]:
+    """The options given on the command line but those named, as words to run again, with
+    passwords masked."""
     words = []
     for param in ctx.command.params:
+        if param.name in leave_out:
+            continue
         if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
             continue
         value = ctx.params[param.name]
@@ -269,15 +274,9 @@ def given_options(ctx: click.Context) -> list[str]:
 
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     """The ``tuner search`` that continues this study: the options given, with its name and a
-    new --trials, since a study resumed with other settings is refused."""
-    words = ["tuner", "search", "--study", study, "--trials", str(trials)]
-    given = given_options(ctx)
-    skip = {"--study", "--trials", "--quiet", "--verbose"}
-    for index, word in enumerate(given):
-        if word in skip or (index and given[index - 1] in skip - {"--quiet", "--verbose"}):
-            continue
-        words.append(word)
-    return " ".join(words)
+    new --trials."""
+    given = given_options(ctx, leave_out=("study_name", "trials", "quiet", "verbose"))
+    return " ".join(["tuner", "search", "--study", study, "--trials", str(trials), *given])
 
 
 def _masked(url: str) -> str:
