@@ -369,8 +369,8 @@ def test_a_second_study_with_the_same_seed_and_settings_says_it_repeats_the_firs
     assert first.stderr == ""
     assert second.exit_code == 0
     assert second.stderr.startswith(
-        f"Note: study {name} has this seed and these settings, so this study will repeat its "
-        "trials.\n      Give another --seed for new trials, or add trials to the first:\n"
+        f"Note: study {name} has this seed and these settings: this study will repeat its "
+        f"trials.\n      Give another --seed for new trials, or add trials to {name}:\n"
         f"      tuner search --study {name} --trials 4 "
     )
     assert other_seed.stderr == ""

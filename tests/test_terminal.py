@@ -76,6 +76,8 @@ def test_the_study_and_a_status_line_come_at_once_and_the_clock_runs_while_kerne
         if "building kernels for adam+constant" in line:
             building.setdefault(line.split("  trial ")[-1], set()).add(STATUS.search(line)[3])
     assert any(len(clocks) >= 2 for clocks in building.values()), building
+    training = re.compile(r"trial \d+: adam\+constant step \d+/100")
+    assert any(training.search(screen) for _, screen in shots)
     lefts = [STATUS.search(s)[4] for _, s in shots if STATUS.search(s)]
     assert lefts[0] == "?"
     assert any(left.startswith("~") for left in lefts)

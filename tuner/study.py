@@ -357,7 +357,7 @@ def objective_for(
             raise Interrupted("interrupted before its first step")
         try:
             sample = plan.space.sample(trial)
-            watcher.trial_started(trial.number, sample)
+            watcher.trial_started(trial.number, sample, plan.steps)
             result = run_trial(
                 plan.task,
                 registry.optimizers[sample.optimizer],
@@ -369,7 +369,8 @@ def objective_for(
                 seed=seed,
                 objective=config.metric,
                 on_eval=on_eval,
-                on_build=lambda: watcher.building(trial.number, sample),
+                on_build=lambda: watcher.building(trial.number),
+                on_step=lambda done: watcher.trial_step(trial.number, done),
                 stop=stop,
             )
         except Exception as error:

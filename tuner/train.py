@@ -185,6 +185,7 @@ def run_trial(
     objective: str = "val_loss",
     on_eval: Callable[[int, float], bool] | None = None,
     on_build: Callable[[], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
     eager: bool = False,
 ) -> TrialResult:
@@ -195,9 +196,10 @@ def run_trial(
     objective's value, and returning True prunes the trial. A trial whose loss runs away ends
     with outcome ``"diverged"``; any other exception propagates. ``on_build()`` is called
     before the first step of a graph this process has not compiled yet, while MLX builds its
-    kernels. Once ``stop`` is set, the trial ends before its next step with outcome
-    ``"interrupted"``. ``eager=True`` skips ``mx.compile``, which otherwise is tried once per
-    graph key and given up for that key when the optimizer cannot be traced.
+    kernels, and ``on_step(done)`` after each step. Once ``stop`` is set, the trial ends before
+    its next step with outcome ``"interrupted"``. ``eager=True`` skips ``mx.compile``, which
+    otherwise is tried once per graph key and given up for that key when the optimizer cannot
+    be traced.
     """
     started = time.perf_counter()
     if min(steps, batch_size, eval_every) < 1:
@@ -207,7 +209,7 @@ def run_trial(
         raise ValueError(f"unknown objective '{objective}'; this task has: {known}")
     plan = TrialPlan.of(optimizer, schedule, sample, steps)
     stop = stop or threading.Event()
-    run = _Run(task, plan, batch_size, eval_every, seed, objective, on_eval, stop, started)
+    run = _Run(task, plan, batch_size, eval_every, seed, objective, on_eval, on_step, stop, started)
     key = None if eager else plan.key(task, batch_size)
     graph = _GRAPHS.get(key)
     if key is not None and (graph is None or graph.fallback is None):
@@ -249,6 +251,7 @@ class _Run:
     seed: int
     objective: str
     on_eval: Callable[[int, float], bool] | None
+    on_step: Callable[[int], None] | None
     stop: threading.Event
     started: float
 
@@ -315,6 +318,8 @@ class _Run:
             log.losses.append(loss.item())
             log.lrs.append(lr.item())
             done = index + 1
+            if self.on_step is not None:
+                self.on_step(done)
             diverged = _divergence(log.losses, done)
             if diverged:
                 return "diverged", diverged

@@ -29,11 +29,14 @@ class Watcher:
     def started(self, study: str, *, new: bool, twins: Sequence[str]) -> None:
         """The study is ready; ``twins`` are older studies with its seed and settings."""
 
-    def trial_started(self, number: int, sample: Sample) -> None:
-        """Trial ``number`` has drawn its settings and starts training."""
+    def trial_started(self, number: int, sample: Sample, steps: int) -> None:
+        """Trial ``number`` has drawn its settings and starts training for ``steps``."""
 
-    def building(self, number: int, sample: Sample) -> None:
+    def building(self, number: int) -> None:
         """Its step is new to this process: MLX builds its kernels, seconds on the CPU."""
+
+    def trial_step(self, number: int, done: int) -> None:
+        """Trial ``number`` has trained ``done`` steps."""
 
     def trial_ended(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: Progress

@@ -75,7 +75,7 @@ def _names(value: str | None) -> list[str] | None:
     type=int,
     default=0,
     show_default=True,
-    help="Seeds the sampler and every trial: same seed, same study.",
+    help="Seeds the sampler and every trial: the same seed draws the same trials.",
 )
 @click.option(
     "--device",
@@ -140,7 +140,7 @@ def search_command(
     quiet: bool,
     verbose: bool,
 ) -> None:
-    """Search optimizers, schedules and their settings for TASK with short MLX trials.
+    """Search optimizers, schedules and their settings for a task with short MLX trials.
 
     Every trial trains the task's model from scratch with one sampled optimizer and schedule,
     is pruned early when it falls behind, and is stored in --storage. Many processes, on many
@@ -201,21 +201,21 @@ def search_command(
                     run_search(plan, storage, display, ctrl_c.stop)
                 finally:
                     display.finish()
-            if ctrl_c.hurry:
-                raise KeyboardInterrupt
-            if ctrl_c.stop.is_set():
-                what = display.interrupted or "no trial had started"
-                click.echo(f"Interrupted: {what}.", err=True)
-            elif display.ran == 0:
-                click.echo(
-                    f"Study {display.name} already holds {trials} finished trials: "
-                    "nothing to run. Ask for more with --trials.",
-                    err=True,
-                )
-            if quiet:
-                click.echo(display.name)
-            else:
-                click.echo(closing(ctx, display.name, plan.config.metric, storage, trials))
+                if ctrl_c.stop.is_set():
+                    what = display.interrupted or "no trial had started"
+                    click.echo(f"Interrupted: {what}.", err=True)
+                elif display.ran == 0:
+                    click.echo(
+                        f"Study {display.name} already holds {trials} finished trials: "
+                        "nothing to run. Ask for more with --trials.",
+                        err=True,
+                    )
+                text = display.name
+                if not quiet and not ctrl_c.hurry:
+                    text = closing(ctx, display.name, plan.config.metric, storage, trials)
+                if ctrl_c.hurry:
+                    raise KeyboardInterrupt
+                click.echo(text)
         except KeyboardInterrupt:
             click.echo(interrupted(ctx, display.name, trials), err=True)
             ctx.exit(INTERRUPTED_STATUS)
@@ -315,7 +315,11 @@ class Display(Watcher):
         self.ends: list[float] = []
         self.done = 0
         self.best = ""
-        self.doing = "starting"
+        # The trial in flight: its number, optimizer+schedule and steps; the steps it has run.
+        self.trial: tuple[int, str, int] | None = None
+        self.step = 0
+        self.kernels = False
+        self.stopping = False
         self.interrupted: str | None = None
         self._lock = threading.RLock()
         self._closed = threading.Event()
@@ -332,9 +336,9 @@ class Display(Watcher):
             click.echo(f"Study {study} ({state}) in {_masked(self.storage)}", err=True)
         if twins:
             click.echo(
-                f"Note: study {twins[0]} has this seed and these settings, so this study will "
+                f"Note: study {twins[0]} has this seed and these settings: this study will "
                 "repeat its trials.\n"
-                "      Give another --seed for new trials, or add trials to the first:\n"
+                f"      Give another --seed for new trials, or add trials to {twins[0]}:\n"
                 f"      {continue_command(self.ctx, twins[0], self.total * 2)}",
                 err=True,
             )
@@ -343,15 +347,16 @@ class Display(Watcher):
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
 
-    def trial_started(self, number: int, sample: Sample) -> None:
-        self.doing = f"trial {number}: {sample.optimizer}+{sample.schedule}"
+    def trial_started(self, number: int, sample: Sample, steps: int) -> None:
+        self.trial = (number, f"{sample.optimizer}+{sample.schedule}", steps)
+        self.step = 0
+        self.kernels = False
 
-    def building(self, number: int, sample: Sample) -> None:
-        self.doing = f"trial {number}: building kernels for {sample.optimizer}+{sample.schedule}…"
+    def building(self, number: int) -> None:
+        self.kernels = True
 
-    def stopping(self) -> None:
-        """Ctrl-C was pressed; called from the signal handler, so it only notes it."""
-        self.doing = "stopping: recording the trial in flight… (Ctrl-C again to skip the rest)"
+    def trial_step(self, number: int, done: int) -> None:
+        self.step = done
 
     def trial_ended(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: Progress
@@ -405,14 +410,26 @@ class Display(Watcher):
             f"{_clock(elapsed)} elapsed",
             f"{self._left(elapsed)} left",
             self.best,
-            self.doing,
+            self._doing(),
         ]
-        width = shutil.get_terminal_size().columns - 1
+        # Room for the "^C" a terminal echoes after it: at the edge it would wrap to a new line,
+        # which the next redraw does not clear.
+        width = shutil.get_terminal_size().columns - 3
         line = "  ".join(p for p in parts if p)
         if len(line) > width:
             line = line[: width - 1] + "…"
         with self._lock:
             click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
+
+    def _doing(self) -> str:
+        if self.stopping:
+            return "stopping after this step… (Ctrl-C again to skip the leaderboard)"
+        if self.trial is None:
+            return "starting"
+        number, combination, steps = self.trial
+        if self.kernels and self.step == 0:
+            return f"trial {number}: building kernels for {combination}…"
+        return f"trial {number}: {combination} step {self.step}/{steps}"
 
     def _left(self, elapsed: float) -> str:
         """The time left, from the median time between this run's trials: '?' until a few
@@ -437,10 +454,11 @@ def _trial_line(trial: optuna.trial.FrozenTrial) -> str:
 
 
 class CtrlC:
-    """Ctrl-C during a search. While the search runs (``guarding``), a press sets ``stop``:
+    """Ctrl-C during a search. Once the search has begun (``guarding``), a press sets ``stop``:
     the trial in flight ends at its next step and is recorded as interrupted, so that no trial
-    is ever left running; a second press sets ``hurry``, to skip the leaderboard. Anywhere
-    else a press raises KeyboardInterrupt at once, since no trial can be cut in two there."""
+    is ever left running; a second press sets ``hurry``, to skip the leaderboard. Neither
+    raises there: a KeyboardInterrupt raised inside one of SQLAlchemy's weakref callbacks is
+    printed and swallowed. Before, while plugins and the task load, a press raises at once."""
 
     def __init__(self, display: Display) -> None:
         self.display = display
@@ -470,7 +488,7 @@ class CtrlC:
             raise KeyboardInterrupt
         self.hurry = self.stop.is_set()
         self.stop.set()
-        self.display.stopping()
+        self.display.stopping = True
 
 
 def _clock(seconds: float) -> str:
