@@ -199,12 +199,29 @@ def _connect_sqlite(path: str) -> sqlite3.Connection:
         # In WAL mode NORMAL survives any crash of the process; only a power cut can lose the
         # last few commits, and it cannot corrupt the file.
         connection.execute("PRAGMA synchronous = NORMAL")
-        # WAL lets readers read while a writer writes; it is stored in the file, once for all.
-        connection.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(connection)
     except sqlite3.Error:
         connection.close()
         raise
     return connection
+
+
+def _switch_to_wal(connection: sqlite3.Connection) -> None:
+    """WAL lets readers read while a writer writes; it is stored in the file, once for all.
+
+    Processes that open a new file together race to switch it, and SQLite refuses a loser at
+    once, without its busy timeout, since waiting could deadlock. Tried again a moment later,
+    the switch finds the file in WAL mode already.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
