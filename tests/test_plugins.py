@@ -154,3 +154,14 @@ def test_tuner_plugins_table_lists_plugins_and_spaces():
     assert re.search(
         r"\nhalving +good +halves over the run\n +space: floor=0\.\.0\.5\n", result.stdout
     )
+
+
+def test_tuner_plugins_json_is_the_registrys_json():
+    result = CliRunner().invoke(
+        cli,
+        ["plugins", "--format", "json", "--plugin", GOOD, "--plugin", BROKEN / "hook_raises.py"],
+    )
+
+    registry = load_plugins([GOOD, str(BROKEN / "hook_raises.py")])
+    assert json.loads(result.stdout) == registry.to_json()
+    assert list(registry.to_json()) == ["plugins", "optimizers", "schedules", "tasks", "errors"]

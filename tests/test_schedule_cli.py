@@ -9,6 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from tuner.cli import cli
+from tuner.errors import BadInput
+from tuner.lr import schedule_params, schedule_rates, warmup_steps
+from tuner.plugins import load_plugins
 
 LR, STEPS = 0.1, 60
 
@@ -141,3 +144,23 @@ def test_bad_input_is_one_line_with_exit_2(args, message):
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_schedule_rates_gives_the_warmup_then_the_schedule_at_every_step():
+    spec = load_plugins().get("schedule", "linear")
+    params = schedule_params(spec, ["start_factor=1", "end_factor=0"])
+
+    rates = schedule_rates(spec, 0.1, 10, warmup_steps(0.2, 10), params)
+
+    assert rates == pytest.approx([0.0, 0.05, *(0.1 * (1 - k / 8) for k in range(9))])
+
+
+def test_schedule_params_sets_the_named_and_takes_the_middle_of_the_others():
+    spec = load_plugins().get("schedule", "linear")
+
+    assert schedule_params(spec, ["end_factor=0.5"]) == {
+        "start_factor": spec.space["start_factor"].midpoint(),
+        "end_factor": 0.5,
+    }
+    with pytest.raises(BadInput, match="'linear' has no parameter 'end'"):
+        schedule_params(spec, ["end=0"])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import mlx.core as mx
 import mlx.optimizers as optim
 
+from tuner.errors import BadInput, did_you_mean
+from tuner.space import Choice, parse_param
 from tuner.specs import ScheduleSpec
 
 
@@ -24,3 +28,58 @@ def make_schedule(
         return spec.build(lr, steps, **params)
     ramp = optim.linear_schedule(0.0, lr, warmup)
     return optim.join_schedules([ramp, spec.build(lr, steps - warmup, **params)], [warmup])
+
+
+def warmup_steps(warmup: int | float, steps: int) -> int:
+    """``warmup`` in steps: an int is steps, a float is a part of ``steps``, rounded as a search
+    rounds it. Raises ``BadInput`` unless it leaves at least one step to the schedule."""
+    counted = warmup if isinstance(warmup, int) else round(warmup * steps)
+    if counted >= steps:
+        given = warmup if isinstance(warmup, int) else f"{warmup:.4g} ({counted} steps)"
+        raise BadInput(f"--warmup {given} must be below --steps {steps}")
+    return counted
+
+
+def schedule_params(spec: ScheduleSpec, settings: Sequence[str]) -> dict[str, Any]:
+    """The parameters of ``spec`` set by ``KEY=VALUE`` settings, each other one at the middle
+    of its range. Raises ``BadInput`` on a setting that is not one value of the space."""
+    params = {key: param.midpoint() for key, param in spec.space.items()}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep:
+            raise BadInput(f"--set '{setting}': expected KEY=VALUE")
+        if key not in spec.space:
+            raise BadInput(f"--set '{setting}': {_unknown_param(spec, key)}")
+        param = parse_param(value, spec.space[key], f"--set {key}")
+        if not isinstance(param, Choice) or len(param.values) != 1:
+            raise BadInput(f"--set '{setting}': give one value, not a range or a list")
+        params[key] = param.values[0]
+    return params
+
+
+def schedule_rates(
+    spec: ScheduleSpec, lr: float, steps: int, warmup: int, params: Mapping[str, Any]
+) -> list[float]:
+    """The learning rate at every step from 0 to ``steps``, as a trial's optimizer sees it.
+
+    Raises ``BadInput`` when ``lr`` is not above 0 or the schedule fails with ``params``.
+    """
+    if not (math.isfinite(lr) and lr > 0):
+        raise BadInput(f"--lr must be a number above 0, not {lr}")
+    try:
+        schedule = make_schedule(spec, lr, steps, warmup, params)
+        # Every step at once, as the optimizer's uint64 step counter: one graph, not N.
+        rates = mx.broadcast_to(schedule(mx.arange(steps + 1, dtype=mx.uint64)), (steps + 1,))
+        mx.eval(rates)
+    except Exception as error:
+        settings = ", ".join(f"{k}={v}" for k, v in params.items()) or "no settings"
+        raise BadInput(
+            f"schedule '{spec.name}' cannot run with {settings}: {type(error).__name__}: {error}"
+        ) from None
+    return rates.tolist()
+
+
+def _unknown_param(spec: ScheduleSpec, key: str) -> str:
+    if not spec.space:
+        return f"'{spec.name}' has no parameters"
+    return f"'{spec.name}' has no parameter '{key}'{did_you_mean(key, spec.space)}"

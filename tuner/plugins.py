@@ -12,11 +12,12 @@ import inspect
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pluggy
+from pluggy import HookImpl
 
 from tuner import hookspecs
 from tuner.errors import BadInput, TunerError, did_you_mean
@@ -94,6 +95,22 @@ class Registry:
     def plugin_of(self, kind: str, name: str) -> PluginInfo:
         return self.owners[(kind, name)]
 
+    def to_json(self) -> dict[str, Any]:
+        """What ``tuner plugins --format json`` prints: the plugins, each optimizer, schedule
+        and task with the plugin that registered it (and its space, but for a task), and the
+        errors."""
+        data: dict[str, Any] = {"plugins": [asdict(p) for p in self.plugins]}
+        for kind in KINDS:
+            data[f"{kind}s"] = []
+            for name, spec in self.specs(kind).items():
+                entry = {"name": name, "plugin": self.plugin_of(kind, name).name}
+                entry["description"] = spec.description
+                if kind != "task":
+                    entry["space"] = {p: param.to_json() for p, param in spec.space.items()}
+                data[f"{kind}s"].append(entry)
+        data["errors"] = [{"plugin": e.plugin, "message": e.message} for e in self.errors]
+        return data
+
 
 def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
     """Load the built-ins, the installed entry points, ``TUNER_PLUGINS`` and ``extra``.
@@ -109,6 +126,8 @@ def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
     def add(name: str, load: Callable[[], object], version: str | None, source: str) -> None:
         try:
             plugin = load()
+            # subset_hook_caller, which calls each plugin on its own, keeps plugins in a set.
+            hash(plugin)
             manager.register(plugin, name=name)
         except Exception as error:
             registry.errors.append(PluginError(name, _describe(error)))
@@ -131,13 +150,36 @@ def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
 
     registry.plugins = list(infos.values())
     for kind, (hook_name, _, _) in KINDS.items():
-        for impl in getattr(manager.hook, hook_name).get_hookimpls():
-            info = infos[impl.plugin_name]
+        impls = getattr(manager.hook, hook_name).get_hookimpls()
+        wrappers = [impl for impl in impls if impl.wrapper or impl.hookwrapper]
+        callees = [impl for impl in impls if impl not in wrappers]
+        for callee in callees:
+            # One call through pluggy per plugin, the others masked: what it registers is its
+            # own and what it raises stops only it, while wrappers, tracing and hook call
+            # monitors still see every call.
+            others = [impl.plugin for impl in callees if impl is not callee]
+            call = manager.subset_hook_caller(hook_name, remove_plugins=others)
             try:
-                impl.function(register=_registrar(registry, kind, info))
+                call(register=_registrar(registry, kind, infos[callee.plugin_name]))
             except Exception as error:
-                registry.errors.append(PluginError(info.name, f"{hook_name}: {_describe(error)}"))
+                # A wrapper runs inside every plugin's call: name the one the error came from.
+                culprit = infos[_raised_in(error, wrappers, callee).plugin_name]
+                failure = PluginError(culprit.name, f"{hook_name}: {_describe(error)}")
+                if failure not in registry.errors:
+                    registry.errors.append(failure)
     return registry
+
+
+def _raised_in(error: BaseException, wrappers: Sequence[HookImpl], callee: HookImpl) -> HookImpl:
+    """Of a call's wrappers and callee, the one whose frame is innermost in the traceback."""
+    # The callee last, so that it wins over a wrapper of the same code (two instances of a class).
+    by_code = {getattr(impl.function, "__code__", None): impl for impl in [*wrappers, callee]}
+    found = callee
+    entry = error.__traceback__
+    while entry is not None:
+        found = by_code.get(entry.tb_frame.f_code, found)
+        entry = entry.tb_next
+    return found
 
 
 def _entry_points(registry: Registry) -> list[tuple[str, Callable[[], object], str | None, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,11 +9,7 @@ import click
 
 from tuner.cli import format_option, load_registry, plugin_option
 from tuner.cli.output import echo_json, number, sparkline, table, wide_option, wrap
-from tuner.errors import BadInput, did_you_mean
-from tuner.plugins import load_plugins
-from tuner.space import Choice, parse_param
-
-KIND_KEYS = {"optimizer": "optimizers", "schedule": "schedules", "task": "tasks"}
+from tuner.plugins import KINDS, load_plugins
 
 
 @click.command("plugins")
@@ -28,30 +23,17 @@ def plugins_command(plugins: Sequence[str], width: int | None, fmt: str) -> None
     is on a line of its own under its optimizer or schedule; --wide gives it a column.
     """
     registry = load_plugins(plugins)
-    data: dict[str, Any] = {
-        "plugins": [vars(p) for p in registry.plugins],
-        **{key: [] for key in KIND_KEYS.values()},
-        "errors": [{"plugin": e.plugin, "message": e.message} for e in registry.errors],
-    }
-    for kind, key in KIND_KEYS.items():
-        for name, spec in registry.specs(kind).items():
-            entry = {"name": name, "plugin": registry.plugin_of(kind, name).name}
-            entry["description"] = spec.description
-            if kind != "task":
-                entry["space"] = {p: param.to_json() for p, param in spec.space.items()}
-            data[key].append(entry)
     if fmt == "json":
-        echo_json(data)
+        echo_json(registry.to_json())
         return
-    rows = [(p["name"], p["version"] or "-", p["source"]) for p in data["plugins"]]
+    rows = [(p.name, p.version or "-", p.source) for p in registry.plugins]
     click.echo(table(["plugin", "version", "source"], rows, width=width, shrink=["source"]))
-    for kind, key in KIND_KEYS.items():
-        click.echo(f"\n{key.capitalize()}")
+    for kind in KINDS:
+        click.echo(f"\n{kind.capitalize()}s")
         rows = []
-        for entry in data[key]:
-            spec = registry.specs(kind)[entry["name"]]
+        for name, spec in registry.specs(kind).items():
             space = " ".join(f"{p}={param}" for p, param in getattr(spec, "space", {}).items())
-            rows.append((entry["name"], entry["plugin"], entry["description"], space))
+            rows.append((name, registry.plugin_of(kind, name).name, spec.description, space))
         headers = ["name", "plugin", "description", "space"]
         fitted = table(headers, rows, width=width, below=["space"], shrink=["description"])
         click.echo(fitted if rows else "  (none)")
@@ -135,55 +117,21 @@ def schedule_command(
       tuner schedule cosine --lr 0.1 --steps 200 --warmup 10 --set end_factor=0
       tuner schedule linear --lr 0.01 --steps 300 --warmup 5%
     """
-    import mlx.core as mx
+    from tuner.lr import schedule_params, schedule_rates, warmup_steps
 
-    from tuner.lr import make_schedule
-
-    registry = load_registry(plugins)
-    spec = registry.get("schedule", name)
-    warmup_steps = warmup if isinstance(warmup, int) else round(warmup * steps)
-    if warmup_steps >= steps:
-        given = warmup if isinstance(warmup, int) else f"{warmup:.4g} ({warmup_steps} steps)"
-        raise BadInput(f"--warmup {given} must be below --steps {steps}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise BadInput(f"--lr must be a number above 0, not {lr}")
-    params = {key: param.midpoint() for key, param in spec.space.items()}
-    for setting in settings:
-        key, sep, value = setting.partition("=")
-        if not sep:
-            raise BadInput(f"--set '{setting}': expected KEY=VALUE")
-        if key not in spec.space:
-            raise BadInput(f"--set '{setting}': {_unknown_param(name, key, spec.space)}")
-        param = parse_param(value, spec.space[key], f"--set {key}")
-        if not isinstance(param, Choice) or len(param.values) != 1:
-            raise BadInput(f"--set '{setting}': give one value, not a range or a list")
-        params[key] = param.values[0]
-    try:
-        schedule = make_schedule(spec, lr, steps, warmup_steps, params)
-        # Every step at once, as the optimizer's uint64 step counter: one graph, not N.
-        rates = mx.broadcast_to(schedule(mx.arange(steps + 1, dtype=mx.uint64)), (steps + 1,))
-        mx.eval(rates)
-    except Exception as error:
-        settings_text = ", ".join(f"{k}={v}" for k, v in params.items()) or "no settings"
-        raise BadInput(
-            f"schedule '{name}' cannot run with {settings_text}: {type(error).__name__}: {error}"
-        ) from None
-    points = [{"step": step, "lr": rate} for step, rate in enumerate(rates.tolist())]
+    spec = load_registry(plugins).get("schedule", name)
+    warmup = warmup_steps(warmup, steps)
+    params = schedule_params(spec, settings)
+    rates = schedule_rates(spec, lr, steps, warmup, params)
     if fmt == "json":
-        echo_json(points)
+        echo_json([{"step": step, "lr": rate} for step, rate in enumerate(rates)])
         return
     settings_shown = [f"{key}={value}" for key, value in params.items()]
-    warmup_shown = f"warmup={warmup_steps} steps ({100 * warmup_steps / steps:.3g}%)"
+    warmup_shown = f"warmup={warmup} steps ({100 * warmup / steps:.3g}%)"
     click.echo(" ".join([name, *settings_shown, f"lr={lr:g}", f"steps={steps}", warmup_shown]))
-    click.echo(sparkline([p["lr"] for p in points]))
-    picked = sorted({*(round(i * steps / 20) for i in range(21)), warmup_steps, steps})
-    click.echo(table(["step", "lr"], [(s, number(points[s]["lr"], 6)) for s in picked]))
-
-
-def _unknown_param(name: str, key: str, space: dict[str, Any]) -> str:
-    if not space:
-        return f"'{name}' has no parameters"
-    return f"'{name}' has no parameter '{key}'{did_you_mean(key, space)}"
+    click.echo(sparkline(rates))
+    picked = sorted({*(round(i * steps / 20) for i in range(21)), warmup, steps})
+    click.echo(table(["step", "lr"], [(s, number(rates[s], 6)) for s in picked]))
 
 
 COMMANDS = [plugins_command, schedule_command]
