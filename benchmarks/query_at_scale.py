@@ -51,8 +51,8 @@ from tuner.db import (
     optuna_storage,
     upgrade,
 )
+from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins
-from tuner.study import SearchConfig, plan_search
 
 STUDY = "bench"
 EVAL_EVERY_FRACTION = 4
@@ -202,7 +202,6 @@ def tuner_row(
 ) -> dict[str, Any]:
     return {
         "number": number,
-        "optuna_trial_id": None,
         "optimizer": sample.optimizer,
         "schedule": sample.schedule,
         "params": params,

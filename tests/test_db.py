@@ -32,6 +32,7 @@ from tuner.db import (
     optuna_storage,
     upgrade,
 )
+from tuner.db.migrations import PG_MIGRATION_LOCK
 from tuner.errors import BadInput, TunerError
 
 TUNER = Path(sys.executable).with_name("tuner")
@@ -47,7 +48,6 @@ def study_record(name="s1", **changes):
         "device": "cpu",
         "seed": 7,
         "command": "tuner search --task digits --trials 60",
-        "optuna_study_id": 3,
         "created_at": datetime(2025, 11, 22, 9, 30, 1, 123456, tzinfo=UTC),
     }
     return StudyRecord(**{**fields, **changes})
@@ -57,7 +57,6 @@ def trial_record(number=0, study="s1", steps=300, **changes):
     fields = {
         "study": study,
         "number": number,
-        "optuna_trial_id": 100 + number,
         "optimizer": "adamw",
         "schedule": "cosine",
         "params": {"lr": 3.0e-3, "adamw": {"betas": [0.9, 0.999]}, "nesterov": False},
@@ -308,28 +307,26 @@ def test_optunas_trials_and_tuners_records_share_one_database(storage_url):
     store = open_store(storage_url)
     storage = optuna_storage(storage_url)
     study = optuna.create_study(storage=storage, study_name="joined")
-    store.save_study(study_record("joined", optuna_study_id=study._study_id))
+    store.save_study(study_record("joined"))
 
     def objective(trial):
         lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
-        store.save_trial(
-            trial_record(
-                trial.number, study="joined", optuna_trial_id=trial._trial_id, params=trial.params
-            )
-        )
+        store.save_trial(trial_record(trial.number, study="joined", params=trial.params))
         return lr
 
     study.optimize(objective, n_trials=3)
 
     records = store.trials("joined")
-    assert [(r.optuna_trial_id, r.params) for r in records] == [
-        (t._trial_id, t.params) for t in study.trials
-    ]
+    assert [(r.number, r.params) for r in records] == [(t.number, t.params) for t in study.trials]
     with storage.engine.connect() as connection:
+        # Optuna's study by its name, its trials by their numbers: the link tuner keeps.
         joined = connection.execute(
             text(
-                "SELECT count(*) FROM trials JOIN tuner_trials"
-                " ON tuner_trials.optuna_trial_id = trials.trial_id"
+                "SELECT count(*) FROM trials"
+                " JOIN studies ON studies.study_id = trials.study_id"
+                " JOIN tuner_studies ON tuner_studies.name = studies.study_name"
+                " JOIN tuner_trials ON tuner_trials.study_id = tuner_studies.id"
+                " AND tuner_trials.number = trials.number"
             )
         ).scalar()
     assert joined == 3
@@ -369,7 +366,7 @@ def migration_waiters(connection):
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND (classid::bigint << 32 | objid::bigint) = :key"
         ),
-        {"key": db.PG_MIGRATION_LOCK},
+        {"key": PG_MIGRATION_LOCK},
     ).scalar()
 
 
@@ -381,9 +378,7 @@ def test_two_workers_starting_together_on_an_empty_postgres_database_both_succee
     holder = make_engine(postgres_database)
     with holder.begin() as connection:
         # Held until both workers, having found no tables, wait to create them.
-        connection.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": db.PG_MIGRATION_LOCK}
-        )
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
         workers = [
             subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)

@@ -447,7 +447,7 @@ def test_a_study_with_nothing_to_export_says_why(storage):
     # As tuner search records them when it starts, before any trial ends.
     store = open_store(storage)
     for name in ("empty", "running"):
-        store.save_study(dataclasses.replace(store.study("nan"), name=name, optuna_study_id=None))
+        store.save_study(dataclasses.replace(store.study("nan"), name=name))
 
     cases = {
         "empty": "study 'empty' has no trials yet: run tuner search --study empty",

@@ -2,10 +2,12 @@
 models, beside Optuna's tables and any other application's, and shipped inside the wheel."""
 
 import hashlib
+import math
 import shutil
 import subprocess
 import sys
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
@@ -14,7 +16,16 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from tuner import db
-from tuner.db import check, downgrade, make_engine, open_store, optuna_storage, upgrade
+from tuner.db import (
+    StudyRecord,
+    TrialRecord,
+    check,
+    downgrade,
+    make_engine,
+    open_store,
+    optuna_storage,
+    upgrade,
+)
 from tuner.errors import TunerError
 
 OURS = {"tuner_studies", "tuner_trials", "tuner_curves", "tuner_alembic_version"}
@@ -47,19 +58,33 @@ def execute(url, statement):
         engine.dispose()
 
 
+def indexes(url, table):
+    engine = make_engine(url)
+    try:
+        return {index["name"] for index in inspect(engine).get_indexes(table)}
+    finally:
+        engine.dispose()
+
+
+def columns(url, table):
+    engine = make_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_from_empty_to_head_and_back_to_empty(storage_url):
     before, after = upgrade(storage_url)
 
     assert (before.status, after.status) == ("empty", "current")
     assert tables(storage_url) == OURS
-    indexes = {i["name"] for i in inspect(make_engine(storage_url)).get_indexes("tuner_trials")}
     assert {
         "ix_tuner_trials_study_id_optimizer",
         "ix_tuner_trials_study_id_schedule",
         "ix_tuner_trials_study_id_outcome",
         "ix_tuner_trials_study_id_value",
-        "ix_tuner_trials_optuna_trial_id",
-    } <= indexes
+    } <= indexes(storage_url, "tuner_trials")
 
     assert downgrade(storage_url, "base").status == "empty"
     assert tables(storage_url) == {"tuner_alembic_version"}
@@ -82,6 +107,106 @@ def test_check_sees_a_table_changed_by_hand(storage_url):
     execute(storage_url, "DROP INDEX ix_tuner_trials_study_id_value")
 
     assert check(storage_url)[1] == ["add_index ix_tuner_trials_study_id_value"]
+
+
+SHARED_COLUMNS = {
+    "tuner_studies": "id, name, task, settings, plugins, versions, device, seed, command, "
+    "created_at",
+    "tuner_trials": "id, study_id, number, optimizer, schedule, params, seed, steps, wall_time_s, "
+    "step_time_s, compiled, metrics, value, outcome, reason, finished_at",
+    "tuner_curves": "trial_id, losses, lrs, evals",
+}
+
+
+def contents(url):
+    """Every row of tuner's tables, in the columns that 0002 and 0003 share."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {
+                table: connection.execute(text(f"SELECT {names} FROM {table} ORDER BY 1")).all()
+                for table, names in SHARED_COLUMNS.items()
+            }
+    finally:
+        engine.dispose()
+
+
+def recorded_study(url, name, trials):
+    """A study with ``trials`` trials, curves and all, as tuner search writes them."""
+    store = open_store(url)
+    store.save_study(
+        StudyRecord(
+            name=name,
+            task="digits",
+            settings={"metric": "val_loss", "space": {"lr": {"low": 1e-4, "high": 1e-1}}},
+            plugins={"tuner-builtins": "0.1.0"},
+            versions={"mlx": "0.32.4", "optuna": "5.0.0"},
+            device="cpu",
+            seed=7,
+            command=f"tuner search --study {name}",
+            created_at=datetime(2026, 12, 1, 9, 30, 1, 123456, tzinfo=UTC),
+        )
+    )
+    for number in range(trials):
+        store.save_trial(
+            TrialRecord(
+                study=name,
+                number=number,
+                optimizer=("adamw", "sgd")[number % 2],
+                schedule="cosine",
+                params={"lr": 10.0 ** -(number + 1)},
+                seed=number,
+                steps=4,
+                wall_time_s=0.5 + number,
+                step_time_s=0.125,
+                compiled=True,
+                metrics={"val_loss": 1 / (number + 1), "diverged_at": math.inf},
+                value=1 / (number + 1),
+                outcome=("complete", "pruned", "diverged")[number % 3],
+                losses=[2.5, 1.25 / (number + 1), 0.5, 0.25],
+                lrs=[0.1 * math.cos(step / 4) for step in range(4)],
+                evals=[{"step": 4, "val_loss": 1 / (number + 1)}],
+                finished_at=datetime(2026, 12, 1, 9, 31, number, tzinfo=UTC),
+            )
+        )
+    records = store.study(name), store.trials(name)
+    store.close()
+    return records
+
+
+def test_0003_drops_optunas_ids_and_keeps_every_record_both_ways(storage_url):
+    upgrade(storage_url)
+    first = recorded_study(storage_url, "first", trials=3)
+    second = recorded_study(storage_url, "second", trials=2)
+    stored = contents(storage_url)
+
+    assert downgrade(storage_url, "0002").revision == "0002"
+    assert "optuna_study_id" in columns(storage_url, "tuner_studies")
+    assert "optuna_trial_id" in columns(storage_url, "tuner_trials")
+    assert "ix_tuner_trials_optuna_trial_id" in indexes(storage_url, "tuner_trials")
+    assert contents(storage_url) == stored
+    assert {row.optuna_trial_id for row in rows(storage_url, "tuner_trials")} == {None}
+    # As a tuner at 0002 left them: a trial's Optuna id written, a study's not.
+    execute(storage_url, "UPDATE tuner_trials SET optuna_trial_id = 100 + number")
+
+    before, after = upgrade(storage_url)
+
+    assert (before.revision, after.revision, after.status) == ("0002", "0003", "current")
+    assert "optuna_study_id" not in columns(storage_url, "tuner_studies")
+    assert "optuna_trial_id" not in columns(storage_url, "tuner_trials")
+    assert "ix_tuner_trials_optuna_trial_id" not in indexes(storage_url, "tuner_trials")
+    assert contents(storage_url) == stored
+    assert check(storage_url)[1] == []
+    store = open_store(storage_url)
+    try:
+        assert (store.study("first"), store.trials("first")) == first
+        assert (store.study("second"), store.trials("second")) == second
+    finally:
+        store.close()
+
+    downgrade(storage_url, "0002")
+    assert contents(storage_url) == stored
+    assert {row.optuna_trial_id for row in rows(storage_url, "tuner_trials")} == {None}
 
 
 def optuna_first(url):
@@ -175,7 +300,7 @@ def next_tuner(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "alembic", folder, ignore=shutil.ignore_patterns("__pycache__"))
     head = db.schema_state(f"sqlite:///{tmp_path / 'absent.db'}").head
     (folder / "versions" / "next.py").write_text(NEXT_MIGRATION.format(head=head))
-    monkeypatch.setattr(db, "_migrations_folder", lambda: folder)
+    monkeypatch.setattr(db.migrations, "_migrations_folder", lambda: folder)
     return head
 
 
@@ -218,6 +343,7 @@ def test_the_wheel_ships_the_migrations_and_runs_them(tmp_path):
         "tuner/migrations/script.py.mako",
         "tuner/migrations/versions/0001_first_tables.py",
     } <= migrations
+    assert {"tuner/db/__init__.py", "tuner/db/migrations.py"} <= names
     installed = tmp_path / "installed"
     zipfile.ZipFile(wheel).extractall(installed)
 
@@ -226,7 +352,8 @@ def test_the_wheel_ships_the_migrations_and_runs_them(tmp_path):
         [
             sys.executable,
             "-c",
-            "import tuner.db, tuner.cli; print(tuner.db._migrations_folder()); tuner.cli.main()",
+            "import tuner.db, tuner.cli; print(tuner.db.migrations._migrations_folder());"
+            " tuner.cli.main()",
             "db",
             "upgrade",
             "--storage",
@@ -240,4 +367,4 @@ def test_the_wheel_ships_the_migrations_and_runs_them(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == str(installed / "tuner" / "migrations")
-    assert "from revision none to 0002" in result.stdout
+    assert "from revision none to 0003" in result.stdout

@@ -205,7 +205,6 @@ def crafted(storage, direction):
             TrialRecord(
                 study="c",
                 number=number,
-                optuna_trial_id=None,
                 optimizer=optimizer,
                 schedule="constant",
                 params={"lr": 0.1, "optimizer": optimizer, "schedule": "constant"},

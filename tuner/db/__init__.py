@@ -1,0 +1,45 @@
+"""Where results live: tuner's own tables beside Optuna's, in the one database a URL names.
+
+Each module has one job: :mod:`~tuner.db.urls` checks and masks storage URLs,
+:mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.models` declares tuner's tables,
+:mod:`~tuner.db.migrations` runs their alembic history, :mod:`~tuner.db.store` reads and writes
+their records, and :mod:`~tuner.db.optuna` opens Optuna's storage on the same database. Each
+imports only modules named before it, never one after. The rest of tuner imports from here.
+"""
+
+from tuner.db.engine import READ_ONLY, engine_kwargs, make_engine
+from tuner.db.migrations import (
+    SchemaState,
+    check,
+    downgrade,
+    migration_options,
+    schema_state,
+    upgrade,
+)
+from tuner.db.models import CurveRow, StudyRow, TrialRow
+from tuner.db.optuna import optuna_storage
+from tuner.db.store import StudyRecord, TrialRecord, find_study, open_store
+from tuner.db.urls import mask_url, sqlite_path, storage_failure
+
+__all__ = [
+    "READ_ONLY",
+    "CurveRow",
+    "SchemaState",
+    "StudyRecord",
+    "StudyRow",
+    "TrialRecord",
+    "TrialRow",
+    "check",
+    "downgrade",
+    "engine_kwargs",
+    "find_study",
+    "make_engine",
+    "mask_url",
+    "migration_options",
+    "open_store",
+    "optuna_storage",
+    "schema_state",
+    "sqlite_path",
+    "storage_failure",
+    "upgrade",
+]

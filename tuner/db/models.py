@@ -1,0 +1,211 @@
+"""tuner's own tables, beside Optuna's in the one database a URL names.
+
+Optuna's ``RDBStorage`` keeps the state of a study, but its generic tables answer badly what
+people ask of a search: which optimizer, which schedule, what the learning curve looked like,
+what produced it. These tables answer that; their names start with ``tuner_`` so that they
+never meet Optuna's or another application's, and alembic migrates them (see
+:mod:`tuner.db.migrations`).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+TABLE_PREFIX = "tuner_"
+OUTCOMES = ("complete", "pruned", "diverged", "failed", "interrupted")
+
+
+# --- Column types -----------------------------------------------------------------------------
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime in UTC, which SQLite (that stores no time zone) also gives back."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"a naive datetime cannot be stored: {value}")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _encode_numbers(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _encode_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode_numbers(item) for item in value]
+    return value
+
+
+def _decode_numbers(value: Any) -> Any:
+    if isinstance(value, str):
+        return _NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {key: _decode_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode_numbers(item) for item in value]
+    return value
+
+
+class MetricsJSON(TypeDecorator[Any]):
+    """JSON whose numbers may be NaN or infinite, as a diverged trial's metrics are.
+
+    JSON has no such numbers, so they are stored as the strings PostgreSQL's float8 accepts
+    (``(metrics->>'val_loss')::float`` works) and read back as floats; a string that happens to
+    be ``"NaN"`` comes back a float too, which is why only metrics use this type.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _encode_numbers(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return _decode_numbers(value)
+
+
+class FloatArray(TypeDecorator[list[float]]):
+    """A list of floats as zlib-compressed little-endian float64: exact, NaN included, and a
+    fifth (losses) to a third (learning rates) of the size of JSON text."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: list[float] | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        return zlib.compress(np.asarray(value, dtype="<f8").tobytes(), 1)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> list[float] | None:
+        if value is None:
+            return None
+        return np.frombuffer(zlib.decompress(value), dtype="<f8").tolist()
+
+
+# --- Tables -----------------------------------------------------------------------------------
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so that migrations can drop and alter them on every backend.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class StudyRow(Base):
+    """What produced a study, written once when it is created.
+
+    Optuna's study is linked by name, and its trials by number, by value: a foreign key into
+    Optuna's tables would tie our migrations to a schema Optuna changes between versions, and
+    would let Optuna's own migrations (which on SQLite rebuild tables) or ``delete_study``
+    cascade into our records.
+    """
+
+    __tablename__ = "tuner_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # 512 is Optuna's own limit on a study's name.
+    name: Mapped[str] = mapped_column(String(512), unique=True)
+    task: Mapped[str] = mapped_column(String(256))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    plugins: Mapped[dict[str, str | None]] = mapped_column(JSON)
+    versions: Mapped[dict[str, str]] = mapped_column(JSON)
+    device: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    command: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TrialRow(Base):
+    """One finished trial: what ran, how long it took, how it ended."""
+
+    __tablename__ = "tuner_trials"
+    __table_args__ = (
+        UniqueConstraint("study_id", "number"),
+        # The queries are per study, and filter or sort on these.
+        Index(None, "study_id", "optimizer"),
+        Index(None, "study_id", "schedule"),
+        Index(None, "study_id", "outcome"),
+        Index(None, "study_id", "value"),
+        CheckConstraint(
+            "outcome IN ({})".format(", ".join(f"'{o}'" for o in OUTCOMES)), name="outcome"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey(StudyRow.id, ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    optimizer: Mapped[str] = mapped_column(String(128))
+    schedule: Mapped[str] = mapped_column(String(128))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    steps: Mapped[int] = mapped_column(Integer)
+    wall_time_s: Mapped[float] = mapped_column(Double)
+    step_time_s: Mapped[float | None] = mapped_column(Double)
+    compiled: Mapped[bool] = mapped_column(Boolean)
+    metrics: Mapped[dict[str, Any]] = mapped_column(MetricsJSON)
+    value: Mapped[float | None] = mapped_column(Double)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    curve: Mapped[CurveRow | None] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class CurveRow(Base):
+    """A trial's learning curve, one row per trial and kept apart from its trial's row, so that
+    scanning and sorting thousands of trials never reads their curves."""
+
+    __tablename__ = "tuner_curves"
+
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey(TrialRow.id, ondelete="CASCADE"), primary_key=True
+    )
+    losses: Mapped[list[float]] = mapped_column(FloatArray)
+    lrs: Mapped[list[float]] = mapped_column(FloatArray)
+    evals: Mapped[list[dict[str, Any]]] = mapped_column(MetricsJSON)

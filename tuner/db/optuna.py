@@ -1,0 +1,96 @@
+"""Optuna's storage on the database of a storage URL, with tuner's engine settings.
+
+Everything that depends on how Optuna's ``RDBStorage`` behaves is kept here: its heartbeat, the
+race of workers that create its tables together, and its refusal of a database whose
+``alembic_version`` another application wrote. Optuna's tables are Optuna's to create and
+migrate; tuner's are made ready first, as by :func:`~tuner.db.store.open_store`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from tuner.db.engine import engine_kwargs, forget_in_forked_children
+from tuner.db.store import open_store
+from tuner.db.urls import mask_url, parse_url, storage_failure
+from tuner.errors import TunerError
+
+if TYPE_CHECKING:
+    import optuna
+
+HEARTBEAT_S = 30
+OPTUNA_CREATE_TRIES = 5
+
+
+def _rdb_storage(
+    parsed: URL, url: str, *, foreign_alembic_version: bool = False
+) -> optuna.storages.RDBStorage:
+    # Imported here for start-up time: the commands that only read tuner's tables never pay
+    # for Optuna.
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            parsed.render_as_string(hide_password=False),
+            engine_kwargs=engine_kwargs(url),
+            # A worker that dies mid-trial leaves it RUNNING; without a heartbeat it would stay
+            # so forever. With one, the next worker to start a trial marks it FAIL.
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=3 * HEARTBEAT_S,
+            skip_compatibility_check=foreign_alembic_version,
+        )
+
+
+def _lost_creation_race(error: SQLAlchemyError) -> bool:
+    return isinstance(error, IntegrityError) or "already exists" in str(error)
+
+
+def _despite_foreign_alembic_version(
+    error: RuntimeError, parsed: URL, url: str
+) -> optuna.storages.RDBStorage:
+    """Optuna's storage on a database whose ``alembic_version`` belongs to another application.
+
+    Optuna keeps its schema revision in that table too, finds a revision it does not know, and
+    refuses. When Optuna's own tables say this very Optuna made them, that revision is someone
+    else's and the check is skipped; an Optuna schema of another version is for Optuna to
+    upgrade.
+    """
+    # Imported here for start-up time, as in _rdb_storage.
+    import optuna
+
+    message = str(error)
+    if "table schema" not in message:
+        raise error
+    if f"(set up by optuna {optuna.__version__})" not in message:
+        raise TunerError(f"{mask_url(url)}: {message.splitlines()[0]}") from None
+    return _rdb_storage(parsed, url, foreign_alembic_version=True)
+
+
+def optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage on ``url``, with tuner's engine settings; tuner's tables are made ready
+    first (created if absent; upgraded on SQLite, checked on PostgreSQL), as by
+    :func:`~tuner.db.store.open_store`.
+    """
+    parsed = parse_url(url)
+    open_store(url).close()
+    for attempt in range(OPTUNA_CREATE_TRIES):
+        try:
+            storage = _rdb_storage(parsed, url)
+            break
+        except SQLAlchemyError as error:
+            # Workers that start together on a new database race to create Optuna's tables;
+            # the loser finds them made when it tries again.
+            if attempt + 1 == OPTUNA_CREATE_TRIES or not _lost_creation_race(error):
+                raise storage_failure(error, parsed) from None
+            time.sleep(0.2)
+        except RuntimeError as error:
+            storage = _despite_foreign_alembic_version(error, parsed, url)
+            break
+    forget_in_forked_children(storage.engine)
+    return storage
