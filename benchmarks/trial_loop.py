@@ -51,6 +51,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
     from tuner.plugins import load_plugins
+    from tuner.train import GraphCache
 
     registry = load_plugins()
     task = registry.tasks[args.task].build()
@@ -65,9 +66,10 @@ def run(args: argparse.Namespace) -> None:
         value = how(task, optimizer, schedule, sample, seed=seed)
         return time.perf_counter() - started, value
 
+    graphs = GraphCache()
     ways = {
-        "compiled, reused": partial(reused, eager=False),
-        "eager": partial(reused, eager=True),
+        "compiled, reused": partial(reused, graphs=graphs, eager=False),
+        "eager": partial(reused, graphs=graphs, eager=True),
         "compiled per trial": naive,
     }
     times = {}
@@ -111,7 +113,9 @@ def draw(optimizer: Any, schedule: Any, seed: int) -> Any:
     )
 
 
-def reused(task: Any, optimizer: Any, schedule: Any, sample: Any, *, seed: int, eager: bool):
+def reused(
+    task: Any, optimizer: Any, schedule: Any, sample: Any, *, seed: int, graphs: Any, eager: bool
+) -> float | None:
     from tuner.train import run_trial
 
     result = run_trial(
@@ -123,6 +127,7 @@ def reused(task: Any, optimizer: Any, schedule: Any, sample: Any, *, seed: int, 
         batch_size=task.batch_size,
         eval_every=task.eval_every,
         seed=seed,
+        graphs=graphs,
         objective="accuracy",
         eager=eager,
     )

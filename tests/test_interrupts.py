@@ -14,9 +14,10 @@ import pytest
 
 from tuner.cli.search import CtrlC, Display
 from tuner.db import open_store
+from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins
 from tuner.query import open_results
-from tuner.study import SearchConfig, plan_search, run_search
+from tuner.study import run_search
 from tuner.watcher import Watcher
 
 TUNER = Path(sys.executable).with_name("tuner")

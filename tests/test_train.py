@@ -4,6 +4,8 @@ import json
 import math
 import subprocess
 import sys
+import threading
+from functools import partial
 from pathlib import Path
 
 import mlx.core as mx
@@ -11,9 +13,9 @@ import mlx.optimizers as optim
 import numpy as np
 import pytest
 
-from tuner import Choice, Float, Int, Metric, OptimizerSpec, ScheduleSpec, train
+from tuner import Choice, Float, Int, Metric, OptimizerSpec, ScheduleSpec
 from tuner.space import Sample
-from tuner.train import run_trial
+from tuner.train import GraphCache, run_trial
 from tuner_builtins import tasks
 
 
@@ -84,11 +86,15 @@ def task():
     return tasks.build_synthetic()
 
 
-@pytest.fixture(autouse=True)
-def no_cached_graphs():
-    train._GRAPHS.clear()
-    yield
-    train._GRAPHS.clear()
+@pytest.fixture
+def graphs():
+    return GraphCache()
+
+
+@pytest.fixture
+def trial(graphs):
+    """``trial_with`` this test's cache: its trials share graphs as a search's do."""
+    return partial(trial_with, graphs)
 
 
 def sample(optimizer=ADAMW, params=None, lr=1e-2, warmup=0.0, end_factor=0.0):
@@ -97,7 +103,7 @@ def sample(optimizer=ADAMW, params=None, lr=1e-2, warmup=0.0, end_factor=0.0):
     return Sample(optimizer.name, params, COSINE.name, {"end_factor": end_factor}, lr, warmup)
 
 
-def trial(task, the_sample=None, *, steps=100, eval_every=25, seed=0, **kwargs):
+def trial_with(graphs, task, the_sample=None, *, steps=100, eval_every=25, seed=0, **kwargs):
     the_sample = the_sample or sample()
     return run_trial(
         task,
@@ -108,11 +114,12 @@ def trial(task, the_sample=None, *, steps=100, eval_every=25, seed=0, **kwargs):
         batch_size=32,
         eval_every=eval_every,
         seed=seed,
+        graphs=graphs,
         **kwargs,
     )
 
 
-def test_trial_completes_with_finite_decreasing_loss(task):
+def test_trial_completes_with_finite_decreasing_loss(task, trial):
     result = trial(task)
     assert result.outcome == "complete" and result.reason is None and result.compiled
     assert result.steps == len(result.losses) == len(result.lrs) == 100
@@ -125,7 +132,7 @@ def test_trial_completes_with_finite_decreasing_loss(task):
     assert result.wall_time_s > 0 and 0 < result.step_time_s < result.wall_time_s
 
 
-def test_lrs_ramp_up_over_the_warmup_then_follow_the_schedule(task):
+def test_lrs_ramp_up_over_the_warmup_then_follow_the_schedule(task, trial):
     result = trial(task, sample(lr=0.02, warmup=0.1, end_factor=0.5))
     lrs = result.lrs
     assert lrs[0] == 0.0
@@ -135,31 +142,32 @@ def test_lrs_ramp_up_over_the_warmup_then_follow_the_schedule(task):
     assert lrs[-1] == pytest.approx(0.01, rel=1e-2)
 
 
-def test_objective_may_be_a_task_metric(task):
+def test_objective_may_be_a_task_metric(task, trial):
     result = trial(task, objective="r2")
     assert result.value == result.metrics["r2"] == result.evals[-1]["r2"]
 
 
-def test_unknown_objective_and_empty_runs_are_refused(task):
+def test_unknown_objective_and_empty_runs_are_refused(task, trial):
     with pytest.raises(ValueError, match=r"unknown objective 'accuracy'.*val_loss, r2"):
         trial(task, objective="accuracy")
     with pytest.raises(ValueError, match="at least 1"):
         trial(task, eval_every=0)
 
 
-def test_same_seed_gives_the_same_trial_and_another_seed_another(task):
+def test_same_seed_gives_the_same_trial_and_another_seed_another(task, trial):
     first, second = trial(task, seed=3), trial(task, seed=3)
     assert first.losses == second.losses and first.value == second.value
     assert trial(task, seed=4).losses != first.losses
 
 
-def test_same_seed_gives_the_same_losses_in_a_fresh_process(task):
+def test_same_seed_gives_the_same_losses_in_a_fresh_process(task, trial):
     script = """
 import json, sys
 sys.path.insert(0, {tests!r})
-from test_train import sample, trial
+from test_train import trial_with
+from tuner.train import GraphCache
 from tuner_builtins import tasks
-result = trial(tasks.build_synthetic(), seed=5)
+result = trial_with(GraphCache(), tasks.build_synthetic(), seed=5)
 print(json.dumps({{"losses": result.losses, "value": result.value}}))
 """
     tests = str(Path(__file__).parent)
@@ -174,12 +182,12 @@ print(json.dumps({{"losses": result.losses, "value": result.value}}))
     assert theirs == {"losses": ours.losses, "value": ours.value}
 
 
-def test_trials_differing_in_numbers_reuse_one_compiled_step(task):
+def test_trials_differing_in_numbers_reuse_one_compiled_step(task, trial, graphs):
     trial(task, sample(lr=1e-2))
     settings = sample(params={"beta1": 0.85, "weight_decay": 3e-2}, lr=3e-3, end_factor=0.2)
     compiled = trial(task, settings, seed=1)
-    assert len(train._GRAPHS) == 1
-    (graph,) = train._GRAPHS.values()
+    assert len(graphs) == 1
+    (graph,) = graphs.values()
     assert graph.traces == 1
     eager = trial(task, settings, seed=1, eager=True)
     assert compiled.compiled and not eager.compiled
@@ -188,16 +196,56 @@ def test_trials_differing_in_numbers_reuse_one_compiled_step(task):
     assert compiled.value == pytest.approx(eager.value, rel=1e-5)
 
 
-def test_choices_and_warmup_select_their_own_graphs(task):
+def test_choices_and_warmup_select_their_own_graphs(task, trial, graphs):
     for nesterov in (False, True, False):
         trial(task, sample(SGD, {"nesterov": nesterov}, lr=1e-3))
-    assert len(train._GRAPHS) == 2
+    assert len(graphs) == 2
     trial(task, sample(SGD, {"nesterov": True}, lr=1e-3, warmup=0.1))
-    assert len(train._GRAPHS) == 3
-    assert all(graph.traces == 1 for graph in train._GRAPHS.values())
+    assert len(graphs) == 3
+    assert all(graph.traces == 1 for graph in graphs.values())
 
 
-def test_nan_weights_end_the_trial_as_diverged(task):
+def test_a_trial_builds_only_the_graphs_its_cache_lacks(task, trial, graphs):
+    builds = []
+    first = trial(task, on_build=lambda: builds.append("ours"))
+    trial(task, seed=1, on_build=lambda: builds.append("ours"))
+    other = GraphCache()
+    again = trial_with(other, task, on_build=lambda: builds.append("theirs"))
+    assert builds == ["ours", "theirs"]
+    (ours,), (theirs,) = graphs.values(), other.values()
+    assert ours is not theirs and ours.traces == theirs.traces == 1
+    assert again.losses == first.losses
+
+
+def test_a_build_cut_short_by_ctrl_c_is_dropped_not_given_up(task, graphs):
+    stop = threading.Event()
+
+    def interrupted_while_tracing(learning_rate, momentum):
+        try:
+            return branching_sgd(learning_rate, momentum)
+        except ValueError:
+            # Ctrl-C sets the event and breaks the build it lands in.
+            stop.set()
+            raise
+
+    spec = OptimizerSpec("t-interrupted", interrupted_while_tracing, {"momentum": Float(0, 1)})
+    result = run_trial(
+        task,
+        spec,
+        COSINE,
+        sample(spec, {"momentum": 0.9}),
+        steps=10,
+        batch_size=32,
+        eval_every=5,
+        seed=0,
+        graphs=graphs,
+        stop=stop,
+    )
+    assert result.outcome == "interrupted" and result.reason == "interrupted at step 0"
+    assert not result.compiled and len(graphs) == 0
+
+
+def test_nan_weights_end_the_trial_as_diverged(task, trial):
     result = trial(task, sample(SCALE, {"factor": math.nan}))
     assert result.outcome == "diverged"
     assert result.reason == "loss became nan at step 2"
@@ -205,14 +253,14 @@ def test_nan_weights_end_the_trial_as_diverged(task):
     assert result.value is None and result.evals == []
 
 
-def test_a_loss_running_away_ends_the_trial_as_diverged(task):
+def test_a_loss_running_away_ends_the_trial_as_diverged(task, trial):
     result = trial(task, sample(SCALE, {"factor": 1000.0}))
     assert result.outcome == "diverged" and result.steps == 2
     assert result.reason.startswith("loss ") and result.reason.endswith(" at step 2")
     assert "exceeded 100× the initial" in result.reason
 
 
-def test_nan_weights_after_the_last_step_diverge_at_the_final_eval(task):
+def test_nan_weights_after_the_last_step_diverge_at_the_final_eval(task, trial):
     result = trial(task, sample(POISON, {"at": 100}))
     assert result.outcome == "diverged"
     assert result.reason == "validation loss became nan at step 100"
@@ -221,7 +269,7 @@ def test_nan_weights_after_the_last_step_diverge_at_the_final_eval(task):
     assert result.value == result.metrics["val_loss"] == result.evals[-1]["val_loss"]
 
 
-def test_on_eval_returning_true_prunes_the_trial(task):
+def test_on_eval_returning_true_prunes_the_trial(task, trial):
     seen = []
 
     def on_eval(step, value):
@@ -235,13 +283,13 @@ def test_on_eval_returning_true_prunes_the_trial(task):
     assert result.value == seen[-1][1]
 
 
-def test_on_eval_is_called_only_at_eval_points_and_the_last_step(task):
+def test_on_eval_is_called_only_at_eval_points_and_the_last_step(task, trial):
     steps = []
     trial(task, steps=60, eval_every=25, on_eval=lambda step, value: steps.append(step))
     assert steps == [25, 50, 60]
 
 
-def test_an_untraceable_optimizer_falls_back_to_eager_and_trains(task):
+def test_an_untraceable_optimizer_falls_back_to_eager_and_trains(task, trial, graphs):
     settings = sample(BRANCHING, {"momentum": 0.9})
     result = trial(task, settings)
     assert not result.compiled and result.outcome == "complete"
@@ -252,12 +300,12 @@ def test_an_untraceable_optimizer_falls_back_to_eager_and_trains(task):
     )
     assert np.mean(result.losses[-10:]) < np.mean(result.losses[:10]) / 2
     again = trial(task, settings)
-    (graph,) = train._GRAPHS.values()
+    (graph,) = graphs.values()
     assert graph.traces == 1 and again.reason == result.reason
     assert again.losses == result.losses == trial(task, settings, eager=True).losses
 
 
-def test_a_metric_that_cannot_be_traced_is_measured_eagerly(task):
+def test_a_metric_that_cannot_be_traced_is_measured_eagerly(task, trial, graphs):
     def sign_of_mean(model, x, y):
         # .item() inside a trace fails: the compiled eval must give way to an eager one.
         return mx.array(1.0 if model(x).mean().item() > 0 else -1.0)
@@ -266,7 +314,7 @@ def test_a_metric_that_cannot_be_traced_is_measured_eagerly(task):
     odd = dataclasses.replace(task, metrics=metrics)
     compiled = trial(odd, objective="sign")
     assert compiled.compiled and compiled.outcome == "complete"
-    (graph,) = train._GRAPHS.values()
+    (graph,) = graphs.values()
     assert graph.evaluate is None
     eager = trial(odd, objective="sign", eager=True)
     for ours, theirs in zip(compiled.evals, eager.evals, strict=True):
@@ -289,6 +337,7 @@ def test_errors_other_than_divergence_propagate(task):
             batch_size=32,
             eval_every=5,
             seed=0,
+            graphs=GraphCache(),
         )
 
 
@@ -304,6 +353,7 @@ def test_digits_trial_reaches_high_accuracy():
         batch_size=64,
         eval_every=50,
         seed=0,
+        graphs=GraphCache(),
         objective="accuracy",
     )
     assert result.outcome == "complete" and result.compiled

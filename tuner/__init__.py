@@ -1,7 +1,7 @@
 """tuner: find the best optimizer and learning-rate schedule for an MLX model.
 
 The plugin API lives here: ``hookimpl``, the specs a plugin registers, and the parameter types
-of a search space.
+of a search space; so do ``search``, which runs a study, and ``open_results``, which reads one.
 """
 
 from tuner.export import build_optimizer
@@ -22,6 +22,17 @@ from tuner.specs import Metric, OptimizerSpec, ScheduleSpec, Task, TaskSpec
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # tuner.search brings in Optuna, SQLAlchemy and MLX: the command line, which imports this
+    # package first, pays for them only when it runs a search.
+    if name in ("search", "StudyResults"):
+        from tuner import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tuner' has no attribute '{name}'")
+
+
 __all__ = [
     "Choice",
     "Comparison",
@@ -34,6 +45,7 @@ __all__ = [
     "Provenance",
     "Results",
     "ScheduleSpec",
+    "StudyResults",
     "StudySummary",
     "Task",
     "TaskSpec",
@@ -42,4 +54,5 @@ __all__ = [
     "build_optimizer",
     "hookimpl",
     "open_results",
+    "search",
 ]

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from tuner.errors import BadInput, TunerError, did_you_mean
 
 if TYPE_CHECKING:
+    import pandas
     from optuna.storages import RDBStorage
     from optuna.trial import FrozenTrial
     from sqlalchemy import Connection, Row
@@ -444,6 +445,16 @@ class Results:
             lrs=[],
             evals=[],
         )
+
+    def to_dataframe(self, study: str) -> pandas.DataFrame:
+        """Every trial of ``study``, one row each, in the columns of ``tuner trials --format
+        csv``: the JSON of :class:`TrialSummary` flattened (``params.lr``, ``metrics.r2``)."""
+        try:
+            # Optional: only this method needs pandas.
+            import pandas
+        except ImportError:
+            raise TunerError("to_dataframe needs pandas: pip install 'tuner[pandas]'") from None
+        return pandas.json_normalize([trial.to_json() for trial in self.trials(study)])
 
     def compare(self, study: str, by: str = "optimizer") -> Comparison:
         """The study's trials grouped by ``optimizer`` or ``schedule``, and which group leads.

@@ -1,273 +1,31 @@
-"""An Optuna study over the registry: its settings, its sampler and pruner, and the objective
-that runs one MLX trial and hands its record to storage once, at its end.
+"""An Optuna study of a plan: the objective that runs one MLX trial and hands its record to
+storage once, at its end, and the loop that runs trials until the study holds enough.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import random
 import threading
 import time
-import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from importlib.metadata import version
 from typing import Any
 
-import numpy as np
+import mlx.core as mx
 import optuna
 
-from tuner.errors import BadInput, TunerError, did_you_mean
-from tuner.plugins import Registry
-from tuner.space import SearchSpace, build_space
-from tuner.watcher import Progress, Watcher
+from tuner.db import StudyRecord, TrialRecord, open_store, optuna_storage
+from tuner.errors import BadInput, TunerError
+from tuner.plan import Plan, differences
+from tuner.samplers import make_pruner, make_sampler, trial_seed
+from tuner.train import GraphCache, run_trial
+from tuner.watcher import Progress, TrialEnd, Watcher
 
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
-PRUNERS = ("median", "hyperband", "sha", "none")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # A study whose trials all fail tells nothing; stop it rather than spin.
 MAX_FAILURES_IN_A_ROW = 5
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """What ``tuner search`` was asked for; None means the task's or the registry's default."""
-
-    task: str | None = None
-    trials: int = 60
-    timeout: float | None = None
-    steps: int | None = None
-    batch_size: int | None = None
-    eval_every: int | None = None
-    study: str | None = None
-    seed: int = 0
-    device: str | None = None
-    optimizers: Sequence[str] | None = None
-    schedules: Sequence[str] | None = None
-    space: Sequence[str] = ()
-    sampler: str = "tpe"
-    pruner: str = "median"
-    metric: str | None = None
-    command: str = ""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A validated search: everything resolved, nothing written yet."""
-
-    config: SearchConfig
-    registry: Registry
-    task: Any
-    space: SearchSpace
-    steps: int
-    batch_size: int
-    eval_every: int
-    direction: str
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-def plan_search(
-    config: SearchConfig, registry: Registry, stored: Mapping[str, Any] | None = None
-) -> Plan:
-    """Check the request against the registry and resolve its defaults; raise on bad input.
-
-    ``stored`` holds the settings of the study the request resumes. What the request leaves out
-    is taken from them, so that a study keeps the task, steps, metric and search space it was
-    created with, whatever plugins were installed since; what it gives must match them.
-    """
-    if config.trials < 1:
-        raise BadInput(f"--trials must be at least 1, got {config.trials}")
-    for option, name, known in (
-        ("sampler", config.sampler, SAMPLERS),
-        ("pruner", config.pruner, PRUNERS),
-    ):
-        if name not in known:
-            raise BadInput(f"unknown --{option} '{name}'{did_you_mean(name, known)}")
-    for sampler, package in (("gp", "torch"), ("cmaes", "cmaes")):
-        if config.sampler == sampler and importlib.util.find_spec(package) is None:
-            raise BadInput(
-                f"--sampler {sampler} needs the {package} package: pip install {package}"
-            )
-    for option, names in (("optimizers", config.optimizers), ("schedules", config.schedules)):
-        if names is not None and not names:
-            raise BadInput(f"--{option} names none; give at least one, or leave it out for all")
-    if stored:
-        config = replace(
-            config,
-            **{key: getattr(config, key) or stored.get(key) for key in KEPT_ON_RESUME},
-        )
-    if config.task is None:
-        if not registry.tasks:
-            raise TunerError("no task is registered; see `tuner plugins` for plugin errors")
-        # The built-ins register first, so the default is theirs unless a plugin's comes first.
-        config = replace(config, task=next(iter(registry.tasks)))
-    task_spec = registry.get("task", config.task)
-    if stored and config.optimizers is None and config.schedules is None and not config.space:
-        space = SearchSpace.from_json(stored["space"])
-        for kind, names in (("optimizer", space.optimizers), ("schedule", space.schedules)):
-            for name in names:
-                _require(registry, kind, name, config.study)
-    else:
-        optimizers = registry.select("optimizer", config.optimizers)
-        schedules = registry.select("schedule", config.schedules)
-        space = build_space(
-            {name: spec.space for name, spec in optimizers.items()},
-            {name: spec.space for name, spec in schedules.items()},
-            config.space,
-        )
-    task = task_spec.build()
-    steps = config.steps or task.steps
-    eval_every = min(config.eval_every or task.eval_every, steps)
-    metric = config.metric or "val_loss"
-    if metric == "val_loss":
-        direction = "minimize"
-    elif metric in task.metrics:
-        direction = task.metrics[metric].direction
-    else:
-        known = ["val_loss", *task.metrics]
-        raise BadInput(
-            f"unknown metric '{metric}' of task '{config.task}'{did_you_mean(metric, known)}"
-        )
-    batch_size = config.batch_size or task.batch_size
-    settings = {
-        "task": config.task,
-        "metric": metric,
-        "direction": direction,
-        "steps": steps,
-        "batch_size": batch_size,
-        "eval_every": eval_every,
-        "space": space.to_json(),
-        "sampler": config.sampler,
-        "pruner": config.pruner,
-    }
-    config = replace(config, metric=metric)
-    return Plan(config, registry, task, space, steps, batch_size, eval_every, direction, settings)
-
-
-# What a resumed study takes from its stored settings when the request leaves it out.
-KEPT_ON_RESUME = ("task", "metric", "steps", "batch_size", "eval_every")
-# What a resumed study may change: they steer the search, not what its trials measure.
-STEERING = ("sampler", "pruner")
-
-
-def _require(registry: Registry, kind: str, name: str, study: str | None) -> None:
-    if name not in registry.specs(kind):
-        raise BadInput(
-            f"study '{study}' searches {kind} '{name}', which no loaded plugin registers now: "
-            "install its plugin again or pass it with --plugin"
-        )
-
-
-def differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    """What a resumed study would change, in words; empty when it may simply continue."""
-    changes = []
-    for key, value in wanted.items():
-        if key == "space" or key in STEERING:
-            continue
-        if stored.get(key) != value:
-            changes.append(f"{key} {stored.get(key)!r}, not {value!r}")
-    if stored.get("space") != wanted["space"]:
-        changes.append(
-            f"a different search space ({_space_change(stored['space'], wanted['space'])})"
-        )
-    return changes
-
-
-def _space_change(old: dict[str, Any], new: dict[str, Any]) -> str:
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
-                inner = _space_change(old[key], new[key])
-                return f"{key}.{inner}" if not inner.startswith("was") else f"{key} {inner}"
-            return f"{key} was {old.get(key)}, now {new.get(key)}"
-    return "unchanged"
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler ``--sampler`` names, reseeded for each trial from ``seed`` and its number."""
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if name == "qmc":
-        # Its sequence is seeded once and indexed by the trials in storage: already per trial.
-        return optuna.samplers.QMCSampler(seed=seed)
-    return SeededPerTrial(lambda trial_seed: _sampler(name, trial_seed), seed)
-
-
-def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        # group=True lets TPE model each optimizer's conditional parameters on their own.
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        # CMA-ES models only the parameters every trial shares; the rest are sampled at random.
-        return optuna.samplers.CmaEsSampler(
-            seed=seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed)
-        )
-    return optuna.samplers.GPSampler(seed=seed)
-
-
-class SeededPerTrial(optuna.samplers.BaseSampler):
-    """A sampler made anew for each trial with a seed from the study's seed and the trial's
-    number. A study then replays trial by trial, however often it was stopped and resumed,
-    and workers that share it, each holding its own sampler, never draw the same settings."""
-
-    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
-        self._make = make
-        self._seed = seed
-        self._sampler = make(seed)
-
-    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self._sampler = self._make(trial_seed(self._seed, trial.number))
-        self._sampler.before_trial(study, trial)
-
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
-    ) -> dict[str, optuna.distributions.BaseDistribution]:
-        return self._sampler.infer_relative_search_space(study, trial)
-
-    def sample_relative(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        search_space: dict[str, optuna.distributions.BaseDistribution],
-    ) -> dict[str, Any]:
-        return self._sampler.sample_relative(study, trial, search_space)
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        param_name: str,
-        param_distribution: optuna.distributions.BaseDistribution,
-    ) -> Any:
-        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        state: optuna.trial.TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._sampler.after_trial(study, trial, state, values)
-
-
-def make_pruner(name: str, steps: int, eval_every: int) -> optuna.pruners.BasePruner:
-    """The pruner ``--pruner`` names, measured in training steps."""
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=eval_every)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=eval_every, max_resource=steps)
-    if name == "sha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=eval_every)
-    return optuna.pruners.NopPruner()
-
-
-def trial_seed(study_seed: int, number: int) -> int:
-    """A seed for trial ``number`` that depends on nothing but the study's seed."""
-    return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
-
 
 WORDS = (
     "amber azure brisk calm crisp dawn eager fern gold hazel ivory jade keen lilac "
@@ -318,16 +76,20 @@ class Interrupted(Exception):
 
 
 def objective_for(
-    plan: Plan, store: Any, device: str, watcher: Watcher, stop: threading.Event
+    plan: Plan,
+    store: Any,
+    device: str,
+    watcher: Watcher,
+    stop: threading.Event,
+    outcomes: dict[int, str],
 ) -> Callable[[optuna.Trial], float]:
-    """The Optuna objective: sample, train, report at eval points, store one record.
+    """The Optuna objective: sample, train, report at eval points, store one record, and note
+    the trial's outcome in ``outcomes``, which Optuna's states cannot tell apart.
 
     Once ``stop`` is set, the trial in flight ends at its next step as interrupted.
     """
-    from tuner.db import TrialRecord
-    from tuner.train import run_trial
-
     registry, config = plan.registry, plan.config
+    graphs = GraphCache()
 
     def objective(trial: optuna.Trial) -> float:
         seed = trial_seed(config.seed, trial.number)
@@ -339,6 +101,7 @@ def objective_for(
 
         def unrun(outcome: str, reason: str) -> TrialRecord:
             trial.set_user_attr("reason", reason)
+            outcomes[trial.number] = outcome
             return TrialRecord(
                 **_identity(trial, seed),
                 steps=0,
@@ -367,6 +130,7 @@ def objective_for(
                 batch_size=plan.batch_size,
                 eval_every=plan.eval_every,
                 seed=seed,
+                graphs=graphs,
                 objective=config.metric,
                 on_eval=on_eval,
                 on_build=lambda: watcher.building(trial.number),
@@ -377,6 +141,7 @@ def objective_for(
             store.save_trial(unrun("failed", f"{type(error).__name__}: {error}".splitlines()[0]))
             raise
         store.save_trial(TrialRecord(**_identity(trial, seed), **asdict(result)))
+        outcomes[trial.number] = result.outcome
         if result.outcome == "interrupted":
             trial.set_user_attr("reason", result.reason)
             raise Interrupted(result.reason)
@@ -392,7 +157,6 @@ def _identity(trial: optuna.Trial, seed: int) -> dict[str, Any]:
     return {
         "study": trial.study.study_name,
         "number": trial.number,
-        "optuna_trial_id": trial._trial_id,
         "optimizer": trial.params.get("optimizer", "-"),
         "schedule": trial.params.get("schedule", "-"),
         "params": trial.params,
@@ -402,8 +166,6 @@ def _identity(trial: optuna.Trial, seed: int) -> dict[str, Any]:
 
 def check_device(device: str | None) -> str:
     """Make ``device`` MLX's default and return its name; None picks the GPU when there is one."""
-    import mlx.core as mx
-
     if device is None:
         device = "gpu" if mx.is_available(mx.gpu) else "cpu"
     if device == "gpu" and not mx.is_available(mx.gpu):
@@ -426,11 +188,11 @@ def run_search(
     Setting ``stop`` (from a signal handler, say) ends the trial in flight at its next step,
     records it as interrupted, and returns: no trial is left running.
     """
-    from tuner.db import StudyRecord, open_store, optuna_storage
-
     config = plan.config
     watcher = watcher or Watcher()
     stop = stop or threading.Event()
+    # tuner reports each trial itself; Optuna's line a trial would drown it.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     device = check_device(config.device)
     store = open_store(storage_url)
     storage = optuna_storage(storage_url)
@@ -465,10 +227,11 @@ def run_search(
         load_if_exists=True,
     )
     watcher.started(name, new=new, twins=twins)
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     progress = Progress(total=config.trials)
-    if finished >= config.trials or stop.is_set():
+    _take_stock(study, progress)
+    if progress.finished >= config.trials or stop.is_set():
         return study
+    outcomes: dict[int, str] = {}
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if stop.is_set():
@@ -480,10 +243,12 @@ def run_search(
                 study.stop()
         else:
             progress.failures_in_a_row = 0
-        watcher.trial_ended(study, trial, progress)
+        _take_stock(study, progress)
+        # A trial that failed before its objective noted anything failed in sampling.
+        watcher.trial_ended(_ended(trial, outcomes.pop(trial.number, "failed")), progress)
 
     study.optimize(
-        objective_for(plan, store, device, watcher, stop),
+        objective_for(plan, store, device, watcher, stop, outcomes),
         timeout=config.timeout,
         callbacks=[optuna.study.MaxTrialsCallback(config.trials, states=FINISHED), after_trial],
         catch=(Exception,),
@@ -494,3 +259,25 @@ def run_search(
             f"the last: {progress.last_failure}"
         )
     return study
+
+
+def _take_stock(study: optuna.Study, progress: Progress) -> None:
+    """Count the study's finished trials, every worker's, and find its best."""
+    progress.finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    try:
+        progress.best = _ended(study.best_trial, "complete")
+    except ValueError:
+        progress.best = None
+
+
+def _ended(trial: optuna.trial.FrozenTrial, outcome: str) -> TrialEnd:
+    return TrialEnd(
+        number=trial.number,
+        outcome=outcome,
+        value=trial.value,
+        optimizer=trial.params.get("optimizer"),
+        schedule=trial.params.get("schedule"),
+        lr=trial.params.get("lr"),
+        duration_s=trial.duration.total_seconds() if trial.duration else None,
+        reason=trial.user_attrs.get("reason"),
+    )

@@ -3,10 +3,11 @@
 A search runs hundreds of short trials that differ only in their numbers, and on the CPU
 ``mx.compile`` builds C++ kernels with every Python float baked in as a constant. So the step is
 compiled once per *graph key* (the task, the optimizer and schedule with their Int/Choice
-parameters, the warmup, steps and batch size) and reused by every trial with that key. The
-continuous hyperparameters (``lr`` and each parameter a spec declares ``Float``) reach the step as
-``mx.array`` values in the compiled function's inputs, and a new trial only loads fresh weights,
-resets the optimizer state and writes its numbers into those arrays.
+parameters, the warmup, steps and batch size) and reused by every trial with that key that is
+given the same ``GraphCache``, which a search creates once. The continuous hyperparameters
+(``lr`` and each parameter a spec declares ``Float``) reach the step as ``mx.array`` values in
+the compiled function's inputs, and a new trial only loads fresh weights, resets the optimizer
+state and writes its numbers into those arrays.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import statistics
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -116,10 +117,13 @@ def _split(space: Mapping[str, Param], params: Mapping[str, Any]) -> tuple[dict,
 
 
 @dataclass
-class _Graph:
+class Graph:
     """A compiled step and the containers it reads and writes, shared by the trials of one key.
 
     ``task`` is held so that its ``id`` in the key cannot be reused while the entry lives.
+    ``traces`` counts the times MLX traced the step: once, when the trials reuse it.
+    ``evaluate`` is None once the validation could not be compiled and is measured eagerly, and
+    ``fallback`` says why the key's trials train eagerly, when they do.
     """
 
     task: Task
@@ -136,23 +140,50 @@ class _Graph:
         return [self.model.state, self.opt_state, mx.random.state]
 
 
-_GRAPHS: dict[tuple[Any, ...], _Graph] = {}
+class GraphCache(Mapping[tuple[Any, ...], Graph]):
+    """The graphs compiled for one search, by graph key: the first trial of a key builds its
+    graph and the later ones reuse it.
+
+    A graph holds the model and optimizer state that its trials train in turn, so a cache serves
+    one search, one trial at a time; a trial given a new cache reuses nothing and disturbs nothing.
+    """
+
+    def __init__(self) -> None:
+        self._graphs: dict[tuple[Any, ...], Graph] = {}
+
+    def __getitem__(self, key: tuple[Any, ...]) -> Graph:
+        return self._graphs[key]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._graphs)
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def get_or_build(
+        self, key: tuple[Any, ...], task: Task, plan: TrialPlan, model: nn.Module
+    ) -> Graph:
+        """The graph of ``key``, or a new one around ``model``, the trial's fresh model."""
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = self._graphs[key] = Graph(task=task, model=model)
+            graph.step = _compile(graph, plan)
+            # Compiled, the loss and the metrics share one forward pass and fuse their arithmetic.
+            graph.evaluate = mx.compile(
+                partial(_validation, graph.model, task), inputs=[graph.model.state]
+            )
+        return graph
+
+    def fall_back(self, key: tuple[Any, ...], reason: str) -> None:
+        """Train the trials of ``key`` eagerly from now on, saying ``reason``."""
+        self._graphs[key].fallback = reason
+
+    def discard(self, key: tuple[Any, ...]) -> None:
+        """Forget ``key``, so that its next trial builds the graph again."""
+        del self._graphs[key]
 
 
-def _graph_for(key: tuple[Any, ...], task: Task, plan: TrialPlan, model: nn.Module) -> _Graph:
-    """The cached graph of ``key``, or a new one around ``model``, the trial's fresh model."""
-    graph = _GRAPHS.get(key)
-    if graph is None:
-        graph = _GRAPHS[key] = _Graph(task=task, model=model)
-        graph.step = _compile(graph, plan)
-        # Compiled, the loss and the metrics share one forward pass and fuse their arithmetic.
-        graph.evaluate = mx.compile(
-            partial(_validation, graph.model, task), inputs=[graph.model.state]
-        )
-    return graph
-
-
-def _compile(graph: _Graph, plan: TrialPlan) -> Callable[[mx.array, mx.array], Any]:
+def _compile(graph: Graph, plan: TrialPlan) -> Callable[[mx.array, mx.array], Any]:
     loss_and_grad = nn.value_and_grad(graph.model, graph.task.loss)
 
     def step(x: mx.array, y: mx.array) -> tuple[mx.array, mx.array]:
@@ -182,6 +213,7 @@ def run_trial(
     batch_size: int,
     eval_every: int,
     seed: int,
+    graphs: GraphCache,
     objective: str = "val_loss",
     on_eval: Callable[[int, float], bool] | None = None,
     on_build: Callable[[], None] | None = None,
@@ -194,12 +226,13 @@ def run_trial(
     ``objective`` is ``"val_loss"`` or the name of one of the task's metrics. ``on_eval(step,
     value)`` is called at each eval (every ``eval_every`` steps and after the last) with the
     objective's value, and returning True prunes the trial. A trial whose loss runs away ends
-    with outcome ``"diverged"``; any other exception propagates. ``on_build()`` is called
-    before the first step of a graph this process has not compiled yet, while MLX builds its
-    kernels, and ``on_step(done)`` after each step. Once ``stop`` is set, the trial ends before
-    its next step with outcome ``"interrupted"``. ``eager=True`` skips ``mx.compile``, which
-    otherwise is tried once per graph key and given up for that key when the optimizer cannot
-    be traced.
+    with outcome ``"diverged"``; any other exception propagates. The trial compiles its step into
+    ``graphs``, or reuses the graph there of its key. ``on_build()`` is called before the first
+    step of a graph that ``graphs`` does not hold yet, while MLX builds its kernels, and
+    ``on_step(done)`` after each step. Once ``stop`` is set, the trial ends before its next step
+    with outcome ``"interrupted"``. ``eager=True`` skips ``mx.compile``, which otherwise is tried
+    once per graph key and given up for that key in ``graphs`` when the optimizer cannot be
+    traced.
     """
     started = time.perf_counter()
     if min(steps, batch_size, eval_every) < 1:
@@ -209,23 +242,25 @@ def run_trial(
         raise ValueError(f"unknown objective '{objective}'; this task has: {known}")
     plan = TrialPlan.of(optimizer, schedule, sample, steps)
     stop = stop or threading.Event()
-    run = _Run(task, plan, batch_size, eval_every, seed, objective, on_eval, on_step, stop, started)
+    run = _Run(
+        task, plan, batch_size, eval_every, seed, objective, on_eval, on_step, stop, started, graphs
+    )
     key = None if eager else plan.key(task, batch_size)
-    graph = _GRAPHS.get(key)
+    graph = graphs.get(key)
     if key is not None and (graph is None or graph.fallback is None):
         if graph is None and on_build is not None:
             on_build()
         try:
             return run.train(key)
         except _CompileFailed as failure:
-            graph = _GRAPHS[key]
+            graph = graphs[key]
             if stop.is_set():
                 # Ctrl-C reaches the compiler MLX runs too, and cuts the build short: the
-                # optimizer is not to blame, and the next process builds the kernels again.
-                del _GRAPHS[key]
+                # optimizer is not to blame, and a later trial builds the graph again.
+                graphs.discard(key)
                 graph = None
             else:
-                graph.fallback = f"compile failed, so it ran eagerly: {_explain(failure)}"
+                graphs.fall_back(key, f"compile failed, so it ran eagerly: {_explain(failure)}")
         # A failed trace leaves tracers in the arrays it was given: start from new ones.
         run = replace(run, plan=TrialPlan.of(optimizer, schedule, sample, steps))
     return run.train(None, note=graph.fallback if graph else None)
@@ -254,13 +289,14 @@ class _Run:
     on_step: Callable[[int], None] | None
     stop: threading.Event
     started: float
+    graphs: GraphCache
 
     def train(self, key: tuple[Any, ...] | None, note: str | None = None) -> TrialResult:
         """Train compiled with the graph of ``key``, or eagerly when there is none."""
         mx.random.seed(self.seed)
         np.random.seed(self.seed)
         fresh = self.task.model()
-        graph = None if key is None else _graph_for(key, self.task, self.plan, fresh)
+        graph = None if key is None else self.graphs.get_or_build(key, self.task, self.plan, fresh)
         if graph is None:
             model, step, state = _eager(self.task, self.plan, fresh)
             evaluate = partial(_validation, model, self.task)
@@ -344,7 +380,7 @@ class _Log:
     step_times: list[float] = field(default_factory=list)
 
 
-def _reuse(graph: _Graph, plan: TrialPlan, fresh: nn.Module) -> tuple[nn.Module, Callable, list]:
+def _reuse(graph: Graph, plan: TrialPlan, fresh: nn.Module) -> tuple[nn.Module, Callable, list]:
     """Point the cached graph at this trial: fresh weights, fresh optimizer state, its numbers."""
     graph.model.update(fresh.parameters())
     graph.hp.update(plan.hp)
@@ -403,7 +439,7 @@ def _validation(model: nn.Module, task: Task) -> dict[str, mx.array]:
     return values
 
 
-def _compiled_validation(graph: _Graph) -> dict[str, mx.array]:
+def _compiled_validation(graph: Graph) -> dict[str, mx.array]:
     if graph.evaluate is not None:
         weights = graph.model.parameters()
         try:

@@ -8,16 +8,32 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import optuna
-
     from tuner.space import Sample
+
+
+@dataclass(frozen=True)
+class TrialEnd:
+    """How a trial ended, in tuner's words: ``outcome`` is complete, pruned, diverged, failed
+    or interrupted; ``value`` the objective at its last evaluation."""
+
+    number: int
+    outcome: str
+    value: float | None
+    optimizer: str | None
+    schedule: str | None
+    lr: float | None
+    duration_s: float | None
+    reason: str | None
 
 
 @dataclass
 class Progress:
-    """What this run has done so far, for the display."""
+    """Where the study stands after each trial of this run: ``finished`` counts every worker's
+    complete and pruned trials, and ``best`` is the study's best so far."""
 
     total: int
+    finished: int = 0
+    best: TrialEnd | None = None
     failures_in_a_row: int = 0
     last_failure: str | None = None
 
@@ -38,7 +54,5 @@ class Watcher:
     def trial_step(self, number: int, done: int) -> None:
         """Trial ``number`` has trained ``done`` steps."""
 
-    def trial_ended(
-        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: Progress
-    ) -> None:
-        """Optuna has recorded the trial's end."""
+    def trial_ended(self, trial: TrialEnd, progress: Progress) -> None:
+        """The trial's end is stored."""

@@ -22,14 +22,14 @@ from click.core import ParameterSource
 from tuner.cli import INTERRUPTED_STATUS, load_registry, plugin_option, storage_option
 from tuner.cli.output import number
 from tuner.cli.results import trial_table
+from tuner.plan import SearchConfig
+from tuner.query import open_results
 from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
-    import optuna
-
     from tuner.query import Results, TrialSummary
     from tuner.space import Sample
-    from tuner.watcher import Progress
+    from tuner.watcher import Progress, TrialEnd
 
 LEADERBOARD_SIZE = 5
 
@@ -158,12 +158,10 @@ def search_command(
       tuner search --task synthetic --trials 20 --optimizers adam,sgd
       tuner search --study mine --space lr=1e-3..1e-1:log --space sgd.momentum=0.9
     """
-    import optuna
+    # Here for start-up time: tuner.api brings in Optuna, SQLAlchemy and MLX, which `tuner
+    # search --help` and the other commands need not load.
+    from tuner.api import prepare, run
 
-    from tuner.db import find_study
-    from tuner.study import SearchConfig, plan_search, run_search
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     ctx = click.get_current_context()
     config = SearchConfig(
         task=task,
@@ -193,12 +191,10 @@ def search_command(
     )
     with CtrlC(display) as ctrl_c:
         try:
-            registry = load_registry(plugins)
-            stored = find_study(storage, study_name) if study_name else None
-            plan = plan_search(config, registry, stored and stored.settings)
+            plan = prepare(config, load_registry(plugins), storage)
             with ctrl_c.guarding():
                 try:
-                    run_search(plan, storage, display, ctrl_c.stop)
+                    run(plan, storage, display, ctrl_c.stop)
                 finally:
                     display.finish()
                 if ctrl_c.stop.is_set():
@@ -226,8 +222,6 @@ def search_command(
 def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: int) -> str:
     """The leaderboard of the top complete trials, and the commands that look closer at the
     study and continue it, each of which can be copied alone."""
-    from tuner.query import open_results
-
     with open_results(storage) as results:
         top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome == "complete"]
         board = leaderboard(name, metric, top, results)
@@ -280,6 +274,7 @@ def continue_command(ctx: click.Context, study: str, trials: int) -> str:
 
 
 def _masked(url: str) -> str:
+    # Here for start-up time: tuner.db brings in SQLAlchemy and alembic.
     from tuner.db import mask_url
 
     return mask_url(url)
@@ -358,29 +353,18 @@ class Display(Watcher):
     def trial_step(self, number: int, done: int) -> None:
         self.step = done
 
-    def trial_ended(
-        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: Progress
-    ) -> None:
-        import optuna
-
+    def trial_ended(self, trial: TrialEnd, progress: Progress) -> None:
         self.ends.append(time.monotonic())
-        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        self.done = len(study.get_trials(deepcopy=False, states=finished))
-        reason = trial.user_attrs.get("reason")
-        failed = trial.state == optuna.trial.TrialState.FAIL
-        if failed and (reason or "").startswith("interrupted"):
-            self.interrupted = f"trial {trial.number} {reason}, and recorded as interrupted"
-        elif failed:
-            self._say(f"trial {trial.number} failed: {reason or 'unknown error'}")
+        self.done = progress.finished
+        if trial.outcome == "interrupted":
+            self.interrupted = f"trial {trial.number} {trial.reason}, and recorded as interrupted"
+        elif trial.outcome == "failed":
+            self._say(f"trial {trial.number} failed: {trial.reason or 'unknown error'}")
         elif self.verbose:
             self._say(_trial_line(trial))
-        try:
-            best = study.best_trial
-            self.best = (
-                f"best {number(best.value)} {best.params['optimizer']}+{best.params['schedule']}"
-            )
-        except ValueError:
-            pass
+        if progress.best is not None:
+            best = progress.best
+            self.best = f"best {number(best.value)} {best.optimizer}+{best.schedule}"
         self._draw()
 
     def finish(self) -> None:
@@ -444,12 +428,11 @@ class Display(Watcher):
         return "?" if left is None else f"~{_clock(left)}"
 
 
-def _trial_line(trial: optuna.trial.FrozenTrial) -> str:
-    seconds = trial.duration.total_seconds() if trial.duration else 0.0
+def _trial_line(trial: TrialEnd) -> str:
     return (
-        f"trial {trial.number} {trial.state.name.lower()} {number(trial.value)} "
-        f"{trial.params.get('optimizer')}+{trial.params.get('schedule')} "
-        f"lr {number(trial.params.get('lr'), 3)} in {seconds:.1f}s"
+        f"trial {trial.number} {trial.outcome} {number(trial.value)} "
+        f"{trial.optimizer}+{trial.schedule} lr {number(trial.lr, 3)} "
+        f"in {trial.duration_s or 0:.1f}s"
     )
 
 

@@ -1,0 +1,71 @@
+# %% [markdown]
+# # Search the optimizer of a model defined right here
+#
+# `tuner.search` runs the study that `tuner search` runs, on a task given by its parts: a
+# function that makes the model, the training and validation data, a loss and metrics. It
+# returns the study's results, to read back, compare and export. Run it as a script
+# (`python examples/search_inline.py`) or cell by cell in a notebook.
+
+# %%
+import mlx.core as mx
+import mlx.nn as nn
+
+import tuner
+from tuner import Metric
+
+# %% [markdown]
+# The data: points of the plane, labelled by whether they fall inside a circle.
+
+# %%
+x = mx.random.uniform(-1, 1, (1200, 2), key=mx.random.key(0))
+y = ((x**2).sum(axis=1) < 0.5).astype(mx.int32)
+
+
+def model() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2))
+
+
+def loss(model: nn.Module, x: mx.array, y: mx.array) -> mx.array:
+    return nn.losses.cross_entropy(model(x), y, reduction="mean")
+
+
+def accuracy(model: nn.Module, x: mx.array, y: mx.array) -> mx.array:
+    return (model(x).argmax(axis=1) == y).mean()
+
+
+# %% [markdown]
+# Twelve short trials over three optimizers and two schedules. Running the cell again with more
+# `trials` continues the same study.
+
+# %%
+results = tuner.search(
+    "circle",
+    model=model,
+    train=(x[:1000], y[:1000]),
+    valid=(x[1000:], y[1000:]),
+    loss=loss,
+    metrics={"accuracy": Metric(accuracy)},
+    steps=150,
+    trials=12,
+    optimizers=["adam", "sgd", "lion"],
+    schedules=["constant", "cosine"],
+    storage="sqlite:///circle.db",
+    study="circle",
+)
+
+# %%
+for trial in results.best(3):
+    print(
+        f"trial {trial.number}: {trial.optimizer} + {trial.schedule}, lr {trial.lr:.3g}, "
+        f"val_loss {trial.value:.4f}, accuracy {trial.metrics['accuracy']:.3f}"
+    )
+print(results.compare().verdict)
+
+# %% [markdown]
+# The winner's optimizer, built as its trial built it, to train with for longer; and every
+# trial as a pandas DataFrame.
+
+# %%
+optimizer = results.optimizer(steps=1000)
+print(type(optimizer).__name__, "for 1000 steps")
+print(results.to_dataframe().groupby("optimizer")["value"].min())

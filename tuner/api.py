@@ -1,0 +1,197 @@
+"""``tuner.search``: the search that ``tuner search`` runs, for a notebook or a script, with a
+registered task or one given as its parts, and a view of the study's results to read back.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tuner.db import find_study
+from tuner.errors import BadInput
+from tuner.export import build_optimizer, export_trial
+from tuner.hookspecs import hookimpl
+from tuner.plan import Plan, SearchConfig, plan_search
+from tuner.plugins import Registry, load_plugins
+from tuner.query import open_results
+from tuner.specs import Metric, Task, TaskSpec
+from tuner.study import run_search
+from tuner.watcher import Watcher
+
+if TYPE_CHECKING:
+    import pandas
+
+    from tuner.query import Comparison, StudySummary, TrialDetail, TrialSummary
+
+DEFAULT_STORAGE = "sqlite:///tuner.db"
+# The name of a task given by its parts, unless ``task`` names it.
+CUSTOM = "custom"
+
+
+def search(
+    task: str | None = None,
+    *,
+    model: Callable[[], Any] | None = None,
+    train: tuple[Any, Any] | None = None,
+    valid: tuple[Any, Any] | None = None,
+    loss: Callable[[Any, Any, Any], Any] | None = None,
+    metrics: Mapping[str, Metric] | None = None,
+    storage: str = DEFAULT_STORAGE,
+    study: str | None = None,
+    trials: int = 60,
+    timeout: float | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    eval_every: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    optimizers: Sequence[str] | None = None,
+    schedules: Sequence[str] | None = None,
+    space: Sequence[str] = (),
+    metric: str | None = None,
+    sampler: str = "tpe",
+    pruner: str = "median",
+    plugins: Sequence[str] = (),
+) -> StudyResults:
+    """Run a study, as ``tuner search`` does, and return its results.
+
+    ``task`` names a registered task. Or give the task's parts: ``model`` (a function that
+    returns a new ``mlx.nn.Module``), ``train`` and ``valid`` (``(x, y)`` arrays), ``loss(model,
+    x, y)`` and, optionally, ``metrics``; ``task`` then names it (``"custom"`` by default), and
+    it is searched with ``steps`` (300), ``batch_size`` (64) and ``eval_every`` (50) unless
+    they are given. The other options are those of ``tuner search``, with the same defaults;
+    running again with the same ``study`` continues it.
+
+    Ctrl-C (interrupting a notebook's kernel) stops the trial in flight, which is recorded as
+    interrupted, and returns the results so far. Bad options raise
+    :class:`tuner.errors.BadInput` with the one-line message the command prints.
+    """
+    parts = {"model": model, "train": train, "valid": valid, "loss": loss}
+    extra: list[str | object] = list(plugins)
+    if any(part is not None for part in parts.values()):
+        missing = [name for name, part in parts.items() if part is None]
+        if missing:
+            raise BadInput(f"a task given by its parts needs {', '.join(missing)} too")
+        task = task or CUSTOM
+        built = Task(**parts, metrics=dict(metrics or {}))  # type: ignore[arg-type]
+        extra.append(_Inline(TaskSpec(task, lambda: built, "given to tuner.search")))
+    config = SearchConfig(
+        task=task,
+        trials=trials,
+        timeout=timeout,
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        study=study,
+        seed=seed,
+        device=device,
+        optimizers=list(optimizers) if optimizers is not None else None,
+        schedules=list(schedules) if schedules is not None else None,
+        space=tuple(space),
+        sampler=sampler,
+        pruner=pruner,
+        metric=metric,
+        command=f"tuner.search(task={task!r}, trials={trials}, seed={seed})",
+    )
+    registry = load_plugins(extra)
+    for error in registry.errors:
+        warnings.warn(str(error), stacklevel=2)
+    stop = threading.Event()
+    with _stopped_by_ctrl_c(stop):
+        return run(prepare(config, registry, storage), storage, stop=stop, plugins=plugins)
+
+
+def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
+    """The plan of ``config``: checked against the registry and, when it names a study that
+    exists, against what that study was made with. Raises BadInput; writes nothing."""
+    stored = find_study(storage, config.study) if config.study else None
+    return plan_search(config, registry, stored and stored.settings)
+
+
+def run(
+    plan: Plan,
+    storage: str,
+    watcher: Watcher | None = None,
+    stop: threading.Event | None = None,
+    plugins: Sequence[str] = (),
+) -> StudyResults:
+    """Run the study of ``plan`` (see :func:`tuner.study.run_search`) and return its results;
+    ``plugins`` are those to load again to export its trials."""
+    study = run_search(plan, storage, watcher, stop)
+    return StudyResults(study.study_name, storage, tuple(plugins))
+
+
+class _Inline:
+    """A plugin object that registers one task given to :func:`search`."""
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.__name__ = f"tuner.search({spec.name})"
+        self._spec = spec
+
+    @hookimpl
+    def tuner_register_tasks(self, register: Callable[[TaskSpec], None]) -> None:
+        register(self._spec)
+
+
+@contextmanager
+def _stopped_by_ctrl_c(stop: threading.Event) -> Iterator[None]:
+    # Only the main thread may handle signals; elsewhere Ctrl-C keeps its usual meaning.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """One study's results, as :func:`search` returns them: each method is one read of the
+    storage, through :class:`tuner.Results`, so it sees what other workers added since."""
+
+    name: str
+    storage: str
+    plugins: tuple[str, ...] = ()
+
+    def summary(self) -> StudySummary:
+        with open_results(self.storage) as results:
+            return results.study(self.name)
+
+    def best(self, n: int = 5, **filters: Any) -> list[TrialSummary]:
+        """The top ``n`` finished trials; ``optimizer=`` and ``schedule=`` filter them."""
+        with open_results(self.storage) as results:
+            return results.best(self.name, n, **filters)
+
+    def trials(self, **options: Any) -> list[TrialSummary]:
+        """Every trial; the options are those of :meth:`tuner.Results.trials`."""
+        with open_results(self.storage) as results:
+            return results.trials(self.name, **options)
+
+    def trial(self, number: int) -> TrialDetail:
+        with open_results(self.storage) as results:
+            return results.trial(self.name, number)
+
+    def compare(self, by: str = "optimizer") -> Comparison:
+        with open_results(self.storage) as results:
+            return results.compare(self.name, by)
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """Every trial, one row each, flattened as ``tuner trials --format csv`` is."""
+        with open_results(self.storage) as results:
+            return results.to_dataframe(self.name)
+
+    def export(self, trial: int | None = None) -> dict[str, Any]:
+        """The JSON config of a trial (the best complete one by default), as ``tuner export
+        --format json`` prints it."""
+        return export_trial(self.storage, self.name, trial, load_plugins(self.plugins)).config
+
+    def optimizer(self, trial: int | None = None, steps: int | None = None) -> Any:
+        """The ``mlx.optimizers`` optimizer of a trial, built as the trial built it."""
+        return build_optimizer(self.export(trial), steps, plugins=self.plugins)

@@ -1,0 +1,171 @@
+"""What a search was asked for, checked against the registry and resolved: the plan that a
+study runs. It knows nothing of Optuna, so a request is refused before anything is stored.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tuner.errors import BadInput, TunerError, did_you_mean
+from tuner.plugins import Registry
+from tuner.space import SearchSpace, build_space
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
+PRUNERS = ("median", "hyperband", "sha", "none")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """What ``tuner search`` was asked for; None means the task's or the registry's default."""
+
+    task: str | None = None
+    trials: int = 60
+    timeout: float | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    eval_every: int | None = None
+    study: str | None = None
+    seed: int = 0
+    device: str | None = None
+    optimizers: Sequence[str] | None = None
+    schedules: Sequence[str] | None = None
+    space: Sequence[str] = ()
+    sampler: str = "tpe"
+    pruner: str = "median"
+    metric: str | None = None
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated search: everything resolved, nothing written yet."""
+
+    config: SearchConfig
+    registry: Registry
+    task: Any
+    space: SearchSpace
+    steps: int
+    batch_size: int
+    eval_every: int
+    direction: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_search(
+    config: SearchConfig, registry: Registry, stored: Mapping[str, Any] | None = None
+) -> Plan:
+    """Check the request against the registry and resolve its defaults; raise on bad input.
+
+    ``stored`` holds the settings of the study the request resumes. What the request leaves out
+    is taken from them, so that a study keeps the task, steps, metric and search space it was
+    created with, whatever plugins were installed since; what it gives must match them.
+    """
+    if config.trials < 1:
+        raise BadInput(f"--trials must be at least 1, got {config.trials}")
+    for option, name, known in (
+        ("sampler", config.sampler, SAMPLERS),
+        ("pruner", config.pruner, PRUNERS),
+    ):
+        if name not in known:
+            raise BadInput(f"unknown --{option} '{name}'{did_you_mean(name, known)}")
+    for sampler, package in (("gp", "torch"), ("cmaes", "cmaes")):
+        if config.sampler == sampler and importlib.util.find_spec(package) is None:
+            raise BadInput(
+                f"--sampler {sampler} needs the {package} package: pip install {package}"
+            )
+    for option, names in (("optimizers", config.optimizers), ("schedules", config.schedules)):
+        if names is not None and not names:
+            raise BadInput(f"--{option} names none; give at least one, or leave it out for all")
+    if stored:
+        config = replace(
+            config,
+            **{key: getattr(config, key) or stored.get(key) for key in KEPT_ON_RESUME},
+        )
+    if config.task is None:
+        if not registry.tasks:
+            raise TunerError("no task is registered; see `tuner plugins` for plugin errors")
+        # The built-ins register first, so the default is theirs unless a plugin's comes first.
+        config = replace(config, task=next(iter(registry.tasks)))
+    task_spec = registry.get("task", config.task)
+    if stored and config.optimizers is None and config.schedules is None and not config.space:
+        space = SearchSpace.from_json(stored["space"])
+        for kind, names in (("optimizer", space.optimizers), ("schedule", space.schedules)):
+            for name in names:
+                _require(registry, kind, name, config.study)
+    else:
+        optimizers = registry.select("optimizer", config.optimizers)
+        schedules = registry.select("schedule", config.schedules)
+        space = build_space(
+            {name: spec.space for name, spec in optimizers.items()},
+            {name: spec.space for name, spec in schedules.items()},
+            config.space,
+        )
+    task = task_spec.build()
+    steps = config.steps or task.steps
+    eval_every = min(config.eval_every or task.eval_every, steps)
+    metric = config.metric or "val_loss"
+    if metric == "val_loss":
+        direction = "minimize"
+    elif metric in task.metrics:
+        direction = task.metrics[metric].direction
+    else:
+        known = ["val_loss", *task.metrics]
+        raise BadInput(
+            f"unknown metric '{metric}' of task '{config.task}'{did_you_mean(metric, known)}"
+        )
+    batch_size = config.batch_size or task.batch_size
+    settings = {
+        "task": config.task,
+        "metric": metric,
+        "direction": direction,
+        "steps": steps,
+        "batch_size": batch_size,
+        "eval_every": eval_every,
+        "space": space.to_json(),
+        "sampler": config.sampler,
+        "pruner": config.pruner,
+    }
+    config = replace(config, metric=metric)
+    return Plan(config, registry, task, space, steps, batch_size, eval_every, direction, settings)
+
+
+# What a resumed study takes from its stored settings when the request leaves it out.
+KEPT_ON_RESUME = ("task", "metric", "steps", "batch_size", "eval_every")
+# What a resumed study may change: they steer the search, not what its trials measure.
+STEERING = ("sampler", "pruner")
+
+
+def _require(registry: Registry, kind: str, name: str, study: str | None) -> None:
+    if name not in registry.specs(kind):
+        raise BadInput(
+            f"study '{study}' searches {kind} '{name}', which no loaded plugin registers now: "
+            "install its plugin again or pass it with --plugin"
+        )
+
+
+def differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """What a resumed study would change, in words; empty when it may simply continue."""
+    changes = []
+    for key, value in wanted.items():
+        if key == "space" or key in STEERING:
+            continue
+        if stored.get(key) != value:
+            changes.append(f"{key} {stored.get(key)!r}, not {value!r}")
+    if stored.get("space") != wanted["space"]:
+        changes.append(
+            f"a different search space ({_space_change(stored['space'], wanted['space'])})"
+        )
+    return changes
+
+
+def _space_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+                inner = _space_change(old[key], new[key])
+                return f"{key}.{inner}" if not inner.startswith("was") else f"{key} {inner}"
+            return f"{key} was {old.get(key)}, now {new.get(key)}"
+    return "unchanged"

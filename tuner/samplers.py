@@ -1,0 +1,97 @@
+"""The samplers and pruners ``--sampler`` and ``--pruner`` name, and the per-trial seeding that
+makes a study replay trial by trial however its trials are spread over workers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler ``--sampler`` names, reseeded for each trial from ``seed`` and its number."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if name == "qmc":
+        # Its sequence is seeded once and indexed by the trials in storage: already per trial.
+        return optuna.samplers.QMCSampler(seed=seed)
+    return SeededPerTrial(lambda trial_seed: _sampler(name, trial_seed), seed)
+
+
+def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        # group=True lets TPE model each optimizer's conditional parameters on their own.
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # CMA-ES models only the parameters every trial shares; the rest are sampled at random.
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed)
+        )
+    return optuna.samplers.GPSampler(seed=seed)
+
+
+class SeededPerTrial(optuna.samplers.BaseSampler):
+    """A sampler made anew for each trial with a seed from the study's seed and the trial's
+    number. A study then replays trial by trial, however often it was stopped and resumed,
+    and workers that share it, each holding its own sampler, never draw the same settings."""
+
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._make = make
+        self._seed = seed
+        self._sampler = make(seed)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._sampler = self._make(trial_seed(self._seed, trial.number))
+        self._sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        return self._sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        return self._sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> Any:
+        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._sampler.after_trial(study, trial, state, values)
+
+
+def make_pruner(name: str, steps: int, eval_every: int) -> optuna.pruners.BasePruner:
+    """The pruner ``--pruner`` names, measured in training steps."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=eval_every)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=eval_every, max_resource=steps)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=eval_every)
+    return optuna.pruners.NopPruner()
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    """A seed for trial ``number`` that depends on nothing but the study's seed."""
+    return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
