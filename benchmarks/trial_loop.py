@@ -50,8 +50,8 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from tuner.graphs import GraphCache
     from tuner.plugins import load_plugins
-    from tuner.train import GraphCache
 
     registry = load_plugins()
     task = registry.tasks[args.task].build()

@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tuner.cli.search import CtrlC, Display
+from tuner.cli.progress import CtrlC, Display
 from tuner.db import open_store
 from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins
@@ -106,7 +106,8 @@ def test_a_second_ctrl_c_skips_the_leaderboard_and_is_never_swallowed(tmp_path):
 
 
 def test_inside_a_search_a_press_stops_it_and_a_second_hurries_it():
-    ctrl_c = CtrlC(Display(None, "sqlite:///x.db", 1, None, live=False, verbose=False))
+    display = Display(lambda study, trials: "", "x.db", 1, None, live=False, verbose=False)
+    ctrl_c = CtrlC(display)
     with ctrl_c:
         with ctrl_c.guarding():
             os.kill(os.getpid(), signal.SIGINT)

@@ -300,7 +300,7 @@ def next_tuner(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "alembic", folder, ignore=shutil.ignore_patterns("__pycache__"))
     head = db.schema_state(f"sqlite:///{tmp_path / 'absent.db'}").head
     (folder / "versions" / "next.py").write_text(NEXT_MIGRATION.format(head=head))
-    monkeypatch.setattr(db.migrations, "_migrations_folder", lambda: folder)
+    monkeypatch.setattr(db.migrations, "migrations_folder", lambda: folder)
     return head
 
 
@@ -352,7 +352,7 @@ def test_the_wheel_ships_the_migrations_and_runs_them(tmp_path):
         [
             sys.executable,
             "-c",
-            "import tuner.db, tuner.cli; print(tuner.db.migrations._migrations_folder());"
+            "import tuner.db, tuner.cli; print(tuner.db.migrations.migrations_folder());"
             " tuner.cli.main()",
             "db",
             "upgrade",

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from tuner import Choice, Float, Int, Metric, OptimizerSpec, ScheduleSpec
+from tuner.graphs import GraphCache
 from tuner.space import Sample
-from tuner.train import GraphCache, run_trial
+from tuner.train import run_trial
 from tuner_builtins import tasks
 
 
@@ -165,7 +166,7 @@ def test_same_seed_gives_the_same_losses_in_a_fresh_process(task, trial):
 import json, sys
 sys.path.insert(0, {tests!r})
 from test_train import trial_with
-from tuner.train import GraphCache
+from tuner.graphs import GraphCache
 from tuner_builtins import tasks
 result = trial_with(GraphCache(), tasks.build_synthetic(), seed=5)
 print(json.dumps({{"losses": result.losses, "value": result.value}}))

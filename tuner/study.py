@@ -18,9 +18,10 @@ import optuna
 
 from tuner.db import StudyRecord, TrialRecord, open_store, optuna_storage
 from tuner.errors import BadInput, TunerError
+from tuner.graphs import GraphCache
 from tuner.plan import Plan, differences
 from tuner.samplers import make_pruner, make_sampler, trial_seed
-from tuner.train import GraphCache, run_trial
+from tuner.train import run_trial
 from tuner.watcher import Progress, TrialEnd, Watcher
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

@@ -1,13 +1,10 @@
-"""One MLX trial: a compiled training step, seeded batches, evals, divergence and pruning.
+"""One MLX trial: its seeded batches, the training loop, evals, divergence, pruning and what it
+reports.
 
-A search runs hundreds of short trials that differ only in their numbers, and on the CPU
-``mx.compile`` builds C++ kernels with every Python float baked in as a constant. So the step is
-compiled once per *graph key* (the task, the optimizer and schedule with their Int/Choice
-parameters, the warmup, steps and batch size) and reused by every trial with that key that is
-given the same ``GraphCache``, which a search creates once. The continuous hyperparameters
-(``lr`` and each parameter a spec declares ``Float``) reach the step as ``mx.array`` values in
-the compiled function's inputs, and a new trial only loads fresh weights, resets the optimizer
-state and writes its numbers into those arrays.
+A trial trains with the graph of its key from a :class:`~tuner.graphs.GraphCache`, compiled by
+the first trial of that key and reused by the rest (:mod:`tuner.graphs` says why), or eagerly
+when asked to or when its optimizer cannot be compiled. Either way it runs the same loop, so a
+trial's losses and outcome do not depend on how its step was built.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import math
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -25,8 +22,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from tuner.lr import make_schedule
-from tuner.space import Float, Param, Sample
+from tuner.graphs import CompileFailed, GraphCache, TrialPlan, validation
+from tuner.space import Sample
 from tuner.specs import OptimizerSpec, ScheduleSpec, Task
 
 # A loss this many times the first step's has run away; no trial comes back from that in the
@@ -54,153 +51,6 @@ class TrialResult:
     losses: list[float]
     lrs: list[float]
     evals: list[dict[str, float]]
-
-
-@dataclass(frozen=True)
-class TrialPlan:
-    """One trial's settings, split into what selects a graph and what flows into it."""
-
-    optimizer: OptimizerSpec
-    schedule: ScheduleSpec
-    steps: int
-    warmup: int
-    hp: dict[str, Any]
-    optimizer_static: dict[str, Any]
-    schedule_static: dict[str, Any]
-
-    @classmethod
-    def of(
-        cls, optimizer: OptimizerSpec, schedule: ScheduleSpec, sample: Sample, steps: int
-    ) -> TrialPlan:
-        opt_floats, opt_static = _split(optimizer.space, sample.optimizer_params)
-        sched_floats, sched_static = _split(schedule.space, sample.schedule_params)
-        return cls(
-            optimizer=optimizer,
-            schedule=schedule,
-            steps=steps,
-            warmup=round(sample.warmup * steps),
-            hp={"lr": _scalar(sample.lr), "optimizer": opt_floats, "schedule": sched_floats},
-            optimizer_static=opt_static,
-            schedule_static=sched_static,
-        )
-
-    def key(self, task: Task, batch_size: int) -> tuple[Any, ...]:
-        return (
-            id(task),
-            self.optimizer.name,
-            self.optimizer.build,
-            tuple(sorted(self.hp["optimizer"])),
-            tuple(sorted(self.optimizer_static.items())),
-            self.schedule.name,
-            self.schedule.build,
-            tuple(sorted(self.hp["schedule"])),
-            tuple(sorted(self.schedule_static.items())),
-            self.warmup,
-            self.steps,
-            batch_size,
-        )
-
-    def build_optimizer(self, hp: Mapping[str, Any]) -> Any:
-        """The schedule, then the optimizer, from ``hp`` (tracers when called inside a trace)."""
-        params = {**hp["schedule"], **self.schedule_static}
-        schedule = make_schedule(self.schedule, hp["lr"], self.steps, self.warmup, params)
-        return self.optimizer.build(schedule, **hp["optimizer"], **self.optimizer_static)
-
-
-def _scalar(value: float) -> mx.array:
-    return mx.array(value, dtype=mx.float32)
-
-
-def _split(space: Mapping[str, Param], params: Mapping[str, Any]) -> tuple[dict, dict]:
-    floats = {k: _scalar(v) for k, v in params.items() if isinstance(space.get(k), Float)}
-    return floats, {k: v for k, v in params.items() if k not in floats}
-
-
-@dataclass
-class Graph:
-    """A compiled step and the containers it reads and writes, shared by the trials of one key.
-
-    ``task`` is held so that its ``id`` in the key cannot be reused while the entry lives.
-    ``traces`` counts the times MLX traced the step: once, when the trials reuse it.
-    ``evaluate`` is None once the validation could not be compiled and is measured eagerly, and
-    ``fallback`` says why the key's trials train eagerly, when they do.
-    """
-
-    task: Task
-    model: nn.Module
-    opt_state: dict = field(default_factory=dict)
-    hp: dict = field(default_factory=dict)
-    step: Callable[[mx.array, mx.array], tuple[mx.array, mx.array]] | None = None
-    evaluate: Callable[[], dict[str, mx.array]] | None = None
-    traces: int = 0
-    fallback: str | None = None
-
-    @property
-    def state(self) -> list[Any]:
-        return [self.model.state, self.opt_state, mx.random.state]
-
-
-class GraphCache(Mapping[tuple[Any, ...], Graph]):
-    """The graphs compiled for one search, by graph key: the first trial of a key builds its
-    graph and the later ones reuse it.
-
-    A graph holds the model and optimizer state that its trials train in turn, so a cache serves
-    one search, one trial at a time; a trial given a new cache reuses nothing and disturbs nothing.
-    """
-
-    def __init__(self) -> None:
-        self._graphs: dict[tuple[Any, ...], Graph] = {}
-
-    def __getitem__(self, key: tuple[Any, ...]) -> Graph:
-        return self._graphs[key]
-
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        return iter(self._graphs)
-
-    def __len__(self) -> int:
-        return len(self._graphs)
-
-    def get_or_build(
-        self, key: tuple[Any, ...], task: Task, plan: TrialPlan, model: nn.Module
-    ) -> Graph:
-        """The graph of ``key``, or a new one around ``model``, the trial's fresh model."""
-        graph = self._graphs.get(key)
-        if graph is None:
-            graph = self._graphs[key] = Graph(task=task, model=model)
-            graph.step = _compile(graph, plan)
-            # Compiled, the loss and the metrics share one forward pass and fuse their arithmetic.
-            graph.evaluate = mx.compile(
-                partial(_validation, graph.model, task), inputs=[graph.model.state]
-            )
-        return graph
-
-    def fall_back(self, key: tuple[Any, ...], reason: str) -> None:
-        """Train the trials of ``key`` eagerly from now on, saying ``reason``."""
-        self._graphs[key].fallback = reason
-
-    def discard(self, key: tuple[Any, ...]) -> None:
-        """Forget ``key``, so that its next trial builds the graph again."""
-        del self._graphs[key]
-
-
-def _compile(graph: Graph, plan: TrialPlan) -> Callable[[mx.array, mx.array], Any]:
-    loss_and_grad = nn.value_and_grad(graph.model, graph.task.loss)
-
-    def step(x: mx.array, y: mx.array) -> tuple[mx.array, mx.array]:
-        # This body runs only while mx.compile traces it: the optimizer built here exists to
-        # record its arithmetic on the hp tracers and the persistent state.
-        graph.traces += 1
-        optimizer = plan.build_optimizer(graph.hp)
-        optimizer.state = graph.opt_state
-        loss, grads = loss_and_grad(graph.model, x, y)
-        optimizer.update(graph.model, grads)
-        return loss, optimizer.learning_rate
-
-    return mx.compile(step, inputs=[*graph.state, graph.hp], outputs=graph.state)
-
-
-class _CompileFailed(Exception):
-    """The first step of a new graph failed while tracing or building its kernels."""
 
 
 def run_trial(
@@ -252,7 +102,7 @@ def run_trial(
             on_build()
         try:
             return run.train(key)
-        except _CompileFailed as failure:
+        except CompileFailed as failure:
             graph = graphs[key]
             if stop.is_set():
                 # Ctrl-C reaches the compiler MLX runs too, and cuts the build short: the
@@ -260,19 +110,10 @@ def run_trial(
                 graphs.discard(key)
                 graph = None
             else:
-                graphs.fall_back(key, f"compile failed, so it ran eagerly: {_explain(failure)}")
+                graphs.fall_back(key, f"compile failed, so it ran eagerly: {failure.explain()}")
         # A failed trace leaves tracers in the arrays it was given: start from new ones.
         run = replace(run, plan=TrialPlan.of(optimizer, schedule, sample, steps))
     return run.train(None, note=graph.fallback if graph else None)
-
-
-def _explain(failure: _CompileFailed) -> str:
-    if "eval an array during function transformations" in str(failure):
-        return (
-            "the optimizer or schedule reads a Float parameter's value in Python "
-            "(a comparison, float() or .item()), which mx.compile cannot trace"
-        )
-    return str(failure)
 
 
 @dataclass
@@ -299,10 +140,10 @@ class _Run:
         graph = None if key is None else self.graphs.get_or_build(key, self.task, self.plan, fresh)
         if graph is None:
             model, step, state = _eager(self.task, self.plan, fresh)
-            evaluate = partial(_validation, model, self.task)
+            evaluate = partial(validation, model, self.task)
         else:
-            model, step, state = _reuse(graph, self.plan, fresh)
-            evaluate = partial(_compiled_validation, graph)
+            graph.load(self.plan, fresh)
+            model, step, state, evaluate = graph.model, graph.step, graph.state, graph.validate
         model.train()
         x, y = self.task.train
         order = _batch_order(x.shape[0], self.plan.steps, self.batch_size, self.seed)
@@ -313,7 +154,7 @@ class _Run:
         except Exception as error:
             # Only a failure while tracing or building kernels is the compiler's to give up.
             if graph is not None and graph.traces > traces:
-                raise _CompileFailed(f"{type(error).__name__}: {error}") from error
+                raise CompileFailed(error) from error
             raise
         reasons = [r for r in (reason, note) if r]
         last = log.evals[-1] if log.evals else {}
@@ -380,18 +221,6 @@ class _Log:
     step_times: list[float] = field(default_factory=list)
 
 
-def _reuse(graph: Graph, plan: TrialPlan, fresh: nn.Module) -> tuple[nn.Module, Callable, list]:
-    """Point the cached graph at this trial: fresh weights, fresh optimizer state, its numbers."""
-    graph.model.update(fresh.parameters())
-    graph.hp.update(plan.hp)
-    # The state is built eagerly so that the compiled step always sees one tree structure.
-    initial = plan.build_optimizer(plan.hp)
-    initial.init(graph.model.trainable_parameters())
-    graph.opt_state.clear()
-    graph.opt_state.update(initial.state)
-    return graph.model, graph.step, graph.state
-
-
 def _eager(task: Task, plan: TrialPlan, model: nn.Module) -> tuple[nn.Module, Callable, list]:
     optimizer = plan.build_optimizer(plan.hp)
     loss_and_grad = nn.value_and_grad(model, task.loss)
@@ -430,25 +259,3 @@ def _measure(model: nn.Module, evaluate: Callable[[], dict[str, mx.array]]) -> d
     mx.eval(values)
     model.train()
     return {name: value.item() for name, value in values.items()}
-
-
-def _validation(model: nn.Module, task: Task) -> dict[str, mx.array]:
-    x, y = task.valid
-    values = {"val_loss": task.loss(model, x, y)}
-    values.update({name: metric.fn(model, x, y) for name, metric in task.metrics.items()})
-    return values
-
-
-def _compiled_validation(graph: Graph) -> dict[str, mx.array]:
-    if graph.evaluate is not None:
-        weights = graph.model.parameters()
-        try:
-            values = graph.evaluate()
-            mx.eval(values)
-            return values
-        except Exception:
-            # A metric that cannot be traced is measured eagerly from now on; the failed
-            # trace left tracers in the model, so its weights are put back first.
-            graph.model.update(weights)
-            graph.evaluate = None
-    return _validation(graph.model, graph.task)

@@ -3,35 +3,28 @@ on Ctrl-C."""
 
 from __future__ import annotations
 
-import itertools
 import shlex
-import shutil
-import signal
-import statistics
 import sys
-import threading
-import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
 
 from tuner.cli import INTERRUPTED_STATUS, load_registry, plugin_option, storage_option
-from tuner.cli.output import number
+from tuner.cli.progress import CtrlC, Display
 from tuner.cli.results import trial_table
 from tuner.plan import SearchConfig
 from tuner.query import open_results
-from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
     from tuner.query import Results, TrialSummary
-    from tuner.space import Sample
-    from tuner.watcher import Progress, TrialEnd
 
 LEADERBOARD_SIZE = 5
+# The options that are SearchConfig's fields as they are; --optimizers and --schedules are split.
+CONFIG_OPTIONS = "task trials timeout steps batch_size eval_every study seed device space".split()
+CONFIG_OPTIONS += ["sampler", "pruner", "metric"]
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -65,7 +58,7 @@ def _names(value: str | None) -> list[str] | None:
 )
 @click.option(
     "--study",
-    "study_name",
+    "study",
     metavar="NAME",
     help="Study to create or continue [a new readable name].",
 )
@@ -126,7 +119,7 @@ def search_command(
     steps: int | None,
     batch_size: int | None,
     eval_every: int | None,
-    study_name: str | None,
+    study: str | None,
     storage: str,
     seed: int,
     device: str | None,
@@ -164,26 +157,14 @@ def search_command(
 
     ctx = click.get_current_context()
     config = SearchConfig(
-        task=task,
-        trials=trials,
-        timeout=timeout,
-        steps=steps,
-        batch_size=batch_size,
-        eval_every=eval_every,
-        study=study_name,
-        seed=seed,
-        device=device,
+        **{name: ctx.params[name] for name in CONFIG_OPTIONS},
         optimizers=_names(optimizers),
         schedules=_names(schedules),
-        space=space,
-        sampler=sampler,
-        pruner=pruner,
-        metric=metric,
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
     display = Display(
-        ctx,
-        storage,
+        lambda study, more: continue_command(ctx, study, more),
+        _masked(storage),
         trials,
         timeout,
         live=not quiet and sys.stderr.isatty(),
@@ -269,7 +250,7 @@ def given_options(ctx: click.Context, leave_out: Sequence[str] = ()) -> list[str
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     """The ``tuner search`` that continues this study: the options given, with its name and a
     new --trials."""
-    given = given_options(ctx, leave_out=("study_name", "trials", "quiet", "verbose"))
+    given = given_options(ctx, leave_out=("study", "trials", "quiet", "verbose"))
     return " ".join(["tuner", "search", "--study", study, "--trials", str(trials), *given])
 
 
@@ -278,205 +259,6 @@ def _masked(url: str) -> str:
     from tuner.db import mask_url
 
     return mask_url(url)
-
-
-class Display(Watcher):
-    """A search's progress on stderr. On a terminal, one status line that a thread redraws
-    twice a second, so that its clock runs while MLX builds kernels; with --verbose, a line
-    for each finished trial. The study's name and storage come first, before any trial."""
-
-    TICK_S = 0.5
-    # Trials of this run to time before saying how long the rest will take.
-    ETA_AFTER = 3
-
-    def __init__(
-        self,
-        ctx: click.Context,
-        storage: str,
-        total: int,
-        timeout: float | None,
-        *,
-        live: bool,
-        verbose: bool,
-    ) -> None:
-        self.ctx = ctx
-        self.storage = storage
-        self.total = total
-        self.timeout = timeout
-        self.live = live
-        self.verbose = verbose
-        self.name: str | None = None
-        self.started_at = time.monotonic()
-        self.ends: list[float] = []
-        self.done = 0
-        self.best = ""
-        # The trial in flight: its number, optimizer+schedule and steps; the steps it has run.
-        self.trial: tuple[int, str, int] | None = None
-        self.step = 0
-        self.kernels = False
-        self.stopping = False
-        self.interrupted: str | None = None
-        self._lock = threading.RLock()
-        self._closed = threading.Event()
-        self._ticker: threading.Thread | None = None
-
-    @property
-    def ran(self) -> int:
-        return len(self.ends)
-
-    def started(self, study: str, *, new: bool, twins: Sequence[str]) -> None:
-        self.name = study
-        if self.live or self.verbose:
-            state = "new" if new else "continued"
-            click.echo(f"Study {study} ({state}) in {_masked(self.storage)}", err=True)
-        if twins:
-            click.echo(
-                f"Note: study {twins[0]} has this seed and these settings: this study will "
-                "repeat its trials.\n"
-                f"      Give another --seed for new trials, or add trials to {twins[0]}:\n"
-                f"      {continue_command(self.ctx, twins[0], self.total * 2)}",
-                err=True,
-            )
-        self.started_at = time.monotonic()
-        if self.live:
-            self._ticker = threading.Thread(target=self._tick, daemon=True)
-            self._ticker.start()
-
-    def trial_started(self, number: int, sample: Sample, steps: int) -> None:
-        self.trial = (number, f"{sample.optimizer}+{sample.schedule}", steps)
-        self.step = 0
-        self.kernels = False
-
-    def building(self, number: int) -> None:
-        self.kernels = True
-
-    def trial_step(self, number: int, done: int) -> None:
-        self.step = done
-
-    def trial_ended(self, trial: TrialEnd, progress: Progress) -> None:
-        self.ends.append(time.monotonic())
-        self.done = progress.finished
-        if trial.outcome == "interrupted":
-            self.interrupted = f"trial {trial.number} {trial.reason}, and recorded as interrupted"
-        elif trial.outcome == "failed":
-            self._say(f"trial {trial.number} failed: {trial.reason or 'unknown error'}")
-        elif self.verbose:
-            self._say(_trial_line(trial))
-        if progress.best is not None:
-            best = progress.best
-            self.best = f"best {number(best.value)} {best.optimizer}+{best.schedule}"
-        self._draw()
-
-    def finish(self) -> None:
-        """Stop redrawing and leave the terminal on a fresh line."""
-        self._closed.set()
-        if self._ticker is not None:
-            self._ticker.join()
-            self._ticker = None
-            with self._lock:
-                click.echo("\r\x1b[2K", nl=False, err=True)
-
-    def _tick(self) -> None:
-        while not self._closed.wait(self.TICK_S):
-            self._draw()
-
-    def _say(self, line: str) -> None:
-        with self._lock:
-            click.echo(("\r\x1b[2K" if self.live else "") + line, err=True)
-        self._draw()
-
-    def _draw(self) -> None:
-        if not self.live or self._closed.is_set():
-            return
-        elapsed = time.monotonic() - self.started_at
-        parts = [
-            f"{self.done}/{self.total} trials",
-            f"{_clock(elapsed)} elapsed",
-            f"{self._left(elapsed)} left",
-            self.best,
-            self._doing(),
-        ]
-        # Room for the "^C" a terminal echoes after it: at the edge it would wrap to a new line,
-        # which the next redraw does not clear.
-        width = shutil.get_terminal_size().columns - 3
-        line = "  ".join(p for p in parts if p)
-        if len(line) > width:
-            line = line[: width - 1] + "…"
-        with self._lock:
-            click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
-
-    def _doing(self) -> str:
-        if self.stopping:
-            return "stopping after this step… (Ctrl-C again to skip the leaderboard)"
-        if self.trial is None:
-            return "starting"
-        number, combination, steps = self.trial
-        if self.kernels and self.step == 0:
-            return f"trial {number}: building kernels for {combination}…"
-        return f"trial {number}: {combination} step {self.step}/{steps}"
-
-    def _left(self, elapsed: float) -> str:
-        """The time left, from the median time between this run's trials: '?' until a few
-        have ended, since the first ones also build kernels."""
-        left = None
-        if self.ran >= self.ETA_AFTER:
-            times = [self.started_at, *self.ends][-11:]
-            each = statistics.median(b - a for a, b in itertools.pairwise(times))
-            left = each * max(self.total - self.done, 0)
-        if self.timeout is not None and left is not None:
-            left = min(left, max(self.timeout - elapsed, 0))
-        return "?" if left is None else f"~{_clock(left)}"
-
-
-def _trial_line(trial: TrialEnd) -> str:
-    return (
-        f"trial {trial.number} {trial.outcome} {number(trial.value)} "
-        f"{trial.optimizer}+{trial.schedule} lr {number(trial.lr, 3)} "
-        f"in {trial.duration_s or 0:.1f}s"
-    )
-
-
-class CtrlC:
-    """Ctrl-C during a search. Once the search has begun (``guarding``), a press sets ``stop``:
-    the trial in flight ends at its next step and is recorded as interrupted, so that no trial
-    is ever left running; a second press sets ``hurry``, to skip the leaderboard. Neither
-    raises there: a KeyboardInterrupt raised inside one of SQLAlchemy's weakref callbacks is
-    printed and swallowed. Before, while plugins and the task load, a press raises at once."""
-
-    def __init__(self, display: Display) -> None:
-        self.display = display
-        self.stop = threading.Event()
-        self.hurry = False
-        self._guarded = False
-        self._previous: Any = None
-
-    def __enter__(self) -> CtrlC:
-        self._previous = signal.signal(signal.SIGINT, self._pressed)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)
-
-    @contextmanager
-    def guarding(self) -> Iterator[None]:
-        """Presses while inside stop the search between steps instead of raising."""
-        self._guarded = True
-        try:
-            yield
-        finally:
-            self._guarded = False
-
-    def _pressed(self, signum: int, frame: Any) -> None:
-        if not self._guarded:
-            raise KeyboardInterrupt
-        self.hurry = self.stop.is_set()
-        self.stop.set()
-        self.display.stopping = True
-
-
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes:d}:{seconds:02d}"
 
 
 def leaderboard(name: str, metric: str, top: Sequence[TrialSummary], results: Results) -> str:

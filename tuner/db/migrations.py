@@ -29,7 +29,7 @@ VERSION_TABLE = "tuner_alembic_version"
 PG_MIGRATION_LOCK = 0x74756E6572
 
 
-def _migrations_folder() -> Path:
+def migrations_folder() -> Path:
     """Where the migrations are: inside the package when installed from a wheel (pyproject maps
     ``alembic/`` to ``tuner.migrations``), at the repository's root in a checkout."""
     package = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def migration_options() -> dict[str, Any]:
 
 def _alembic_config(connection: Connection) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(_migrations_folder()))
+    config.set_main_option("script_location", str(migrations_folder()))
     config.attributes["connection"] = connection
     return config
 
@@ -102,7 +102,7 @@ class SchemaState:
 
 
 def _script() -> ScriptDirectory:
-    return ScriptDirectory(str(_migrations_folder()))
+    return ScriptDirectory(str(migrations_folder()))
 
 
 def _head(script: ScriptDirectory) -> str:
