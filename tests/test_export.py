@@ -251,6 +251,22 @@ def test_the_python_export_runs_without_tuner_in_a_fresh_process(studies, tmp_pa
     assert float(run.stdout) == record.lrs[0]
 
 
+def test_an_export_reads_tuners_tables_and_never_loads_optuna(studies):
+    # Optuna's load_study reads every trial in full: seconds for a large study.
+    check = (
+        "import sys\n"
+        "from tuner.export import export_trial\n"
+        "from tuner.plugins import load_plugins\n"
+        f"exported = export_trial({studies!r}, 'adam-linear', 0, load_plugins())\n"
+        "assert exported.config['source']['trial'] == 0\n"
+        "assert 'optuna' not in sys.modules\n"
+    )
+
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+
+    assert run.returncode == 0, run.stderr
+
+
 def test_build_optimizer_stretches_the_schedule_and_its_warmup_over_other_steps(studies):
     config = json.loads(export(studies, "adam-linear", "--format", "json").stdout)
     (record,) = open_store(studies).trials("adam-linear")

@@ -13,9 +13,9 @@ from optuna.trial import TrialState
 
 from tuner import Counts, GroupStats, open_results
 from tuner.cli import cli
+from tuner.compare import MIN_FOR_SPREAD, group_stats, judge
 from tuner.db import StudyRecord, TrialRecord, downgrade, open_store, upgrade
 from tuner.errors import BadInput, TunerError
-from tuner.query import _judge
 
 FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 
@@ -108,6 +108,7 @@ def test_a_trial_in_full(searched):
     with open_results(searched) as results:
         trial = results.trial("s", 3)
         summary = results.study("s")
+        settings = results.settings("s")
 
     assert len(trial.losses) == len(trial.lrs) == trial.steps
     assert trial.evals[-1]["step"] == trial.steps
@@ -121,6 +122,7 @@ def test_a_trial_in_full(searched):
         "val_loss",
         "minimize",
     )
+    assert settings["task"] == "synthetic" and settings["steps"] == 100
 
 
 def test_compare_groups_and_judges(searched):
@@ -335,7 +337,20 @@ def group(name, best, outcome="complete", iqr=None):
     ],
 )
 def test_the_verdict_weighs_the_lead_against_the_spread(groups, clear, verdict):
-    comparison = _judge("s", "optimizer", "val_loss", "minimize", groups)
+    comparison = judge("s", "optimizer", "val_loss", "minimize", groups)
 
     assert comparison.clear is clear
     assert verdict in comparison.verdict
+
+
+def test_groups_rank_by_their_best_trial_and_spread_needs_enough_values():
+    rows = [("idle", 0, "failed", None)]
+    rows += [("slow", n, "complete", 0.5 + n) for n in range(1, 1 + MIN_FOR_SPREAD)]
+    rows += [("fast", 9, "pruned", 0.1), ("fast", 10, "complete", 0.2)]
+
+    groups = group_stats(rows, "minimize")
+
+    assert [g.name for g in groups] == ["fast", "slow", "idle"]
+    assert (groups[0].best_trial, groups[0].best_outcome, groups[0].iqr) == (10, "complete", None)
+    assert groups[1].iqr == 1.5
+    assert groups[2].counts == Counts(failed=1) and groups[2].best_value is None

@@ -6,16 +6,15 @@ of a search space; so do ``search``, which runs a study, and ``open_results``, w
 
 from tuner.export import build_optimizer
 from tuner.hookspecs import hookimpl
-from tuner.query import (
+from tuner.query import Results, open_results
+from tuner.results import (
     Comparison,
     Counts,
     GroupStats,
     Provenance,
-    Results,
     StudySummary,
     TrialDetail,
     TrialSummary,
-    open_results,
 )
 from tuner.space import Choice, Float, Int
 from tuner.specs import Metric, OptimizerSpec, ScheduleSpec, Task, TaskSpec

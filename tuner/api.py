@@ -26,7 +26,7 @@ from tuner.watcher import Watcher
 if TYPE_CHECKING:
     import pandas
 
-    from tuner.query import Comparison, StudySummary, TrialDetail, TrialSummary
+    from tuner.results import Comparison, StudySummary, TrialDetail, TrialSummary
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 # The name of a task given by its parts, unless ``task`` names it.

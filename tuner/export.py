@@ -12,14 +12,17 @@ optimizer, bit for bit.
 from __future__ import annotations
 
 import ast
+import math
 import warnings
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.plugins import Registry, load_plugins
+from tuner.query import Results, open_results
+from tuner.results import OPTUNA_STATE, STATES
 from tuner.space import Float, Param, Sample
 
 if TYPE_CHECKING:
@@ -71,90 +74,68 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
     choose, and a trial still running. A pruned or failed trial is exported when asked for by
     number, with a note that says how it ended: its settings are as valid as any.
     """
-    trial, record, kept = _stored(storage, study, number)
-    ended = kept.outcome if kept else trial.state.name.lower()
+    with open_results(storage) as results:
+        trial = results.trial(study, _chosen(results, study, number))
+        settings = results.settings(study)
+    if trial.outcome == "running":
+        raise BadInput(
+            f"trial {trial.number} of study '{study}' is still running: "
+            "export it when it has finished"
+        )
     try:
         sample = Sample.from_params(trial.params)
     except ValueError as error:
         raise BadInput(f"trial {trial.number} of study '{study}': {error}") from None
-    ran = record.plugins
+    ran = trial.provenance.plugins
     config = {
         "version": CONFIG_VERSION,
         "optimizer": _part(registry, "optimizer", sample.optimizer, sample.optimizer_params, ran),
         "schedule": _part(registry, "schedule", sample.schedule, sample.schedule_params, ran),
         "lr": sample.lr,
         "warmup": sample.warmup,
-        "steps": record.settings["steps"],
+        "steps": settings["steps"],
         "source": {
             "study": study,
             "trial": trial.number,
-            "outcome": ended,
-            "metric": record.settings["metric"],
-            "value": trial.value,
+            "outcome": trial.outcome,
+            "metric": settings["metric"],
+            # JSON has no NaN.
+            "value": trial.value if trial.value is None or math.isfinite(trial.value) else None,
         },
     }
     notes = _resolve(config, registry).changes
-    if ended != "complete":
-        how = kept.reason if kept and kept.reason else ended
-        how = how if how.startswith(ended) else f"{ended}: {how}"
+    if trial.outcome != "complete":
+        how = trial.reason or trial.outcome
+        how = how if how.startswith(trial.outcome) else f"{trial.outcome}: {how}"
         notes.insert(0, f"trial {trial.number} did not complete ({how}); exported as asked")
     return Export(config, notes)
 
 
-def _stored(storage: str, study: str, number: int | None) -> tuple[Any, Any, Any]:
-    """Optuna's trial, tuner's record of its study, and tuner's record of it (None if none)."""
-    import optuna
-
-    from tuner.db import open_store, optuna_storage
-    from tuner.query import open_results
-
-    # Asked read-only first: opening the store would create or migrate tuner's tables.
-    with open_results(storage) as results:
-        results.study(study)
-    store = open_store(storage)
-    studies = optuna_storage(storage)
-    try:
-        loaded = optuna.load_study(study_name=study, storage=studies)
-        trials = {t.number: t for t in loaded.get_trials(deepcopy=False)}
-        if not trials:
-            raise BadInput(f"study '{study}' has no trials yet: run tuner search --study {study}")
-        if number is None:
-            trial = _best(loaded, trials.values())
-        elif number not in trials:
+def _chosen(results: Results, study: str, number: int | None) -> int:
+    """The number of the trial to export: ``number``, checked, or the study's best complete
+    trial, which is Optuna's ``study.best_trial``."""
+    counts = results.counts(study)
+    if not counts.total:
+        raise BadInput(f"study '{study}' has no trials yet: run tuner search --study {study}")
+    if number is not None:
+        if not 0 <= number < counts.total:
             raise BadInput(
-                f"study '{study}' has no trial {number}; its trials are 0 to {max(trials)}"
+                f"study '{study}' has no trial {number}; its trials are 0 to {counts.total - 1}"
             )
-        else:
-            trial = trials[number]
-        if not trial.state.is_finished():
-            raise BadInput(
-                f"trial {trial.number} of study '{study}' is still {trial.state.name.lower()}: "
-                "export it when it has finished"
-            )
-        record = store.study(study)
-        if record is None:
-            raise BadInput(f"study '{study}' was not made by tuner search: it has no tuner record")
-        return trial, record, store.trial(study, trial.number)
-    finally:
-        store.close()
-        studies.engine.dispose()
+        return number
+    if counts.complete:
+        (best,) = results.trials(study, state="complete", sort="value", limit=1)
+        return best.number
+    # Optuna's states, which this message has always named: a diverged trial is pruned.
+    states = sorted({OPTUNA_STATE[s].lower() for s in STATES if getattr(counts, s)})
+    hint = (
+        "export one with --trial N" if counts.running < counts.total else "wait until one finishes"
+    )
+    raise BadInput(f"study '{study}' has no complete trial (only {', '.join(states)}); {hint}")
 
 
 def _plugin(name: str | None, version: str | None) -> str:
     return f"plugin '{name}'" + (f" {version}" if version else "")
-
-
-def _best(study: Any, trials: Collection[Any]) -> Any:
-    import optuna
-
-    if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
-        return study.best_trial
-    states = sorted({t.state.name.lower() for t in trials})
-    finished = any(t.state.is_finished() for t in trials)
-    raise BadInput(
-        f"study '{study.study_name}' has no complete trial (only {', '.join(states)}); "
-        + ("export one with --trial N" if finished else "wait until one finishes")
-    )
 
 
 def _part(
@@ -235,7 +216,8 @@ def build_optimizer(
     modules, as ``--plugin`` takes). Another version of a plugin than the trial's is warned
     about, since its optimizer may differ.
     """
-    from tuner.train import TrialPlan
+    # tuner.graphs imports MLX, which only building an optimizer needs: not `import tuner`.
+    from tuner.graphs import TrialPlan
 
     resolved = _resolve(config, load_plugins(plugins), steps)
     for change in resolved.changes:

@@ -1,4 +1,4 @@
-"""Every read of a search's results that a command or a script needs, as typed objects.
+"""Every read of a search's results that a command or a script needs: ``Results``.
 
 After a search people ask what won, how sure they can be, and how each optimizer and schedule
 did. Optuna could answer through ``study.trials``, but that loads every parameter, attribute
@@ -7,29 +7,40 @@ hold one row per trial with its optimizer, schedule, outcome and value in indexe
 these reads select the few columns they need and let the database filter, sort and limit.
 Curves are read for the one trial shown, never for a listing. Optuna is asked only about the
 trials that have no row of ours: those still running, and those that failed before their
-record was written (an interrupted search leaves some).
+record was written (an interrupted search leaves some). The answers are the types of
+:mod:`tuner.results`; a comparison's statistics are :mod:`tuner.compare`'s.
 
 Reading never writes: a SQLite file that does not exist is not created, tables that are behind
 are not migrated, and on SQLite each read is one DEFERRED transaction, which under WAL never
 waits for a writer.
 
-The module imports the database layer only when a storage is opened, so that ``import tuner``,
-which every plugin does, stays fast.
+SQLAlchemy, :mod:`tuner.db` and Optuna are imported in the functions that read, when a storage
+is opened, not at the top: importing them takes most of a second, which ``import tuner`` (every
+plugin does it) and the start of ``tuner best`` must not pay.
 """
 
 from __future__ import annotations
 
-import math
-import statistics
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from tuner.compare import GROUPINGS, group_stats, judge
 from tuner.errors import BadInput, TunerError, did_you_mean
+from tuner.results import (
+    FINISHED,
+    STATES,
+    Comparison,
+    Counts,
+    Provenance,
+    StudySummary,
+    TrialDetail,
+    TrialSummary,
+    rank_key,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -38,11 +49,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Row
     from sqlalchemy.sql import ColumnElement
 
-# tuner's outcomes, in the order they rank, then the state of a trial that has none yet.
-STATES = ("complete", "pruned", "diverged", "failed", "interrupted", "running")
-FINISHED = ("complete", "pruned", "diverged")
 SORTS = ("value", "number", "duration")
-GROUPINGS = ("optimizer", "schedule")
 _FROM_OPTUNA = {
     "COMPLETE": "complete",
     "PRUNED": "pruned",
@@ -51,214 +58,6 @@ _FROM_OPTUNA = {
     # Enqueued, not yet started.
     "WAITING": "running",
 }
-_OPTUNA_STATE = {
-    "complete": "COMPLETE",
-    "pruned": "PRUNED",
-    "diverged": "PRUNED",
-    "failed": "FAIL",
-    "interrupted": "FAIL",
-    "running": "RUNNING",
-}
-# Fewer finished values than this say nothing about how widely a group's trials spread.
-MIN_FOR_SPREAD = 4
-
-
-@dataclass(frozen=True)
-class Counts:
-    """How many trials ended each way; ``running`` ones have not ended yet."""
-
-    complete: int = 0
-    pruned: int = 0
-    diverged: int = 0
-    failed: int = 0
-    interrupted: int = 0
-    running: int = 0
-
-    @classmethod
-    def of(cls, outcomes: Iterable[str]) -> Counts:
-        return cls(**Counter(outcomes))
-
-    @property
-    def total(self) -> int:
-        return sum(getattr(self, state) for state in STATES)
-
-    @property
-    def finished(self) -> int:
-        """Complete, pruned and diverged trials: those that ``--trials`` counts."""
-        return self.complete + self.pruned + self.diverged
-
-    def to_json(self) -> dict[str, int]:
-        return {**{state: getattr(self, state) for state in STATES}, "total": self.total}
-
-    def __str__(self) -> str:
-        parts = [f"{getattr(self, state)} {state}" for state in STATES if getattr(self, state)]
-        return ", ".join(parts) or "no trials"
-
-
-@dataclass(frozen=True)
-class TrialSummary:
-    """One trial as ranked and listed: what it sampled, how it ended, what it took.
-
-    ``outcome`` is tuner's word for the ending (see ``STATES``); :attr:`state` is Optuna's, in
-    which a diverged trial is PRUNED. ``value`` is the study's objective at the trial's last
-    evaluation: for a pruned trial, the one at which it was stopped; None when there was none.
-    ``params`` holds every parameter Optuna sampled, ``lr`` and ``optimizer`` among them, under
-    Optuna's names (``adam.beta1``). ``duration_s`` is the trial's own time, training and
-    evaluation. A running trial, or one that failed before its record was written, is known to
-    Optuna alone: it has its parameters, and None or nothing for the rest.
-    """
-
-    number: int
-    outcome: str
-    value: float | None
-    optimizer: str | None
-    schedule: str | None
-    params: dict[str, Any]
-    duration_s: float | None
-    steps: int | None
-    metrics: dict[str, float]
-    reason: str | None
-    finished_at: datetime | None
-
-    @property
-    def state(self) -> str:
-        return _OPTUNA_STATE[self.outcome]
-
-    @property
-    def lr(self) -> float | None:
-        return self.params.get("lr")
-
-    def to_json(self) -> dict[str, Any]:
-        """The stable JSON form: non-finite numbers become null, times ISO 8601 strings."""
-        return _plain(
-            {
-                "number": self.number,
-                "value": self.value,
-                "state": self.state,
-                "outcome": self.outcome,
-                "optimizer": self.optimizer,
-                "schedule": self.schedule,
-                "params": self.params,
-                "duration_s": self.duration_s,
-                "steps": self.steps,
-                "metrics": self.metrics,
-                "reason": self.reason,
-                "finished_at": self.finished_at,
-            }
-        )
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """What produced a study: plugin and library versions, device, seed and command line."""
-
-    plugins: dict[str, str | None]
-    versions: dict[str, str]
-    device: str
-    seed: int
-    command: str
-
-
-@dataclass(frozen=True)
-class TrialDetail(TrialSummary):
-    """One trial in full: its summary, how it ran, what produced it, and its learning curve.
-
-    ``losses`` and ``lrs`` hold the training loss and learning rate of every step; ``evals``
-    holds one dict per evaluation, ``step`` and ``val_loss`` and the task's metrics.
-    """
-
-    seed: int | None
-    step_time_s: float | None
-    compiled: bool | None
-    provenance: Provenance
-    losses: list[float]
-    lrs: list[float]
-    evals: list[dict[str, float]]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **super().to_json(),
-            **_plain(
-                {
-                    "seed": self.seed,
-                    "step_time_s": self.step_time_s,
-                    "compiled": self.compiled,
-                    "provenance": vars(self.provenance),
-                    "curve": {"losses": self.losses, "lrs": self.lrs, "evals": self.evals},
-                }
-            ),
-        }
-
-
-@dataclass(frozen=True)
-class StudySummary:
-    """A study: its task, its objective and direction, its trials, and its best trial."""
-
-    name: str
-    task: str
-    metric: str
-    direction: str
-    counts: Counts
-    best: TrialSummary | None
-    created_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "task": self.task,
-            "metric": self.metric,
-            "direction": self.direction,
-            "trials": self.counts.to_json(),
-            "best": None if self.best is None else self.best.to_json(),
-            "created_at": self.created_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
-class GroupStats:
-    """The trials of one optimizer, or of one schedule, in a study.
-
-    ``best_value``, ``best_trial`` and ``best_outcome`` are those of the group's best trial,
-    ranked as :meth:`Results.best` ranks; ``median`` and ``iqr`` (the interquartile range,
-    None under ``MIN_FOR_SPREAD`` values) describe the finite values of its finished trials.
-    """
-
-    name: str | None
-    counts: Counts
-    best_value: float | None
-    best_trial: int | None
-    best_outcome: str | None
-    median: float | None
-    iqr: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return _plain({**data, "counts": self.counts.to_json()})
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A study's trials grouped by optimizer or schedule, the leading group first.
-
-    ``gap`` is how far the leader's best value is ahead of the runner-up's; ``spread`` the
-    larger interquartile range of the two groups; ``clear`` says whether the gap exceeds it
-    (None when either is unknown). ``verdict`` says all that in one sentence.
-    """
-
-    study: str
-    by: str
-    metric: str
-    direction: str
-    groups: list[GroupStats]
-    leader: str | None
-    gap: float | None
-    spread: float | None
-    clear: bool | None
-    verdict: str
-
-    def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return _plain({**data, "groups": [group.to_json() for group in self.groups]})
 
 
 def open_results(url: str) -> Results:
@@ -275,9 +74,9 @@ class Results:
     """
 
     def __init__(self, url: str) -> None:
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # start-up time
 
-        from tuner.db import make_engine, mask_url, schema_state, sqlite_path
+        from tuner.db import make_engine, mask_url, schema_state, sqlite_path  # start-up time
 
         self.storage = mask_url(url)
         self._url = url
@@ -309,23 +108,26 @@ class Results:
         """Every study, oldest first."""
         if not self._has_tables:
             return []
-        from sqlalchemy import select
+        from sqlalchemy import select  # start-up time
 
-        from tuner.db import StudyRow
+        from tuner.db import StudyRow  # start-up time
 
         with self._reading() as connection:
             query = select(StudyRow.name).order_by(StudyRow.created_at, StudyRow.name)
             names = list(connection.scalars(query))
-        summaries = []
-        for name in names:
-            with self._read_study(name) as (connection, study, unrecorded):
-                summaries.append(_summary(connection, study, unrecorded))
-        return summaries
+        return [self.study(name) for name in names]
 
     def study(self, name: str) -> StudySummary:
         """One study, with its counts and best trial."""
         with self._read_study(name) as (connection, study, unrecorded):
             return _summary(connection, study, unrecorded)
+
+    def settings(self, study: str) -> dict[str, Any]:
+        """The settings ``tuner search`` stored for the study: its ``task``, ``metric``,
+        ``direction``, ``steps``, ``batch_size``, ``eval_every``, search ``space``, ``sampler``
+        and ``pruner``."""
+        with self._reading() as connection:
+            return dict(self._find(connection, study).settings)
 
     def counts(
         self,
@@ -409,41 +211,47 @@ class Results:
 
     def trial(self, study: str, number: int) -> TrialDetail:
         """One trial in full, learning curve included."""
-        from sqlalchemy import select
+        from sqlalchemy import select  # start-up time
 
-        from tuner.db import CurveRow, TrialRow
+        from tuner.db import CurveRow, TrialRow  # start-up time
 
         with self._reading() as connection:
             record = self._find(connection, study)
+            provenance = Provenance(
+                plugins=record.plugins,
+                versions=record.versions,
+                device=record.device,
+                seed=record.seed,
+                command=record.command,
+            )
             query = (
                 select(TrialRow.__table__, CurveRow.losses, CurveRow.lrs, CurveRow.evals)
                 .outerjoin(CurveRow)
                 .where(TrialRow.study_id == record.id, TrialRow.number == number)
             )
             row = connection.execute(query).first()
-            optuna_id = None if row else self._optuna_trial_id(connection, record, number)
-        provenance = _provenance(record)
-        if row is not None:
-            return TrialDetail(
-                **vars(_from_row(row)),
-                seed=row.seed,
-                step_time_s=row.step_time_s,
-                compiled=row.compiled,
-                provenance=provenance,
-                losses=row.losses or [],
-                lrs=row.lrs or [],
-                evals=row.evals or [],
-            )
-        (unrecorded,) = self._optuna_trials([optuna_id])
+            if row is None:
+                optuna_id = self._optuna_trial_id(connection, record, number)
+                (unrecorded,) = self._optuna_trials([optuna_id])
+                return TrialDetail(
+                    **vars(unrecorded),
+                    seed=None,
+                    step_time_s=None,
+                    compiled=None,
+                    provenance=provenance,
+                    losses=[],
+                    lrs=[],
+                    evals=[],
+                )
         return TrialDetail(
-            **vars(unrecorded),
-            seed=None,
-            step_time_s=None,
-            compiled=None,
+            **vars(_from_row(row)),
+            seed=row.seed,
+            step_time_s=row.step_time_s,
+            compiled=row.compiled,
             provenance=provenance,
-            losses=[],
-            lrs=[],
-            evals=[],
+            losses=row.losses or [],
+            lrs=row.lrs or [],
+            evals=row.evals or [],
         )
 
     def to_dataframe(self, study: str) -> pandas.DataFrame:
@@ -457,14 +265,10 @@ class Results:
         return pandas.json_normalize([trial.to_json() for trial in self.trials(study)])
 
     def compare(self, study: str, by: str = "optimizer") -> Comparison:
-        """The study's trials grouped by ``optimizer`` or ``schedule``, and which group leads.
-
-        A group leads by its best trial, ranked as :meth:`best` ranks. Its lead over the
-        runner-up counts as clear when the gap between their best values exceeds the larger
-        interquartile range of their finished values: when the leader's best is better than
-        the trial-to-trial variation of either group explains.
-        """
-        from sqlalchemy import select
+        """The study's trials grouped by ``optimizer`` or ``schedule``, and which group leads,
+        as :func:`tuner.compare.judge` judges: a group leads by its best trial, ranked as
+        :meth:`best` ranks, and clearly when its lead exceeds the spread within groups."""
+        from sqlalchemy import select  # start-up time
 
         if by not in GROUPINGS:
             raise BadInput(f"cannot group by '{by}'; group by optimizer or schedule")
@@ -474,16 +278,18 @@ class Results:
             rows = [(*row,) for row in connection.execute(query)]
         rows += [(getattr(t, by), t.number, t.outcome, None) for t in unrecorded]
         direction = _direction(record)
-        groups = _groups(rows, direction)
-        return _judge(record.name, by, record.settings.get("metric", "value"), direction, groups)
+        groups = group_stats(rows, direction)
+        return judge(record.name, by, record.settings.get("metric", "value"), direction, groups)
 
     # --- Reading -----------------------------------------------------------------------------
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        from sqlalchemy.exc import SQLAlchemyError
+        """One read-only transaction; a database error, Optuna's storage's too, becomes one
+        line that names the database."""
+        from sqlalchemy.exc import SQLAlchemyError  # start-up time
 
-        from tuner.db import READ_ONLY, storage_failure
+        from tuner.db import READ_ONLY, storage_failure  # start-up time
 
         try:
             with self._engine.connect() as connection:
@@ -504,9 +310,9 @@ class Results:
 
     def _find(self, connection: Connection, name: str) -> Row:
         """The row of study ``name``; BadInput, suggesting the nearest names, if none."""
-        from sqlalchemy import select
+        from sqlalchemy import select  # start-up time
 
-        from tuner.db import StudyRow
+        from tuner.db import StudyRow  # start-up time
 
         names: list[str] = []
         if self._has_tables:
@@ -519,7 +325,7 @@ class Results:
         raise BadInput(f"no study '{name}' in {self.storage}{hint}")
 
     def _has_optuna_tables(self, connection: Connection) -> bool:
-        from sqlalchemy import inspect
+        from sqlalchemy import inspect  # start-up time
 
         if self._optuna_tables is None:
             self._optuna_tables = inspect(connection).has_table("trials")
@@ -534,7 +340,7 @@ class Results:
         for a large study. So this reads the ids and numbers of Optuna's ``trials`` table, the
         columns every Optuna version has had, against our rows, in one indexed query.
         """
-        from sqlalchemy import exists, select
+        from sqlalchemy import exists, select  # start-up time
 
         if not self._has_optuna_tables(connection):
             return []
@@ -551,7 +357,7 @@ class Results:
 
     def _optuna_trial_id(self, connection: Connection, study: Row, number: int) -> int:
         """Optuna's id of trial ``number``; BadInput, saying which numbers exist, if none."""
-        from sqlalchemy import func, select
+        from sqlalchemy import func, select  # start-up time
 
         count = 0
         if self._has_optuna_tables(connection):
@@ -574,41 +380,29 @@ class Results:
 
     def _optuna_trials(self, ids: list[int]) -> list[TrialSummary]:
         """Trials as Optuna's storage knows them, opened to read only: it neither creates
-        tables nor migrates."""
+        tables nor migrates. Called within :meth:`_reading`, which reports its errors."""
         if not ids:
             return []
-        with self._optuna_errors():
-            if self._optuna_storage is None:
-                import optuna
+        if self._optuna_storage is None:
+            import optuna  # start-up time
 
-                from tuner.db import engine_kwargs
+            from tuner.db import engine_kwargs  # start-up time
 
-                self._optuna_storage = optuna.storages.RDBStorage(
-                    self._engine.url.render_as_string(hide_password=False),
-                    engine_kwargs=engine_kwargs(self._url),
-                    skip_compatibility_check=True,
-                    skip_table_creation=True,
-                )
-            return [_from_optuna(self._optuna_storage.get_trial(id_)) for id_ in ids]
-
-    @contextmanager
-    def _optuna_errors(self) -> Iterator[None]:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from tuner.db import storage_failure
-
-        try:
-            yield
-        except SQLAlchemyError as error:
-            raise storage_failure(error, self._engine.url) from None
+            self._optuna_storage = optuna.storages.RDBStorage(
+                self._engine.url.render_as_string(hide_password=False),
+                engine_kwargs=engine_kwargs(self._url),
+                skip_compatibility_check=True,
+                skip_table_creation=True,
+            )
+        return [_from_optuna(self._optuna_storage.get_trial(id_)) for id_ in ids]
 
 
 # --- SQL ---------------------------------------------------------------------------------------
 
 
 def _columns() -> Any:
-    """The columns of tuner's trial table, imported on first use (see the module's docstring)."""
-    from tuner.db import TrialRow
+    """The columns of tuner's trial table."""
+    from tuner.db import TrialRow  # start-up time
 
     return TrialRow.__table__.c
 
@@ -640,7 +434,7 @@ def _counts(
     unrecorded: list[TrialSummary],
 ) -> Counts:
     """The outcomes of the study's recorded trials that pass ``filters``, and of ``unrecorded``."""
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select  # start-up time
 
     c = _columns()
     query = (
@@ -656,8 +450,8 @@ def _direction(study: Row) -> str:
 
 
 def _listing(study_id: int) -> Any:
-    """The columns a listing shows, of one study's trials: never the curves."""
-    from sqlalchemy import select
+    """The columns of one study's trials that a listing shows: never the curves."""
+    from sqlalchemy import select  # start-up time
 
     c = _columns()
     columns = (
@@ -677,13 +471,14 @@ def _listing(study_id: int) -> Any:
 
 
 def _ranked(direction: str) -> list[ColumnElement[Any]]:
-    """ORDER BY terms that rank as :func:`_rank_key` does, on SQLite and PostgreSQL alike.
+    """ORDER BY terms that rank as :func:`tuner.results.rank_key` does, on SQLite and
+    PostgreSQL alike.
 
     SQLite stores NaN as NULL, PostgreSQL sorts NaN above infinity: "finite" is tested as
     ``abs(value) <= the largest double``, which NULL, NaN and infinities all fail, and every
     non-finite value sorts as 0 so that trial numbers alone order them.
     """
-    from sqlalchemy import and_, case, func
+    from sqlalchemy import and_, case, func  # start-up time
 
     value = _columns().value
     finite = and_(value.is_not(None), func.abs(value) <= sys.float_info.max)
@@ -697,16 +492,6 @@ def _ranked(direction: str) -> list[ColumnElement[Any]]:
     ]
 
 
-def _rank_key(
-    outcome: str, value: float | None, number: int, direction: str
-) -> tuple[bool, int, float, int]:
-    """Where a trial ranks: finite values first, then by outcome (complete, pruned, diverged,
-    failed, running), then by value in the study's direction, then by number."""
-    finite = value is not None and math.isfinite(value)
-    sign = -1.0 if direction == "maximize" else 1.0
-    return (not finite, STATES.index(outcome), sign * value if finite else 0.0, number)
-
-
 def _sql_order(sort: str, direction: str) -> list[Any]:
     if sort == "value":
         return _ranked(direction)
@@ -717,7 +502,7 @@ def _sql_order(sort: str, direction: str) -> list[Any]:
 
 def _python_order(sort: str, direction: str) -> Any:
     if sort == "value":
-        return lambda t: _rank_key(t.outcome, t.value, t.number, direction)
+        return lambda t: rank_key(t.outcome, t.value, t.number, direction)
     if sort == "duration":
         return lambda t: (t.duration_s is None, t.duration_s or 0.0, t.number)
     return lambda trial: trial.number
@@ -731,7 +516,7 @@ def _filters(
 ) -> list[ColumnElement[bool]]:
     """WHERE clauses for the optimizers and schedules asked for; BadInput naming those the
     study used when it never used one of them."""
-    from sqlalchemy import select
+    from sqlalchemy import select  # start-up time
 
     clauses = []
     for kind, names in (("optimizer", optimizer), ("schedule", schedule)):
@@ -772,9 +557,28 @@ def _from_row(row: Row) -> TrialSummary:
     )
 
 
+def _matching(
+    trials: list[TrialSummary],
+    states: Sequence[str],
+    optimizer: str | Sequence[str] | None,
+    schedule: str | Sequence[str] | None,
+) -> list[TrialSummary]:
+    def wanted(value: str | None, names: str | Sequence[str] | None) -> bool:
+        return names is None or value in _names(names)
+
+    return [
+        t
+        for t in trials
+        if t.outcome in states and wanted(t.optimizer, optimizer) and wanted(t.schedule, schedule)
+    ]
+
+
+# --- Optuna's tables -----------------------------------------------------------------------------
+
+
 def _optuna_tables() -> tuple[Any, Any]:
     """The two columns of Optuna's ``trials`` and ``studies`` tables that we read."""
-    from sqlalchemy import column, table
+    from sqlalchemy import column, table  # start-up time
 
     trials = table("trials", column("trial_id"), column("number"), column("study_id"))
     return trials, table("studies", column("study_id"), column("study_name"))
@@ -804,149 +608,3 @@ def _from_optuna(trial: FrozenTrial) -> TrialSummary:
 def _utc(moment: datetime | None) -> datetime | None:
     # Optuna stores naive local times.
     return None if moment is None else moment.astimezone(UTC)
-
-
-def _matching(
-    trials: list[TrialSummary],
-    states: Sequence[str],
-    optimizer: str | Sequence[str] | None,
-    schedule: str | Sequence[str] | None,
-) -> list[TrialSummary]:
-    def wanted(value: str | None, names: str | Sequence[str] | None) -> bool:
-        return names is None or value in _names(names)
-
-    return [
-        t
-        for t in trials
-        if t.outcome in states and wanted(t.optimizer, optimizer) and wanted(t.schedule, schedule)
-    ]
-
-
-def _provenance(study: Row) -> Provenance:
-    return Provenance(
-        plugins=study.plugins,
-        versions=study.versions,
-        device=study.device,
-        seed=study.seed,
-        command=study.command,
-    )
-
-
-# --- Comparing groups -------------------------------------------------------------------------
-
-
-def _groups(rows: list[tuple[Any, ...]], direction: str) -> list[GroupStats]:
-    """One GroupStats for each name among ``(name, number, outcome, value)`` rows: the group
-    with the best trial first, groups without a finished trial last, by name."""
-    by_name: dict[str | None, list[tuple[Any, ...]]] = {}
-    for name, *trial in rows:
-        by_name.setdefault(name, []).append(trial)
-    ranked = []
-    for name, trials in by_name.items():
-        finished = sorted(
-            (_rank_key(outcome, value, number, direction), number, outcome, value)
-            for number, outcome, value in trials
-            if outcome in FINISHED
-        )
-        values = [t[3] for t in finished if t[3] is not None and math.isfinite(t[3])]
-        rank, number, outcome, value = finished[0] if finished else ((), None, None, None)
-        group = GroupStats(
-            name=name,
-            counts=Counts.of(trial[1] for trial in trials),
-            best_value=value,
-            best_trial=number,
-            best_outcome=outcome,
-            median=statistics.median(values) if values else None,
-            iqr=_iqr(values),
-        )
-        ranked.append(((not finished, rank, name or ""), group))
-    return [group for _, group in sorted(ranked, key=lambda pair: pair[0])]
-
-
-def _iqr(values: list[float]) -> float | None:
-    if len(values) < MIN_FOR_SPREAD:
-        return None
-    low, _, high = statistics.quantiles(values, n=4, method="inclusive")
-    return high - low
-
-
-def _judge(
-    study: str, by: str, metric: str, direction: str, groups: list[GroupStats]
-) -> Comparison:
-    """The comparison, with its verdict in words."""
-    ranked = [g for g in groups if g.best_value is not None and math.isfinite(g.best_value)]
-    leader = ranked[0] if ranked else None
-    runner_up = ranked[1] if len(ranked) > 1 else None
-    gap = spread = clear = None
-    if leader is None:
-        verdict = "No trial has finished with a value yet: nothing to compare."
-    elif runner_up is None:
-        verdict = (
-            f"Only {by} {leader.name} has finished trials with a value: "
-            "there is nothing to compare it with."
-        )
-    elif leader.best_outcome != runner_up.best_outcome:
-        verdict = (
-            f"{by.capitalize()} {leader.name} leads: its best trial ({leader.best_trial}, "
-            f"{metric} {_short(leader.best_value)}) is {leader.best_outcome}, while the best of "
-            f"{runner_up.name} was {runner_up.best_outcome}, its value measured before the end."
-        )
-    elif leader.best_value == runner_up.best_value:
-        gap, clear = 0.0, False
-        verdict = (
-            f"{by.capitalize()} {leader.name} and {runner_up.name} tie for the best {metric}, "
-            f"{_short(leader.best_value)}: nothing separates them yet."
-        )
-    else:
-        gap = abs(leader.best_value - runner_up.best_value)
-        spreads = [g.iqr for g in (leader, runner_up) if g.iqr is not None]
-        spread = max(spreads) if spreads else None
-        verdict = (
-            f"{by.capitalize()} {leader.name} leads: its best {metric} {_short(leader.best_value)} "
-            f"(trial {leader.best_trial}) is {_short(gap)} better than {runner_up.name}'s "
-            f"{_short(runner_up.best_value)}"
-        )
-        if spread is None:
-            verdict += (
-                f"; too few finished trials to measure the spread within groups "
-                f"({MIN_FOR_SPREAD} a group are needed)."
-            )
-        else:
-            clear = gap > spread
-            verdict += (
-                f", {'more' if clear else 'no more'} than the spread within groups "
-                f"(interquartile range up to {_short(spread)}): "
-                + ("the lead is clear." if clear else "the lead may be chance; run more trials.")
-            )
-    return Comparison(
-        study=study,
-        by=by,
-        metric=metric,
-        direction=direction,
-        groups=groups,
-        leader=None if leader is None else leader.name,
-        gap=gap,
-        spread=spread,
-        clear=clear,
-        verdict=verdict,
-    )
-
-
-def _short(value: float) -> str:
-    return f"{value:.4g}"
-
-
-# --- JSON --------------------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as JSON can hold it: non-finite floats as null, datetimes as ISO 8601."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value

@@ -27,16 +27,9 @@ from tuner.cli.output import (
     wide_option,
     wrap,
 )
-from tuner.query import (
-    GROUPINGS,
-    SORTS,
-    STATES,
-    Comparison,
-    StudySummary,
-    TrialDetail,
-    TrialSummary,
-    open_results,
-)
+from tuner.compare import GROUPINGS
+from tuner.query import SORTS, open_results
+from tuner.results import STATES, Comparison, StudySummary, TrialDetail, TrialSummary
 
 # The CSV's first columns, as in TrialSummary.to_json; params.* and metrics.* follow.
 CSV_COLUMNS = (

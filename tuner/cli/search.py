@@ -19,7 +19,8 @@ from tuner.plan import SearchConfig
 from tuner.query import open_results
 
 if TYPE_CHECKING:
-    from tuner.query import Results, TrialSummary
+    from tuner.query import Results
+    from tuner.results import TrialSummary
 
 LEADERBOARD_SIZE = 5
 # The options that are SearchConfig's fields as they are; --optimizers and --schedules are split.

@@ -1,0 +1,125 @@
+"""How the optimizers, or the schedules, of a study compare: each group's statistics, and a
+sentence that says which leads and whether its lead is more than chance.
+
+This is arithmetic on values already read, apart from the SQL of :mod:`tuner.query` that reads
+them, so that the verdict, which people act on, can be tested on groups made up to sit on
+either side of every rule.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from tuner.results import FINISHED, Comparison, Counts, GroupStats, rank_key
+
+GROUPINGS = ("optimizer", "schedule")
+# Fewer finished values than this say nothing about how widely a group's trials spread.
+MIN_FOR_SPREAD = 4
+
+
+def group_stats(rows: Sequence[tuple[Any, ...]], direction: str) -> list[GroupStats]:
+    """One GroupStats for each name among ``(name, number, outcome, value)`` rows: the group
+    with the best trial first, groups without a finished trial last, by name."""
+    by_name: dict[str | None, list[tuple[Any, ...]]] = {}
+    for name, *trial in rows:
+        by_name.setdefault(name, []).append(trial)
+    ranked = []
+    for name, trials in by_name.items():
+        finished = sorted(
+            (rank_key(outcome, value, number, direction), number, outcome, value)
+            for number, outcome, value in trials
+            if outcome in FINISHED
+        )
+        values = [t[3] for t in finished if t[3] is not None and math.isfinite(t[3])]
+        rank, number, outcome, value = finished[0] if finished else ((), None, None, None)
+        group = GroupStats(
+            name=name,
+            counts=Counts.of(trial[1] for trial in trials),
+            best_value=value,
+            best_trial=number,
+            best_outcome=outcome,
+            median=statistics.median(values) if values else None,
+            iqr=_iqr(values),
+        )
+        ranked.append(((not finished, rank, name or ""), group))
+    return [group for _, group in sorted(ranked, key=lambda pair: pair[0])]
+
+
+def _iqr(values: list[float]) -> float | None:
+    if len(values) < MIN_FOR_SPREAD:
+        return None
+    low, _, high = statistics.quantiles(values, n=4, method="inclusive")
+    return high - low
+
+
+def judge(study: str, by: str, metric: str, direction: str, groups: list[GroupStats]) -> Comparison:
+    """The comparison of ``groups``, ranked as :func:`group_stats` ranks them, with its verdict
+    in words.
+
+    The lead counts as clear when the gap between the two best groups' best values exceeds the
+    larger interquartile range of their finished values: when the leader's best is better than
+    the trial-to-trial variation of either group explains.
+    """
+    ranked = [g for g in groups if g.best_value is not None and math.isfinite(g.best_value)]
+    leader = ranked[0] if ranked else None
+    runner_up = ranked[1] if len(ranked) > 1 else None
+    gap = spread = clear = None
+    if leader is None:
+        verdict = "No trial has finished with a value yet: nothing to compare."
+    elif runner_up is None:
+        verdict = (
+            f"Only {by} {leader.name} has finished trials with a value: "
+            "there is nothing to compare it with."
+        )
+    elif leader.best_outcome != runner_up.best_outcome:
+        verdict = (
+            f"{by.capitalize()} {leader.name} leads: its best trial ({leader.best_trial}, "
+            f"{metric} {_short(leader.best_value)}) is {leader.best_outcome}, while the best of "
+            f"{runner_up.name} was {runner_up.best_outcome}, its value measured before the end."
+        )
+    elif leader.best_value == runner_up.best_value:
+        gap, clear = 0.0, False
+        verdict = (
+            f"{by.capitalize()} {leader.name} and {runner_up.name} tie for the best {metric}, "
+            f"{_short(leader.best_value)}: nothing separates them yet."
+        )
+    else:
+        gap = abs(leader.best_value - runner_up.best_value)
+        spreads = [g.iqr for g in (leader, runner_up) if g.iqr is not None]
+        spread = max(spreads) if spreads else None
+        verdict = (
+            f"{by.capitalize()} {leader.name} leads: its best {metric} {_short(leader.best_value)} "
+            f"(trial {leader.best_trial}) is {_short(gap)} better than {runner_up.name}'s "
+            f"{_short(runner_up.best_value)}"
+        )
+        if spread is None:
+            verdict += (
+                f"; too few finished trials to measure the spread within groups "
+                f"({MIN_FOR_SPREAD} a group are needed)."
+            )
+        else:
+            clear = gap > spread
+            verdict += (
+                f", {'more' if clear else 'no more'} than the spread within groups "
+                f"(interquartile range up to {_short(spread)}): "
+                + ("the lead is clear." if clear else "the lead may be chance; run more trials.")
+            )
+    return Comparison(
+        study=study,
+        by=by,
+        metric=metric,
+        direction=direction,
+        groups=groups,
+        leader=None if leader is None else leader.name,
+        gap=gap,
+        spread=spread,
+        clear=clear,
+        verdict=verdict,
+    )
+
+
+def _short(value: float) -> str:
+    return f"{value:.4g}"

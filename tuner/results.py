@@ -1,0 +1,253 @@
+"""The answers that reading a study gives, as typed objects with a stable JSON form.
+
+``tuner best``, ``trials``, ``show``, ``studies`` and ``compare``, and scripts through
+``tuner.open_results``, all receive these objects, whoever computed them: the SQL of
+:mod:`tuner.query` or the statistics of :mod:`tuner.compare`. Keeping them apart from both
+means a command or a script can name them, and the README's JSON is defined in one place, by
+their ``to_json``. They import only the standard library, so ``import tuner`` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+# tuner's outcomes, in the order they rank, then the state of a trial that has none yet.
+STATES = ("complete", "pruned", "diverged", "failed", "interrupted", "running")
+FINISHED = ("complete", "pruned", "diverged")
+# Optuna's state of a trial that ended each way: Optuna cannot tell a diverged trial from a
+# pruned one, nor an interrupted one from a failure.
+OPTUNA_STATE = {
+    "complete": "COMPLETE",
+    "pruned": "PRUNED",
+    "diverged": "PRUNED",
+    "failed": "FAIL",
+    "interrupted": "FAIL",
+    "running": "RUNNING",
+}
+
+
+def rank_key(
+    outcome: str, value: float | None, number: int, direction: str
+) -> tuple[bool, int, float, int]:
+    """Where a trial ranks: finite values first, then by outcome (complete, pruned, diverged,
+    failed, running), then by value in the study's direction, then by number."""
+    finite = value is not None and math.isfinite(value)
+    sign = -1.0 if direction == "maximize" else 1.0
+    return (not finite, STATES.index(outcome), sign * value if finite else 0.0, number)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many trials ended each way; ``running`` ones have not ended yet."""
+
+    complete: int = 0
+    pruned: int = 0
+    diverged: int = 0
+    failed: int = 0
+    interrupted: int = 0
+    running: int = 0
+
+    @classmethod
+    def of(cls, outcomes: Iterable[str]) -> Counts:
+        return cls(**Counter(outcomes))
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, state) for state in STATES)
+
+    @property
+    def finished(self) -> int:
+        """Complete, pruned and diverged trials: those that ``--trials`` counts."""
+        return self.complete + self.pruned + self.diverged
+
+    def to_json(self) -> dict[str, int]:
+        return {**{state: getattr(self, state) for state in STATES}, "total": self.total}
+
+    def __str__(self) -> str:
+        parts = [f"{getattr(self, state)} {state}" for state in STATES if getattr(self, state)]
+        return ", ".join(parts) or "no trials"
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One trial as ranked and listed: what it sampled, how it ended, what it took.
+
+    ``outcome`` is tuner's word for the ending (see ``STATES``); :attr:`state` is Optuna's, in
+    which a diverged trial is PRUNED. ``value`` is the study's objective at the trial's last
+    evaluation: for a pruned trial, the one at which it was stopped; None when there was none.
+    ``params`` holds every parameter Optuna sampled, ``lr`` and ``optimizer`` among them, under
+    Optuna's names (``adam.beta1``). ``duration_s`` is the trial's own time, training and
+    evaluation. A running trial, or one that failed before its record was written, is known to
+    Optuna alone: it has its parameters, and None or nothing for the rest.
+    """
+
+    number: int
+    outcome: str
+    value: float | None
+    optimizer: str | None
+    schedule: str | None
+    params: dict[str, Any]
+    duration_s: float | None
+    steps: int | None
+    metrics: dict[str, float]
+    reason: str | None
+    finished_at: datetime | None
+
+    @property
+    def state(self) -> str:
+        return OPTUNA_STATE[self.outcome]
+
+    @property
+    def lr(self) -> float | None:
+        return self.params.get("lr")
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form: non-finite numbers become null, times ISO 8601 strings."""
+        return _plain(
+            {
+                "number": self.number,
+                "value": self.value,
+                "state": self.state,
+                "outcome": self.outcome,
+                "optimizer": self.optimizer,
+                "schedule": self.schedule,
+                "params": self.params,
+                "duration_s": self.duration_s,
+                "steps": self.steps,
+                "metrics": self.metrics,
+                "reason": self.reason,
+                "finished_at": self.finished_at,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced a study: plugin and library versions, device, seed and command line."""
+
+    plugins: dict[str, str | None]
+    versions: dict[str, str]
+    device: str
+    seed: int
+    command: str
+
+
+@dataclass(frozen=True)
+class TrialDetail(TrialSummary):
+    """One trial in full: its summary, how it ran, what produced it, and its learning curve.
+
+    ``losses`` and ``lrs`` hold the training loss and learning rate of every step; ``evals``
+    holds one dict per evaluation, ``step`` and ``val_loss`` and the task's metrics.
+    """
+
+    seed: int | None
+    step_time_s: float | None
+    compiled: bool | None
+    provenance: Provenance
+    losses: list[float]
+    lrs: list[float]
+    evals: list[dict[str, float]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **super().to_json(),
+            **_plain(
+                {
+                    "seed": self.seed,
+                    "step_time_s": self.step_time_s,
+                    "compiled": self.compiled,
+                    "provenance": vars(self.provenance),
+                    "curve": {"losses": self.losses, "lrs": self.lrs, "evals": self.evals},
+                }
+            ),
+        }
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A study: its task, its objective and direction, its trials, and its best trial."""
+
+    name: str
+    task: str
+    metric: str
+    direction: str
+    counts: Counts
+    best: TrialSummary | None
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "metric": self.metric,
+            "direction": self.direction,
+            "trials": self.counts.to_json(),
+            "best": None if self.best is None else self.best.to_json(),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """The trials of one optimizer, or of one schedule, in a study.
+
+    ``best_value``, ``best_trial`` and ``best_outcome`` are those of the group's best trial,
+    ranked as :func:`rank_key` ranks; ``median`` and ``iqr`` (the interquartile range, None
+    under ``tuner.compare.MIN_FOR_SPREAD`` values) describe the finite values of its finished
+    trials.
+    """
+
+    name: str | None
+    counts: Counts
+    best_value: float | None
+    best_trial: int | None
+    best_outcome: str | None
+    median: float | None
+    iqr: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return _plain({**data, "counts": self.counts.to_json()})
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A study's trials grouped by optimizer or schedule, the leading group first.
+
+    ``gap`` is how far the leader's best value is ahead of the runner-up's; ``spread`` the
+    larger interquartile range of the two groups; ``clear`` says whether the gap exceeds it
+    (None when either is unknown). ``verdict`` says all that in one sentence.
+    """
+
+    study: str
+    by: str
+    metric: str
+    direction: str
+    groups: list[GroupStats]
+    leader: str | None
+    gap: float | None
+    spread: float | None
+    clear: bool | None
+    verdict: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return _plain({**data, "groups": [group.to_json() for group in self.groups]})
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON can hold it: non-finite floats as null, datetimes as ISO 8601."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
