@@ -11,7 +11,6 @@ import csv
 import io
 import math
 from collections.abc import Sequence
-from textwrap import shorten
 from typing import Any
 
 import click
@@ -19,7 +18,6 @@ import click
 from tuner.cli import format_option, storage_option
 from tuner.cli.output import (
     SPARKLINE,
-    WIDTH,
     echo_json,
     number,
     sparkline,
@@ -27,9 +25,10 @@ from tuner.cli.output import (
     wide_option,
     wrap,
 )
+from tuner.cli.trials import trial_table, value_text
 from tuner.compare import GROUPINGS
 from tuner.query import SORTS, open_results
-from tuner.results import STATES, Comparison, StudySummary, TrialDetail, TrialSummary
+from tuner.results import STATES, Comparison, StudySummary, TrialDetail
 
 # The CSV's first columns, as in TrialSummary.to_json; params.* and metrics.* follow.
 CSV_COLUMNS = (
@@ -240,7 +239,7 @@ def show_command(study: str, number: int, storage: str, width: int | None, fmt: 
 def _trial_page(trial: TrialDetail, study: StudySummary, width: int | None) -> str:
     value = f", {study.metric} {number(trial.value)}" if trial.value is not None else ""
     heading = f"Trial {trial.number} of study {study.name} ({study.task}): {trial.outcome}{value}"
-    params = [(k, _short(v)) for k, v in trial.params.items()]
+    params = [(k, value_text(v)) for k, v in trial.params.items()]
     sections = [wrap(heading, width), table(["parameter", "value"], params, width=width)]
     sections.append(_pairs(_about(trial), width))
     curves = [
@@ -250,7 +249,7 @@ def _trial_page(trial: TrialDetail, study: StudySummary, width: int | None) -> s
     sections.append("\n".join(line for line in curves if line) or "no learning curve recorded")
     if trial.evals:
         keys = list(dict.fromkeys(k for e in trial.evals for k in e))
-        rows = [[_short(e.get(k)) for k in keys] for e in trial.evals]
+        rows = [[value_text(e.get(k)) for k in keys] for e in trial.evals]
         sections.append(table(keys, rows, width=width))
     return "\n\n".join(sections)
 
@@ -341,66 +340,6 @@ def _comparison_table(comparison: Comparison, width: int | None) -> str:
     headers = [comparison.by, "trials", "complete", "pruned", "diverged"]
     headers += [f"best {comparison.metric}", "median", "IQR", "best trial"]
     return f"{table(headers, rows, width=width)}\n\n{wrap(comparison.verdict, width)}"
-
-
-def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None = WIDTH) -> str:
-    """Trials as a table, in the order given: value, the other metrics, the optimizer and
-    schedule with their own settings, and time; outcome and steps when not all are complete,
-    and the reason when one has one. To fit ``width``, the settings go under each row and the
-    reasons are cut short."""
-    others = sorted({k for t in trials for k in t.metrics} - {metric})
-    unfinished = any(t.outcome != "complete" for t in trials)
-    reasons = any(t.reason for t in trials)
-    headers = ["trial", metric, *others, "optimizer", "schedule", "lr", "settings"]
-    headers += [*(["outcome", "steps"] if unfinished else []), "time"]
-    headers += ["reason"] if reasons else []
-    rows = []
-    for trial in trials:
-        row = [
-            trial.number,
-            number(trial.value),
-            *(number(trial.metrics.get(k)) for k in others),
-            trial.optimizer or "-",
-            trial.schedule or "-",
-            number(trial.lr, 3),
-            _settings(trial),
-        ]
-        if unfinished:
-            row += [trial.outcome, "-" if trial.steps is None else trial.steps]
-        row.append("-" if trial.duration_s is None else f"{trial.duration_s:.1f}s")
-        if reasons:
-            row.append(shorten(trial.reason or "-", REASON_WIDTH, placeholder="…"))
-        rows.append(row)
-    return table(headers, rows, width=width, below=["settings"], shrink=["reason"])
-
-
-# Long enough to tell reasons apart; `tuner show` prints one whole.
-REASON_WIDTH = 60
-
-
-def _settings(trial: TrialSummary) -> str:
-    """The trial's own optimizer parameters, then its schedule's and its warmup unless none:
-    two groups, since an optimizer and a schedule may name a parameter alike."""
-
-    def of(plugin: str) -> list[str]:
-        prefix = f"{plugin}."
-        return [
-            f"{key.removeprefix(prefix)}={_short(value)}"
-            for key, value in trial.params.items()
-            if key.startswith(prefix)
-        ]
-
-    schedule = of(trial.schedule)
-    if trial.params.get("warmup"):
-        schedule.append(f"warmup={_short(trial.params['warmup'])}")
-    return " | ".join(" ".join(group) or "-" for group in (of(trial.optimizer), schedule))
-
-
-def _short(value: Any) -> str:
-    if value is None:
-        return "-"
-    # Four figures, so that a beta of 0.9995 does not read as 1.
-    return number(value, 4) if isinstance(value, float) else str(value).lower()
 
 
 def _echo_records(records: list[dict[str, Any]], fmt: str) -> None:

@@ -14,7 +14,7 @@ from click.core import ParameterSource
 
 from tuner.cli import INTERRUPTED_STATUS, load_registry, plugin_option, storage_option
 from tuner.cli.progress import CtrlC, Display
-from tuner.cli.results import trial_table
+from tuner.cli.trials import trial_table
 from tuner.plan import SearchConfig
 from tuner.query import open_results
 

@@ -1,0 +1,72 @@
+"""How trials read in a table: the listing of ``tuner best`` and ``tuner trials``, and the
+leaderboard that ``tuner search`` ends with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from textwrap import shorten
+from typing import Any
+
+from tuner.cli.output import WIDTH, number, table
+from tuner.results import TrialSummary
+
+
+def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None = WIDTH) -> str:
+    """Trials as a table, in the order given: value, the other metrics, the optimizer and
+    schedule with their own settings, and time; outcome and steps when not all are complete,
+    and the reason when one has one. To fit ``width``, the settings go under each row and the
+    reasons are cut short."""
+    others = sorted({k for t in trials for k in t.metrics} - {metric})
+    unfinished = any(t.outcome != "complete" for t in trials)
+    reasons = any(t.reason for t in trials)
+    headers = ["trial", metric, *others, "optimizer", "schedule", "lr", "settings"]
+    headers += [*(["outcome", "steps"] if unfinished else []), "time"]
+    headers += ["reason"] if reasons else []
+    rows = []
+    for trial in trials:
+        row = [
+            trial.number,
+            number(trial.value),
+            *(number(trial.metrics.get(k)) for k in others),
+            trial.optimizer or "-",
+            trial.schedule or "-",
+            number(trial.lr, 3),
+            settings(trial),
+        ]
+        if unfinished:
+            row += [trial.outcome, "-" if trial.steps is None else trial.steps]
+        row.append("-" if trial.duration_s is None else f"{trial.duration_s:.1f}s")
+        if reasons:
+            row.append(shorten(trial.reason or "-", REASON_WIDTH, placeholder="…"))
+        rows.append(row)
+    return table(headers, rows, width=width, below=["settings"], shrink=["reason"])
+
+
+# Long enough to tell reasons apart; `tuner show` prints one whole.
+REASON_WIDTH = 60
+
+
+def settings(trial: TrialSummary) -> str:
+    """The trial's own optimizer parameters, then its schedule's and its warmup unless none:
+    two groups, since an optimizer and a schedule may name a parameter alike."""
+
+    def of(plugin: str) -> list[str]:
+        prefix = f"{plugin}."
+        return [
+            f"{key.removeprefix(prefix)}={value_text(value)}"
+            for key, value in trial.params.items()
+            if key.startswith(prefix)
+        ]
+
+    schedule = of(trial.schedule)
+    if trial.params.get("warmup"):
+        schedule.append(f"warmup={value_text(trial.params['warmup'])}")
+    return " | ".join(" ".join(group) or "-" for group in (of(trial.optimizer), schedule))
+
+
+def value_text(value: Any) -> str:
+    """A parameter's value as tables show it."""
+    if value is None:
+        return "-"
+    # Four figures, so that a beta of 0.9995 does not read as 1.
+    return number(value, 4) if isinstance(value, float) else str(value).lower()
