@@ -138,11 +138,11 @@ def test_twenty_interrupts_at_any_moment_leave_no_trial_running(tmp_path):
         assert "Traceback" not in err and "Exception ignored" not in err, err
         told = "Continue it: tuner search --study s " in out
         assert told or "continue it: tuner search --study s " in err, (out, err)
-        assert running(url, "s") == []
+        assert running(url, "s") == [], (out, err)
     with open_results(url) as results:
         counts = results.study("s").counts
     assert counts.running == 0
-    assert counts.interrupted >= 10
+    assert counts.interrupted >= 10, counts
 
 
 class StopAtTrial(Watcher):
