@@ -1,8 +1,8 @@
 """How the optimizers, or the schedules, of a study compare: each group's statistics, and a
 sentence that says which leads and whether its lead is more than chance.
 
-This is arithmetic on values already read, apart from the SQL of :mod:`tuner.query` that reads
-them, so that the verdict, which people act on, can be tested on groups made up to sit on
+This is arithmetic on values already read, apart from the SQL of :mod:`tuner.db.reads` that
+reads them, so that the verdict, which people act on, can be tested on groups made up to sit on
 either side of every rule.
 """
 

@@ -14,15 +14,13 @@ Reading never writes: a SQLite file that does not exist is not created, tables t
 are not migrated, and on SQLite each read is one DEFERRED transaction, which under WAL never
 waits for a writer.
 
-SQLAlchemy, :mod:`tuner.db` and Optuna are imported in the functions that read, when a storage
-is opened, not at the top: importing them takes most of a second, which ``import tuner`` (every
-plugin does it) and the start of ``tuner best`` must not pay.
+The SQL of these reads is :mod:`tuner.db.reads`'s. It, SQLAlchemy, :mod:`tuner.db` and Optuna
+are imported when a storage is opened, not at the top: importing them takes most of a second,
+which ``import tuner`` (every plugin does it) and the start of ``tuner best`` must not pay.
 """
 
 from __future__ import annotations
 
-import sys
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -35,7 +33,6 @@ from tuner.results import (
     STATES,
     Comparison,
     Counts,
-    Provenance,
     StudySummary,
     TrialDetail,
     TrialSummary,
@@ -47,7 +44,6 @@ if TYPE_CHECKING:
     from optuna.storages import RDBStorage
     from optuna.trial import FrozenTrial
     from sqlalchemy import Connection, Row
-    from sqlalchemy.sql import ColumnElement
 
 SORTS = ("value", "number", "duration")
 _FROM_OPTUNA = {
@@ -76,8 +72,16 @@ class Results:
     def __init__(self, url: str) -> None:
         from sqlalchemy.engine import make_url  # start-up time
 
-        from tuner.db import make_engine, mask_url, schema_state, sqlite_path  # start-up time
+        from tuner.db import (  # start-up time
+            make_engine,
+            mask_url,
+            reads,
+            schema_state,
+            sqlite_path,
+        )
 
+        # The SQL of every read below; kept here so that only opening a storage imports it.
+        self._sql = reads
         self.storage = mask_url(url)
         self._url = url
         state = schema_state(url)
@@ -108,19 +112,14 @@ class Results:
         """Every study, oldest first."""
         if not self._has_tables:
             return []
-        from sqlalchemy import select  # start-up time
-
-        from tuner.db import StudyRow  # start-up time
-
         with self._reading() as connection:
-            query = select(StudyRow.name).order_by(StudyRow.created_at, StudyRow.name)
-            names = list(connection.scalars(query))
+            names = self._sql.study_names(connection)
         return [self.study(name) for name in names]
 
     def study(self, name: str) -> StudySummary:
         """One study, with its counts and best trial."""
         with self._read_study(name) as (connection, study, unrecorded):
-            return _summary(connection, study, unrecorded)
+            return self._sql.summary(connection, study, unrecorded)
 
     def settings(self, study: str) -> dict[str, Any]:
         """The settings ``tuner search`` stored for the study: its ``task``, ``metric``,
@@ -138,10 +137,11 @@ class Results:
     ) -> Counts:
         """How the study's trials of these optimizers and schedules ended; of all its trials
         when neither is given."""
+        sql = self._sql
         with self._read_study(study) as (connection, record, unrecorded):
-            filters = _filters(connection, record, optimizer, schedule)
-            wanted = _matching(unrecorded, STATES, optimizer, schedule)
-            return _counts(connection, record, filters, wanted)
+            filters = sql.filters(connection, record, optimizer, schedule)
+            wanted = sql.matching(unrecorded, STATES, optimizer, schedule)
+            return sql.counts(connection, record, filters, wanted)
 
     def best(
         self,
@@ -163,14 +163,8 @@ class Results:
             raise BadInput(f"n must be at least 1, got {n}")
         with self._reading() as connection:
             record = self._find(connection, study)
-            query = (
-                _listing(record.id)
-                .where(*_filters(connection, record, optimizer, schedule))
-                .where(_columns().outcome.in_(FINISHED))
-                .order_by(*_ranked(_direction(record)))
-                .limit(n)
-            )
-            return [_from_row(row) for row in connection.execute(query)]
+            filters = self._sql.filters(connection, record, optimizer, schedule)
+            return self._sql.best(connection, record, filters, n)
 
     def trials(
         self,
@@ -188,7 +182,8 @@ class Results:
         as :meth:`best` ranks, then failed and running trials) or ``duration`` (shortest
         first, running trials last).
         """
-        states = STATES if state is None else _names(state)
+        sql = self._sql
+        states = STATES if state is None else sql.names(state)
         for name in states:
             if name not in STATES:
                 raise BadInput(f"unknown state '{name}'{did_you_mean(name, STATES)}")
@@ -197,39 +192,17 @@ class Results:
         if limit is not None and limit < 1:
             raise BadInput(f"limit must be at least 1, got {limit}")
         with self._read_study(study) as (connection, record, unrecorded):
-            direction = _direction(record)
-            filters = _filters(connection, record, optimizer, schedule)
-            query = (
-                _listing(record.id)
-                .where(*filters, _columns().outcome.in_(states))
-                .order_by(*_sql_order(sort, direction))
-                .limit(limit)
-            )
-            recorded = [_from_row(row) for row in connection.execute(query)]
-        wanted = _matching(unrecorded, states, optimizer, schedule)
+            direction = sql.direction(record)
+            filters = sql.filters(connection, record, optimizer, schedule)
+            recorded = sql.trials(connection, record, filters, states, sort, limit)
+        wanted = sql.matching(unrecorded, states, optimizer, schedule)
         return sorted([*recorded, *wanted], key=_python_order(sort, direction))[:limit]
 
     def trial(self, study: str, number: int) -> TrialDetail:
         """One trial in full, learning curve included."""
-        from sqlalchemy import select  # start-up time
-
-        from tuner.db import CurveRow, TrialRow  # start-up time
-
         with self._reading() as connection:
             record = self._find(connection, study)
-            provenance = Provenance(
-                plugins=record.plugins,
-                versions=record.versions,
-                device=record.device,
-                seed=record.seed,
-                command=record.command,
-            )
-            query = (
-                select(TrialRow.__table__, CurveRow.losses, CurveRow.lrs, CurveRow.evals)
-                .outerjoin(CurveRow)
-                .where(TrialRow.study_id == record.id, TrialRow.number == number)
-            )
-            row = connection.execute(query).first()
+            row = self._sql.trial_row(connection, record.id, number)
             if row is None:
                 optuna_id = self._optuna_trial_id(connection, record, number)
                 (unrecorded,) = self._optuna_trials([optuna_id])
@@ -238,21 +211,12 @@ class Results:
                     seed=None,
                     step_time_s=None,
                     compiled=None,
-                    provenance=provenance,
+                    provenance=self._sql.provenance(record),
                     losses=[],
                     lrs=[],
                     evals=[],
                 )
-        return TrialDetail(
-            **vars(_from_row(row)),
-            seed=row.seed,
-            step_time_s=row.step_time_s,
-            compiled=row.compiled,
-            provenance=provenance,
-            losses=row.losses or [],
-            lrs=row.lrs or [],
-            evals=row.evals or [],
-        )
+        return self._sql.detail_from_row(row, record)
 
     def to_dataframe(self, study: str) -> pandas.DataFrame:
         """Every trial of ``study``, one row each, in the columns of ``tuner trials --format
@@ -268,16 +232,12 @@ class Results:
         """The study's trials grouped by ``optimizer`` or ``schedule``, and which group leads,
         as :func:`tuner.compare.judge` judges: a group leads by its best trial, ranked as
         :meth:`best` ranks, and clearly when its lead exceeds the spread within groups."""
-        from sqlalchemy import select  # start-up time
-
         if by not in GROUPINGS:
             raise BadInput(f"cannot group by '{by}'; group by optimizer or schedule")
-        c = _columns()
         with self._read_study(study) as (connection, record, unrecorded):
-            query = select(c[by], c.number, c.outcome, c.value).where(c.study_id == record.id)
-            rows = [(*row,) for row in connection.execute(query)]
+            rows = self._sql.outcomes_by(connection, record.id, by)
         rows += [(getattr(t, by), t.number, t.outcome, None) for t in unrecorded]
-        direction = _direction(record)
+        direction = self._sql.direction(record)
         groups = group_stats(rows, direction)
         return judge(record.name, by, record.settings.get("metric", "value"), direction, groups)
 
@@ -287,17 +247,8 @@ class Results:
     def _reading(self) -> Iterator[Connection]:
         """One read-only transaction; a database error, Optuna's storage's too, becomes one
         line that names the database."""
-        from sqlalchemy.exc import SQLAlchemyError  # start-up time
-
-        from tuner.db import READ_ONLY, storage_failure  # start-up time
-
-        try:
-            with self._engine.connect() as connection:
-                connection = connection.execution_options(**{READ_ONLY: True})
-                with connection.begin():
-                    yield connection
-        except SQLAlchemyError as error:
-            raise storage_failure(error, self._engine.url) from None
+        with self._sql.reading(self._engine) as connection:
+            yield connection
 
     @contextmanager
     def _read_study(self, name: str) -> Iterator[tuple[Connection, Row, list[TrialSummary]]]:
@@ -310,25 +261,18 @@ class Results:
 
     def _find(self, connection: Connection, name: str) -> Row:
         """The row of study ``name``; BadInput, suggesting the nearest names, if none."""
-        from sqlalchemy import select  # start-up time
-
-        from tuner.db import StudyRow  # start-up time
-
         names: list[str] = []
         if self._has_tables:
-            query = select(StudyRow.__table__).where(StudyRow.name == name)
-            row = connection.execute(query).first()
+            row = self._sql.find_study(connection, name)
             if row is not None:
                 return row
-            names = list(connection.scalars(select(StudyRow.name)))
+            names = self._sql.study_names(connection)
         hint = did_you_mean(name, names) if names else "; it holds no study"
         raise BadInput(f"no study '{name}' in {self.storage}{hint}")
 
     def _has_optuna_tables(self, connection: Connection) -> bool:
-        from sqlalchemy import inspect  # start-up time
-
         if self._optuna_tables is None:
-            self._optuna_tables = inspect(connection).has_table("trials")
+            self._optuna_tables = self._sql.has_optuna_tables(connection)
         return self._optuna_tables
 
     def _unrecorded_ids(self, connection: Connection, study: Row) -> list[int]:
@@ -340,37 +284,18 @@ class Results:
         for a large study. So this reads the ids and numbers of Optuna's ``trials`` table, the
         columns every Optuna version has had, against our rows, in one indexed query.
         """
-        from sqlalchemy import exists, select  # start-up time
-
         if not self._has_optuna_tables(connection):
             return []
-        trials, studies = _optuna_tables()
-        ours = _columns()
-        recorded = exists().where(ours.study_id == study.id, ours.number == trials.c.number)
-        query = (
-            select(trials.c.trial_id)
-            .join(studies, studies.c.study_id == trials.c.study_id)
-            .where(studies.c.study_name == study.name, ~recorded)
-            .order_by(trials.c.number)
-        )
-        return list(connection.scalars(query))
+        return self._sql.unrecorded_ids(connection, study)
 
     def _optuna_trial_id(self, connection: Connection, study: Row, number: int) -> int:
         """Optuna's id of trial ``number``; BadInput, saying which numbers exist, if none."""
-        from sqlalchemy import func, select  # start-up time
-
         count = 0
         if self._has_optuna_tables(connection):
-            trials, studies = _optuna_tables()
-            query = (
-                select(trials.c.trial_id, trials.c.number)
-                .join(studies, studies.c.study_id == trials.c.study_id)
-                .where(studies.c.study_name == study.name)
-            )
-            found = connection.execute(query.where(trials.c.number == number)).first()
+            found = self._sql.optuna_trial_id(connection, study.name, number)
             if found is not None:
-                return found.trial_id
-            count = connection.scalar(select(func.count()).select_from(query.subquery()))
+                return found
+            count = self._sql.optuna_trial_count(connection, study.name)
         if not count:
             raise BadInput(f"study '{study.name}' has no trial {number}: it has no trials yet")
         raise BadInput(
@@ -397,110 +322,9 @@ class Results:
         return [_from_optuna(self._optuna_storage.get_trial(id_)) for id_ in ids]
 
 
-# --- SQL ---------------------------------------------------------------------------------------
-
-
-def _columns() -> Any:
-    """The columns of tuner's trial table."""
-    from tuner.db import TrialRow  # start-up time
-
-    return TrialRow.__table__.c
-
-
-def _summary(connection: Connection, study: Row, unrecorded: list[TrialSummary]) -> StudySummary:
-    direction = _direction(study)
-    best_query = (
-        _listing(study.id)
-        .where(_columns().outcome.in_(FINISHED))
-        .order_by(*_ranked(direction))
-        .limit(1)
-    )
-    best = connection.execute(best_query).first()
-    return StudySummary(
-        name=study.name,
-        task=study.task,
-        metric=study.settings.get("metric", "value"),
-        direction=direction,
-        counts=_counts(connection, study, [], unrecorded),
-        best=None if best is None else _from_row(best),
-        created_at=study.created_at,
-    )
-
-
-def _counts(
-    connection: Connection,
-    study: Row,
-    filters: list[ColumnElement[bool]],
-    unrecorded: list[TrialSummary],
-) -> Counts:
-    """The outcomes of the study's recorded trials that pass ``filters``, and of ``unrecorded``."""
-    from sqlalchemy import func, select  # start-up time
-
-    c = _columns()
-    query = (
-        select(c.outcome, func.count()).where(c.study_id == study.id, *filters).group_by(c.outcome)
-    )
-    outcomes = Counter(dict((*row,) for row in connection.execute(query)))
-    outcomes.update(t.outcome for t in unrecorded)
-    return Counts(**outcomes)
-
-
-def _direction(study: Row) -> str:
-    return study.settings.get("direction", "minimize")
-
-
-def _listing(study_id: int) -> Any:
-    """The columns of one study's trials that a listing shows: never the curves."""
-    from sqlalchemy import select  # start-up time
-
-    c = _columns()
-    columns = (
-        c.number,
-        c.outcome,
-        c.value,
-        c.optimizer,
-        c.schedule,
-        c.params,
-        c.wall_time_s,
-        c.steps,
-        c.metrics,
-        c.reason,
-        c.finished_at,
-    )
-    return select(*columns).where(c.study_id == study_id)
-
-
-def _ranked(direction: str) -> list[ColumnElement[Any]]:
-    """ORDER BY terms that rank as :func:`tuner.results.rank_key` does, on SQLite and
-    PostgreSQL alike.
-
-    SQLite stores NaN as NULL, PostgreSQL sorts NaN above infinity: "finite" is tested as
-    ``abs(value) <= the largest double``, which NULL, NaN and infinities all fail, and every
-    non-finite value sorts as 0 so that trial numbers alone order them.
-    """
-    from sqlalchemy import and_, case, func  # start-up time
-
-    value = _columns().value
-    finite = and_(value.is_not(None), func.abs(value) <= sys.float_info.max)
-    tier = case({state: i for i, state in enumerate(STATES)}, value=_columns().outcome)
-    sign = -1.0 if direction == "maximize" else 1.0
-    return [
-        case((finite, 0), else_=1),
-        tier,
-        case((finite, value * sign), else_=0.0),
-        _columns().number,
-    ]
-
-
-def _sql_order(sort: str, direction: str) -> list[Any]:
-    if sort == "value":
-        return _ranked(direction)
-    if sort == "duration":
-        return [_columns().wall_time_s, _columns().number]
-    return [_columns().number]
-
-
 def _python_order(sort: str, direction: str) -> Any:
+    """The order of :meth:`Results.trials` in Python, as the SQL of
+    :func:`tuner.db.reads.sql_order` sorts: to merge the trials only Optuna knows."""
     if sort == "value":
         return lambda t: rank_key(t.outcome, t.value, t.number, direction)
     if sort == "duration":
@@ -508,80 +332,7 @@ def _python_order(sort: str, direction: str) -> Any:
     return lambda trial: trial.number
 
 
-def _filters(
-    connection: Connection,
-    study: Row,
-    optimizer: str | Sequence[str] | None,
-    schedule: str | Sequence[str] | None,
-) -> list[ColumnElement[bool]]:
-    """WHERE clauses for the optimizers and schedules asked for; BadInput naming those the
-    study used when it never used one of them."""
-    from sqlalchemy import select  # start-up time
-
-    clauses = []
-    for kind, names in (("optimizer", optimizer), ("schedule", schedule)):
-        if names is None:
-            continue
-        column = _columns()[kind]
-        searched = study.settings.get("space", {}).get(f"{kind}s", {})
-        recorded = connection.scalars(
-            select(column).where(_columns().study_id == study.id).distinct()
-        )
-        used = sorted(set(searched) | set(recorded))
-        for name in _names(names):
-            if name not in used:
-                raise BadInput(
-                    f"study '{study.name}' never used {kind} '{name}'; it used {', '.join(used)}"
-                )
-        clauses.append(column.in_(_names(names)))
-    return clauses
-
-
-def _names(names: str | Sequence[str]) -> tuple[str, ...]:
-    return (names,) if isinstance(names, str) else tuple(names)
-
-
-def _from_row(row: Row) -> TrialSummary:
-    return TrialSummary(
-        number=row.number,
-        outcome=row.outcome,
-        value=row.value,
-        optimizer=row.optimizer,
-        schedule=row.schedule,
-        params=row.params,
-        duration_s=row.wall_time_s,
-        steps=row.steps,
-        metrics=row.metrics,
-        reason=row.reason,
-        finished_at=row.finished_at,
-    )
-
-
-def _matching(
-    trials: list[TrialSummary],
-    states: Sequence[str],
-    optimizer: str | Sequence[str] | None,
-    schedule: str | Sequence[str] | None,
-) -> list[TrialSummary]:
-    def wanted(value: str | None, names: str | Sequence[str] | None) -> bool:
-        return names is None or value in _names(names)
-
-    return [
-        t
-        for t in trials
-        if t.outcome in states and wanted(t.optimizer, optimizer) and wanted(t.schedule, schedule)
-    ]
-
-
-# --- Optuna's tables -----------------------------------------------------------------------------
-
-
-def _optuna_tables() -> tuple[Any, Any]:
-    """The two columns of Optuna's ``trials`` and ``studies`` tables that we read."""
-    from sqlalchemy import column, table  # start-up time
-
-    trials = table("trials", column("trial_id"), column("number"), column("study_id"))
-    return trials, table("studies", column("study_id"), column("study_name"))
+# --- Optuna's trials ----------------------------------------------------------------------------
 
 
 def _from_optuna(trial: FrozenTrial) -> TrialSummary:

@@ -2,7 +2,7 @@
 
 ``tuner best``, ``trials``, ``show``, ``studies`` and ``compare``, and scripts through
 ``tuner.open_results``, all receive these objects, whoever computed them: the SQL of
-:mod:`tuner.query` or the statistics of :mod:`tuner.compare`. Keeping them apart from both
+:mod:`tuner.db.reads` or the statistics of :mod:`tuner.compare`. Keeping them apart from both
 means a command or a script can name them, and the README's JSON is defined in one place, by
 their ``to_json``. They import only the standard library, so ``import tuner`` stays fast.
 """

@@ -3,7 +3,8 @@
 Each module has one job: :mod:`~tuner.db.urls` checks and masks storage URLs,
 :mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.models` declares tuner's tables,
 :mod:`~tuner.db.migrations` runs their alembic history, :mod:`~tuner.db.store` reads and writes
-their records, and :mod:`~tuner.db.optuna` opens Optuna's storage on the same database. Each
+their records, :mod:`~tuner.db.optuna` opens Optuna's storage on the same database, and
+:mod:`~tuner.db.reads` holds the SQL of every read of results, for :mod:`tuner.query`. Each
 imports only modules named before it, never one after. The rest of tuner imports from here.
 """
 
