@@ -1,5 +1,7 @@
 """The two kinds of error a user can meet, and the exit status each one gives."""
 
+import difflib
+
 
 class TunerError(Exception):
     """Something failed; the command exits with status 1 and this one-line message."""
@@ -15,8 +17,6 @@ class BadInput(TunerError):
 
 def did_you_mean(name: str, known: object) -> str:
     """Return ' (did you mean X?)' for the nearest known name, or a list of the known ones."""
-    import difflib
-
     names = sorted(str(k) for k in known)
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     close = close or [k for k in names if k.startswith(name) or name.startswith(k)][:1]

@@ -134,6 +134,7 @@ def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
             return
         infos[name] = PluginInfo(name, version, source)
 
+    # The package imports this module as it loads: by now it is whole, and has its version.
     import tuner
 
     for module in BUILTIN_MODULES:

@@ -165,6 +165,7 @@ def main() -> None:
 
 
 def _add_commands() -> None:
+    # The command modules import this one for its options: they can be imported once it is.
     from tuner.cli import db, export, plugins, results, search
 
     for command in [

@@ -43,7 +43,7 @@ def upgrade_command(storage: str, fmt: str) -> None:
     of an older tuner running, before searching with a new tuner. A SQLite file upgrades itself
     on first use; this only does it ahead of time.
     """
-    from tuner.db import upgrade
+    from tuner.db import upgrade  # start-up time: SQLAlchemy and alembic
 
     before, after = upgrade(storage)
     if fmt == "json":
@@ -67,7 +67,7 @@ def current_command(storage: str, fmt: str) -> None:
     missing (no SQLite file), empty (no tuner tables), behind, current, or ahead (a newer
     tuner made them).
     """
-    from tuner.db import schema_state
+    from tuner.db import schema_state  # start-up time: SQLAlchemy and alembic
 
     state = schema_state(storage)
     if fmt == "json":
@@ -85,7 +85,7 @@ def check_command(storage: str, fmt: str) -> None:
     Exits 1, with the reason, unless they are at this tuner's revision and match its models.
     Changes nothing.
     """
-    from tuner.db import check
+    from tuner.db import check  # start-up time: SQLAlchemy and alembic
 
     state, differences = check(storage)
     if fmt == "json":

@@ -8,6 +8,7 @@ import click
 
 from tuner.cli import load_registry, plugin_option, storage_option
 from tuner.cli.output import echo_json
+from tuner.export import export_trial, python_code
 
 
 @click.command("export")
@@ -45,8 +46,6 @@ def export_command(
       tuner export digits-brisk-otter > best_optimizer.py
       tuner export digits-brisk-otter --trial 12 --format json > trial12.json
     """
-    from tuner.export import export_trial, python_code
-
     registry = load_registry(plugins)
     exported = export_trial(storage, study, number, registry)
     code = python_code(exported.config, registry) if fmt == "python" else None

@@ -117,6 +117,7 @@ def schedule_command(
       tuner schedule cosine --lr 0.1 --steps 200 --warmup 10 --set end_factor=0
       tuner schedule linear --lr 0.01 --steps 300 --warmup 5%
     """
+    # Here for start-up time: tuner.lr brings in MLX.
     from tuner.lr import schedule_params, schedule_rates, warmup_steps
 
     spec = load_registry(plugins).get("schedule", name)
