@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tuner.cli.output import number
-from tuner.watcher import Watcher
+from tuner.watcher import Progress, Watcher
 
 if TYPE_CHECKING:
     from tuner.space import Sample
-    from tuner.watcher import Progress, TrialEnd
+    from tuner.watcher import TrialEnd
 
 
 class Display(Watcher):
@@ -51,8 +51,7 @@ class Display(Watcher):
         self.name: str | None = None
         self.started_at = time.monotonic()
         self.ends: list[float] = []
-        self.done = 0
-        self.best = ""
+        self.progress = Progress(total)
         # The trial in flight: its number, optimizer+schedule and steps; the steps it has run.
         self.trial: tuple[int, str, int] | None = None
         self.step = 0
@@ -98,16 +97,13 @@ class Display(Watcher):
 
     def trial_ended(self, trial: TrialEnd, progress: Progress) -> None:
         self.ends.append(time.monotonic())
-        self.done = progress.finished
+        self.progress = progress
         if trial.outcome == "interrupted":
             self.interrupted = f"trial {trial.number} {trial.reason}, and recorded as interrupted"
         elif trial.outcome == "failed":
             self._say(f"trial {trial.number} failed: {trial.reason or 'unknown error'}")
         elif self.verbose:
             self._say(_trial_line(trial))
-        if progress.best is not None:
-            best = progress.best
-            self.best = f"best {number(best.value)} {best.optimizer}+{best.schedule}"
         self._draw()
 
     def finish(self) -> None:
@@ -133,10 +129,10 @@ class Display(Watcher):
             return
         elapsed = time.monotonic() - self.started_at
         parts = [
-            f"{self.done}/{self.total} trials",
+            f"{self.progress.finished}/{self.total} trials",
             f"{_clock(elapsed)} elapsed",
             f"{self._left(elapsed)} left",
-            self.best,
+            self._best(),
             self._doing(),
         ]
         # Room for the "^C" a terminal echoes after it: at the edge it would wrap to a new line,
@@ -147,6 +143,10 @@ class Display(Watcher):
             line = line[: width - 1] + "…"
         with self._lock:
             click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
+
+    def _best(self) -> str:
+        best = self.progress.best
+        return "" if best is None else f"best {number(best.value)} {best.optimizer}+{best.schedule}"
 
     def _doing(self) -> str:
         if self.stopping:
@@ -165,7 +165,7 @@ class Display(Watcher):
         if self.ran >= self.ETA_AFTER:
             times = [self.started_at, *self.ends][-11:]
             each = statistics.median(b - a for a, b in itertools.pairwise(times))
-            left = each * max(self.total - self.done, 0)
+            left = each * max(self.total - self.progress.finished, 0)
         if self.timeout is not None and left is not None:
             left = min(left, max(self.timeout - elapsed, 0))
         return "?" if left is None else f"~{_clock(left)}"
