@@ -43,7 +43,6 @@ from tuner import open_results
 from tuner.cli import cli
 from tuner.db import (
     CurveRow,
-    StudyRecord,
     StudyRow,
     TrialRow,
     make_engine,
@@ -51,6 +50,7 @@ from tuner.db import (
     optuna_storage,
     upgrade,
 )
+from tuner.db.models import split_value
 from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins
 
@@ -93,7 +93,7 @@ def build(url: str, trials: int, steps: int) -> None:
     upgrade(url)
     store = open_store(url)
     store.save_study(
-        StudyRecord(
+        StudyRow(
             name=STUDY,
             task="synthetic",
             settings=plan.settings,
@@ -211,7 +211,8 @@ def tuner_row(
         "step_time_s": 0.001,
         "compiled": True,
         "metrics": trial["metrics"],
-        "value": trial["value"],
+        "value": split_value(trial["value"])[0],
+        "value_type": split_value(trial["value"])[1],
         "outcome": trial["outcome"],
         "reason": trial["reason"],
         "finished_at": finished_at,

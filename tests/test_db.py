@@ -18,14 +18,16 @@ from pathlib import Path
 
 import optuna
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from stored import stored_studies, stored_trials
 
-from tuner import db
+from tuner import db, open_results
 from tuner.db import (
-    StudyRecord,
-    TrialRecord,
+    CurveRow,
+    StudyRow,
+    TrialRow,
     make_engine,
     mask_url,
     open_store,
@@ -50,12 +52,11 @@ def study_record(name="s1", **changes):
         "command": "tuner search --task digits --trials 60",
         "created_at": datetime(2025, 11, 22, 9, 30, 1, 123456, tzinfo=UTC),
     }
-    return StudyRecord(**{**fields, **changes})
+    return StudyRow(**{**fields, **changes})
 
 
-def trial_record(number=0, study="s1", steps=300, **changes):
+def trial_record(number=0, steps=300, **changes):
     fields = {
-        "study": study,
         "number": number,
         "optimizer": "adamw",
         "schedule": "cosine",
@@ -74,7 +75,9 @@ def trial_record(number=0, study="s1", steps=300, **changes):
         "evals": [{"step": s, "val_loss": 1 / s, "accuracy": 0.9} for s in (100, 200, 300)],
         "finished_at": datetime(2025, 11, 22, 9, 31, 2, 5, tzinfo=UTC),
     }
-    return TrialRecord(**{**fields, **changes})
+    fields.update(changes)
+    curve = {name: fields.pop(name) for name in ("losses", "lrs", "evals")}
+    return TrialRow(**fields, curve=CurveRow(**curve))
 
 
 @pytest.fixture
@@ -85,112 +88,129 @@ def store(storage_url):
     store.close()
 
 
-def test_a_study_record_round_trips(store):
+def test_a_study_record_round_trips(store, storage_url):
     store.save_study(study_record())
 
-    assert store.study("s1") == study_record()
-    assert store.study("nope") is None
+    assert stored_studies(storage_url) == {"s1": study_record()}
 
 
-def test_a_resumed_study_keeps_its_first_record(store):
+def test_a_resumed_study_keeps_its_first_record(store, storage_url):
     store.save_study(study_record())
     store.save_study(study_record(task="other", seed=8, command="tuner search again"))
 
-    assert store.study("s1") == study_record()
+    assert stored_studies(storage_url) == {"s1": study_record()}
 
 
-def test_a_trial_record_round_trips_curve_included(store):
+def test_a_trial_record_round_trips_curve_included(store, storage_url):
     store.save_study(study_record())
+
+    store.save_trial("s1", trial_record())
+
+    assert stored_trials(storage_url) == [trial_record()]
+    with open_results(storage_url) as results:
+        shown = results.trial("s1", 0)
     written = trial_record()
+    assert (shown.value, shown.duration_s, shown.seed, shown.params) == (
+        written.value,
+        written.wall_time_s,
+        written.seed,
+        written.params,
+    )
+    assert (shown.losses, shown.lrs, shown.evals) == (
+        written.curve.losses,
+        written.curve.lrs,
+        written.curve.evals,
+    )
+    assert shown.provenance.command == study_record().command
 
-    store.save_trial(written)
 
-    assert store.trial("s1", 0) == written
-    assert store.trials("s1") == [written]
-    assert store.trial("s1", 1) is None
-
-
-def test_a_diverged_trial_keeps_its_nan_and_infinite_numbers(store):
+def test_a_diverged_trial_keeps_its_nan_and_infinite_numbers(store, storage_url):
     store.save_study(study_record())
     nan, inf = math.nan, math.inf
-    written = trial_record(
-        steps=3,
-        outcome="diverged",
-        reason="loss became nan at step 2",
-        value=None,
-        metrics={"val_loss": nan, "accuracy": -inf},
-        losses=[2.0, inf, nan],
-        lrs=[0.1, 0.1, -inf],
-        evals=[{"step": 2, "val_loss": nan}],
-    )
+    diverged = {
+        "steps": 3,
+        "outcome": "diverged",
+        "reason": "loss became nan at step 2",
+        "metrics": {"val_loss": nan, "accuracy": -inf},
+        "losses": [2.0, inf, nan],
+        "lrs": [0.1, 0.1, -inf],
+        "evals": [{"step": 2, "val_loss": nan}],
+    }
+    values = [None, nan, inf, -inf, 0.5]
+    for number, value in enumerate(values):
+        store.save_trial("s1", trial_record(number, value=value, **diverged))
 
-    store.save_trial(written)
+    read = stored_trials(storage_url)
+    with open_results(storage_url) as results:
+        shown = [results.trial("s1", number) for number in range(len(values))]
+    assert repr(read) == repr([trial_record(n, value=v, **diverged) for n, v in enumerate(values)])
+    assert [t.value_type for t in read] == [None, "nan", "inf_pos", "inf_neg", "finite"]
+    assert repr([t.value for t in shown]) == repr(values)
+    assert (shown[0].outcome, shown[0].reason) == ("diverged", "loss became nan at step 2")
 
-    read = store.trial("s1", 0)
-    assert repr(read) == repr(written)
-    assert (read.outcome, read.reason) == ("diverged", "loss became nan at step 2")
 
-
-def test_trials_come_in_number_order_and_may_leave_their_curves_out(store):
+def test_each_trial_belongs_to_its_own_study(store, storage_url):
     store.save_study(study_record())
     store.save_study(study_record("s2"))
     for number in (2, 0, 1):
-        store.save_trial(trial_record(number, steps=5))
-    store.save_trial(trial_record(0, study="s2"))
+        store.save_trial("s1", trial_record(number, steps=5))
+    store.save_trial("s2", trial_record(0))
 
-    assert [t.number for t in store.trials("s1")] == [0, 1, 2]
-    light = store.trials("s1", curves=False)
-    assert [(t.number, t.losses, t.lrs, t.evals) for t in light] == [
-        (n, [], [], []) for n in (0, 1, 2)
-    ]
-    assert light[1].metrics == trial_record(1).metrics
-    assert store.trials("nope") == []
+    assert stored_trials(storage_url) == [trial_record(n, steps=5) for n in (0, 1, 2)]
+    assert stored_trials(storage_url, "s2") == [trial_record(0)]
 
 
-def test_a_trial_is_recorded_once(store):
+def test_a_trial_is_recorded_once(store, storage_url):
     store.save_study(study_record())
-    store.save_trial(trial_record())
+    store.save_trial("s1", trial_record())
 
     with pytest.raises(TunerError, match="trial 0 of study 's1' is already recorded"):
-        store.save_trial(trial_record(steps=4))
+        store.save_trial("s1", trial_record(steps=4))
 
-    assert store.trial("s1", 0) == trial_record()
+    assert stored_trials(storage_url) == [trial_record()]
 
 
 def test_a_trial_needs_its_study_record(store):
     with pytest.raises(TunerError, match="study 's1' has no record"):
-        store.save_trial(trial_record())
+        store.save_trial("s1", trial_record())
 
 
-def test_an_unknown_outcome_is_refused(store):
-    store.save_study(study_record())
-
+def test_an_unknown_outcome_is_refused():
     with pytest.raises(ValueError, match="outcome"):
-        store.save_trial(trial_record(outcome="crashed"))
+        trial_record(outcome="crashed")
 
 
-def test_a_trial_whose_curve_cannot_be_written_leaves_nothing_behind(store):
+def test_a_trial_whose_curve_cannot_be_written_leaves_nothing_behind(store, storage_url):
     store.save_study(study_record())
 
     with pytest.raises(TunerError, match="could not convert string to float"):
-        store.save_trial(trial_record(losses=["not a number"]))
+        store.save_trial("s1", trial_record(losses=["not a number"]))
 
-    assert store.trials("s1") == []
+    assert stored_trials(storage_url) == []
 
 
 def test_a_trial_is_one_transaction_begun_immediate_and_a_read_begins_deferred(sqlite_url):
     store = open_store(sqlite_url)
     store.save_study(study_record())
     seen = []
-    event.listen(
-        store._engine,
-        "before_cursor_execute",
-        lambda conn, cursor, statement, *rest: seen.append(" ".join(statement.split()[:3])),
-    )
-    event.listen(store._engine, "commit", lambda conn: seen.append("COMMIT"))
 
-    store.save_trial(trial_record())
-    store.trial("s1", 0)
+    def statement(conn, cursor, statement, *rest):
+        seen.append(" ".join(statement.split()[:3]))
+
+    def commit(conn):
+        seen.append("COMMIT")
+
+    results = open_results(sqlite_url)
+    # Every engine's statements, the store's and the reader's.
+    event.listen(Engine, "before_cursor_execute", statement)
+    event.listen(Engine, "commit", commit)
+    try:
+        store.save_trial("s1", trial_record())
+        results.trial("s1", 0)
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+        event.remove(Engine, "commit", commit)
+        results.close()
 
     writes = [s for s in seen if not s.startswith("SELECT")]
     assert writes == [
@@ -238,7 +258,7 @@ def write_trials(url, first, count, ready):
     store = open_store(url)
     store.save_study(study_record())
     for number in range(first, first + count):
-        store.save_trial(trial_record(number, steps=300))
+        store.save_trial("s1", trial_record(number, steps=300))
     store.close()
 
 
@@ -246,9 +266,8 @@ def read_trials(url, ready, done, counts):
     ready.wait()
     while not done.is_set():
         try:
-            store = open_store(url)
-            counts.append(len(store.trials("s1", curves=False)))
-            store.close()
+            with open_results(url) as results:
+                counts.append(len(results.trials("s1")) if results.study_names() else 0)
         except TunerError as error:
             counts.append(str(error))
             return
@@ -274,7 +293,7 @@ def test_a_reader_and_four_writer_processes_share_one_sqlite_file(sqlite_url):
     reader.join(60)
 
     assert [p.exitcode for p in [*writers, reader]] == [0] * 5
-    trials = open_store(sqlite_url).trials("s1")
+    trials = stored_trials(sqlite_url)
     assert [t.number for t in trials] == list(range(200))
     assert all(t == trial_record(t.number, steps=300) for t in trials)
     assert all(isinstance(count, int) for count in counts), counts
@@ -283,22 +302,22 @@ def test_a_reader_and_four_writer_processes_share_one_sqlite_file(sqlite_url):
 
 
 def save_from_child(store):
-    store.save_trial(trial_record(1))
+    store.save_trial("s1", trial_record(1))
 
 
 def test_a_forked_worker_opens_its_own_connections(storage_url):
     upgrade(storage_url)
     store = open_store(storage_url)
     store.save_study(study_record())
-    store.save_trial(trial_record(0))
+    store.save_trial("s1", trial_record(0))
 
     child = multiprocessing.get_context("fork").Process(target=save_from_child, args=(store,))
     child.start()
     child.join(60)
-    store.save_trial(trial_record(2))
+    store.save_trial("s1", trial_record(2))
 
     assert child.exitcode == 0
-    assert [t.number for t in store.trials("s1")] == [0, 1, 2]
+    assert [t.number for t in stored_trials(storage_url)] == [0, 1, 2]
     store.close()
 
 
@@ -311,12 +330,12 @@ def test_optunas_trials_and_tuners_records_share_one_database(storage_url):
 
     def objective(trial):
         lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
-        store.save_trial(trial_record(trial.number, study="joined", params=trial.params))
+        store.save_trial("joined", trial_record(trial.number, params=trial.params))
         return lr
 
     study.optimize(objective, n_trials=3)
 
-    records = store.trials("joined")
+    records = stored_trials(storage_url, "joined")
     assert [(r.number, r.params) for r in records] == [(t.number, t.params) for t in study.trials]
     with storage.engine.connect() as connection:
         # Optuna's study by its name, its trials by their numbers: the link tuner keeps.
@@ -336,7 +355,7 @@ def test_an_empty_postgres_database_gains_tuner_tables_on_first_use(postgres_url
     store = open_store(postgres_url)
     store.save_study(study_record())
 
-    assert store.study("s1") == study_record()
+    assert stored_studies(postgres_url) == {"s1": study_record()}
     assert db.schema_state(postgres_url).status == "current"
     store.close()
 
@@ -393,17 +412,15 @@ def test_two_workers_starting_together_on_an_empty_postgres_database_both_succee
     assert waiting == 2
     assert [worker.returncode for worker in workers] == [0, 0], outcomes
     assert db.schema_state(postgres_database).status == "current"
-    store = open_store(postgres_database)
-    assert store.study("together") is not None
-    assert len(store.trials("together")) >= 2
-    store.close()
+    assert "together" in stored_studies(postgres_database)
+    assert len(stored_trials(postgres_database, "together")) >= 2
 
 
 def test_a_new_sqlite_file_is_created_and_upgraded_on_first_use(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     store.save_study(study_record())
 
-    assert store.study("s1") == study_record()
+    assert stored_studies(f"sqlite:///{tmp_path / 'new.db'}") == {"s1": study_record()}
     assert db.schema_state(f"sqlite:///{tmp_path / 'new.db'}").status == "current"
 
 
@@ -486,7 +503,7 @@ def test_a_writer_waits_for_the_lock_another_connection_holds(sqlite_url):
     threading.Timer(0.5, holder.execute, args=("COMMIT",)).start()
 
     began = time.monotonic()
-    store.save_trial(trial_record())
+    store.save_trial("s1", trial_record())
 
     assert time.monotonic() - began >= 0.4
-    assert store.trial("s1", 0) == trial_record()
+    assert stored_trials(sqlite_url) == [trial_record()]

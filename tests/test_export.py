@@ -20,7 +20,9 @@ import optuna
 import pytest
 from click.testing import CliRunner
 from mlx.utils import tree_flatten, tree_map
+from stored import stored_studies
 
+from tuner import open_results
 from tuner.cli import cli
 from tuner.db import open_store
 from tuner.errors import BadInput
@@ -30,6 +32,14 @@ from tuner.plugins import BUILTIN, load_plugins
 from tuner.space import Float, Sample
 
 REGISTRY = load_plugins()
+
+
+def trials_of(storage, study):
+    """Every trial of ``study`` in full, curves included."""
+    with open_results(storage) as results:
+        return [results.trial(study, trial.number) for trial in results.trials(study)]
+
+
 OPTIMIZERS = [
     n for n in REGISTRY.optimizers if REGISTRY.plugin_of("optimizer", n).source == BUILTIN
 ]
@@ -166,7 +176,7 @@ def test_both_formats_give_the_trials_rates_and_updates_exactly(
     studies, optimizer, schedule, warmup
 ):
     study = f"{optimizer}-{schedule}"
-    (record,) = open_store(studies).trials(study)
+    (record,) = trials_of(studies, study)
     assert (record.outcome, record.steps, record.params["warmup"]) == ("complete", STEPS, warmup)
     code = export(studies, study).stdout
     config = json.loads(export(studies, study, "--format", "json").stdout)
@@ -203,7 +213,7 @@ def test_python_floats_would_not_be_exact():
 
 def test_the_json_config_names_what_built_the_trial(studies):
     result = export(studies, "adamw-cosine", "--format", "json")
-    (record,) = open_store(studies).trials("adamw-cosine")
+    (record,) = trials_of(studies, "adamw-cosine")
 
     config = json.loads(result.stdout)
     assert result.stderr == ""
@@ -239,7 +249,7 @@ def test_the_python_export_runs_without_tuner_in_a_fresh_process(studies, tmp_pa
     code = subprocess.run(
         [TUNER, "export", "sgd-constant"], capture_output=True, text=True, env=env, check=True
     ).stdout
-    (record,) = open_store(studies).trials("sgd-constant")
+    (record,) = trials_of(studies, "sgd-constant")
     script = tmp_path / "optimizer.py"
     script.write_text(code + "print(repr(optimizer.learning_rate.item()))\n")
 
@@ -269,7 +279,7 @@ def test_an_export_reads_tuners_tables_and_never_loads_optuna(studies):
 
 def test_build_optimizer_stretches_the_schedule_and_its_warmup_over_other_steps(studies):
     config = json.loads(export(studies, "adam-linear", "--format", "json").stdout)
-    (record,) = open_store(studies).trials("adam-linear")
+    (record,) = trials_of(studies, "adam-linear")
 
     rates, _ = trajectory(build_optimizer(config, steps=100), 100)
 
@@ -305,7 +315,7 @@ def test_a_plugin_with_code_exports_plain_mlx(storage, monkeypatch, plugin, opti
         *("--plugin", plugin, "--optimizers", optimizer, "--schedules", schedule),
         *("--trials", "1", "--space", SAFE_LR, "--space", "warmup=0.1"),
     )
-    (record,) = open_store(storage).trials("p")
+    (record,) = trials_of(storage, "p")
 
     code = export(storage, "p", "--plugin", plugin).stdout
 
@@ -325,7 +335,7 @@ def test_a_plugin_without_code_is_built_by_tuner_and_a_pruned_trial_has_a_note(s
         "--trials",
         "2",
     )
-    (record, _) = open_store(storage).trials("nan")
+    (record, _) = trials_of(storage, "nan")
 
     result = export(storage, "nan", "--trial", "0", "--plugin", plugin)
 
@@ -463,7 +473,7 @@ def test_a_study_with_nothing_to_export_says_why(storage):
     # As tuner search records them when it starts, before any trial ends.
     store = open_store(storage)
     for name in ("empty", "running"):
-        store.save_study(dataclasses.replace(store.study("nan"), name=name))
+        store.save_study(dataclasses.replace(stored_studies(storage)["nan"], name=name))
 
     cases = {
         "empty": "study 'empty' has no trials yet: run tuner search --study empty",

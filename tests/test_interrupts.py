@@ -13,7 +13,6 @@ import optuna
 import pytest
 
 from tuner.cli.progress import CtrlC, Display
-from tuner.db import open_store
 from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins
 from tuner.query import open_results
@@ -165,14 +164,14 @@ def test_a_stopped_search_records_the_trial_as_interrupted_and_counts_it_apart(s
     study = run_search(plan, sqlite_url, StopAtTrial(stop, 2), stop)
 
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
-    record = open_store(sqlite_url).trial("stopped", 2)
+    with open_results(sqlite_url) as results:
+        record = results.trial("stopped", 2)
+        counts = results.study("stopped").counts
     assert (record.outcome, record.steps, record.reason) == (
         "interrupted",
         0,
         "interrupted at step 0",
     )
-    with open_results(sqlite_url) as results:
-        counts = results.study("stopped").counts
     assert (counts.complete, counts.failed, counts.interrupted, counts.finished) == (2, 0, 1, 2)
 
 

@@ -14,11 +14,13 @@ import optuna
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
+from stored import stored_studies, stored_trials
 
 from tuner import db
 from tuner.db import (
-    StudyRecord,
-    TrialRecord,
+    CurveRow,
+    StudyRow,
+    TrialRow,
     check,
     downgrade,
     make_engine,
@@ -131,11 +133,13 @@ def contents(url):
         engine.dispose()
 
 
-def recorded_study(url, name, trials):
-    """A study with ``trials`` trials, curves and all, as tuner search writes them."""
+def recorded_study(url, name, trials, values=None):
+    """A study with ``trials`` trials, curves and all, as tuner search writes them; ``values``
+    are their values, when not the usual finite ones."""
+    values = values or [1 / (number + 1) for number in range(trials)]
     store = open_store(url)
     store.save_study(
-        StudyRecord(
+        StudyRow(
             name=name,
             task="digits",
             settings={"metric": "val_loss", "space": {"lr": {"low": 1e-4, "high": 1e-1}}},
@@ -149,8 +153,8 @@ def recorded_study(url, name, trials):
     )
     for number in range(trials):
         store.save_trial(
-            TrialRecord(
-                study=name,
+            name,
+            TrialRow(
                 number=number,
                 optimizer=("adamw", "sgd")[number % 2],
                 schedule="cosine",
@@ -161,17 +165,18 @@ def recorded_study(url, name, trials):
                 step_time_s=0.125,
                 compiled=True,
                 metrics={"val_loss": 1 / (number + 1), "diverged_at": math.inf},
-                value=1 / (number + 1),
+                value=values[number],
                 outcome=("complete", "pruned", "diverged")[number % 3],
-                losses=[2.5, 1.25 / (number + 1), 0.5, 0.25],
-                lrs=[0.1 * math.cos(step / 4) for step in range(4)],
-                evals=[{"step": 4, "val_loss": 1 / (number + 1)}],
+                curve=CurveRow(
+                    losses=[2.5, 1.25 / (number + 1), 0.5, 0.25],
+                    lrs=[0.1 * math.cos(step / 4) for step in range(4)],
+                    evals=[{"step": 4, "val_loss": 1 / (number + 1)}],
+                ),
                 finished_at=datetime(2026, 12, 1, 9, 31, number, tzinfo=UTC),
-            )
+            ),
         )
-    records = store.study(name), store.trials(name)
     store.close()
-    return records
+    return stored_studies(url)[name], stored_trials(url, name)
 
 
 def test_0003_drops_optunas_ids_and_keeps_every_record_both_ways(storage_url):
@@ -191,22 +196,51 @@ def test_0003_drops_optunas_ids_and_keeps_every_record_both_ways(storage_url):
 
     before, after = upgrade(storage_url)
 
-    assert (before.revision, after.revision, after.status) == ("0002", "0003", "current")
+    assert (before.revision, after.status) == ("0002", "current")
     assert "optuna_study_id" not in columns(storage_url, "tuner_studies")
     assert "optuna_trial_id" not in columns(storage_url, "tuner_trials")
     assert "ix_tuner_trials_optuna_trial_id" not in indexes(storage_url, "tuner_trials")
     assert contents(storage_url) == stored
     assert check(storage_url)[1] == []
-    store = open_store(storage_url)
-    try:
-        assert (store.study("first"), store.trials("first")) == first
-        assert (store.study("second"), store.trials("second")) == second
-    finally:
-        store.close()
+    assert (stored_studies(storage_url)["first"], stored_trials(storage_url, "first")) == first
+    assert (stored_studies(storage_url)["second"], stored_trials(storage_url, "second")) == second
 
     downgrade(storage_url, "0002")
     assert contents(storage_url) == stored
     assert {row.optuna_trial_id for row in rows(storage_url, "tuner_trials")} == {None}
+
+
+def test_0004_stores_values_with_their_type_and_gives_them_back_both_ways(storage_url):
+    upgrade(storage_url)
+    values = [0.25, math.inf, -math.inf, math.nan, None, 1e300]
+    study, trials = recorded_study(storage_url, "typed", len(values), values)
+    # What an older tuner stored: NaN as NULL on SQLite, which has no NaN.
+    on_postgres = storage_url.startswith("postgresql")
+    older = [None if v is not None and math.isnan(v) and not on_postgres else v for v in values]
+
+    downgrade(storage_url, "0003")
+
+    assert "value_type" not in columns(storage_url, "tuner_trials")
+    held = [row.value for row in rows(storage_url, "tuner_trials")]
+    assert repr(held) == repr(older)
+
+    before, after = upgrade(storage_url)
+
+    assert (before.revision, after.status) == ("0003", "current")
+    assert check(storage_url)[1] == []
+    if on_postgres:
+        assert stored_trials(storage_url, "typed") == trials
+    else:
+        # The NaN that SQLite lost before 0004 stays lost: a value that is not there.
+        assert [t.value_type for t in stored_trials(storage_url, "typed")] == [
+            "finite",
+            "inf_pos",
+            "inf_neg",
+            None,
+            None,
+            "finite",
+        ]
+    assert stored_studies(storage_url) == {"typed": study}
 
 
 def optuna_first(url):
@@ -367,4 +401,6 @@ def test_the_wheel_ships_the_migrations_and_runs_them(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == str(installed / "tuner" / "migrations")
-    assert "from revision none to 0003" in result.stdout
+    assert f"from revision none to {db.schema_state(f'sqlite:///{tmp_path}/x.db').head}" in (
+        result.stdout
+    )

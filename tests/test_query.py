@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from tuner import Counts, GroupStats, open_results
 from tuner.cli import cli
 from tuner.compare import MIN_FOR_SPREAD, group_stats, judge
-from tuner.db import StudyRecord, TrialRecord, downgrade, open_store, upgrade
+from tuner.db import CurveRow, StudyRow, TrialRow, downgrade, open_store, upgrade
 from tuner.errors import BadInput, TunerError
 
 FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
@@ -171,13 +171,48 @@ def test_running_and_unrecorded_failed_trials_come_from_optuna(copied):
     assert [t.outcome for t in ranked[-2:]] == ["failed", "running"]
 
 
+def test_trials_only_optuna_knows_are_filtered_and_ranked_with_the_rest(storage_url):
+    crafted(storage_url, "minimize")
+    study = optuna.create_study(study_name="c", storage=storage_url)
+    for _ in range(10):  # The trials that tuner recorded.
+        study.add_trial(optuna.trial.create_trial(value=0.0))
+    choice = {"optimizer": CategoricalDistribution(["adam", "sgd"])}
+    only_optuna = [
+        ("failed", TrialState.FAIL, None, "sgd"),
+        ("complete", TrialState.COMPLETE, 0.05, "adam"),
+    ]
+    for _, state, value, optimizer in only_optuna:
+        params = {"optimizer": optimizer}
+        study.add_trial(
+            optuna.trial.create_trial(state=state, value=value, params=params, distributions=choice)
+        )
+    study.enqueue_trial({"optimizer": "sgd"})
+    running = study.ask(choice)
+
+    with open_results(storage_url) as results:
+        best = results.best("c", 3)
+        sgd = results.trials("c", optimizer="sgd", state=["failed", "running"])
+        ranked = results.trials("c", sort="value")
+        by_duration = results.trials("c", sort="duration")
+        counts = results.counts("c", optimizer="sgd")
+        leader = results.compare("c").groups[0]
+
+    assert [t.number for t in best] == [11, 1, 2]
+    assert best[0].optimizer == "adam" and best[0].value == 0.05
+    assert [(t.number, t.outcome) for t in sgd] == [(8, "failed"), (10, "failed"), (12, "running")]
+    assert [t.number for t in ranked[-3:]] == [8, 10, running.number]
+    assert by_duration[-1].number == running.number
+    assert counts == Counts(complete=1, failed=2, running=1)
+    assert (leader.name, leader.best_trial) == ("adam", 11)
+
+
 def crafted(storage, direction):
     """A study with every kind of value: ties, a better but pruned one, non-finite ones."""
     upgrade(storage)
     store = open_store(storage)
     space = {"optimizers": {"adam": {}, "sgd": {}}, "schedules": {"constant": {}}}
     store.save_study(
-        StudyRecord(
+        StudyRow(
             name="c",
             task="synthetic",
             settings={"metric": "val_loss", "direction": direction, "space": space},
@@ -204,8 +239,8 @@ def crafted(storage, direction):
     for number, (outcome, value) in enumerate(trials):
         optimizer = "sgd" if number in (0, 8) else "adam"
         store.save_trial(
-            TrialRecord(
-                study="c",
+            "c",
+            TrialRow(
                 number=number,
                 optimizer=optimizer,
                 schedule="constant",
@@ -218,8 +253,9 @@ def crafted(storage, direction):
                 metrics={},
                 value=None if value is None else sign * value,
                 outcome=outcome,
+                curve=CurveRow(losses=[], lrs=[], evals=[]),
                 finished_at=datetime(2025, 1, 1, tzinfo=UTC),
-            )
+            ),
         )
     store.close()
 
@@ -343,12 +379,13 @@ def test_the_verdict_weighs_the_lead_against_the_spread(groups, clear, verdict):
     assert verdict in comparison.verdict
 
 
-def test_groups_rank_by_their_best_trial_and_spread_needs_enough_values():
+def test_groups_follow_their_best_trials_and_spread_needs_enough_values():
     rows = [("idle", 0, "failed", None)]
     rows += [("slow", n, "complete", 0.5 + n) for n in range(1, 1 + MIN_FOR_SPREAD)]
     rows += [("fast", 9, "pruned", 0.1), ("fast", 10, "complete", 0.2)]
+    bests = [("fast", 10, "complete", 0.2), ("slow", 1, "complete", 1.5)]
 
-    groups = group_stats(rows, "minimize")
+    groups = group_stats(rows, bests)
 
     assert [g.name for g in groups] == ["fast", "slow", "idle"]
     assert (groups[0].best_trial, groups[0].best_outcome, groups[0].iqr) == (10, "complete", None)

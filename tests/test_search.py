@@ -12,8 +12,8 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
+from tuner import open_results
 from tuner.cli import cli
-from tuner.db import open_store
 
 PLUGINS = Path(__file__).parent / "search_plugins"
 TUNER = Path(sys.executable).with_name("tuner")
@@ -40,7 +40,8 @@ def test_a_search_stores_every_trial_and_finds_the_best(storage):
     assert result.exit_code == 0, result.output
     study = optuna.load_study(study_name="s1", storage=storage)
     assert len(finished(storage, "s1")) == 8
-    records = {r.number: r for r in open_store(storage).trials("s1")}
+    with open_results(storage) as results:
+        records = {t.number: results.trial("s1", t.number) for t in results.trials("s1")}
     assert set(records) == {t.number for t in study.trials}
     for trial in study.trials:
         record = records[trial.number]
@@ -109,7 +110,9 @@ def test_a_diverging_optimizer_is_pruned_and_recorded(storage):
     assert "No complete trial yet in study nan (3 diverged)." in result.stdout
     study = optuna.load_study(study_name="nan", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 3
-    for record in open_store(storage).trials("nan"):
+    with open_results(storage) as results:
+        recorded = results.trials("nan")
+    for record in recorded:
         assert record.outcome == "diverged"
         assert record.reason.startswith("loss became nan at step ")
 
@@ -142,7 +145,8 @@ def test_a_failing_trial_is_marked_and_the_study_goes_on(storage):
     assert states[2] == "FAIL"
     assert states.count("FAIL") == 1 and len(finished(storage, "f")) == 5
     assert "trial 2 failed: RuntimeError: no model today" in result.stderr
-    record = next(r for r in open_store(storage).trials("f") if r.number == 2)
+    with open_results(storage) as results:
+        record = results.trial("f", 2)
     assert (record.outcome, record.reason) == ("failed", "RuntimeError: no model today")
 
 
@@ -276,7 +280,8 @@ def test_the_recorded_command_is_the_one_typed_whatever_sys_argv_holds(storage, 
 
     assert search(storage, "--trials", "1", "--study", "typed").exit_code == 0
 
-    command = open_store(storage).study("typed").command
+    with open_results(storage) as results:
+        command = results.trial("typed", 0).provenance.command
     assert shlex.split(command) == [
         "tuner",
         "search",
@@ -305,7 +310,8 @@ def test_a_plugin_installed_since_leaves_a_study_as_it_was_made(storage, monkeyp
     assert first.exit_code == 0, first.output
     command = first.stdout.strip().splitlines()[-1].split("Continue it: ", 1)[1]
     name = shlex.split(command)[3]
-    space = open_store(storage).study(name).settings["space"]
+    with open_results(storage) as results:
+        space = results.settings(name)["space"]
     # As if the example plugin had been installed after the study was made.
     monkeypatch.setenv("TUNER_PLUGINS", str(EXAMPLE))
 
@@ -317,7 +323,8 @@ def test_a_plugin_installed_since_leaves_a_study_as_it_was_made(storage, monkeyp
     assert again.exit_code == 0, again.output
     assert full.exit_code == 0, full.output
     assert "already holds 4 finished trials" in full.stderr
-    assert open_store(storage).study(name).settings["space"] == space
+    with open_results(storage) as results:
+        assert results.settings(name)["space"] == space
     used = {(t.params["optimizer"], t.params["schedule"]) for t in finished(storage, name)}
     assert not {"adamw_bc", "polynomial"} & {n for pair in used for n in pair}
     asked = search(storage, "--study", name, "--trials", "6", "--optimizers", "adam,adamw_bc")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import optuna
 from click.testing import CliRunner
+from stored import stored_trials
 
 from tuner.cli import cli
-from tuner.db import open_store, optuna_storage
+from tuner.db import optuna_storage
 
 TUNER = Path(sys.executable).with_name("tuner")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -49,7 +50,7 @@ def test_workers_started_together_share_one_new_study(storage_url):
     assert len(study.trials) == len(finished)
     # Each trial's sampler is seeded from its own number, so no two workers draw alike.
     assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == len(study.trials)
-    records = open_store(storage_url).trials("shared", curves=False)
+    records = stored_trials(storage_url, "shared")
     assert sorted(r.number for r in records) == sorted(t.number for t in study.trials)
 
 

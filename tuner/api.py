@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuner.db import find_study
+from tuner.db import schema_state
 from tuner.errors import BadInput
 from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
@@ -109,8 +109,17 @@ def search(
 def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
     """The plan of ``config``: checked against the registry and, when it names a study that
     exists, against what that study was made with. Raises BadInput; writes nothing."""
-    stored = find_study(storage, config.study) if config.study else None
-    return plan_search(config, registry, stored and stored.settings)
+    stored = _stored_settings(storage, config.study) if config.study else None
+    return plan_search(config, registry, stored)
+
+
+def _stored_settings(storage: str, study: str) -> dict[str, Any] | None:
+    """The settings study ``study`` was made with, if it exists; reads only, and creates no
+    SQLite file. Tables that are behind hold nothing to check yet: the search migrates them."""
+    if schema_state(storage).status != "current":
+        return None
+    with open_results(storage) as results:
+        return results.settings(study) if study in results.study_names() else None
 
 
 def run(

@@ -13,39 +13,47 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from tuner.results import FINISHED, Comparison, Counts, GroupStats, rank_key
+from tuner.results import FINISHED, Comparison, Counts, GroupStats, Outcome
+
+# (name, number, outcome, value) of one trial, grouped by its optimizer's or schedule's name.
+Row = tuple[Any, ...]
 
 GROUPINGS = ("optimizer", "schedule")
 # Fewer finished values than this say nothing about how widely a group's trials spread.
 MIN_FOR_SPREAD = 4
 
 
-def group_stats(rows: Sequence[tuple[Any, ...]], direction: str) -> list[GroupStats]:
-    """One GroupStats for each name among ``(name, number, outcome, value)`` rows: the group
-    with the best trial first, groups without a finished trial last, by name."""
-    by_name: dict[str | None, list[tuple[Any, ...]]] = {}
-    for name, *trial in rows:
-        by_name.setdefault(name, []).append(trial)
-    ranked = []
-    for name, trials in by_name.items():
-        finished = sorted(
-            (rank_key(outcome, value, number, direction), number, outcome, value)
-            for number, outcome, value in trials
-            if outcome in FINISHED
+def group_stats(rows: Sequence[Row], bests: Sequence[Row]) -> list[GroupStats]:
+    """One GroupStats for each name among ``rows``, the ``(name, number, outcome, value)`` of
+    every trial. ``bests`` holds such a row for each group's best finished trial, the best group
+    first, as the SQL of :func:`tuner.db.reads.group_bests` ranks them; groups without a
+    finished trial come last, by name."""
+    by_name: dict[str | None, list[Row]] = {}
+    for row in rows:
+        by_name.setdefault(row[0], []).append(row)
+    best_of = {best[0]: best for best in bests}
+    unfinished = sorted((name for name in by_name if name not in best_of), key=lambda n: n or "")
+    groups = []
+    for name in [*best_of, *unfinished]:
+        trials = by_name[name]
+        values = [
+            value
+            for _, _, outcome, value in trials
+            if outcome in FINISHED and value is not None and math.isfinite(value)
+        ]
+        _, number, outcome, value = best_of.get(name, (name, None, None, None))
+        groups.append(
+            GroupStats(
+                name=name,
+                counts=Counts.of(outcome for _, _, outcome, _ in trials),
+                best_value=value,
+                best_trial=number,
+                best_outcome=None if outcome is None else Outcome(outcome),
+                median=statistics.median(values) if values else None,
+                iqr=_iqr(values),
+            )
         )
-        values = [t[3] for t in finished if t[3] is not None and math.isfinite(t[3])]
-        rank, number, outcome, value = finished[0] if finished else ((), None, None, None)
-        group = GroupStats(
-            name=name,
-            counts=Counts.of(trial[1] for trial in trials),
-            best_value=value,
-            best_trial=number,
-            best_outcome=outcome,
-            median=statistics.median(values) if values else None,
-            iqr=_iqr(values),
-        )
-        ranked.append(((not finished, rank, name or ""), group))
-    return [group for _, group in sorted(ranked, key=lambda pair: pair[0])]
+    return groups
 
 
 def _iqr(values: list[float]) -> float | None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.plugins import Registry, load_plugins
 from tuner.query import Results, open_results
-from tuner.results import OPTUNA_STATE, STATES
+from tuner.results import Outcome
 from tuner.space import Float, Param, Sample
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
     with open_results(storage) as results:
         trial = results.trial(study, _chosen(results, study, number))
         settings = results.settings(study)
-    if trial.outcome == "running":
+    if trial.outcome is Outcome.RUNNING:
         raise BadInput(
             f"trial {trial.number} of study '{study}' is still running: "
             "export it when it has finished"
@@ -97,14 +97,14 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
         "source": {
             "study": study,
             "trial": trial.number,
-            "outcome": trial.outcome,
+            "outcome": str(trial.outcome),
             "metric": settings["metric"],
             # JSON has no NaN.
             "value": trial.value if trial.value is None or math.isfinite(trial.value) else None,
         },
     }
     notes = _resolve(config, registry).changes
-    if trial.outcome != "complete":
+    if trial.outcome is not Outcome.COMPLETE:
         how = trial.reason or trial.outcome
         how = how if how.startswith(trial.outcome) else f"{trial.outcome}: {how}"
         notes.insert(0, f"trial {trial.number} did not complete ({how}); exported as asked")
@@ -127,7 +127,7 @@ def _chosen(results: Results, study: str, number: int | None) -> int:
         (best,) = results.trials(study, state="complete", sort="value", limit=1)
         return best.number
     # Optuna's states, which this message has always named: a diverged trial is pruned.
-    states = sorted({OPTUNA_STATE[s].lower() for s in STATES if getattr(counts, s)})
+    states = sorted({o.optuna_state.lower() for o in Outcome if getattr(counts, o)})
     hint = (
         "export one with --trial N" if counts.running < counts.total else "wait until one finishes"
     )

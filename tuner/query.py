@@ -30,13 +30,12 @@ from tuner.compare import GROUPINGS, group_stats, judge
 from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.results import (
     FINISHED,
-    STATES,
     Comparison,
     Counts,
+    Outcome,
     StudySummary,
     TrialDetail,
     TrialSummary,
-    rank_key,
 )
 
 if TYPE_CHECKING:
@@ -47,12 +46,12 @@ if TYPE_CHECKING:
 
 SORTS = ("value", "number", "duration")
 _FROM_OPTUNA = {
-    "COMPLETE": "complete",
-    "PRUNED": "pruned",
-    "FAIL": "failed",
-    "RUNNING": "running",
+    "COMPLETE": Outcome.COMPLETE,
+    "PRUNED": Outcome.PRUNED,
+    "FAIL": Outcome.FAILED,
+    "RUNNING": Outcome.RUNNING,
     # Enqueued, not yet started.
-    "WAITING": "running",
+    "WAITING": Outcome.RUNNING,
 }
 
 
@@ -108,13 +107,24 @@ class Results:
 
     # --- The questions ---------------------------------------------------------------------
 
-    def studies(self) -> list[StudySummary]:
-        """Every study, oldest first."""
+    def study_names(self) -> list[str]:
+        """The name of every study, oldest first."""
         if not self._has_tables:
             return []
         with self._reading() as connection:
-            names = self._sql.study_names(connection)
-        return [self.study(name) for name in names]
+            return self._sql.study_names(connection)
+
+    def studies(self) -> list[StudySummary]:
+        """Every study, oldest first."""
+        return [self.study(name) for name in self.study_names()]
+
+    def twins(self, seed: int, settings: dict[str, Any]) -> list[str]:
+        """The studies made with this seed and these settings, oldest first: a new study like
+        them would repeat their trials one by one."""
+        if not self._has_tables:
+            return []
+        with self._reading() as connection:
+            return self._sql.twins(connection, seed, settings)
 
     def study(self, name: str) -> StudySummary:
         """One study, with its counts and best trial."""
@@ -137,11 +147,9 @@ class Results:
     ) -> Counts:
         """How the study's trials of these optimizers and schedules ended; of all its trials
         when neither is given."""
-        sql = self._sql
         with self._read_study(study) as (connection, record, unrecorded):
-            filters = sql.filters(connection, record, optimizer, schedule)
-            wanted = sql.matching(unrecorded, STATES, optimizer, schedule)
-            return sql.counts(connection, record, filters, wanted)
+            wanted = self._sql.filters(connection, record, optimizer, schedule)
+            return self._sql.counts(connection, record, wanted, unrecorded)
 
     def best(
         self,
@@ -161,10 +169,9 @@ class Results:
         """
         if n < 1:
             raise BadInput(f"n must be at least 1, got {n}")
-        with self._reading() as connection:
-            record = self._find(connection, study)
-            filters = self._sql.filters(connection, record, optimizer, schedule)
-            return self._sql.best(connection, record, filters, n)
+        with self._read_study(study) as (connection, record, unrecorded):
+            wanted = self._sql.filters(connection, record, optimizer, schedule)
+            return self._sql.trials(connection, record, wanted, FINISHED, "value", n, unrecorded)
 
     def trials(
         self,
@@ -178,25 +185,22 @@ class Results:
     ) -> list[TrialSummary]:
         """The study's trials, running ones included, filtered, sorted and limited.
 
-        ``state`` is one or more of ``STATES``; ``sort`` is ``number``, ``value`` (best first,
-        as :meth:`best` ranks, then failed and running trials) or ``duration`` (shortest
-        first, running trials last).
+        ``state`` is one or more :class:`~tuner.results.Outcome` values; ``sort`` is
+        ``number``, ``value`` (best first, as :meth:`best` ranks, then failed and running
+        trials) or ``duration`` (shortest first, running trials last).
         """
         sql = self._sql
-        states = STATES if state is None else sql.names(state)
+        states = tuple(Outcome) if state is None else sql.names(state)
         for name in states:
-            if name not in STATES:
-                raise BadInput(f"unknown state '{name}'{did_you_mean(name, STATES)}")
+            if name not in tuple(Outcome):
+                raise BadInput(f"unknown state '{name}'{did_you_mean(name, list(Outcome))}")
         if sort not in SORTS:
             raise BadInput(f"unknown sort '{sort}'{did_you_mean(sort, SORTS)}")
         if limit is not None and limit < 1:
             raise BadInput(f"limit must be at least 1, got {limit}")
         with self._read_study(study) as (connection, record, unrecorded):
-            direction = sql.direction(record)
-            filters = sql.filters(connection, record, optimizer, schedule)
-            recorded = sql.trials(connection, record, filters, states, sort, limit)
-        wanted = sql.matching(unrecorded, states, optimizer, schedule)
-        return sorted([*recorded, *wanted], key=_python_order(sort, direction))[:limit]
+            wanted = sql.filters(connection, record, optimizer, schedule)
+            return sql.trials(connection, record, wanted, states, sort, limit, unrecorded)
 
     def trial(self, study: str, number: int) -> TrialDetail:
         """One trial in full, learning curve included."""
@@ -235,11 +239,11 @@ class Results:
         if by not in GROUPINGS:
             raise BadInput(f"cannot group by '{by}'; group by optimizer or schedule")
         with self._read_study(study) as (connection, record, unrecorded):
-            rows = self._sql.outcomes_by(connection, record.id, by)
-        rows += [(getattr(t, by), t.number, t.outcome, None) for t in unrecorded]
-        direction = self._sql.direction(record)
-        groups = group_stats(rows, direction)
-        return judge(record.name, by, record.settings.get("metric", "value"), direction, groups)
+            rows = self._sql.outcomes_by(connection, record, by, unrecorded)
+            bests = self._sql.group_bests(connection, record, by, unrecorded)
+        groups = group_stats(rows, bests)
+        metric = record.settings.get("metric", "value")
+        return judge(record.name, by, metric, self._sql.direction(record), groups)
 
     # --- Reading -----------------------------------------------------------------------------
 
@@ -319,26 +323,18 @@ class Results:
                 skip_compatibility_check=True,
                 skip_table_creation=True,
             )
-        return [_from_optuna(self._optuna_storage.get_trial(id_)) for id_ in ids]
-
-
-def _python_order(sort: str, direction: str) -> Any:
-    """The order of :meth:`Results.trials` in Python, as the SQL of
-    :func:`tuner.db.reads.sql_order` sorts: to merge the trials only Optuna knows."""
-    if sort == "value":
-        return lambda t: rank_key(t.outcome, t.value, t.number, direction)
-    if sort == "duration":
-        return lambda t: (t.duration_s is None, t.duration_s or 0.0, t.number)
-    return lambda trial: trial.number
+        return [from_optuna(self._optuna_storage.get_trial(id_)) for id_ in ids]
 
 
 # --- Optuna's trials ----------------------------------------------------------------------------
 
 
-def _from_optuna(trial: FrozenTrial) -> TrialSummary:
-    outcome = _FROM_OPTUNA[trial.state.name]
+def from_optuna(trial: FrozenTrial, outcome: Outcome | None = None) -> TrialSummary:
+    """``trial`` as Optuna knows it; ``outcome`` says how it ended when tuner knows better
+    than Optuna's state (a diverged trial is PRUNED there, an interrupted one FAIL)."""
+    outcome = outcome or _FROM_OPTUNA[trial.state.name]
     reason = trial.user_attrs.get("reason")
-    if outcome == "failed" and reason is None:
+    if outcome is Outcome.FAILED and reason is None:
         reason = "ended before its record was written: interrupted, or its worker died"
     started, ended = _utc(trial.datetime_start), _utc(trial.datetime_complete)
     return TrialSummary(

@@ -14,31 +14,38 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-# tuner's outcomes, in the order they rank, then the state of a trial that has none yet.
-STATES = ("complete", "pruned", "diverged", "failed", "interrupted", "running")
-FINISHED = ("complete", "pruned", "diverged")
-# Optuna's state of a trial that ended each way: Optuna cannot tell a diverged trial from a
-# pruned one, nor an interrupted one from a failure.
-OPTUNA_STATE = {
-    "complete": "COMPLETE",
-    "pruned": "PRUNED",
-    "diverged": "PRUNED",
-    "failed": "FAIL",
-    "interrupted": "FAIL",
-    "running": "RUNNING",
+
+class Outcome(StrEnum):
+    """How a trial ended, in tuner's words and in the order trials rank; a running trial has
+    not ended yet. The members are strings, as stored and as printed."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    RUNNING = "running"
+
+    @property
+    def optuna_state(self) -> str:
+        """Optuna's state of a trial that ended this way: Optuna cannot tell a diverged trial
+        from a pruned one, nor an interrupted one from a failure."""
+        return _OPTUNA_STATE[self]
+
+
+# The trials that ``--trials`` counts, and the only ones ranked by value.
+FINISHED = (Outcome.COMPLETE, Outcome.PRUNED, Outcome.DIVERGED)
+_OPTUNA_STATE = {
+    Outcome.COMPLETE: "COMPLETE",
+    Outcome.PRUNED: "PRUNED",
+    Outcome.DIVERGED: "PRUNED",
+    Outcome.FAILED: "FAIL",
+    Outcome.INTERRUPTED: "FAIL",
+    Outcome.RUNNING: "RUNNING",
 }
-
-
-def rank_key(
-    outcome: str, value: float | None, number: int, direction: str
-) -> tuple[bool, int, float, int]:
-    """Where a trial ranks: finite values first, then by outcome (complete, pruned, diverged,
-    failed, running), then by value in the study's direction, then by number."""
-    finite = value is not None and math.isfinite(value)
-    sign = -1.0 if direction == "maximize" else 1.0
-    return (not finite, STATES.index(outcome), sign * value if finite else 0.0, number)
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class Counts:
 
     @property
     def total(self) -> int:
-        return sum(getattr(self, state) for state in STATES)
+        return sum(getattr(self, outcome) for outcome in Outcome)
 
     @property
     def finished(self) -> int:
@@ -66,10 +73,10 @@ class Counts:
         return self.complete + self.pruned + self.diverged
 
     def to_json(self) -> dict[str, int]:
-        return {**{state: getattr(self, state) for state in STATES}, "total": self.total}
+        return {**{outcome: getattr(self, outcome) for outcome in Outcome}, "total": self.total}
 
     def __str__(self) -> str:
-        parts = [f"{getattr(self, state)} {state}" for state in STATES if getattr(self, state)]
+        parts = [f"{getattr(self, o)} {o}" for o in Outcome if getattr(self, o)]
         return ", ".join(parts) or "no trials"
 
 
@@ -77,7 +84,7 @@ class Counts:
 class TrialSummary:
     """One trial as ranked and listed: what it sampled, how it ended, what it took.
 
-    ``outcome`` is tuner's word for the ending (see ``STATES``); :attr:`state` is Optuna's, in
+    ``outcome`` is tuner's word for the ending (see :class:`Outcome`); :attr:`state` is Optuna's, in
     which a diverged trial is PRUNED. ``value`` is the study's objective at the trial's last
     evaluation: for a pruned trial, the one at which it was stopped; None when there was none.
     ``params`` holds every parameter Optuna sampled, ``lr`` and ``optimizer`` among them, under
@@ -87,7 +94,7 @@ class TrialSummary:
     """
 
     number: int
-    outcome: str
+    outcome: Outcome
     value: float | None
     optimizer: str | None
     schedule: str | None
@@ -100,7 +107,7 @@ class TrialSummary:
 
     @property
     def state(self) -> str:
-        return OPTUNA_STATE[self.outcome]
+        return Outcome(self.outcome).optuna_state
 
     @property
     def lr(self) -> float | None:
@@ -197,16 +204,16 @@ class GroupStats:
     """The trials of one optimizer, or of one schedule, in a study.
 
     ``best_value``, ``best_trial`` and ``best_outcome`` are those of the group's best trial,
-    ranked as :func:`rank_key` ranks; ``median`` and ``iqr`` (the interquartile range, None
-    under ``tuner.compare.MIN_FOR_SPREAD`` values) describe the finite values of its finished
-    trials.
+    ranked as :meth:`tuner.query.Results.best` ranks; ``median`` and ``iqr`` (the
+    interquartile range, None under ``tuner.compare.MIN_FOR_SPREAD`` values) describe the
+    finite values of its finished trials.
     """
 
     name: str | None
     counts: Counts
     best_value: float | None
     best_trial: int | None
-    best_outcome: str | None
+    best_outcome: Outcome | None
     median: float | None
     iqr: float | None
 

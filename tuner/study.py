@@ -9,20 +9,21 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from importlib.metadata import version
 from typing import Any
 
 import mlx.core as mx
 import optuna
 
-from tuner.db import StudyRecord, TrialRecord, open_store, optuna_storage
+from tuner.db import CurveRow, StudyRow, TrialRow, open_store, optuna_storage
 from tuner.errors import BadInput, TunerError
 from tuner.graphs import GraphCache
 from tuner.plan import Plan, differences
+from tuner.query import from_optuna, open_results
+from tuner.results import Outcome
 from tuner.samplers import make_pruner, make_sampler, trial_seed
-from tuner.train import run_trial
-from tuner.watcher import Progress, TrialEnd, Watcher
+from tuner.train import TrialResult, run_trial
+from tuner.watcher import Progress, Watcher
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # A study whose trials all fail tells nothing; stop it rather than spin.
@@ -82,7 +83,7 @@ def objective_for(
     device: str,
     watcher: Watcher,
     stop: threading.Event,
-    outcomes: dict[int, str],
+    outcomes: dict[int, Outcome],
 ) -> Callable[[optuna.Trial], float]:
     """The Optuna objective: sample, train, report at eval points, store one record, and note
     the trial's outcome in ``outcomes``, which Optuna's states cannot tell apart.
@@ -100,25 +101,30 @@ def objective_for(
                 trial.report(value, step)
             return trial.should_prune()
 
-        def unrun(outcome: str, reason: str) -> TrialRecord:
+        def unrun(outcome: Outcome, reason: str) -> TrialRow:
             trial.set_user_attr("reason", reason)
             outcomes[trial.number] = outcome
-            return TrialRecord(
-                **_identity(trial, seed),
+            result = TrialResult(
+                outcome=outcome,
+                value=None,
+                metrics={},
                 steps=0,
                 wall_time_s=time.monotonic() - started,
                 step_time_s=None,
                 compiled=False,
-                metrics={},
-                value=None,
-                outcome=outcome,
                 reason=reason,
+                losses=[],
+                lrs=[],
+                evals=[],
             )
+            return _record(trial, seed, result)
 
         started = time.monotonic()
+        study_name = trial.study.study_name
         if stop.is_set():
-            store.save_trial(unrun("interrupted", "interrupted before its first step"))
-            raise Interrupted("interrupted before its first step")
+            reason = "interrupted before its first step"
+            store.save_trial(study_name, unrun(Outcome.INTERRUPTED, reason))
+            raise Interrupted(reason)
         try:
             sample = plan.space.sample(trial)
             watcher.trial_started(trial.number, sample, plan.steps)
@@ -139,30 +145,39 @@ def objective_for(
                 stop=stop,
             )
         except Exception as error:
-            store.save_trial(unrun("failed", f"{type(error).__name__}: {error}".splitlines()[0]))
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            store.save_trial(study_name, unrun(Outcome.FAILED, reason))
             raise
-        store.save_trial(TrialRecord(**_identity(trial, seed), **asdict(result)))
+        store.save_trial(study_name, _record(trial, seed, result))
         outcomes[trial.number] = result.outcome
-        if result.outcome == "interrupted":
+        if result.outcome is Outcome.INTERRUPTED:
             trial.set_user_attr("reason", result.reason)
             raise Interrupted(result.reason)
-        if result.outcome != "complete":
+        if result.outcome is not Outcome.COMPLETE:
             raise optuna.TrialPruned(result.reason)
         return result.value
 
     return objective
 
 
-def _identity(trial: optuna.Trial, seed: int) -> dict[str, Any]:
-    """What a trial's record says of it before it has any result."""
-    return {
-        "study": trial.study.study_name,
-        "number": trial.number,
-        "optimizer": trial.params.get("optimizer", "-"),
-        "schedule": trial.params.get("schedule", "-"),
-        "params": trial.params,
-        "seed": seed,
-    }
+def _record(trial: optuna.Trial, seed: int, result: TrialResult) -> TrialRow:
+    """The record of ``trial``, which ran with ``seed`` and did ``result``."""
+    return TrialRow(
+        number=trial.number,
+        optimizer=trial.params.get("optimizer", "-"),
+        schedule=trial.params.get("schedule", "-"),
+        params=trial.params,
+        seed=seed,
+        steps=result.steps,
+        wall_time_s=result.wall_time_s,
+        step_time_s=result.step_time_s,
+        compiled=result.compiled,
+        metrics=result.metrics,
+        value=result.value,
+        outcome=result.outcome,
+        reason=result.reason,
+        curve=CurveRow(losses=result.losses, lrs=result.lrs, evals=result.evals),
+    )
 
 
 def check_device(device: str | None) -> str:
@@ -200,20 +215,21 @@ def run_search(
     names = optuna.get_all_study_names(storage=storage)
     name = config.study or new_study_name(config.task, names)
     new = name not in names
-    if not new and store.study(name) is None:
-        raise BadInput(
-            f"study '{name}' was not made by tuner (it has no record of tuner's): "
-            "give another --study name"
-        )
-    twins = store.twins(config.seed, plan.settings) if new else []
-    if new:
-        # Ours before Optuna's: a worker that finds Optuna's study must find this record too.
-        record = StudyRecord(
-            name=name, task=config.task, settings=plan.settings, **provenance(plan, device)
-        )
-        store.save_study(record)
-    # Another worker's, when it started this study first.
-    changes = differences(store.study(name).settings, plan.settings)
+    with open_results(storage_url) as results:
+        if not new and name not in results.study_names():
+            raise BadInput(
+                f"study '{name}' was not made by tuner (it has no record of tuner's): "
+                "give another --study name"
+            )
+        twins = results.twins(config.seed, plan.settings) if new else []
+        if new:
+            # Ours before Optuna's: a worker that finds Optuna's study must find this record.
+            record = StudyRow(
+                name=name, task=config.task, settings=plan.settings, **provenance(plan, device)
+            )
+            store.save_study(record)
+        # Another worker's, when it started this study first.
+        changes = differences(results.settings(name), plan.settings)
     if changes:
         raise BadInput(
             f"study '{name}' was created with {'; '.join(changes)}: "
@@ -232,7 +248,7 @@ def run_search(
     _take_stock(study, progress)
     if progress.finished >= config.trials or stop.is_set():
         return study
-    outcomes: dict[int, str] = {}
+    outcomes: dict[int, Outcome] = {}
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if stop.is_set():
@@ -246,7 +262,8 @@ def run_search(
             progress.failures_in_a_row = 0
         _take_stock(study, progress)
         # A trial that failed before its objective noted anything failed in sampling.
-        watcher.trial_ended(_ended(trial, outcomes.pop(trial.number, "failed")), progress)
+        outcome = outcomes.pop(trial.number, Outcome.FAILED)
+        watcher.trial_ended(from_optuna(trial, outcome), progress)
 
     study.optimize(
         objective_for(plan, store, device, watcher, stop, outcomes),
@@ -266,19 +283,6 @@ def _take_stock(study: optuna.Study, progress: Progress) -> None:
     """Count the study's finished trials, every worker's, and find its best."""
     progress.finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     try:
-        progress.best = _ended(study.best_trial, "complete")
+        progress.best = from_optuna(study.best_trial, Outcome.COMPLETE)
     except ValueError:
         progress.best = None
-
-
-def _ended(trial: optuna.trial.FrozenTrial, outcome: str) -> TrialEnd:
-    return TrialEnd(
-        number=trial.number,
-        outcome=outcome,
-        value=trial.value,
-        optimizer=trial.params.get("optimizer"),
-        schedule=trial.params.get("schedule"),
-        lr=trial.params.get("lr"),
-        duration_s=trial.duration.total_seconds() if trial.duration else None,
-        reason=trial.user_attrs.get("reason"),
-    )

@@ -23,6 +23,7 @@ import mlx.nn as nn
 import numpy as np
 
 from tuner.graphs import CompileFailed, GraphCache, TrialPlan, validation
+from tuner.results import Outcome
 from tuner.space import Sample
 from tuner.specs import OptimizerSpec, ScheduleSpec, Task
 
@@ -40,7 +41,7 @@ class TrialResult:
     finite losses only; ``losses`` ends with the value that diverged.
     """
 
-    outcome: str
+    outcome: Outcome
     value: float | None
     metrics: dict[str, float]
     steps: int
@@ -182,11 +183,11 @@ class _Run:
         y: mx.array,
         order: mx.array,
         log: _Log,
-    ) -> tuple[str, str | None]:
+    ) -> tuple[Outcome, str | None]:
         steps = self.plan.steps
         for index in range(steps):
             if self.stop.is_set():
-                return "interrupted", f"interrupted at step {index}"
+                return Outcome.INTERRUPTED, f"interrupted at step {index}"
             tick = time.perf_counter()
             batch = order[index]
             loss, lr = step(x[batch], y[batch])
@@ -199,18 +200,18 @@ class _Run:
                 self.on_step(done)
             diverged = _divergence(log.losses, done)
             if diverged:
-                return "diverged", diverged
+                return Outcome.DIVERGED, diverged
             if done % self.eval_every == 0 or done == steps:
                 metrics = _measure(model, evaluate)
                 if not math.isfinite(metrics["val_loss"]):
                     return (
-                        "diverged",
+                        Outcome.DIVERGED,
                         f"validation loss became {metrics['val_loss']} at step {done}",
                     )
                 log.evals.append({"step": done, **metrics})
                 if self.on_eval is not None and self.on_eval(done, metrics[self.objective]):
-                    return "pruned", f"pruned at step {done}"
-        return "complete", None
+                    return Outcome.PRUNED, f"pruned at step {done}"
+        return Outcome.COMPLETE, None
 
 
 @dataclass

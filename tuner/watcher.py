@@ -8,22 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tuner.results import TrialSummary
     from tuner.space import Sample
-
-
-@dataclass(frozen=True)
-class TrialEnd:
-    """How a trial ended, in tuner's words: ``outcome`` is complete, pruned, diverged, failed
-    or interrupted; ``value`` the objective at its last evaluation."""
-
-    number: int
-    outcome: str
-    value: float | None
-    optimizer: str | None
-    schedule: str | None
-    lr: float | None
-    duration_s: float | None
-    reason: str | None
 
 
 @dataclass
@@ -33,7 +19,7 @@ class Progress:
 
     total: int
     finished: int = 0
-    best: TrialEnd | None = None
+    best: TrialSummary | None = None
     failures_in_a_row: int = 0
     last_failure: str | None = None
 
@@ -54,5 +40,5 @@ class Watcher:
     def trial_step(self, number: int, done: int) -> None:
         """Trial ``number`` has trained ``done`` steps."""
 
-    def trial_ended(self, trial: TrialEnd, progress: Progress) -> None:
-        """The trial's end is stored."""
+    def trial_ended(self, trial: TrialSummary, progress: Progress) -> None:
+        """The trial's end is stored; ``trial`` is as Optuna knows it, with tuner's outcome."""

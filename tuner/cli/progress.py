@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tuner.cli.output import number
+from tuner.results import Outcome
 from tuner.watcher import Progress, Watcher
 
 if TYPE_CHECKING:
+    from tuner.results import TrialSummary
     from tuner.space import Sample
-    from tuner.watcher import TrialEnd
 
 
 class Display(Watcher):
@@ -95,12 +96,12 @@ class Display(Watcher):
     def trial_step(self, number: int, done: int) -> None:
         self.step = done
 
-    def trial_ended(self, trial: TrialEnd, progress: Progress) -> None:
+    def trial_ended(self, trial: TrialSummary, progress: Progress) -> None:
         self.ends.append(time.monotonic())
         self.progress = progress
-        if trial.outcome == "interrupted":
+        if trial.outcome is Outcome.INTERRUPTED:
             self.interrupted = f"trial {trial.number} {trial.reason}, and recorded as interrupted"
-        elif trial.outcome == "failed":
+        elif trial.outcome is Outcome.FAILED:
             self._say(f"trial {trial.number} failed: {trial.reason or 'unknown error'}")
         elif self.verbose:
             self._say(_trial_line(trial))
@@ -171,7 +172,7 @@ class Display(Watcher):
         return "?" if left is None else f"~{_clock(left)}"
 
 
-def _trial_line(trial: TrialEnd) -> str:
+def _trial_line(trial: TrialSummary) -> str:
     return (
         f"trial {trial.number} {trial.outcome} {number(trial.value)} "
         f"{trial.optimizer}+{trial.schedule} lr {number(trial.lr, 3)} "

@@ -28,7 +28,7 @@ from tuner.cli.output import (
 from tuner.cli.trials import trial_table, value_text
 from tuner.compare import GROUPINGS
 from tuner.query import SORTS, open_results
-from tuner.results import STATES, Comparison, StudySummary, TrialDetail
+from tuner.results import Comparison, Outcome, StudySummary, TrialDetail
 
 # The CSV's first columns, as in TrialSummary.to_json; params.* and metrics.* follow.
 CSV_COLUMNS = (
@@ -168,7 +168,7 @@ def _order(direction: str) -> str:
     "--state",
     "states",
     multiple=True,
-    type=click.Choice(STATES),
+    type=click.Choice([outcome.value for outcome in Outcome]),
     help="Only trials in this state (repeatable).",
 )
 @_filter_options

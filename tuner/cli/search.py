@@ -17,6 +17,7 @@ from tuner.cli.progress import CtrlC, Display
 from tuner.cli.trials import trial_table
 from tuner.plan import SearchConfig
 from tuner.query import open_results
+from tuner.results import Outcome
 
 if TYPE_CHECKING:
     from tuner.query import Results
@@ -205,7 +206,7 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
     """The leaderboard of the top complete trials, and the commands that look closer at the
     study and continue it, each of which can be copied alone."""
     with open_results(storage) as results:
-        top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome == "complete"]
+        top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome is Outcome.COMPLETE]
         board = leaderboard(name, metric, top, results)
         # A study cut short by Ctrl-C or --timeout continues to the count it was given.
         more = trials * 2 if results.study(name).counts.finished >= trials else trials

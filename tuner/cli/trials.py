@@ -8,7 +8,7 @@ from textwrap import shorten
 from typing import Any
 
 from tuner.cli.output import WIDTH, number, table
-from tuner.results import TrialSummary
+from tuner.results import Outcome, TrialSummary
 
 
 def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None = WIDTH) -> str:
@@ -17,7 +17,7 @@ def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None =
     and the reason when one has one. To fit ``width``, the settings go under each row and the
     reasons are cut short."""
     others = sorted({k for t in trials for k in t.metrics} - {metric})
-    unfinished = any(t.outcome != "complete" for t in trials)
+    unfinished = any(t.outcome is not Outcome.COMPLETE for t in trials)
     reasons = any(t.reason for t in trials)
     headers = ["trial", metric, *others, "optimizer", "schedule", "lr", "settings"]
     headers += [*(["outcome", "steps"] if unfinished else []), "time"]

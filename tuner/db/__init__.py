@@ -2,7 +2,7 @@
 
 Each module has one job: :mod:`~tuner.db.urls` checks and masks storage URLs,
 :mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.models` declares tuner's tables,
-:mod:`~tuner.db.migrations` runs their alembic history, :mod:`~tuner.db.store` reads and writes
+:mod:`~tuner.db.migrations` runs their alembic history, :mod:`~tuner.db.store` writes
 their records, :mod:`~tuner.db.optuna` opens Optuna's storage on the same database, and
 :mod:`~tuner.db.reads` holds the SQL of every read of results, for :mod:`tuner.query`. Each
 imports only modules named before it, never one after. The rest of tuner imports from here.
@@ -19,21 +19,18 @@ from tuner.db.migrations import (
 )
 from tuner.db.models import CurveRow, StudyRow, TrialRow
 from tuner.db.optuna import optuna_storage
-from tuner.db.store import StudyRecord, TrialRecord, find_study, open_store
+from tuner.db.store import open_store
 from tuner.db.urls import mask_url, sqlite_path, storage_failure
 
 __all__ = [
     "READ_ONLY",
     "CurveRow",
     "SchemaState",
-    "StudyRecord",
     "StudyRow",
-    "TrialRecord",
     "TrialRow",
     "check",
     "downgrade",
     "engine_kwargs",
-    "find_study",
     "make_engine",
     "mask_url",
     "migration_options",

@@ -33,10 +33,13 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedAsDataclass, mapped_column, relationship
+
+from tuner.results import Outcome
 
 TABLE_PREFIX = "tuner_"
-OUTCOMES = ("complete", "pruned", "diverged", "failed", "interrupted")
+# The outcomes a trial's record can have: a running trial has none yet.
+OUTCOMES = tuple(outcome for outcome in Outcome if outcome is not Outcome.RUNNING)
 
 
 # --- Column types -----------------------------------------------------------------------------
@@ -120,10 +123,37 @@ class FloatArray(TypeDecorator[list[float]]):
         return np.frombuffer(zlib.decompress(value), dtype="<f8").tolist()
 
 
+VALUE_TYPES = ("finite", "inf_pos", "inf_neg", "nan")
+
+
+def split_value(value: float | None) -> tuple[float | None, str | None]:
+    """``value`` as stored: the number when it is finite, and its type (None for no value)."""
+    if value is None:
+        return None, None
+    if math.isfinite(value):
+        return value, "finite"
+    return None, "nan" if math.isnan(value) else ("inf_pos" if value > 0 else "inf_neg")
+
+
+def read_value(value: float | None, value_type: str | None) -> float | None:
+    """The value that :func:`split_value` stored."""
+    return _NON_FINITE_VALUES.get(value_type, value)
+
+
+_NON_FINITE_VALUES = {"nan": math.nan, "inf_pos": math.inf, "inf_neg": -math.inf}
+
+
 # --- Tables -----------------------------------------------------------------------------------
 
 
-class Base(DeclarativeBase):
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(MappedAsDataclass, DeclarativeBase):
+    """Rows that are also dataclasses: the records tuner writes are these rows themselves, and
+    a row read back equals the row written (the database's own ids are not compared)."""
+
     # Named constraints, so that migrations can drop and alter them on every backend.
     metadata = MetaData(
         naming_convention={
@@ -137,7 +167,9 @@ class Base(DeclarativeBase):
 
 
 class StudyRow(Base):
-    """What produced a study, written once when it is created.
+    """What produced a study, written once when it is created: its task and settings (the
+    search space among them), the plugins and library versions, the device, the seed and the
+    command line.
 
     Optuna's study is linked by name, and its trials by number, by value: a foreign key into
     Optuna's tables would tie our migrations to a schema Optuna changes between versions, and
@@ -147,7 +179,9 @@ class StudyRow(Base):
 
     __tablename__ = "tuner_studies"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, init=False, compare=False, repr=False
+    )
     # 512 is Optuna's own limit on a study's name.
     name: Mapped[str] = mapped_column(String(512), unique=True)
     task: Mapped[str] = mapped_column(String(256))
@@ -157,11 +191,36 @@ class StudyRow(Base):
     device: Mapped[str] = mapped_column(String(64))
     seed: Mapped[int] = mapped_column(BigInteger)
     command: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
+
+
+class CurveRow(Base):
+    """A trial's learning curve: the loss and learning rate of every step, and the metrics of
+    every evaluation. One row per trial, kept apart from its trial's row, so that scanning and
+    sorting thousands of trials never reads their curves."""
+
+    __tablename__ = "tuner_curves"
+
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("tuner_trials.id", ondelete="CASCADE"),
+        primary_key=True,
+        init=False,
+        compare=False,
+        repr=False,
+    )
+    losses: Mapped[list[float]] = mapped_column(FloatArray)
+    lrs: Mapped[list[float]] = mapped_column(FloatArray)
+    evals: Mapped[list[dict[str, Any]]] = mapped_column(MetricsJSON)
 
 
 class TrialRow(Base):
-    """One finished trial: what ran, how long it took, how it ended."""
+    """One finished trial: what ran, how long it took, how it ended, and its curve.
+
+    ``value`` is stored as Optuna stores one: a finite number in ``value``, and in
+    ``value_type`` whether it was finite, infinite or NaN (which SQLite cannot store), so that
+    SQL ranks values without re-deriving which are finite. Built with any float, the row splits
+    it; :func:`read_value` puts it back together.
+    """
 
     __tablename__ = "tuner_trials"
     __table_args__ = (
@@ -172,12 +231,21 @@ class TrialRow(Base):
         Index(None, "study_id", "outcome"),
         Index(None, "study_id", "value"),
         CheckConstraint(
-            "outcome IN ({})".format(", ".join(f"'{o}'" for o in OUTCOMES)), name="outcome"
+            "outcome IN ({})".format(", ".join(f"'{o}'" for o in OUTCOMES)),
+            name="outcome",
+        ),
+        CheckConstraint(
+            "value_type IN ({})".format(", ".join(f"'{t}'" for t in VALUE_TYPES)),
+            name="value_type",
         ),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    study_id: Mapped[int] = mapped_column(ForeignKey(StudyRow.id, ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, init=False, compare=False, repr=False
+    )
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey(StudyRow.id, ondelete="CASCADE"), init=False, compare=False, repr=False
+    )
     number: Mapped[int] = mapped_column(Integer)
     optimizer: Mapped[str] = mapped_column(String(128))
     schedule: Mapped[str] = mapped_column(String(128))
@@ -190,22 +258,12 @@ class TrialRow(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(MetricsJSON)
     value: Mapped[float | None] = mapped_column(Double)
     outcome: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(Text)
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    curve: Mapped[CurveRow | None] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True
-    )
+    curve: Mapped[CurveRow] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    value_type: Mapped[str | None] = mapped_column(String(8), init=False)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
 
-
-class CurveRow(Base):
-    """A trial's learning curve, one row per trial and kept apart from its trial's row, so that
-    scanning and sorting thousands of trials never reads their curves."""
-
-    __tablename__ = "tuner_curves"
-
-    trial_id: Mapped[int] = mapped_column(
-        ForeignKey(TrialRow.id, ondelete="CASCADE"), primary_key=True
-    )
-    losses: Mapped[list[float]] = mapped_column(FloatArray)
-    lrs: Mapped[list[float]] = mapped_column(FloatArray)
-    evals: Mapped[list[dict[str, Any]]] = mapped_column(MetricsJSON)
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"a trial's outcome is one of {OUTCOMES}, not {self.outcome!r}")
+        self.value, self.value_type = split_value(self.value)

@@ -10,36 +10,42 @@ it reads only the ids and numbers of trials, the columns every Optuna version ha
 
 from __future__ import annotations
 
-import sys
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Double,
     Engine,
+    Integer,
     Row,
+    Select,
+    String,
+    Subquery,
     and_,
     case,
+    cast,
     column,
     exists,
     func,
     inspect,
     select,
     table,
+    text,
+    union_all,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ColumnElement
 
 from tuner.db.engine import READ_ONLY
-from tuner.db.models import CurveRow, StudyRow, TrialRow
+from tuner.db.models import CurveRow, StudyRow, TrialRow, read_value, split_value
 from tuner.db.urls import storage_failure
 from tuner.errors import BadInput
 from tuner.results import (
     FINISHED,
-    STATES,
     Counts,
+    Outcome,
     Provenance,
     StudySummary,
     TrialDetail,
@@ -79,35 +85,35 @@ def direction(study: Row) -> str:
     return study.settings.get("direction", "minimize")
 
 
+def twins(connection: Connection, seed: int, settings: dict[str, Any]) -> list[str]:
+    """The studies made with this seed and these settings, oldest first."""
+    query = select(StudyRow.name, StudyRow.settings).where(StudyRow.seed == seed)
+    rows = connection.execute(query.order_by(StudyRow.created_at))
+    return [name for name, stored in rows if stored == settings]
+
+
 def summary(connection: Connection, study: Row, unrecorded: list[TrialSummary]) -> StudySummary:
     """The study with its counts and best trial; ``unrecorded`` are the trials only Optuna
     knows."""
-    top = best(connection, study, [], 1)
+    top = trials(connection, study, {}, FINISHED, "value", 1, unrecorded)
     return StudySummary(
         name=study.name,
         task=study.task,
         metric=study.settings.get("metric", "value"),
         direction=direction(study),
-        counts=counts(connection, study, [], unrecorded),
+        counts=counts(connection, study, {}, unrecorded),
         best=top[0] if top else None,
         created_at=study.created_at,
     )
 
 
 def counts(
-    connection: Connection,
-    study: Row,
-    filters: list[ColumnElement[bool]],
-    unrecorded: list[TrialSummary],
+    connection: Connection, study: Row, wanted: Wanted, unrecorded: list[TrialSummary]
 ) -> Counts:
-    """The outcomes of the study's recorded trials that pass ``filters``, and of ``unrecorded``."""
-    c = columns()
-    query = (
-        select(c.outcome, func.count()).where(c.study_id == study.id, *filters).group_by(c.outcome)
-    )
-    outcomes = Counter(dict((*row,) for row in connection.execute(query)))
-    outcomes.update(t.outcome for t in unrecorded)
-    return Counts(**outcomes)
+    """The outcomes of the study's trials, ``unrecorded`` ones included, that are ``wanted``."""
+    c = candidates(study.id, unrecorded).c
+    query = select(c.outcome, func.count()).where(*where(c, wanted)).group_by(c.outcome)
+    return Counts(**dict((*row,) for row in connection.execute(query)))
 
 
 # --- Trials ------------------------------------------------------------------------------------
@@ -118,55 +124,105 @@ def columns() -> Any:
     return TrialRow.__table__.c
 
 
-def listing(study_id: int) -> Any:
-    """The columns of one study's trials that a listing shows: never the curves."""
+def candidates(study_id: int, unrecorded: list[TrialSummary]) -> Subquery:
+    """The study's trials as the rows that are filtered and ranked: tuner's records, and the
+    trials that only Optuna knows (``unrecorded``, read through Optuna's storage), so that
+    both are ordered by one ORDER BY."""
     c = columns()
-    shown = (
+    ours = select(
         c.number,
         c.outcome,
         c.value,
         c.optimizer,
         c.schedule,
-        c.params,
-        c.wall_time_s,
-        c.steps,
-        c.metrics,
-        c.reason,
-        c.finished_at,
-    )
-    return select(*shown).where(c.study_id == study_id)
+        c.wall_time_s.label("duration_s"),
+    ).where(c.study_id == study_id)
+    if not unrecorded:
+        return ours.subquery("candidates")
+    return union_all(ours, _listed(unrecorded)).subquery("candidates")
 
 
-def best(
-    connection: Connection, study: Row, filters: list[ColumnElement[bool]], n: int
-) -> list[TrialSummary]:
-    """The study's top ``n`` finished trials that pass ``filters``, best first."""
-    query = (
-        listing(study.id)
-        .where(*filters)
-        .where(columns().outcome.in_(FINISHED))
-        .order_by(*ranked(direction(study)))
-        .limit(n)
+# The columns of :func:`candidates`, for the trials that only Optuna knows.
+_CANDIDATE_TYPES = (Integer, String, Double, String, String, Double)
+
+
+def _listed(unrecorded: list[TrialSummary]) -> Select[Any]:
+    """``unrecorded`` as a VALUES list. SQLite and PostgreSQL both name its columns column1,
+    column2 and so on (SQLite accepts no other names), and each is cast so that PostgreSQL
+    knows its type even when all its values are NULL."""
+    params: dict[str, Any] = {}
+    rows = []
+    for i, trial in enumerate(unrecorded):
+        row = (
+            trial.number,
+            str(trial.outcome),
+            split_value(trial.value)[0],
+            trial.optimizer,
+            trial.schedule,
+            trial.duration_s,
+        )
+        params.update({f"c{k}_{i}": item for k, item in enumerate(row)})
+        rows.append("(" + ", ".join(f":c{k}_{i}" for k in range(len(row))) + ")")
+    names = [f"column{k + 1}" for k in range(len(_CANDIDATE_TYPES))]
+    listed = text("VALUES " + ", ".join(rows)).bindparams(**params)
+    listed = listed.columns(*(column(name) for name in names)).subquery("unrecorded")
+    labels = ("number", "outcome", "value", "optimizer", "schedule", "duration_s")
+    return select(
+        *(
+            cast(listed.c[name], type_).label(label)
+            for name, type_, label in zip(names, _CANDIDATE_TYPES, labels, strict=True)
+        )
     )
-    return [from_row(row) for row in connection.execute(query)]
+
+
+# What each filter lets through: the optimizers, or the schedules, asked for.
+Wanted = dict[str, tuple[str, ...]]
+
+
+def where(c: Any, wanted: Wanted) -> list[ColumnElement[bool]]:
+    return [c[kind].in_(names) for kind, names in wanted.items()]
 
 
 def trials(
     connection: Connection,
     study: Row,
-    filters: list[ColumnElement[bool]],
+    wanted: Wanted,
     states: Sequence[str],
     sort: str,
     limit: int | None,
+    unrecorded: list[TrialSummary],
 ) -> list[TrialSummary]:
-    """The study's recorded trials in ``states`` that pass ``filters``, sorted and limited."""
+    """The study's trials, ``unrecorded`` ones included, that are ``wanted`` and in
+    ``states``, sorted and limited by the database. A listing never reads curves."""
+    found = candidates(study.id, unrecorded)
+    t = columns()
+    shown = (
+        t.number,
+        t.outcome,
+        t.value,
+        t.value_type,
+        t.optimizer,
+        t.schedule,
+        t.params,
+        t.wall_time_s,
+        t.steps,
+        t.metrics,
+        t.reason,
+        t.finished_at,
+    )
+    recorded = and_(t.study_id == study.id, t.number == found.c.number)
     query = (
-        listing(study.id)
-        .where(*filters, columns().outcome.in_(states))
-        .order_by(*sql_order(sort, direction(study)))
+        select(found.c.number.label("candidate"), *shown)
+        .select_from(found.outerjoin(TrialRow.__table__, recorded))
+        .where(*where(found.c, wanted), found.c.outcome.in_(states))
+        .order_by(*order(sort, direction(study), found.c))
         .limit(limit)
     )
-    return [from_row(row) for row in connection.execute(query)]
+    only_optuna = {trial.number: trial for trial in unrecorded}
+    return [
+        from_row(row) if row.number is not None else only_optuna[row.candidate]
+        for row in connection.execute(query)
+    ]
 
 
 def trial_row(connection: Connection, study_id: int, number: int) -> Row | None:
@@ -179,40 +235,51 @@ def trial_row(connection: Connection, study_id: int, number: int) -> Row | None:
     return connection.execute(query).first()
 
 
-def outcomes_by(connection: Connection, study_id: int, by: str) -> list[tuple[Any, ...]]:
-    """(``by``, number, outcome, value) of every recorded trial, ``by`` being a column such as
-    ``optimizer`` or ``schedule``."""
-    c = columns()
-    query = select(c[by], c.number, c.outcome, c.value).where(c.study_id == study_id)
+def outcomes_by(
+    connection: Connection, study: Row, by: str, unrecorded: list[TrialSummary]
+) -> list[tuple[Any, ...]]:
+    """(``by``, number, outcome, value) of every trial, ``by`` being ``optimizer`` or
+    ``schedule``."""
+    c = candidates(study.id, unrecorded).c
+    return [(*row,) for row in connection.execute(select(c[by], c.number, c.outcome, c.value))]
+
+
+def group_bests(
+    connection: Connection, study: Row, by: str, unrecorded: list[TrialSummary]
+) -> list[tuple[Any, ...]]:
+    """(``by``, number, outcome, value) of each group's best finished trial, ranked as
+    :func:`trials` ranks, the best group first."""
+    c = candidates(study.id, unrecorded).c
+    rank = func.row_number().over(partition_by=c[by], order_by=ranked(direction(study), c))
+    best = (
+        select(c[by].label("name"), c.number, c.outcome, c.value, rank.label("rank"))
+        .where(c.outcome.in_(FINISHED))
+        .subquery("best")
+    )
+    query = select(best.c.name, best.c.number, best.c.outcome, best.c.value)
+    query = query.where(best.c.rank == 1).order_by(*ranked(direction(study), best.c))
     return [(*row,) for row in connection.execute(query)]
 
 
-def ranked(direction: str) -> list[ColumnElement[Any]]:
-    """ORDER BY terms that rank as :func:`tuner.results.rank_key` does, on SQLite and
-    PostgreSQL alike.
-
-    SQLite stores NaN as NULL, PostgreSQL sorts NaN above infinity: "finite" is tested as
-    ``abs(value) <= the largest double``, which NULL, NaN and infinities all fail, and every
-    non-finite value sorts as 0 so that trial numbers alone order them.
-    """
-    value = columns().value
-    finite = and_(value.is_not(None), func.abs(value) <= sys.float_info.max)
-    tier = case({state: i for i, state in enumerate(STATES)}, value=columns().outcome)
+def ranked(direction: str, c: Any) -> list[ColumnElement[Any]]:
+    """ORDER BY terms that rank trials: those with a finite value first, then by outcome
+    (complete, pruned, diverged, failed, interrupted, running), then by value in the study's
+    direction, then by number. A stored ``value`` is finite or NULL (see
+    :class:`~tuner.db.models.TrialRow`)."""
+    finite = c.value.is_not(None)
+    tier = case({outcome: i for i, outcome in enumerate(Outcome)}, value=c.outcome)
     sign = -1.0 if direction == "maximize" else 1.0
-    return [
-        case((finite, 0), else_=1),
-        tier,
-        case((finite, value * sign), else_=0.0),
-        columns().number,
-    ]
+    return [case((finite, 0), else_=1), tier, case((finite, c.value * sign), else_=0.0), c.number]
 
 
-def sql_order(sort: str, direction: str) -> list[Any]:
+def order(sort: str, direction: str, c: Any) -> list[Any]:
+    """ORDER BY terms for ``tuner trials --sort``: by ``value`` as :func:`ranked` ranks, by
+    ``duration`` with running trials last, or by ``number``."""
     if sort == "value":
-        return ranked(direction)
+        return ranked(direction, c)
     if sort == "duration":
-        return [columns().wall_time_s, columns().number]
-    return [columns().number]
+        return [c.duration_s.is_(None), c.duration_s, c.number]
+    return [c.number]
 
 
 def filters(
@@ -220,12 +287,12 @@ def filters(
     study: Row,
     optimizer: str | Sequence[str] | None,
     schedule: str | Sequence[str] | None,
-) -> list[ColumnElement[bool]]:
-    """WHERE clauses for the optimizers and schedules asked for; BadInput naming those the
+) -> Wanted:
+    """The optimizers and schedules asked for, for :func:`where`; BadInput naming those the
     study used when it never used one of them."""
-    clauses = []
-    for kind, wanted in (("optimizer", optimizer), ("schedule", schedule)):
-        if wanted is None:
+    wanted = {}
+    for kind, asked in (("optimizer", optimizer), ("schedule", schedule)):
+        if asked is None:
             continue
         column_ = columns()[kind]
         searched = study.settings.get("space", {}).get(f"{kind}s", {})
@@ -233,31 +300,13 @@ def filters(
             select(column_).where(columns().study_id == study.id).distinct()
         )
         used = sorted(set(searched) | set(recorded))
-        for name in names(wanted):
+        for name in names(asked):
             if name not in used:
                 raise BadInput(
                     f"study '{study.name}' never used {kind} '{name}'; it used {', '.join(used)}"
                 )
-        clauses.append(column_.in_(names(wanted)))
-    return clauses
-
-
-def matching(
-    trials: list[TrialSummary],
-    states: Sequence[str],
-    optimizer: str | Sequence[str] | None,
-    schedule: str | Sequence[str] | None,
-) -> list[TrialSummary]:
-    """The trials, read without SQL, that :func:`filters` and ``states`` would let through."""
-
-    def wanted(value: str | None, asked: str | Sequence[str] | None) -> bool:
-        return asked is None or value in names(asked)
-
-    return [
-        t
-        for t in trials
-        if t.outcome in states and wanted(t.optimizer, optimizer) and wanted(t.schedule, schedule)
-    ]
+        wanted[kind] = names(asked)
+    return wanted
 
 
 def names(given: str | Sequence[str]) -> tuple[str, ...]:
@@ -267,8 +316,8 @@ def names(given: str | Sequence[str]) -> tuple[str, ...]:
 def from_row(row: Row) -> TrialSummary:
     return TrialSummary(
         number=row.number,
-        outcome=row.outcome,
-        value=row.value,
+        outcome=Outcome(row.outcome),
+        value=read_value(row.value, row.value_type),
         optimizer=row.optimizer,
         schedule=row.schedule,
         params=row.params,
