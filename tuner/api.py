@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tuner import blas as blas_choice
 from tuner.db import schema_state
 from tuner.errors import BadInput
 from tuner.export import build_optimizer, export_trial
@@ -20,7 +21,6 @@ from tuner.plan import Plan, SearchConfig, plan_search
 from tuner.plugins import Registry, load_plugins
 from tuner.query import open_results
 from tuner.specs import Metric, Task, TaskSpec
-from tuner.study import run_search
 from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def search(
     sampler: str = "tpe",
     pruner: str = "median",
     plugins: Sequence[str] = (),
+    blas: str | None = None,
 ) -> StudyResults:
     """Run a study, as ``tuner search`` does, and return its results.
 
@@ -67,10 +68,15 @@ def search(
     they are given. The other options are those of ``tuner search``, with the same defaults;
     running again with the same ``study`` continues it.
 
+    ``blas`` is ``"auto"`` (OpenBLAS where installed, on Linux) or ``"bundled"`` (the mlx wheel's
+    own); None reads ``TUNER_BLAS``. It counts only before MLX is first imported: afterwards the
+    BLAS MLX loaded with stays, and a warning says so where OpenBLAS was missed.
+
     Ctrl-C (interrupting a notebook's kernel) stops the trial in flight, which is recorded as
     interrupted, and returns the results so far. Bad options raise
     :class:`tuner.errors.BadInput` with the one-line message the command prints.
     """
+    _load_blas(blas)
     parts = {"model": model, "train": train, "valid": valid, "loss": loss}
     extra: list[str | object] = list(plugins)
     if any(part is not None for part in parts.values()):
@@ -131,8 +137,29 @@ def run(
 ) -> StudyResults:
     """Run the study of ``plan`` (see :func:`tuner.study.run_search`) and return its results;
     ``plugins`` are those to load again to export its trials."""
+    # Here so that importing this module loads no MLX, which tuner.study imports: the BLAS
+    # that MLX calls is chosen before it loads (see tuner.blas).
+    from tuner.study import run_search
+
     study = run_search(plan, storage, watcher, stop)
     return StudyResults(study.study_name, storage, tuple(plugins))
+
+
+_warned_blas = False
+
+
+def _load_blas(choice: str | None) -> None:
+    # The plugins and the task, loaded next, import MLX: the BLAS goes first.
+    global _warned_blas
+    running = blas_choice.load(choice)
+    if running is not None and running.late and not _warned_blas:
+        _warned_blas = True
+        warnings.warn(
+            f"MLX runs its {running.name}: mlx was imported before tuner could load OpenBLAS, "
+            "which is installed and several times faster. In a new process, call "
+            "tuner.blas.load() before importing mlx; blas='bundled' silences this.",
+            stacklevel=3,
+        )
 
 
 class _Inline:

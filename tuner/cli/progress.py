@@ -20,6 +20,7 @@ from tuner.results import Outcome
 from tuner.watcher import Progress, Watcher
 
 if TYPE_CHECKING:
+    from tuner.blas import Blas
     from tuner.results import TrialSummary
     from tuner.space import Sample
 
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 class Display(Watcher):
     """A search's progress on stderr. On a terminal, one status line that a thread redraws
     twice a second, so that its clock runs while MLX builds kernels; with --verbose, a line
-    for each finished trial. The study's name and storage come first, before any trial."""
+    for each finished trial. The study's name and storage come first, before any trial, and
+    the BLAS that MLX calls."""
 
     TICK_S = 0.5
     # Trials of this run to time before saying how long the rest will take.
@@ -42,6 +44,7 @@ class Display(Watcher):
         *,
         live: bool,
         verbose: bool,
+        blas: Blas | None = None,
     ) -> None:
         self.continue_for = continue_for
         self.storage = storage
@@ -49,6 +52,8 @@ class Display(Watcher):
         self.timeout = timeout
         self.live = live
         self.verbose = verbose
+        # Said under the study's name; None off Linux, where there is no BLAS to choose.
+        self.blas = blas
         self.name: str | None = None
         self.started_at = time.monotonic()
         self.ends: list[float] = []
@@ -72,6 +77,8 @@ class Display(Watcher):
         if self.live or self.verbose:
             state = "new" if new else "continued"
             click.echo(f"Study {study} ({state}) in {self.storage}", err=True)
+            if self.blas is not None:
+                click.echo(f"BLAS: {self.blas}", err=True)
         if twins:
             click.echo(
                 f"Note: study {twins[0]} has this seed and these settings: this study will "

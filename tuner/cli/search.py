@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
+from tuner import blas as blas_choice
 from tuner.cli import INTERRUPTED_STATUS, load_registry, plugin_option, storage_option
 from tuner.cli.progress import CtrlC, Display
 from tuner.cli.trials import trial_table
@@ -31,6 +32,18 @@ CONFIG_OPTIONS += ["sampler", "pruner", "metric"]
 
 def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+
+def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # Eager, so that it runs before --plugin, which imports a dotted plugin's parent packages
+    # (and perhaps MLX with them) to find it: after MLX has loaded, its BLAS is fixed.
+    if value not in blas_choice.CHOICES:
+        # click.Choice would name --blas alone, to someone who set TUNER_BLAS long ago.
+        given = ctx.get_parameter_source("blas") is ParameterSource.ENVIRONMENT
+        where = f" (from {blas_choice.ENV})" if given else ""
+        raise click.BadParameter(f"'{value}'{where}: give auto or bundled", ctx, param)
+    blas_choice.load(value)
+    return value
 
 
 @click.command("search")
@@ -106,6 +119,17 @@ def _names(value: str | None) -> list[str] | None:
     show_default=True,
     help="Optuna pruner.",
 )
+@click.option(
+    "--blas",
+    metavar="[auto|bundled]",
+    default="auto",
+    show_default=True,
+    envvar=blas_choice.ENV,
+    is_eager=True,
+    callback=_load_blas,
+    help="The BLAS MLX calls on Linux: auto uses OpenBLAS where it is installed, bundled "
+    "the mlx wheel's own. Env: TUNER_BLAS.",
+)
 @plugin_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the study's name at the end.")
 @click.option(
@@ -131,6 +155,7 @@ def search_command(
     metric: str | None,
     sampler: str,
     pruner: str,
+    blas: str,
     plugins: Sequence[str],
     quiet: bool,
     verbose: bool,
@@ -153,8 +178,8 @@ def search_command(
       tuner search --task synthetic --trials 20 --optimizers adam,sgd
       tuner search --study mine --space lr=1e-3..1e-1:log --space sgd.momentum=0.9
     """
-    # Here for start-up time: tuner.api brings in Optuna, SQLAlchemy and MLX, which `tuner
-    # search --help` and the other commands need not load.
+    # Here for start-up time: tuner.api brings in SQLAlchemy, and its search Optuna and MLX,
+    # which `tuner search --help` and the other commands need not load.
     from tuner.api import prepare, run
 
     ctx = click.get_current_context()
@@ -171,6 +196,7 @@ def search_command(
         timeout,
         live=not quiet and sys.stderr.isatty(),
         verbose=verbose and not quiet,
+        blas=blas_choice.load(blas),
     )
     with CtrlC(display) as ctrl_c:
         try:
