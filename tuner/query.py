@@ -74,13 +74,16 @@ class Results:
         from tuner.db import (  # start-up time
             make_engine,
             mask_url,
+            optuna,
             reads,
             schema_state,
             sqlite_path,
         )
 
-        # The SQL of every read below; kept here so that only opening a storage imports it.
+        # The SQL of every read below, of tuner's tables and of Optuna's; kept here so that
+        # only opening a storage imports it.
         self._sql = reads
+        self._optuna = optuna
         self.storage = mask_url(url)
         self._url = url
         state = schema_state(url)
@@ -276,7 +279,7 @@ class Results:
 
     def _has_optuna_tables(self, connection: Connection) -> bool:
         if self._optuna_tables is None:
-            self._optuna_tables = self._sql.has_optuna_tables(connection)
+            self._optuna_tables = self._optuna.has_optuna_tables(connection)
         return self._optuna_tables
 
     def _unrecorded_ids(self, connection: Connection, study: Row) -> list[int]:
@@ -290,16 +293,16 @@ class Results:
         """
         if not self._has_optuna_tables(connection):
             return []
-        return self._sql.unrecorded_ids(connection, study)
+        return self._optuna.unrecorded_ids(connection, study)
 
     def _optuna_trial_id(self, connection: Connection, study: Row, number: int) -> int:
         """Optuna's id of trial ``number``; BadInput, saying which numbers exist, if none."""
         count = 0
         if self._has_optuna_tables(connection):
-            found = self._sql.optuna_trial_id(connection, study.name, number)
+            found = self._optuna.optuna_trial_id(connection, study.name, number)
             if found is not None:
                 return found
-            count = self._sql.optuna_trial_count(connection, study.name)
+            count = self._optuna.optuna_trial_count(connection, study.name)
         if not count:
             raise BadInput(f"study '{study.name}' has no trial {number}: it has no trials yet")
         raise BadInput(
@@ -313,16 +316,7 @@ class Results:
         if not ids:
             return []
         if self._optuna_storage is None:
-            import optuna  # start-up time
-
-            from tuner.db import engine_kwargs  # start-up time
-
-            self._optuna_storage = optuna.storages.RDBStorage(
-                self._engine.url.render_as_string(hide_password=False),
-                engine_kwargs=engine_kwargs(self._url),
-                skip_compatibility_check=True,
-                skip_table_creation=True,
-            )
+            self._optuna_storage = self._optuna.read_only_storage(self._url)
         return [from_optuna(self._optuna_storage.get_trial(id_)) for id_ in ids]
 
 

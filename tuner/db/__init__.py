@@ -3,9 +3,10 @@
 Each module has one job: :mod:`~tuner.db.urls` checks and masks storage URLs,
 :mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.models` declares tuner's tables,
 :mod:`~tuner.db.migrations` runs their alembic history, :mod:`~tuner.db.store` writes
-their records, :mod:`~tuner.db.optuna` opens Optuna's storage on the same database, and
-:mod:`~tuner.db.reads` holds the SQL of every read of results, for :mod:`tuner.query`. Each
-imports only modules named before it, never one after. The rest of tuner imports from here.
+their records, :mod:`~tuner.db.optuna` holds every coupling to Optuna's storage and tables, and
+:mod:`~tuner.db.reads` holds the SQL of every read of tuner's tables, for :mod:`tuner.query`.
+Each imports only modules named before it, never one after. The rest of tuner imports from
+here.
 """
 
 from tuner.db.engine import READ_ONLY, engine_kwargs, make_engine

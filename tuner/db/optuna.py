@@ -2,20 +2,24 @@
 
 Everything that depends on how Optuna's ``RDBStorage`` behaves is kept here: its heartbeat, the
 race of workers that create its tables together, and its refusal of a database whose
-``alembic_version`` another application wrote. Optuna's tables are Optuna's to create and
-migrate; tuner's are made ready first, as by :func:`~tuner.db.store.open_store`.
+``alembic_version`` another application wrote; and the few columns of Optuna's tables that
+tuner reads itself (the ids and numbers of trials, which every Optuna version has had).
+Optuna's tables are Optuna's to create and migrate; tuner's are made ready first, as by
+:func:`~tuner.db.store.open_store`.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection, Row, column, exists, func, inspect, select, table
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tuner.db.engine import engine_kwargs, forget_in_forked_children
+from tuner.db.models import TrialRow
 from tuner.db.store import open_store
 from tuner.db.urls import mask_url, parse_url, storage_failure
 from tuner.errors import TunerError
@@ -94,3 +98,67 @@ def optuna_storage(url: str) -> optuna.storages.RDBStorage:
             break
     forget_in_forked_children(storage.engine)
     return storage
+
+
+def read_only_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage on ``url`` to read trials through: it neither creates tables nor
+    migrates, and accepts any Optuna's schema."""
+    # Imported here for start-up time, as in _rdb_storage.
+    import optuna
+
+    return optuna.storages.RDBStorage(
+        parse_url(url).render_as_string(hide_password=False),
+        engine_kwargs=engine_kwargs(url),
+        skip_compatibility_check=True,
+        skip_table_creation=True,
+    )
+
+
+# --- The columns of Optuna's tables that tuner reads --------------------------------------------
+
+
+def optuna_tables() -> tuple[Any, Any]:
+    """The two columns of Optuna's ``trials`` and ``studies`` tables that we read."""
+    trials = table("trials", column("trial_id"), column("number"), column("study_id"))
+    return trials, table("studies", column("study_id"), column("study_name"))
+
+
+def has_optuna_tables(connection: Connection) -> bool:
+    return inspect(connection).has_table("trials")
+
+
+def unrecorded_ids(connection: Connection, study: Row) -> list[int]:
+    """Optuna's ids of the study's trials that have no row of ours, in one indexed query
+    against our rows. Call only when :func:`has_optuna_tables`."""
+    trials, studies = optuna_tables()
+    ours = TrialRow.__table__.c
+    recorded = exists().where(ours.study_id == study.id, ours.number == trials.c.number)
+    query = (
+        select(trials.c.trial_id)
+        .join(studies, studies.c.study_id == trials.c.study_id)
+        .where(studies.c.study_name == study.name, ~recorded)
+        .order_by(trials.c.number)
+    )
+    return list(connection.scalars(query))
+
+
+def optuna_trial_id(connection: Connection, study_name: str, number: int) -> int | None:
+    """Optuna's id of trial ``number``, or None; then :func:`optuna_trial_count` says how many
+    there are. Call only when :func:`has_optuna_tables`."""
+    query = _optuna_trials(study_name)
+    found = connection.execute(query.where(query.selected_columns.number == number)).first()
+    return None if found is None else found.trial_id
+
+
+def optuna_trial_count(connection: Connection, study_name: str) -> int:
+    query = select(func.count()).select_from(_optuna_trials(study_name).subquery())
+    return connection.scalar(query) or 0
+
+
+def _optuna_trials(study_name: str) -> Any:
+    trials, studies = optuna_tables()
+    return (
+        select(trials.c.trial_id, trials.c.number)
+        .join(studies, studies.c.study_id == trials.c.study_id)
+        .where(studies.c.study_name == study_name)
+    )

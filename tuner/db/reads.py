@@ -4,8 +4,8 @@ rows turned into :mod:`tuner.results` types.
 :class:`tuner.query.Results` decides what to read and when; this module says how, in SQL that
 SQLite and PostgreSQL run alike. Each function takes a connection already inside a read-only
 transaction (:func:`reading` opens one) and selects only the columns its answer needs, so the
-database filters, sorts and limits. It never reads curves for a listing, and of Optuna's tables
-it reads only the ids and numbers of trials, the columns every Optuna version has had.
+database filters, sorts and limits. It never reads curves for a listing; what it reads of
+Optuna's tables, :mod:`tuner.db.optuna` reads.
 """
 
 from __future__ import annotations
@@ -27,11 +27,8 @@ from sqlalchemy import (
     case,
     cast,
     column,
-    exists,
     func,
-    inspect,
     select,
-    table,
     text,
     union_all,
 )
@@ -350,54 +347,4 @@ def detail_from_row(row: Row, study: Row) -> TrialDetail:
         losses=row.losses or [],
         lrs=row.lrs or [],
         evals=row.evals or [],
-    )
-
-
-# --- Optuna's tables -----------------------------------------------------------------------------
-
-
-def optuna_tables() -> tuple[Any, Any]:
-    """The two columns of Optuna's ``trials`` and ``studies`` tables that we read."""
-    trials = table("trials", column("trial_id"), column("number"), column("study_id"))
-    return trials, table("studies", column("study_id"), column("study_name"))
-
-
-def has_optuna_tables(connection: Connection) -> bool:
-    return inspect(connection).has_table("trials")
-
-
-def unrecorded_ids(connection: Connection, study: Row) -> list[int]:
-    """Optuna's ids of the study's trials that have no row of ours, in one indexed query
-    against our rows. Call only when :func:`has_optuna_tables`."""
-    trials, studies = optuna_tables()
-    ours = columns()
-    recorded = exists().where(ours.study_id == study.id, ours.number == trials.c.number)
-    query = (
-        select(trials.c.trial_id)
-        .join(studies, studies.c.study_id == trials.c.study_id)
-        .where(studies.c.study_name == study.name, ~recorded)
-        .order_by(trials.c.number)
-    )
-    return list(connection.scalars(query))
-
-
-def optuna_trial_id(connection: Connection, study_name: str, number: int) -> int | None:
-    """Optuna's id of trial ``number``, or None; then :func:`optuna_trial_count` says how many
-    there are. Call only when :func:`has_optuna_tables`."""
-    query = _optuna_trials(study_name)
-    found = connection.execute(query.where(query.selected_columns.number == number)).first()
-    return None if found is None else found.trial_id
-
-
-def optuna_trial_count(connection: Connection, study_name: str) -> int:
-    query = select(func.count()).select_from(_optuna_trials(study_name).subquery())
-    return connection.scalar(query) or 0
-
-
-def _optuna_trials(study_name: str) -> Any:
-    trials, studies = optuna_tables()
-    return (
-        select(trials.c.trial_id, trials.c.number)
-        .join(studies, studies.c.study_id == trials.c.study_id)
-        .where(studies.c.study_name == study_name)
     )
