@@ -24,7 +24,12 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         # group=True lets TPE model each optimizer's conditional parameters on their own.
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        # constant_liar, Optuna 5's default, reads every running trial from storage for each
+        # group, about 19 reads a trial on tuner's space; without it TPE reads the study once
+        # a trial. Workers still never draw alike: each trial's sampler has a seed of its own.
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=False
+        )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -84,12 +89,43 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
 def make_pruner(name: str, steps: int, eval_every: int) -> optuna.pruners.BasePruner:
     """The pruner ``--pruner`` names, measured in training steps."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=eval_every)
+        return MedianAsTrialBegan(n_startup_trials=5, n_warmup_steps=eval_every)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=eval_every, max_resource=steps)
     if name == "sha":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=eval_every)
     return optuna.pruners.NopPruner()
+
+
+class MedianAsTrialBegan(optuna.pruners.MedianPruner):
+    """Optuna's median pruner, judging a trial against the study as it stood when the trial
+    began, which is what its sampler read.
+
+    Optuna's pruner reads every complete trial from storage at each ``should_prune``: on a
+    database, a read costs as much as a short trial's training. The study as the trial began
+    lacks only the trials that other workers completed since, which the next trial sees.
+    """
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return super().prune(_AsTrialBegan(study), trial)  # type: ignore[arg-type]
+
+
+class _AsTrialBegan:
+    """A study whose ``get_trials`` reads the trials that Optuna's own per-trial cache holds:
+    the study as the trial in flight began, read once then (by its sampler, or by the first
+    call here) and dropped when the trial is told."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Sequence[optuna.trial.TrialState] | None = None
+    ) -> list[optuna.trial.FrozenTrial]:
+        # Optuna's samplers read this cache through the same private method.
+        return self._study._get_trials(deepcopy, states, use_cache=True)
 
 
 def trial_seed(study_seed: int, number: int) -> int:

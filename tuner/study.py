@@ -261,6 +261,8 @@ def run_search(
         else:
             progress.failures_in_a_row = 0
         _take_stock(study, progress)
+        if progress.finished >= config.trials:
+            study.stop()
         # A trial that failed before its objective noted anything failed in sampling.
         outcome = outcomes.pop(trial.number, Outcome.FAILED)
         watcher.trial_ended(from_optuna(trial, outcome), progress)
@@ -268,7 +270,7 @@ def run_search(
     study.optimize(
         objective_for(plan, store, device, watcher, stop, outcomes),
         timeout=config.timeout,
-        callbacks=[optuna.study.MaxTrialsCallback(config.trials, states=FINISHED), after_trial],
+        callbacks=[after_trial],
         catch=(Exception,),
     )
     if progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
@@ -280,9 +282,10 @@ def run_search(
 
 
 def _take_stock(study: optuna.Study, progress: Progress) -> None:
-    """Count the study's finished trials, every worker's, and find its best."""
-    progress.finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-    try:
-        progress.best = from_optuna(study.best_trial, Outcome.COMPLETE)
-    except ValueError:
-        progress.best = None
+    """Count the study's finished trials, every worker's, and find its best, in one read."""
+    trials = study.get_trials(deepcopy=False)
+    progress.finished = sum(trial.state in FINISHED for trial in trials)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
+    best = min(complete, key=lambda t: (sign * t.value, t.number), default=None)
+    progress.best = None if best is None else from_optuna(best, Outcome.COMPLETE)
