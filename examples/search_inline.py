@@ -7,11 +7,16 @@
 # (`python examples/search_inline.py`) or cell by cell in a notebook.
 
 # %%
+import tuner
+import tuner.blas
+from tuner import Metric
+
+# On Linux, OpenBLAS (where installed) trains several times faster than the BLAS that MLX's
+# wheel bundles, and it must load before MLX does.
+tuner.blas.load()
+
 import mlx.core as mx
 import mlx.nn as nn
-
-import tuner
-from tuner import Metric
 
 # %% [markdown]
 # The data: points of the plane, labelled by whether they fall inside a circle.
