@@ -1,7 +1,7 @@
 """What TPE costs a trial on tuner's search space, as a study grows, for each way of modelling
-the parameters: jointly in groups (``multivariate=True, group=True``, tuner's sampler before
-2026-12-01), jointly over the parameters every trial has (``group=False``), and each on its own
-(Optuna's default, tuner's sampler since).
+the parameters: every optimizer's group jointly (``multivariate=True, group=True``, tuner's
+sampler before 2026-12-01), jointly over the parameters every trial has (Optuna 5's default for
+one objective, tuner's sampler since), and each on its own (``multivariate=False``).
 
 Only the sampler is timed: each study runs in memory (no storage), and its objective samples
 tuner's default space for ``digits`` (every built-in optimizer and schedule, with their own

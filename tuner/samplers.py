@@ -23,12 +23,12 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
-        # Optuna's defaults: each parameter modelled on the trials that have it, so each
-        # optimizer's own parameters on its own trials. Modelling groups of parameters jointly
-        # (multivariate, group) cost 62 ms a trial at trials 0-100 and 163 ms at 400-500 on
-        # tuner's space, in memory, against 16 and 32 ms (benchmarks/README.md); and
-        # constant_liar, Optuna 5's default, reads every running trial from storage for each
-        # parameter. Workers never draw alike without it: each trial's sampler has its own seed.
+        # Optuna's default: the parameters every trial has (optimizer, schedule, lr, warmup)
+        # modelled jointly, and each optimizer's own on its own trials. Modelling each group of
+        # parameters jointly too (group=True) cost two to three times as much a trial
+        # (benchmarks/sampler_cost.py). constant_liar, Optuna 5's default, reads every running
+        # trial from storage for each group; workers never draw alike without it, since each
+        # trial's sampler has a seed of its own.
         return optuna.samplers.TPESampler(seed=seed, constant_liar=False)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
