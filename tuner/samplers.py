@@ -48,7 +48,11 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
     def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
         self._make = make
         self._seed = seed
-        self._sampler = make(seed)
+        # Lives as long as the study and only infers the search space, which draws nothing:
+        # Optuna's samplers find it incrementally, from the trials finished since they last
+        # looked, while a sampler made anew would look at every trial again, each trial.
+        self._spaces = make(seed)
+        self._sampler = self._spaces
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self._sampler = self._make(trial_seed(self._seed, trial.number))
@@ -57,7 +61,7 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
     def infer_relative_search_space(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial
     ) -> dict[str, optuna.distributions.BaseDistribution]:
-        return self._sampler.infer_relative_search_space(study, trial)
+        return self._spaces.infer_relative_search_space(study, trial)
 
     def sample_relative(
         self,
