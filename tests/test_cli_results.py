@@ -228,7 +228,7 @@ def test_an_empty_study_says_so(storage):
     assert ok(tuner(storage, "best", "empty")) == "No finished trial in study empty (no trials).\n"
     assert as_json(tuner(storage, "best", "empty", "--format", "json")) == []
     assert ok(tuner(storage, "trials", "empty")).startswith("No trial of study empty matches")
-    assert "No trial has finished" in ok(tuner(storage, "compare", "empty"))
+    assert "No trial has completed" in ok(tuner(storage, "compare", "empty"))
     csv = pd.read_csv(io.StringIO(ok(tuner(storage, "best", "empty", "--format", "csv"))))
     assert csv.empty and "params.lr" not in csv.columns and "number" in csv.columns
 
@@ -248,7 +248,7 @@ def test_a_study_of_failed_trials_says_so(tmp_path):
     assert best == "No finished trial in study f (5 failed).\n"
     assert [t["outcome"] for t in listed] == ["failed"] * 5
     assert listed[0]["reason"] == "RuntimeError: no model ever"
-    assert "No trial has finished with a value yet" in compared
+    assert "No trial has completed with a value yet" in compared
     assert "reason    RuntimeError: no model ever" in shown
     assert "no learning curve recorded" in shown
 

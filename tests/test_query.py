@@ -279,6 +279,40 @@ def test_ranking_puts_complete_first_non_finite_last_and_ties_by_number(storage_
     assert [(g.name, g.best_trial) for g in comparison.groups] == [("adam", 1), ("sgd", 0)]
     assert comparison.gap == pytest.approx(0.2)
     assert comparison.groups[1].counts == Counts(complete=1, failed=1)
+    # Adam's pruned 0.1 and diverged 0.2 are not comparable: its median is of 0.3 and 0.3.
+    assert comparison.groups[0].median == pytest.approx(0.3 if direction == "minimize" else -0.3)
+
+
+def test_compare_judges_complete_trials_alone(storage_url):
+    crafted(storage_url, "minimize")
+    store = open_store(storage_url)
+    for number, value in enumerate([0.05, 0.04, 0.06, 0.05], start=10):
+        store.save_trial(
+            "c",
+            TrialRow(
+                number=number,
+                optimizer="sgd",
+                schedule="constant",
+                params={"lr": 0.1, "optimizer": "sgd", "schedule": "constant"},
+                seed=number,
+                steps=3,
+                wall_time_s=1.0,
+                step_time_s=0.1,
+                compiled=True,
+                metrics={},
+                value=value,
+                outcome="pruned",
+                curve=CurveRow(losses=[], lrs=[], evals=[]),
+            ),
+        )
+    store.close()
+
+    with open_results(storage_url) as results:
+        sgd = next(g for g in results.compare("c").groups if g.name == "sgd")
+
+    # Four pruned values better than any complete one change none of sgd's statistics.
+    assert (sgd.best_trial, sgd.best_value, sgd.median, sgd.iqr) == (0, 0.5, 0.5, None)
+    assert sgd.counts.pruned == 4
 
 
 def test_reading_a_missing_database_creates_nothing(tmp_path):
@@ -365,11 +399,10 @@ def group(name, best, outcome="complete", iqr=None):
     [
         ([group("a", 0.1, iqr=0.05), group("b", 0.3)], True, "the lead is clear."),
         ([group("a", 0.1), group("b", 0.15, iqr=0.1)], False, "the lead may be chance"),
-        ([group("a", 0.1), group("b", 0.3)], None, "too few finished trials to measure"),
+        ([group("a", 0.1), group("b", 0.3)], None, "too few complete trials to measure"),
         ([group("a", 0.2), group("b", 0.2)], False, "a and b tie for the best val_loss, 0.2"),
-        ([group("a", 0.3), group("b", 0.1, "pruned")], None, "while the best of b was pruned"),
-        ([group("a", 0.1), group("b", None, None)], None, "Only optimizer a has finished"),
-        ([group("a", None, None)], None, "No trial has finished with a value yet"),
+        ([group("a", 0.1), group("b", None, None)], None, "Only optimizer a has complete"),
+        ([group("a", None, None)], None, "No trial has completed with a value yet"),
     ],
 )
 def test_the_verdict_weighs_the_lead_against_the_spread(groups, clear, verdict):

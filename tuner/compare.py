@@ -13,33 +13,34 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from tuner.results import FINISHED, Comparison, Counts, GroupStats, Outcome
+from tuner.results import Comparison, Counts, GroupStats, Outcome
 
 # (name, number, outcome, value) of one trial, grouped by its optimizer's or schedule's name.
 Row = tuple[Any, ...]
 
 GROUPINGS = ("optimizer", "schedule")
-# Fewer finished values than this say nothing about how widely a group's trials spread.
+# Fewer complete values than this say nothing about how widely a group's trials spread.
 MIN_FOR_SPREAD = 4
 
 
 def group_stats(rows: Sequence[Row], bests: Sequence[Row]) -> list[GroupStats]:
     """One GroupStats for each name among ``rows``, the ``(name, number, outcome, value)`` of
-    every trial. ``bests`` holds such a row for each group's best finished trial, the best group
+    every trial. ``bests`` holds such a row for each group's best complete trial, the best group
     first, as the SQL of :func:`tuner.db.reads.group_bests` ranks them; groups without a
-    finished trial come last, by name."""
+    complete trial come last, by name. The median and spread are of complete trials' values
+    only: a pruned or diverged trial's value was measured before the end."""
     by_name: dict[str | None, list[Row]] = {}
     for row in rows:
         by_name.setdefault(row[0], []).append(row)
     best_of = {best[0]: best for best in bests}
-    unfinished = sorted((name for name in by_name if name not in best_of), key=lambda n: n or "")
+    incomplete = sorted((name for name in by_name if name not in best_of), key=lambda n: n or "")
     groups = []
-    for name in [*best_of, *unfinished]:
+    for name in [*best_of, *incomplete]:
         trials = by_name[name]
         values = [
             value
             for _, _, outcome, value in trials
-            if outcome in FINISHED and value is not None and math.isfinite(value)
+            if outcome == Outcome.COMPLETE and value is not None and math.isfinite(value)
         ]
         _, number, outcome, value = best_of.get(name, (name, None, None, None))
         groups.append(
@@ -68,7 +69,7 @@ def judge(study: str, by: str, metric: str, direction: str, groups: list[GroupSt
     in words.
 
     The lead counts as clear when the gap between the two best groups' best values exceeds the
-    larger interquartile range of their finished values: when the leader's best is better than
+    larger interquartile range of their complete values: when the leader's best is better than
     the trial-to-trial variation of either group explains.
     """
     ranked = [g for g in groups if g.best_value is not None and math.isfinite(g.best_value)]
@@ -76,17 +77,11 @@ def judge(study: str, by: str, metric: str, direction: str, groups: list[GroupSt
     runner_up = ranked[1] if len(ranked) > 1 else None
     gap = spread = clear = None
     if leader is None:
-        verdict = "No trial has finished with a value yet: nothing to compare."
+        verdict = "No trial has completed with a value yet: nothing to compare."
     elif runner_up is None:
         verdict = (
-            f"Only {by} {leader.name} has finished trials with a value: "
+            f"Only {by} {leader.name} has complete trials with a value: "
             "there is nothing to compare it with."
-        )
-    elif leader.best_outcome != runner_up.best_outcome:
-        verdict = (
-            f"{by.capitalize()} {leader.name} leads: its best trial ({leader.best_trial}, "
-            f"{metric} {_short(leader.best_value)}) is {leader.best_outcome}, while the best of "
-            f"{runner_up.name} was {runner_up.best_outcome}, its value measured before the end."
         )
     elif leader.best_value == runner_up.best_value:
         gap, clear = 0.0, False
@@ -105,7 +100,7 @@ def judge(study: str, by: str, metric: str, direction: str, groups: list[GroupSt
         )
         if spread is None:
             verdict += (
-                f"; too few finished trials to measure the spread within groups "
+                f"; too few complete trials to measure the spread within groups "
                 f"({MIN_FOR_SPREAD} a group are needed)."
             )
         else:

@@ -203,10 +203,11 @@ class StudySummary:
 class GroupStats:
     """The trials of one optimizer, or of one schedule, in a study.
 
-    ``best_value``, ``best_trial`` and ``best_outcome`` are those of the group's best trial,
-    ranked as :meth:`tuner.query.Results.best` ranks; ``median`` and ``iqr`` (the
+    ``best_value``, ``best_trial`` and ``best_outcome`` are those of the group's best complete
+    trial, ranked as :meth:`tuner.query.Results.best` ranks; ``median`` and ``iqr`` (the
     interquartile range, None under ``tuner.compare.MIN_FOR_SPREAD`` values) describe the
-    finite values of its finished trials.
+    finite values of its complete trials. A pruned or diverged trial's value was measured
+    before the end and is not comparable: ``counts`` says how many there were.
     """
 
     name: str | None

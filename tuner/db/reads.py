@@ -244,13 +244,14 @@ def outcomes_by(
 def group_bests(
     connection: Connection, study: Row, by: str, unrecorded: list[TrialSummary]
 ) -> list[tuple[Any, ...]]:
-    """(``by``, number, outcome, value) of each group's best finished trial, ranked as
-    :func:`trials` ranks, the best group first."""
+    """(``by``, number, outcome, value) of each group's best complete trial, ranked as
+    :func:`trials` ranks, the best group first: a pruned or diverged trial's value was measured
+    before the end, and is not comparable."""
     c = candidates(study.id, unrecorded).c
     rank = func.row_number().over(partition_by=c[by], order_by=ranked(direction(study), c))
     best = (
         select(c[by].label("name"), c.number, c.outcome, c.value, rank.label("rank"))
-        .where(c.outcome.in_(FINISHED))
+        .where(c.outcome == Outcome.COMPLETE)
         .subquery("best")
     )
     query = select(best.c.name, best.c.number, best.c.outcome, best.c.value)
