@@ -23,7 +23,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.optimizers as optim
 
-from tuner import Choice, Float, OptimizerSpec, hookimpl
+from tuner import Choice, Default, Float, OptimizerSpec, hookimpl
 
 # Kingma & Ba 2015 use beta1 = 0.9, the default of every Adam-like optimizer since.
 BETA1 = Float(0.85, 0.95)
@@ -82,6 +82,15 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "sgd",
+            defaults=(
+                Default(
+                    0.1,
+                    {"momentum": 0.9, "nesterov": False, "weight_decay": 1e-4},
+                    "cosine",
+                    {"end_factor": 0.0},
+                    source="He et al. 2016, cosine of Loshchilov & Hutter 2017",
+                ),
+            ),
             build=lambda learning_rate, momentum, nesterov, weight_decay: _SGD(
                 learning_rate, momentum, weight_decay, nesterov
             ),
@@ -102,6 +111,7 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "rmsprop",
+            defaults=(Default(1e-3, {"alpha": 0.9, "eps": 1e-8}, source="Tieleman & Hinton 2012"),),
             build=lambda learning_rate, alpha, eps: _set(
                 optim.RMSprop(learning_rate), alpha=alpha, eps=eps
             ),
@@ -122,6 +132,7 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "adagrad",
+            defaults=(Default(1e-2, {"eps": 1e-10}, source="Duchi et al. 2011, PyTorch's rate"),),
             build=lambda learning_rate, eps: _set(optim.Adagrad(learning_rate), eps=eps),
             # Its only setting; PyTorch uses 1e-10, Keras 1e-7 and MLX 1e-8 (Duchi et al. 2011).
             space={"eps": Float(1e-10, 1e-6, log=True)},
@@ -135,6 +146,7 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "adadelta",
+            defaults=(Default(1.0, {"rho": 0.95, "eps": 1e-6}, source="Zeiler 2012"),),
             build=lambda learning_rate, rho, eps: _set(
                 optim.AdaDelta(learning_rate), rho=rho, eps=eps
             ),
@@ -150,6 +162,7 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "adam",
+            defaults=(Default(1e-3, {"beta1": 0.9, "beta2": 0.999}, source="Kingma & Ba 2015"),),
             build=lambda learning_rate, beta1, beta2: _set(
                 optim.Adam(learning_rate), betas=[beta1, beta2]
             ),
@@ -164,6 +177,16 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "adamw",
+            defaults=(
+                Default(
+                    1e-3,
+                    {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01},
+                    "cosine",
+                    {"end_factor": 0.0},
+                    warmup=0.05,
+                    source="Loshchilov & Hutter 2019, cosine after a 5 % warmup",
+                ),
+            ),
             build=lambda learning_rate, beta1, beta2, weight_decay: _set(
                 optim.AdamW(learning_rate, weight_decay=weight_decay), betas=[beta1, beta2]
             ),
@@ -184,6 +207,7 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "adamax",
+            defaults=(Default(2e-3, {"beta1": 0.9, "beta2": 0.999}, source="Kingma & Ba 2015"),),
             build=lambda learning_rate, beta1, beta2: _set(
                 optim.Adamax(learning_rate), betas=[beta1, beta2]
             ),
@@ -199,6 +223,15 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "lion",
+            defaults=(
+                Default(
+                    1e-4,
+                    {"beta1": 0.9, "beta2": 0.99, "weight_decay": 0.1},
+                    "cosine",
+                    {"end_factor": 0.0},
+                    source="Chen et al. 2023: AdamW's rate / 10, its decay x 10",
+                ),
+            ),
             build=lambda learning_rate, beta1, beta2, weight_decay: _Lion(
                 learning_rate, [beta1, beta2], weight_decay
             ),
@@ -247,6 +280,7 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "muon",
+            defaults=(Default(0.02, {"momentum": 0.95, "nesterov": True}, source="Jordan 2024"),),
             build=lambda learning_rate, momentum, nesterov: optim.Muon(
                 learning_rate, momentum=momentum, nesterov=nesterov
             ),

@@ -18,7 +18,7 @@ from tuner.results import (
     TrialSummary,
 )
 from tuner.space import Choice, Float, Int
-from tuner.specs import Metric, OptimizerSpec, ScheduleSpec, Task, TaskSpec
+from tuner.specs import Default, Metric, OptimizerSpec, ScheduleSpec, Task, TaskSpec
 
 __version__ = "0.1.0"
 
@@ -37,6 +37,7 @@ __all__ = [
     "Choice",
     "Comparison",
     "Counts",
+    "Default",
     "Float",
     "GroupStats",
     "Int",

@@ -58,6 +58,7 @@ def search(
     pruner: str = "median",
     plugins: Sequence[str] = (),
     blas: str | None = None,
+    defaults: bool = True,
 ) -> StudyResults:
     """Run a study, as ``tuner search`` does, and return its results.
 
@@ -102,6 +103,7 @@ def search(
         sampler=sampler,
         pruner=pruner,
         metric=metric,
+        defaults=defaults,
         command=f"tuner.search(task={task!r}, trials={trials}, seed={seed})",
     )
     registry = load_plugins(extra)

@@ -37,6 +37,8 @@ class SearchConfig:
     pruner: str = "median"
     metric: str | None = None
     command: str = ""
+    # Whether a new study tries its optimizers' known-good settings first.
+    defaults: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Plan:
     eval_every: int
     direction: str
     settings: dict[str, Any] = field(default_factory=dict)
+    # What a new study tries first: Optuna's parameters, and where they come from.
+    starts: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
 
 def plan_search(
@@ -129,7 +133,41 @@ def plan_search(
         "pruner": config.pruner,
     }
     config = replace(config, metric=metric)
-    return Plan(config, registry, task, space, steps, batch_size, eval_every, direction, settings)
+    starts = starting_points(space, registry) if config.defaults and not stored else []
+    return Plan(
+        config, registry, task, space, steps, batch_size, eval_every, direction, settings, starts
+    )
+
+
+def starting_points(space: SearchSpace, registry: Registry) -> list[tuple[dict[str, Any], str]]:
+    """The known-good settings that the optimizers of ``space`` declare and that fit in it, in
+    the order of its optimizers: each as Optuna's parameters (``optimizer``, ``lr``,
+    ``adamw.beta1``, and so on) with its source. A setting outside the space, as ``--space`` or
+    ``--schedules`` narrowed it, is left out rather than tried."""
+    starts = []
+    for name, own in space.optimizers.items():
+        spec = registry.optimizers.get(name)
+        for default in spec.defaults if spec else ():
+            parts = [
+                ("", space.shared, {"lr": default.lr, "warmup": default.warmup}),
+                (f"{name}.", own, default.params),
+                (
+                    f"{default.schedule}.",
+                    space.schedules.get(default.schedule),
+                    default.schedule_params,
+                ),
+            ]
+            if any(params is None or not _fits(values, params) for _, params, values in parts):
+                continue
+            flat = {"optimizer": name, "schedule": default.schedule}
+            for prefix, _, values in parts:
+                flat.update({prefix + key: value for key, value in values.items()})
+            starts.append((flat, default.source or f"{name}'s default"))
+    return starts
+
+
+def _fits(values: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+    return all(key in params and value in params[key] for key, value in values.items())
 
 
 # What a resumed study takes from its stored settings when the request leaves it out.

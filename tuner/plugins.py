@@ -97,8 +97,8 @@ class Registry:
 
     def to_json(self) -> dict[str, Any]:
         """What ``tuner plugins --format json`` prints: the plugins, each optimizer, schedule
-        and task with the plugin that registered it (and its space, but for a task), and the
-        errors."""
+        and task with the plugin that registered it (and its space, but for a task; and an
+        optimizer's known-good settings), and the errors."""
         data: dict[str, Any] = {"plugins": [asdict(p) for p in self.plugins]}
         for kind in KINDS:
             data[f"{kind}s"] = []
@@ -107,6 +107,8 @@ class Registry:
                 entry["description"] = spec.description
                 if kind != "task":
                     entry["space"] = {p: param.to_json() for p, param in spec.space.items()}
+                if kind == "optimizer":
+                    entry["defaults"] = [asdict(default) for default in spec.defaults]
                 data[f"{kind}s"].append(entry)
         data["errors"] = [{"plugin": e.plugin, "message": e.message} for e in self.errors]
         return data

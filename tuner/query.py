@@ -342,6 +342,7 @@ def from_optuna(trial: FrozenTrial, outcome: Outcome | None = None) -> TrialSumm
         steps=None,
         metrics={},
         reason=reason,
+        default=trial.user_attrs.get("default"),
         finished_at=ended,
     )
 

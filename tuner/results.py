@@ -89,8 +89,10 @@ class TrialSummary:
     evaluation: for a pruned trial, the one at which it was stopped; None when there was none.
     ``params`` holds every parameter Optuna sampled, ``lr`` and ``optimizer`` among them, under
     Optuna's names (``adam.beta1``). ``duration_s`` is the trial's own time, training and
-    evaluation. A running trial, or one that failed before its record was written, is known to
-    Optuna alone: it has its parameters, and None or nothing for the rest.
+    evaluation. ``default`` names the source of the known-good setting a trial tried before the
+    search sampled (see ``OptimizerSpec.defaults``), None for a sampled one. A running trial, or
+    one that failed before its record was written, is known to Optuna alone: it has its
+    parameters, and None or nothing for the rest.
     """
 
     number: int
@@ -103,6 +105,7 @@ class TrialSummary:
     steps: int | None
     metrics: dict[str, float]
     reason: str | None
+    default: str | None
     finished_at: datetime | None
 
     @property
@@ -128,6 +131,7 @@ class TrialSummary:
                 "steps": self.steps,
                 "metrics": self.metrics,
                 "reason": self.reason,
+                "default": self.default,
                 "finished_at": self.finished_at,
             }
         )

@@ -34,6 +34,9 @@ class Float:
             return math.sqrt(self.low * self.high)
         return (self.low + self.high) / 2
 
+    def __contains__(self, value: Any) -> bool:
+        return _number(value) and self.low <= value <= self.high
+
     def __str__(self) -> str:
         return f"{self.low:g}..{self.high:g}" + (":log" if self.log else "")
 
@@ -56,6 +59,13 @@ class Int:
         if self.log:
             return round(math.sqrt(self.low * self.high))
         return (self.low + self.high) // 2
+
+    def __contains__(self, value: Any) -> bool:
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (self.low <= value <= self.high)
+        )
 
     def __str__(self) -> str:
         return f"{self.low}..{self.high}" + (":log" if self.log else "")
@@ -82,6 +92,11 @@ class Choice:
 
     def midpoint(self) -> Any:
         return self.values[0]
+
+    def __contains__(self, value: Any) -> bool:
+        # False == 0 in Python; a flag is no number here.
+        flag = isinstance(value, bool)
+        return any(v == value and isinstance(v, bool) == flag for v in self.values)
 
     def __str__(self) -> str:
         return ",".join(_format_value(v) for v in self.values)

@@ -10,6 +10,21 @@ from tuner.space import Param
 
 
 @dataclass(frozen=True)
+class Default:
+    """A known-good setting of an optimizer, from the literature, that a new study tries before
+    it samples: the peak learning rate ``lr``, the optimizer's own ``params`` (by the names of
+    its space), a ``schedule`` with its ``schedule_params``, the ``warmup`` as a fraction of
+    the steps, and the ``source`` it comes from, which ``tuner trials`` shows."""
+
+    lr: float
+    params: Mapping[str, Any] = field(default_factory=dict)
+    schedule: str = "constant"
+    schedule_params: Mapping[str, Any] = field(default_factory=dict)
+    warmup: float = 0.0
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     """An optimizer the search can try.
 
@@ -20,6 +35,9 @@ class OptimizerSpec:
     ``code(learning_rate, **params)``, optional, returns the Python expression that builds the
     same optimizer from ``mlx.optimizers`` (as ``optim``) and ``mlx.core`` (as ``mx``), so that
     ``tuner export`` can print MLX code that needs no tuner; see ``tuner_register_optimizers``.
+
+    ``defaults``, optional, are known-good settings that a new study tries first, so that a
+    search never ends worse than the textbook setting; see :class:`Default`.
     """
 
     name: str
@@ -27,6 +45,7 @@ class OptimizerSpec:
     space: Mapping[str, Param]
     description: str = ""
     code: Callable[..., str] | None = None
+    defaults: tuple[Default, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,7 @@ def _record(trial: optuna.Trial, seed: int, result: TrialResult) -> TrialRow:
         value=result.value,
         outcome=result.outcome,
         reason=result.reason,
+        default_source=trial.user_attrs.get("default"),
         curve=CurveRow(losses=result.losses, lrs=result.lrs, evals=result.evals),
     )
 
@@ -235,14 +236,24 @@ def run_search(
             f"study '{name}' was created with {'; '.join(changes)}: "
             "run it with its own settings, or give a new --study name"
         )
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        direction=plan.direction,
-        sampler=make_sampler(config.sampler, config.seed),
-        pruner=make_pruner(config.pruner, plan.steps, plan.eval_every),
-        load_if_exists=True,
-    )
+    sampler = make_sampler(config.sampler, config.seed)
+    pruner = make_pruner(config.pruner, plan.steps, plan.eval_every)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=plan.direction,
+            sampler=sampler,
+            pruner=pruner,
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        # Another worker's, made first: its maker alone enqueues the defaults.
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    else:
+        # No more than the trials asked for: the rest would wait in the study, unstarted.
+        for params, source in plan.starts[: config.trials]:
+            # Tried first, so that the search never ends worse than the textbook setting.
+            study.enqueue_trial(params, user_attrs={"default": source})
     watcher.started(name, new=new, twins=twins)
     progress = Progress(total=config.trials)
     _take_stock(study, progress)

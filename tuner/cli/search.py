@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 LEADERBOARD_SIZE = 5
 # The options that are SearchConfig's fields as they are; --optimizers and --schedules are split.
 CONFIG_OPTIONS = "task trials timeout steps batch_size eval_every study seed device space".split()
-CONFIG_OPTIONS += ["sampler", "pruner", "metric"]
+CONFIG_OPTIONS += ["sampler", "pruner", "metric", "defaults"]
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -120,6 +120,12 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="Optuna pruner.",
 )
 @click.option(
+    "--defaults/--no-defaults",
+    default=True,
+    show_default=True,
+    help="Try each optimizer's known-good settings (from the literature) first in a new study.",
+)
+@click.option(
     "--blas",
     metavar="[auto|bundled]",
     default="auto",
@@ -155,6 +161,7 @@ def search_command(
     metric: str | None,
     sampler: str,
     pruner: str,
+    defaults: bool,
     blas: str,
     plugins: Sequence[str],
     quiet: bool,

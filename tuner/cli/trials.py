@@ -61,7 +61,8 @@ def settings(trial: TrialSummary) -> str:
     schedule = of(trial.schedule)
     if trial.params.get("warmup"):
         schedule.append(f"warmup={value_text(trial.params['warmup'])}")
-    return " | ".join(" ".join(group) or "-" for group in (of(trial.optimizer), schedule))
+    text = " | ".join(" ".join(group) or "-" for group in (of(trial.optimizer), schedule))
+    return f"default ({trial.default}): {text}" if trial.default else text
 
 
 def value_text(value: Any) -> str:

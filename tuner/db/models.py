@@ -260,6 +260,8 @@ class TrialRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     curve: Mapped[CurveRow] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # Where the known-good setting the trial tried comes from; None for a sampled trial.
+    default_source: Mapped[str | None] = mapped_column(Text, default=None)
     value_type: Mapped[str | None] = mapped_column(String(8), init=False)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
 

@@ -14,7 +14,18 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, column, exists, func, inspect, select, table
+from sqlalchemy import (
+    Connection,
+    Row,
+    String,
+    cast,
+    column,
+    exists,
+    func,
+    inspect,
+    select,
+    table,
+)
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -118,8 +129,10 @@ def read_only_storage(url: str) -> optuna.storages.RDBStorage:
 
 
 def optuna_tables() -> tuple[Any, Any]:
-    """The two columns of Optuna's ``trials`` and ``studies`` tables that we read."""
-    trials = table("trials", column("trial_id"), column("number"), column("study_id"))
+    """The columns of Optuna's ``trials`` and ``studies`` tables that we read."""
+    trials = table(
+        "trials", column("trial_id"), column("number"), column("study_id"), column("state")
+    )
     return trials, table("studies", column("study_id"), column("study_name"))
 
 
@@ -129,14 +142,17 @@ def has_optuna_tables(connection: Connection) -> bool:
 
 def unrecorded_ids(connection: Connection, study: Row) -> list[int]:
     """Optuna's ids of the study's trials that have no row of ours, in one indexed query
-    against our rows. Call only when :func:`has_optuna_tables`."""
+    against our rows, but for those enqueued and not yet started (WAITING), which are no
+    trials yet. Call only when :func:`has_optuna_tables`."""
     trials, studies = optuna_tables()
     ours = TrialRow.__table__.c
     recorded = exists().where(ours.study_id == study.id, ours.number == trials.c.number)
     query = (
         select(trials.c.trial_id)
         .join(studies, studies.c.study_id == trials.c.study_id)
+        # PostgreSQL holds the state as an enum of Optuna's, which compares only with its own.
         .where(studies.c.study_name == study.name, ~recorded)
+        .where(cast(trials.c.state, String) != "WAITING")
         .order_by(trials.c.number)
     )
     return list(connection.scalars(query))

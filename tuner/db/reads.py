@@ -205,6 +205,7 @@ def trials(
         t.steps,
         t.metrics,
         t.reason,
+        t.default_source,
         t.finished_at,
     )
     recorded = and_(t.study_id == study.id, t.number == found.c.number)
@@ -323,6 +324,7 @@ def from_row(row: Row) -> TrialSummary:
         steps=row.steps,
         metrics=row.metrics,
         reason=row.reason,
+        default=row.default_source,
         finished_at=row.finished_at,
     )
 

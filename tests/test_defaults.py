@@ -1,0 +1,96 @@
+"""A new study tries its optimizers' known-good settings before it samples."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tuner.cli import cli
+from tuner.space import Choice, Float, Int
+
+PLUGINS = Path(__file__).parent / "search_plugins"
+FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
+ADAM = {"optimizer": "adam", "lr": 1e-3, "warmup": 0.0, "schedule": "constant"}
+ADAM |= {"adam.beta1": 0.9, "adam.beta2": 0.999}
+SGD = {"optimizer": "sgd", "lr": 0.1, "warmup": 0.0, "schedule": "cosine"}
+SGD |= {"sgd.momentum": 0.9, "sgd.nesterov": False, "sgd.weight_decay": 1e-4}
+SGD |= {"cosine.end_factor": 0.0}
+SGD_SOURCE = "He et al. 2016, cosine of Loshchilov & Hutter 2017"
+
+
+def tuner(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def trials(storage, study):
+    return json.loads(tuner("trials", study, "--storage", storage, "--format", "json"))
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return f"sqlite:///{tmp_path / 'tuner.db'}"
+
+
+def test_the_defaults_run_first_and_are_marked(storage):
+    tuner("search", "--storage", storage, *FAST, "--trials", "4", "--study", "d")
+
+    found = trials(storage, "d")
+    table = tuner("trials", "d", "--storage", storage)
+
+    assert [t["params"] for t in found[:2]] == [ADAM, SGD]
+    assert [t["default"] for t in found] == ["Kingma & Ba 2015", SGD_SOURCE, None, None]
+    assert "default (Kingma & Ba 2015): beta1=0.9 beta2=0.999" in " ".join(table.split())
+
+
+def test_no_defaults_samples_from_the_first_trial(storage):
+    tuner("search", "--storage", storage, *FAST, "--trials", "3", "--study", "n", "--no-defaults")
+
+    found = trials(storage, "n")
+
+    assert [t["default"] for t in found] == [None] * 3
+    assert found[0]["params"] not in (ADAM, SGD)
+
+
+def test_a_default_outside_the_space_asked_for_is_left_out(storage):
+    narrowed = ["--space", "lr=1e-2..1:log", "--trials", "2", "--study", "w"]
+    tuner("search", "--storage", storage, *FAST, *narrowed)
+
+    found = trials(storage, "w")
+
+    assert found[0]["params"] == SGD
+    assert found[1]["default"] is None
+
+
+def test_a_continued_study_tries_its_defaults_once(storage):
+    tuner("search", "--storage", storage, *FAST, "--trials", "3", "--study", "c")
+    tuner("search", "--storage", storage, "--trials", "5", "--study", "c")
+
+    assert [t["default"] is not None for t in trials(storage, "c")] == [True, True] + [False] * 3
+
+
+def test_a_plugin_declares_its_own_default(storage):
+    plugin = ["--plugin", PLUGINS / "halving_default.py", "--optimizers", "plainsgd"]
+    tuner("search", "--storage", storage, "--task", "synthetic", *plugin, "--trials", "2")
+    (study,) = json.loads(tuner("studies", "--storage", storage, "--format", "json"))
+
+    first = trials(storage, study["name"])[0]
+
+    assert first["default"] == "this plugin's authors"
+    assert first["params"]["plainsgd.momentum"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("param", "inside", "outside"),
+    [
+        (Float(1e-4, 1.0, log=True), [1e-4, 0.5, 1], [0.0, 2.0, float("nan"), "0.5", True]),
+        (Int(1, 3), [1, 3], [0, 4, 2.0, True]),
+        (Choice((False, True)), [False, True], [0, 1, "False"]),
+        (Choice((0.0, 0.05)), [0.0, 0.05, 0], [False, 0.1]),
+    ],
+)
+def test_a_parameter_says_which_values_it_holds(param, inside, outside):
+    assert all(value in param for value in inside)
+    assert not any(value in param for value in outside)
