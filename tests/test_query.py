@@ -206,6 +206,26 @@ def test_trials_only_optuna_knows_are_filtered_and_ranked_with_the_rest(storage_
     assert (leader.name, leader.best_trial) == ("adam", 11)
 
 
+def row(number, optimizer, value, outcome):
+    """A trial of the crafted study, with a constant schedule."""
+    return TrialRow(
+        number=number,
+        optimizer=optimizer,
+        schedule="constant",
+        params={"lr": 0.1, "optimizer": optimizer, "schedule": "constant"},
+        seed=number,
+        steps=10,
+        wall_time_s=1.0,
+        step_time_s=0.1,
+        compiled=True,
+        metrics={},
+        value=value,
+        outcome=outcome,
+        curve=CurveRow(losses=[], lrs=[], evals=[]),
+        finished_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+
+
 def crafted(storage, direction):
     """A study with every kind of value: ties, a better but pruned one, non-finite ones."""
     upgrade(storage)
@@ -239,23 +259,7 @@ def crafted(storage, direction):
     for number, (outcome, value) in enumerate(trials):
         optimizer = "sgd" if number in (0, 8) else "adam"
         store.save_trial(
-            "c",
-            TrialRow(
-                number=number,
-                optimizer=optimizer,
-                schedule="constant",
-                params={"lr": 0.1, "optimizer": optimizer, "schedule": "constant"},
-                seed=number,
-                steps=10,
-                wall_time_s=1.0,
-                step_time_s=0.1,
-                compiled=True,
-                metrics={},
-                value=None if value is None else sign * value,
-                outcome=outcome,
-                curve=CurveRow(losses=[], lrs=[], evals=[]),
-                finished_at=datetime(2025, 1, 1, tzinfo=UTC),
-            ),
+            "c", row(number, optimizer, None if value is None else sign * value, outcome)
         )
     store.close()
 
@@ -287,24 +291,7 @@ def test_compare_judges_complete_trials_alone(storage_url):
     crafted(storage_url, "minimize")
     store = open_store(storage_url)
     for number, value in enumerate([0.05, 0.04, 0.06, 0.05], start=10):
-        store.save_trial(
-            "c",
-            TrialRow(
-                number=number,
-                optimizer="sgd",
-                schedule="constant",
-                params={"lr": 0.1, "optimizer": "sgd", "schedule": "constant"},
-                seed=number,
-                steps=3,
-                wall_time_s=1.0,
-                step_time_s=0.1,
-                compiled=True,
-                metrics={},
-                value=value,
-                outcome="pruned",
-                curve=CurveRow(losses=[], lrs=[], evals=[]),
-            ),
-        )
+        store.save_trial("c", row(number, "sgd", value, "pruned"))
     store.close()
 
     with open_results(storage_url) as results:
