@@ -118,7 +118,12 @@ def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
     """The plan of ``config``: checked against the registry and, when it names a study that
     exists, against what that study was made with. Raises BadInput; writes nothing."""
     stored = _stored_settings(storage, config.study) if config.study else None
-    return plan_search(config, registry, stored)
+    plan = plan_search(config, registry, stored)
+    # Here, as tuner.study is in run: importing MLX waits until the BLAS is chosen.
+    from tuner.graphs import find_compiler
+
+    find_compiler()
+    return plan
 
 
 def _stored_settings(storage: str, study: str) -> dict[str, Any] | None:

@@ -203,6 +203,17 @@ def _compile(graph: Graph, plan: TrialPlan) -> Callable[[mx.array, mx.array], An
     return mx.compile(step, inputs=[*graph.state, graph.hp], outputs=graph.state)
 
 
+def find_compiler() -> None:
+    """Have MLX look for its C++ compiler now, before a search begins.
+
+    MLX asks with ``system()``, which makes this process ignore SIGINT while the compiler
+    answers: a Ctrl-C pressed then is lost. It asks once a process, at its first compiled
+    function; asked here, the moment falls before the search, while nothing is stored yet,
+    rather than inside a trial, where a press that vanishes leaves the search running.
+    """
+    mx.eval(mx.compile(lambda x: mx.exp(x) * 2.0 + 1.0)(mx.zeros(4)))
+
+
 class CompileFailed(Exception):
     """The first step of a new graph failed while tracing or building its kernels."""
 
