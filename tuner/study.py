@@ -162,11 +162,13 @@ def objective_for(
 
 def _record(trial: optuna.Trial, seed: int, result: TrialResult) -> TrialRow:
     """The record of ``trial``, which ran with ``seed`` and did ``result``."""
+    # Optuna copies a trial's parameters at each read of them.
+    params = trial.params
     return TrialRow(
         number=trial.number,
-        optimizer=trial.params.get("optimizer", "-"),
-        schedule=trial.params.get("schedule", "-"),
-        params=trial.params,
+        optimizer=params.get("optimizer", "-"),
+        schedule=params.get("schedule", "-"),
+        params=params,
         seed=seed,
         steps=result.steps,
         wall_time_s=result.wall_time_s,
