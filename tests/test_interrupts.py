@@ -25,12 +25,12 @@ SLOW = ["--task", "synthetic", "--steps", "1500", "--eval-every", "500"]
 SLOW += ["--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 
 
+def states(url, study):
+    return [t.state.name for t in optuna.load_study(study_name=study, storage=url).trials]
+
+
 def running(url, study):
-    return [
-        t.number
-        for t in optuna.load_study(study_name=study, storage=url).trials
-        if t.state == optuna.trial.TrialState.RUNNING
-    ]
+    return [number for number, state in enumerate(states(url, study)) if state == "RUNNING"]
 
 
 def start(url, *args):
@@ -161,9 +161,9 @@ def test_a_stopped_search_records_the_trial_as_interrupted_and_counts_it_apart(s
     plan = plan_search(config, load_plugins())
     stop = threading.Event()
 
-    study = run_search(plan, sqlite_url, StopAtTrial(stop, 2), stop)
+    name = run_search(plan, sqlite_url, StopAtTrial(stop, 2), stop)
 
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert states(sqlite_url, name) == ["COMPLETE", "COMPLETE", "FAIL"]
     with open_results(sqlite_url) as results:
         record = results.trial("stopped", 2)
         counts = results.study("stopped").counts
@@ -181,6 +181,6 @@ def test_a_study_goes_on_after_an_interrupt(sqlite_url):
     stop = threading.Event()
     run_search(plan, sqlite_url, StopAtTrial(stop, 1), stop)
 
-    study = run_search(plan, sqlite_url)
+    name = run_search(plan, sqlite_url)
 
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert states(sqlite_url, name) == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]

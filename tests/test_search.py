@@ -394,3 +394,11 @@ def test_piped_it_prints_a_line_a_trial_only_when_verbose(storage):
     # On Linux the BLAS that MLX calls comes next (see test_blas.py).
     trials = [line for line in lines[1:] if not line.startswith("BLAS: ")]
     assert [line.split()[:2] for line in trials] == [["trial", str(n)] for n in (3, 4, 5)]
+
+
+def test_a_search_closes_its_connections_when_it_returns(storage, tmp_path):
+    # SQLite folds the write-ahead log into the file when its last connection closes: a search
+    # that left one open would change the file later, in whatever command ran next.
+    assert search(storage, "--trials", "2").exit_code == 0
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tuner.db"]

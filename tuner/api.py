@@ -148,8 +148,7 @@ def run(
     # that MLX calls is chosen before it loads (see tuner.blas).
     from tuner.study import run_search
 
-    study = run_search(plan, storage, watcher, stop)
-    return StudyResults(study.study_name, storage, tuple(plugins))
+    return StudyResults(run_search(plan, storage, watcher, stop), storage, tuple(plugins))
 
 
 _warned_blas = False

@@ -15,7 +15,7 @@ from typing import Any
 import mlx.core as mx
 import optuna
 
-from tuner.db import CurveRow, StudyRow, TrialRow, open_store, optuna_storage
+from tuner.db import CurveRow, Store, StudyRow, TrialRow, open_store, optuna_storage
 from tuner.errors import BadInput, TunerError
 from tuner.graphs import GraphCache
 from tuner.plan import Plan, differences
@@ -201,20 +201,39 @@ def run_search(
     storage_url: str,
     watcher: Watcher | None = None,
     stop: threading.Event | None = None,
-) -> optuna.Study:
-    """Create or resume the study and run trials until it holds ``trials`` finished ones.
+) -> str:
+    """Create or resume the study and run trials until it holds ``trials`` finished ones;
+    return the study's name.
 
     Setting ``stop`` (from a signal handler, say) ends the trial in flight at its next step,
     records it as interrupted, and returns: no trial is left running.
     """
-    config = plan.config
-    watcher = watcher or Watcher()
-    stop = stop or threading.Event()
     # tuner reports each trial itself; Optuna's line a trial would drown it.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    device = check_device(config.device)
+    device = check_device(plan.config.device)
     store = open_store(storage_url)
     storage = optuna_storage(storage_url)
+    try:
+        return _search(plan, storage_url, store, storage, device, watcher or Watcher(), stop)
+    finally:
+        # Closed now, not when collected: SQLite folds its write-ahead log into the file when
+        # its last connection closes, and that must not happen later, in another command.
+        storage.remove_session()
+        storage.engine.dispose()
+        store.close()
+
+
+def _search(
+    plan: Plan,
+    storage_url: str,
+    store: Store,
+    storage: optuna.storages.RDBStorage,
+    device: str,
+    watcher: Watcher,
+    stop: threading.Event | None,
+) -> str:
+    config = plan.config
+    stop = stop or threading.Event()
     names = optuna.get_all_study_names(storage=storage)
     name = config.study or new_study_name(config.task, names)
     new = name not in names
@@ -260,7 +279,7 @@ def run_search(
     progress = Progress(total=config.trials)
     _take_stock(study, progress)
     if progress.finished >= config.trials or stop.is_set():
-        return study
+        return name
     outcomes: dict[int, Outcome] = {}
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -291,7 +310,7 @@ def run_search(
             f"stopped after {MAX_FAILURES_IN_A_ROW} failed trials in a row in study '{name}'; "
             f"the last: {progress.last_failure}"
         )
-    return study
+    return name
 
 
 def _take_stock(study: optuna.Study, progress: Progress) -> None:

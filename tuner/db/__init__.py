@@ -20,13 +20,14 @@ from tuner.db.migrations import (
 )
 from tuner.db.models import CurveRow, StudyRow, TrialRow
 from tuner.db.optuna import optuna_storage
-from tuner.db.store import open_store
+from tuner.db.store import Store, open_store
 from tuner.db.urls import mask_url, sqlite_path, storage_failure
 
 __all__ = [
     "READ_ONLY",
     "CurveRow",
     "SchemaState",
+    "Store",
     "StudyRow",
     "TrialRow",
     "check",
