@@ -1,11 +1,14 @@
 """Optuna's distributed mode: several `tuner search` processes on one study and one database."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
+import pytest
 from click.testing import CliRunner
 from stored import stored_trials
 
@@ -52,6 +55,47 @@ def test_workers_started_together_share_one_new_study(storage_url):
     assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == len(study.trials)
     records = stored_trials(storage_url, "shared")
     assert sorted(r.number for r in records) == sorted(t.number for t in study.trials)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_killed_workers_trial_ends_failed_and_is_neither_ranked_nor_recorded(storage_url):
+    if storage_url.startswith("postgresql"):
+        subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
+    # One trial long enough to be killed while it trains.
+    long_trial = ["--task", "synthetic", "--steps", "200000", "--eval-every", "100000"]
+    worker = subprocess.Popen(
+        [TUNER, "search", "--storage", storage_url, *long_trial, "--trials", "1", "--study", "k"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not running_trials(storage_url, "k"):
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.1)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+    # The worker's heartbeat, seen from a storage that calls a second's silence death: the
+    # next worker to start a trial fails the dead one's the same way, after tuner's grace.
+    time.sleep(2)
+    strict = optuna.storages.RDBStorage(storage_url, heartbeat_interval=1, grace_period=1)
+    study = optuna.load_study(study_name="k", storage=strict)
+    optuna.storages.fail_stale_trials(study)
+
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]
+    assert stored_trials(storage_url, "k") == []
+    best = CliRunner().invoke(cli, ["best", "k", "--storage", storage_url])
+    assert best.output == "No finished trial in study k (1 failed).\n"
+    shown = CliRunner().invoke(cli, ["trials", "k", "--storage", storage_url, "--format", "json"])
+    assert [t["outcome"] for t in json.loads(shown.output)] == ["failed"]
+
+
+def running_trials(url, study):
+    try:
+        trials = optuna.load_study(study_name=study, storage=url).trials
+    except KeyError:
+        return []
+    return [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
 
 
 def test_a_database_whose_alembic_version_is_another_apps_just_works(sqlite_url):
