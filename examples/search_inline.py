@@ -67,7 +67,17 @@ for trial in results.best(3):
 print(results.compare().verdict)
 
 # %% [markdown]
-# The winner's optimizer, built as its trial built it, to train with for longer; and every
+# After the search, the three best configurations were trained again with three fresh seeds
+# each: is the winner's lead more than the luck of one seed?
+
+# %%
+confirmation = results.confirmation()
+for config in confirmation.configs:
+    print(f"trial {config.trial.number}: mean {config.mean:.4f} ± {config.std or 0:.4f}")
+print(confirmation.verdict)
+
+# %% [markdown]
+# The confirmed winner's optimizer, built as its trial built it, to train with for longer; and every
 # trial as a pandas DataFrame.
 
 # %%

@@ -4,7 +4,7 @@ writing compares with the rows it wrote."""
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from tuner.db import StudyRow, TrialRow, make_engine
+from tuner.db import ConfirmationRow, StudyRow, TrialRow, make_engine
 
 
 def stored_studies(url):
@@ -28,5 +28,20 @@ def stored_trials(url, study="s1"):
     )
     with Session(engine) as session:
         rows = list(session.scalars(query).unique())
+    engine.dispose()
+    return rows
+
+
+def stored_confirmations(url, study):
+    """The rows of a study's confirmation runs, in the order they were written."""
+    engine = make_engine(url)
+    query = (
+        select(ConfirmationRow)
+        .join(StudyRow)
+        .where(StudyRow.name == study)
+        .order_by(ConfirmationRow.id)
+    )
+    with Session(engine) as session:
+        rows = list(session.scalars(query))
     engine.dispose()
     return rows

@@ -49,7 +49,7 @@ def search(storage, *args):
 def storage(tmp_path_factory):
     """One real search of 12 trials, and an empty study beside it."""
     url = f"sqlite:///{tmp_path_factory.mktemp('results') / 'tuner.db'}"
-    assert search(url, *FAST, "--trials", "12", "--study", "s").exit_code == 0
+    assert search(url, *FAST, "--trials", "12", "--study", "s", "--confirm", "0").exit_code == 0
     empty = search(url, *FAST, "--study", "empty", "--timeout", "0.000001")
     assert "No complete trial yet in study empty (no trials)." in empty.stdout
     return url

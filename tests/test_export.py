@@ -102,7 +102,16 @@ def studies(tmp_path_factory):
         search(
             storage,
             f"{optimizer}-{schedule}",
-            *("--optimizers", optimizer, "--schedules", schedule, "--trials", "1"),
+            *(
+                "--optimizers",
+                optimizer,
+                "--schedules",
+                schedule,
+                "--trials",
+                "1",
+                "--confirm",
+                "0",
+            ),
             *("--space", SAFE_LR, "--space", f"warmup={warmup}"),
         )
     return storage

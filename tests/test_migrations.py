@@ -30,7 +30,13 @@ from tuner.db import (
 )
 from tuner.errors import TunerError
 
-OURS = {"tuner_studies", "tuner_trials", "tuner_curves", "tuner_alembic_version"}
+OURS = {
+    "tuner_studies",
+    "tuner_trials",
+    "tuner_curves",
+    "tuner_confirmations",
+    "tuner_alembic_version",
+}
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -393,7 +393,11 @@ def test_piped_it_prints_a_line_a_trial_only_when_verbose(storage):
     assert lines[0].startswith("Study piped (continued) in sqlite:///")
     # On Linux the BLAS that MLX calls comes next (see test_blas.py).
     trials = [line for line in lines[1:] if not line.startswith("BLAS: ")]
+    # Then a line for each confirmation run that the first search had not run.
+    confirmations = [line for line in trials if " confirmed, seed " in line]
+    trials = [line for line in trials if line not in confirmations]
     assert [line.split()[:2] for line in trials] == [["trial", str(n)] for n in (3, 4, 5)]
+    assert trials[-1] == verbose.stderr.splitlines()[-len(confirmations) - 1]
 
 
 def test_a_search_closes_its_connections_when_it_returns(storage, tmp_path):

@@ -64,12 +64,13 @@ def test_every_trial_page_fits_100_columns(search, trials):
         assert too_wide(tuner("show", "wide", str(trial["number"]), "--storage", url)) == []
 
 
-def test_the_leaderboard_of_a_search_fits_100_columns(search):
+def test_the_leaderboard_of_a_search_and_its_confirmation_fit_100_columns(search):
     _, out = search
-    leaderboard = out.split("\n\n")[0]
+    leaderboard, confirmed = out.split("\n\n")[:2]
 
     assert leaderboard.startswith("Top ")
-    assert too_wide(leaderboard) == []
+    assert confirmed.startswith("Confirmed: ")
+    assert too_wide(leaderboard) == too_wide(confirmed) == []
 
 
 def test_the_plugins_table_fits_100_columns_and_shows_every_search_space():
@@ -96,9 +97,10 @@ def settings_keys(trial):
 
 
 def rows(out):
-    """Each trial's lines in a table, by number: its row, and the lines indented under it."""
+    """Each trial's lines in the first table, by number: its row, and the lines indented
+    under it."""
     found = {}
-    for line in out.splitlines():
+    for line in out.split("\n\n")[0].splitlines():
         if line[:1].isdigit():
             found[int(line.split()[0])] = [line]
         elif line.startswith(" ") and found:

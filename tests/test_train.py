@@ -359,3 +359,50 @@ def test_digits_trial_reaches_high_accuracy():
     )
     assert result.outcome == "complete" and result.compiled
     assert result.value > 0.93
+
+
+def sealed(task):
+    """``task`` with a test set that raises when read."""
+
+    def test():
+        raise RuntimeError("the test set was read")
+
+    return dataclasses.replace(task, test=test)
+
+
+def test_a_confirmation_run_measures_the_trained_model_on_the_test_set(task, trial, graphs):
+    result = trial(task, test=True)
+    (graph,) = graphs.values()
+    x, y = task.test()
+    graph.model.eval()
+    assert result.test_metrics == {
+        "test_loss": task.loss(graph.model, x, y).item(),
+        "test_r2": task.metrics["r2"].fn(graph.model, x, y).item(),
+    }
+    assert not set(result.test_metrics) & set(result.metrics)
+    assert result.test_metrics["test_loss"] != result.metrics["val_loss"]
+    searched = trial(task)
+    assert searched.test_metrics == {} and searched.losses == result.losses
+
+
+def test_an_eager_confirmation_run_measures_the_test_set_too(task, trial):
+    compiled, eager = trial(task, test=True), trial(task, test=True, eager=True)
+    assert not eager.compiled
+    assert eager.test_metrics == pytest.approx(compiled.test_metrics, rel=1e-5)
+
+
+def test_a_trial_that_is_not_asked_to_test_never_reads_the_test_set(task, trial):
+    result = trial(sealed(task))
+    assert result.outcome == "complete" and result.test_metrics == {}
+    assert result.losses == trial(task).losses
+
+
+def test_only_a_completed_trial_reads_the_test_set(task, trial):
+    pruned = trial(sealed(task), test=True, on_eval=lambda step, value: True)
+    diverged = trial(sealed(task), sample(SCALE, {"factor": math.nan}), test=True)
+    assert (pruned.outcome, diverged.outcome) == ("pruned", "diverged")
+    assert pruned.test_metrics == diverged.test_metrics == {}
+    untested = trial(dataclasses.replace(task, test=None), test=True)
+    assert untested.outcome == "complete" and untested.test_metrics == {}
+    with pytest.raises(RuntimeError, match="the test set was read"):
+        trial(sealed(task), test=True)

@@ -46,6 +46,8 @@ def test_workers_started_together_share_one_new_study(storage_url):
 
     assert [w.returncode for w in workers] == [0, 0, 0], outputs
     assert [out for out, _ in outputs] == ["shared\n"] * 3
+    # A worker that finds the study's record made by another is not told it repeats a study.
+    assert [err for _, err in outputs] == [""] * 3
     study = optuna.load_study(study_name="shared", storage=storage_url)
     finished = study.get_trials(states=FINISHED)
     # Each worker checks the count after its own trial, so the last ones may overshoot.

@@ -17,7 +17,7 @@ from tuner.db import schema_state
 from tuner.errors import BadInput
 from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
-from tuner.plan import Plan, SearchConfig, plan_search
+from tuner.plan import Plan, SearchConfig, parse_confirm, plan_search
 from tuner.plugins import Registry, load_plugins
 from tuner.query import open_results
 from tuner.specs import Metric, Task, TaskSpec
@@ -26,7 +26,13 @@ from tuner.watcher import Watcher
 if TYPE_CHECKING:
     import pandas
 
-    from tuner.results import Comparison, StudySummary, TrialDetail, TrialSummary
+    from tuner.results import (
+        Comparison,
+        Confirmation,
+        StudySummary,
+        TrialDetail,
+        TrialSummary,
+    )
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 # The name of a task given by its parts, unless ``task`` names it.
@@ -59,6 +65,7 @@ def search(
     plugins: Sequence[str] = (),
     blas: str | None = None,
     defaults: bool = True,
+    confirm: str = "3x3",
 ) -> StudyResults:
     """Run a study, as ``tuner search`` does, and return its results.
 
@@ -67,7 +74,9 @@ def search(
     x, y)`` and, optionally, ``metrics``; ``task`` then names it (``"custom"`` by default), and
     it is searched with ``steps`` (300), ``batch_size`` (64) and ``eval_every`` (50) unless
     they are given. The other options are those of ``tuner search``, with the same defaults;
-    running again with the same ``study`` continues it.
+    running again with the same ``study`` continues it. ``confirm`` is ``--confirm``'s
+    ``KxS``: after the search, the K best configurations are trained again with S seeds each
+    (``"0"`` for none).
 
     ``blas`` is ``"auto"`` (OpenBLAS where installed, on Linux) or ``"bundled"`` (the mlx wheel's
     own); None reads ``TUNER_BLAS``. It counts only before MLX is first imported: afterwards the
@@ -104,6 +113,7 @@ def search(
         pruner=pruner,
         metric=metric,
         defaults=defaults,
+        confirm=parse_confirm(confirm),
         command=f"tuner.search(task={task!r}, trials={trials}, seed={seed})",
     )
     registry = load_plugins(extra)
@@ -146,9 +156,15 @@ def run(
     ``plugins`` are those to load again to export its trials."""
     # Here so that importing this module loads no MLX, which tuner.study imports: the BLAS
     # that MLX calls is chosen before it loads (see tuner.blas).
+    from tuner.confirm import run_confirmations
     from tuner.study import run_search
 
-    return StudyResults(run_search(plan, storage, watcher, stop), storage, tuple(plugins))
+    stop = stop or threading.Event()
+    name = run_search(plan, storage, watcher, stop)
+    top, seeds = plan.config.confirm
+    if top and not stop.is_set():
+        run_confirmations(plan, storage, name, top, seeds, watcher, stop)
+    return StudyResults(name, storage, tuple(plugins))
 
 
 _warned_blas = False
@@ -224,14 +240,19 @@ class StudyResults:
         with open_results(self.storage) as results:
             return results.compare(self.name, by)
 
+    def confirmation(self) -> Confirmation:
+        """The confirmed configurations, the best mean first, and the verdict on the lead."""
+        with open_results(self.storage) as results:
+            return results.confirmation(self.name)
+
     def to_dataframe(self) -> pandas.DataFrame:
         """Every trial, one row each, flattened as ``tuner trials --format csv`` is."""
         with open_results(self.storage) as results:
             return results.to_dataframe(self.name)
 
     def export(self, trial: int | None = None) -> dict[str, Any]:
-        """The JSON config of a trial (the best complete one by default), as ``tuner export
-        --format json`` prints it."""
+        """The JSON config of a trial (by default the confirmed winner, or else the best
+        complete one), as ``tuner export --format json`` prints it."""
         return export_trial(self.storage, self.name, trial, load_plugins(self.plugins)).config
 
     def optimizer(self, trial: int | None = None, steps: int | None = None) -> Any:

@@ -1,5 +1,6 @@
-"""How the optimizers, or the schedules, of a study compare: each group's statistics, and a
-sentence that says which leads and whether its lead is more than chance.
+"""How the optimizers, or the schedules, of a study compare, and how its confirmed
+configurations do: each group's statistics, and a sentence that says which leads and whether
+its lead is more than chance.
 
 This is arithmetic on values already read, apart from the SQL of :mod:`tuner.db.reads` that
 reads them, so that the verdict, which people act on, can be tested on groups made up to sit on
@@ -13,7 +14,16 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from tuner.results import Comparison, Counts, GroupStats, Outcome
+from tuner.results import (
+    Comparison,
+    Confirmation,
+    Confirmed,
+    Counts,
+    GroupStats,
+    Outcome,
+    Run,
+    TrialSummary,
+)
 
 # (name, number, outcome, value) of one trial, grouped by its optimizer's or schedule's name.
 Row = tuple[Any, ...]
@@ -21,6 +31,8 @@ Row = tuple[Any, ...]
 GROUPINGS = ("optimizer", "schedule")
 # Fewer complete values than this say nothing about how widely a group's trials spread.
 MIN_FOR_SPREAD = 4
+# A lead is clear when chance alone would give one as large less often than this.
+SIGNIFICANCE = 0.05
 
 
 def group_stats(rows: Sequence[Row], bests: Sequence[Row]) -> list[GroupStats]:
@@ -122,6 +134,100 @@ def judge(study: str, by: str, metric: str, direction: str, groups: list[GroupSt
         clear=clear,
         verdict=verdict,
     )
+
+
+def confirmed(trial: TrialSummary, runs: list[Run]) -> Confirmed:
+    """``trial``'s configuration with its confirmation ``runs`` and their statistics."""
+    values = [
+        run.value
+        for run in runs
+        if run.outcome == Outcome.COMPLETE and run.value is not None and math.isfinite(run.value)
+    ]
+    complete = [run for run in runs if run.outcome == Outcome.COMPLETE]
+    names = {name for run in complete for name in run.test_metrics}
+    return Confirmed(
+        trial=trial,
+        runs=runs,
+        mean=statistics.fmean(values) if values else None,
+        std=statistics.stdev(values) if len(values) > 1 else None,
+        test={
+            name: statistics.fmean(run.test_metrics[name] for run in complete)
+            for name in sorted(names)
+            if all(name in run.test_metrics for run in complete)
+        },
+    )
+
+
+def judge_confirmed(
+    study: str, metric: str, direction: str, configs: Sequence[Confirmed]
+) -> Confirmation:
+    """The confirmed ``configs`` ranked by their mean value, with the verdict on the winner's
+    lead: Welch's t-test of the two best configurations' complete values, which assumes
+    neither equal variances nor more than two runs each."""
+    sign = -1.0 if direction == "maximize" else 1.0
+    ranked = sorted(
+        configs,
+        key=lambda c: (c.mean is None, sign * c.mean if c.mean is not None else 0.0),
+    )
+    winner = ranked[0] if ranked and ranked[0].mean is not None else None
+    runner_up = ranked[1] if len(ranked) > 1 and ranked[1].mean is not None else None
+    p_value = clear = None
+    if not ranked:
+        verdict = f"No configuration of study {study} has been confirmed yet."
+    elif winner is None:
+        verdict = "No confirmation run completed: there is nothing to rank."
+    elif runner_up is None:
+        verdict = (
+            f"Only {_config(winner)} completed its confirmation runs: {_stats(winner, metric)}; "
+            "there is nothing to compare it with."
+        )
+    else:
+        verdict = (
+            f"{_config(winner)} leads: {_stats(winner, metric)}, against "
+            f"{_config(runner_up)}'s {_stats(runner_up, metric, named=False)}"
+        )
+        if min(len(winner.values), len(runner_up.values)) < 2:
+            verdict += "; too few complete runs to test the lead (2 a configuration are needed)."
+        else:
+            p_value = _welch(winner.values, runner_up.values)
+            clear = p_value < SIGNIFICANCE
+            verdict += f"; Welch's t-test p = {p_value:.2g}: " + (
+                "the lead is larger than the seed-to-seed noise."
+                if clear
+                else "the lead is within the seed-to-seed noise; confirm with more seeds."
+            )
+    return Confirmation(
+        study=study,
+        metric=metric,
+        direction=direction,
+        configs=ranked,
+        p_value=p_value,
+        clear=clear,
+        verdict=verdict,
+    )
+
+
+def _welch(a: list[float], b: list[float]) -> float:
+    """Welch's two-sided p-value that ``a`` and ``b`` have the same mean."""
+    # Here for start-up time: scipy takes a second to import.
+    from scipy import stats
+
+    if statistics.stdev(a) == 0 and statistics.stdev(b) == 0:
+        # Runs that do not vary with the seed: any difference is real, and none is chance.
+        return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def _config(config: Confirmed) -> str:
+    return f"{config.trial.optimizer}+{config.trial.schedule} (trial {config.trial.number})"
+
+
+def _stats(config: Confirmed, metric: str, *, named: bool = True) -> str:
+    assert config.mean is not None
+    spread = f" ± {_short(config.std)}" if config.std is not None else ""
+    runs = len(config.values)
+    text = f"{_short(config.mean)}{spread} over {runs} seed{'s' * (runs != 1)}"
+    return f"mean {metric} {text}" if named else text
 
 
 def _short(value: float) -> str:

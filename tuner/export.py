@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.plugins import Registry, load_plugins
 from tuner.query import Results, open_results
-from tuner.results import Outcome
+from tuner.results import Confirmation, Outcome
 from tuner.space import Float, Param, Sample
 
 if TYPE_CHECKING:
@@ -75,8 +75,10 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
     number, with a note that says how it ended: its settings are as valid as any.
     """
     with open_results(storage) as results:
-        trial = results.trial(study, _chosen(results, study, number))
+        confirmation = results.confirmation(study)
+        trial = results.trial(study, _chosen(results, study, number, confirmation))
         settings = results.settings(study)
+    confirmed = next((c for c in confirmation.configs if c.trial.number == trial.number), None)
     if trial.outcome is Outcome.RUNNING:
         raise BadInput(
             f"trial {trial.number} of study '{study}' is still running: "
@@ -103,6 +105,13 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
             "value": trial.value if trial.value is None or math.isfinite(trial.value) else None,
         },
     }
+    if confirmed is not None:
+        config["source"]["confirmed"] = {
+            "mean": confirmed.mean,
+            "std": confirmed.std,
+            "runs": len(confirmed.values),
+            "test": confirmed.test,
+        }
     notes = _resolve(config, registry).changes
     if trial.outcome is not Outcome.COMPLETE:
         how = trial.reason or trial.outcome
@@ -111,9 +120,10 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
     return Export(config, notes)
 
 
-def _chosen(results: Results, study: str, number: int | None) -> int:
-    """The number of the trial to export: ``number``, checked, or the study's best complete
-    trial, which is Optuna's ``study.best_trial``."""
+def _chosen(results: Results, study: str, number: int | None, confirmation: Confirmation) -> int:
+    """The number of the trial to export: ``number``, checked; or the trial whose
+    configuration won the confirmation runs, when the study has them; or the study's best
+    complete trial, which is Optuna's ``study.best_trial``."""
     counts = results.counts(study)
     if not counts.total:
         raise BadInput(f"study '{study}' has no trials yet: run tuner search --study {study}")
@@ -123,6 +133,8 @@ def _chosen(results: Results, study: str, number: int | None) -> int:
                 f"study '{study}' has no trial {number}; its trials are 0 to {counts.total - 1}"
             )
         return number
+    if confirmation.winner is not None:
+        return confirmation.winner.trial.number
     if counts.complete:
         (best,) = results.trials(study, state="complete", sort="value", limit=1)
         return best.number

@@ -116,5 +116,9 @@ def tuner_register_tasks(register):
       returns a scalar ``mx.array`` on validation data (``direction`` is ``"maximize"`` or
       ``"minimize"``); ``tuner search --metric NAME`` optimises one of them instead of the
       validation loss;
-    - ``steps``, ``batch_size``, ``eval_every``: the defaults of a trial on this task.
+    - ``steps``, ``batch_size``, ``eval_every``: the defaults of a trial on this task;
+    - ``test``: optional, a function of no arguments returning a held-out ``(x, y)`` that no
+      trial sees: neither the objective nor the pruner reads it. Only a confirmation run calls
+      it, once its training is over, and reports the loss and metrics on it as ``test_loss``
+      and ``test_NAME``. Being a function, it may load its data when called, not before.
     """

@@ -5,6 +5,7 @@ study runs. It knows nothing of Optuna, so a request is refused before anything 
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,6 +40,8 @@ class SearchConfig:
     command: str = ""
     # Whether a new study tries its optimizers' known-good settings first.
     defaults: bool = True
+    # After the search: the best configurations to train again, and the seeds for each.
+    confirm: tuple[int, int] = (3, 3)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def plan_search(
     """
     if config.trials < 1:
         raise BadInput(f"--trials must be at least 1, got {config.trials}")
+    if min(config.confirm) < 0:
+        raise BadInput(f"--confirm needs counts of 0 or more, got {config.confirm}")
     for option, name, known in (
         ("sampler", config.sampler, SAMPLERS),
         ("pruner", config.pruner, PRUNERS),
@@ -137,6 +142,19 @@ def plan_search(
     return Plan(
         config, registry, task, space, steps, batch_size, eval_every, direction, settings, starts
     )
+
+
+def parse_confirm(text: str) -> tuple[int, int]:
+    """``--confirm``'s ``KxS`` (the K best configurations, S seeds each) or ``0`` (none)."""
+    if text.strip() == "0":
+        return 0, 0
+    match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", text)
+    if match is None or 0 in (int(match[1]), int(match[2])):
+        raise BadInput(
+            f"--confirm '{text}': give KxS, the K best configurations with S seeds each "
+            "(such as 3x3), or 0 for none"
+        )
+    return int(match[1]), int(match[2])
 
 
 def starting_points(space: SearchSpace, registry: Registry) -> list[tuple[dict[str, Any], str]]:

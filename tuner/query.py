@@ -26,13 +26,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tuner.compare import GROUPINGS, group_stats, judge
+from tuner.compare import GROUPINGS, confirmed, group_stats, judge, judge_confirmed
 from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.results import (
     FINISHED,
     Comparison,
+    Confirmation,
     Counts,
     Outcome,
+    Provenance,
     StudySummary,
     TrialDetail,
     TrialSummary,
@@ -247,6 +249,31 @@ class Results:
         groups = group_stats(rows, bests)
         metric = record.settings.get("metric", "value")
         return judge(record.name, by, metric, self._sql.direction(record), groups)
+
+    def provenance(self, study: str) -> Provenance:
+        """What produced the study: plugin and library versions, device, seed, command."""
+        with self._reading() as connection:
+            return self._sql.provenance(self._find(connection, study))
+
+    def to_confirm(self, study: str, top: int) -> list[TrialSummary]:
+        """The trials whose configurations confirmation runs train again: the ``top`` best
+        complete ones, at most one for each optimizer and schedule pair, best first."""
+        if top < 1:
+            raise BadInput(f"top must be at least 1, got {top}")
+        with self._reading() as connection:
+            return self._sql.pair_bests(connection, self._find(connection, study), top)
+
+    def confirmation(self, study: str) -> Confirmation:
+        """The study's confirmed configurations, the best mean first, with the verdict on the
+        winner's lead (see :func:`tuner.compare.judge_confirmed`); no configurations when the
+        study has no confirmation runs."""
+        with self._reading() as connection:
+            record = self._find(connection, study)
+            runs = self._sql.confirmation_runs(connection, record)
+            trials = self._sql.recorded(connection, record, list(runs))
+        configs = [confirmed(trial, runs[trial.number]) for trial in trials]
+        metric = record.settings.get("metric", "value")
+        return judge_confirmed(record.name, metric, self._sql.direction(record), configs)
 
     # --- Reading -----------------------------------------------------------------------------
 

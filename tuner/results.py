@@ -252,6 +252,93 @@ class Comparison:
         return _plain({**data, "groups": [group.to_json() for group in self.groups]})
 
 
+@dataclass(frozen=True)
+class Run:
+    """One confirmation run: a configuration trained again, in full and unpruned, with a fresh
+    ``seed``. ``metrics`` are its last validation metrics; ``test_metrics`` those on the task's
+    held-out test set (empty when the task has none)."""
+
+    seed: int
+    outcome: Outcome
+    value: float | None
+    steps: int
+    duration_s: float
+    metrics: dict[str, float]
+    test_metrics: dict[str, float]
+    reason: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain({f.name: getattr(self, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """A trial's configuration and its confirmation runs, one a seed.
+
+    ``mean`` and ``std`` (the sample standard deviation, None under two values) are of the
+    complete runs' values; ``test`` holds the mean of each test metric over them.
+    """
+
+    trial: TrialSummary
+    runs: list[Run]
+    mean: float | None
+    std: float | None
+    test: dict[str, float]
+
+    @property
+    def values(self) -> list[float]:
+        """The values of the complete runs, the only ones that measure the whole run."""
+        return [
+            run.value
+            for run in self.runs
+            if run.outcome == Outcome.COMPLETE
+            and run.value is not None
+            and math.isfinite(run.value)
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(
+            {
+                "trial": self.trial.number,
+                "optimizer": self.trial.optimizer,
+                "schedule": self.trial.schedule,
+                "params": self.trial.params,
+                "search_value": self.trial.value,
+                "mean": self.mean,
+                "std": self.std,
+                "test": self.test,
+                "runs": [run.to_json() for run in self.runs],
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A study's confirmed configurations, the best mean first, and whether the winner's lead
+    over the runner-up is larger than the seed-to-seed noise.
+
+    ``p_value`` is Welch's two-sided t-test of the two best configurations' complete values;
+    ``clear`` is whether it is under 0.05 (None when there is nothing to test). ``verdict``
+    says it in one sentence.
+    """
+
+    study: str
+    metric: str
+    direction: str
+    configs: list[Confirmed]
+    p_value: float | None
+    clear: bool | None
+    verdict: str
+
+    @property
+    def winner(self) -> Confirmed | None:
+        return self.configs[0] if self.configs and self.configs[0].mean is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return _plain({**data, "configs": [config.to_json() for config in self.configs]})
+
+
 def _plain(value: Any) -> Any:
     """``value`` as JSON can hold it: non-finite floats as null, datetimes as ISO 8601."""
     if isinstance(value, float):

@@ -85,7 +85,12 @@ class Metric:
 
 @dataclass(frozen=True)
 class Task:
-    """Everything one trial needs; see ``tuner_register_tasks`` for the contract."""
+    """Everything one trial needs; see ``tuner_register_tasks`` for the contract.
+
+    ``test``, optional, returns the held-out ``(x, y)`` that only a confirmation run reads,
+    through ``run_trial(..., test=True)``: a function, so that no trial of a search can touch
+    the data, nor pay to make it.
+    """
 
     model: Callable[[], Any]
     train: tuple[Any, Any]
@@ -95,3 +100,4 @@ class Task:
     steps: int = 300
     batch_size: int = 64
     eval_every: int = 50
+    test: Callable[[], tuple[Any, Any]] | None = None

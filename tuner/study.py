@@ -243,7 +243,8 @@ def _search(
                 f"study '{name}' was not made by tuner (it has no record of tuner's): "
                 "give another --study name"
             )
-        twins = results.twins(config.seed, plan.settings) if new else []
+        # Not itself, which another worker starting it together may have recorded already.
+        twins = [t for t in results.twins(config.seed, plan.settings) if t != name] if new else []
         if new:
             # Ours before Optuna's: a worker that finds Optuna's study must find this record.
             record = StudyRow(

@@ -38,7 +38,10 @@ class TrialResult:
 
     ``value`` and ``metrics`` come from the last eval (None and empty before the first). An eval
     whose validation loss is not finite is a divergence and is not kept, so ``evals`` holds
-    finite losses only; ``losses`` ends with the value that diverged.
+    finite losses only; ``losses`` ends with the value that diverged. ``test_metrics`` holds
+    the trained model's ``test_loss`` and each metric as ``test_NAME`` on the task's test set,
+    measured only when asked for, once a trial completes: prefixed, so that no key is taken for
+    a validation value or an objective.
     """
 
     outcome: Outcome
@@ -52,6 +55,7 @@ class TrialResult:
     losses: list[float]
     lrs: list[float]
     evals: list[dict[str, float]]
+    test_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def run_trial(
@@ -71,6 +75,7 @@ def run_trial(
     on_step: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
     eager: bool = False,
+    test: bool = False,
 ) -> TrialResult:
     """Train ``task`` for ``steps`` with ``sample``'s settings and return what happened.
 
@@ -83,7 +88,8 @@ def run_trial(
     ``on_step(done)`` after each step. Once ``stop`` is set, the trial ends before its next step
     with outcome ``"interrupted"``. ``eager=True`` skips ``mx.compile``, which otherwise is tried
     once per graph key and given up for that key in ``graphs`` when the optimizer cannot be
-    traced.
+    traced. ``test=True``, for a confirmation run, measures the task's test set once the trial
+    completes; a search leaves it False, so that no trial reads the test set.
     """
     started = time.perf_counter()
     if min(steps, batch_size, eval_every) < 1:
@@ -94,7 +100,18 @@ def run_trial(
     plan = TrialPlan.of(optimizer, schedule, sample, steps)
     stop = stop or threading.Event()
     run = _Run(
-        task, plan, batch_size, eval_every, seed, objective, on_eval, on_step, stop, started, graphs
+        task,
+        plan,
+        batch_size,
+        eval_every,
+        seed,
+        objective,
+        on_eval,
+        on_step,
+        stop,
+        started,
+        graphs,
+        test,
     )
     key = None if eager else plan.key(task, batch_size)
     graph = graphs.get(key)
@@ -132,6 +149,7 @@ class _Run:
     stop: threading.Event
     started: float
     graphs: GraphCache
+    test: bool
 
     def train(self, key: tuple[Any, ...] | None, note: str | None = None) -> TrialResult:
         """Train compiled with the graph of ``key``, or eagerly when there is none."""
@@ -159,6 +177,7 @@ class _Run:
             raise
         reasons = [r for r in (reason, note) if r]
         last = log.evals[-1] if log.evals else {}
+        tested = self.test and outcome == Outcome.COMPLETE and self.task.test is not None
         return TrialResult(
             outcome=outcome,
             value=last.get(self.objective),
@@ -171,6 +190,7 @@ class _Run:
             losses=log.losses,
             lrs=log.lrs,
             evals=log.evals,
+            test_metrics=_measure(model, partial(_on_test_set, model, self.task)) if tested else {},
         )
 
     def _loop(
@@ -252,6 +272,14 @@ def _divergence(losses: list[float], step: int) -> str | None:
             f"at step {step}"
         )
     return None
+
+
+def _on_test_set(model: nn.Module, task: Task) -> dict[str, mx.array]:
+    """The loss and the metrics of ``model`` on ``task``'s test set, as arrays not yet evaluated."""
+    x, y = task.test()
+    values = {"test_loss": task.loss(model, x, y)}
+    values.update({f"test_{name}": metric.fn(model, x, y) for name, metric in task.metrics.items()})
+    return values
 
 
 def _measure(model: nn.Module, evaluate: Callable[[], dict[str, mx.array]]) -> dict[str, float]:

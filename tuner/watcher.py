@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tuner.results import TrialSummary
+    from tuner.results import Run, TrialSummary
     from tuner.space import Sample
 
 
@@ -42,3 +42,9 @@ class Watcher:
 
     def trial_ended(self, trial: TrialSummary, progress: Progress) -> None:
         """The trial's end is stored; ``trial`` is as Optuna knows it, with tuner's outcome."""
+
+    def confirming(self, trial: TrialSummary, index: int, seeds: int, steps: int) -> None:
+        """Trial ``trial``'s configuration trains again, with seed ``index`` of ``seeds``."""
+
+    def confirmed(self, trial: TrialSummary, index: int, seeds: int, run: Run) -> None:
+        """That confirmation run is stored."""

@@ -166,12 +166,13 @@ def main() -> None:
 
 def _add_commands() -> None:
     # The command modules import this one for its options: they can be imported once it is.
-    from tuner.cli import db, export, plugins, results, search
+    from tuner.cli import confirm, db, export, plugins, results, search
 
     for command in [
         *plugins.COMMANDS,
         *search.COMMANDS,
         *results.COMMANDS,
+        *confirm.COMMANDS,
         *db.COMMANDS,
         *export.COMMANDS,
     ]:

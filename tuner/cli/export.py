@@ -18,7 +18,7 @@ from tuner.export import export_trial, python_code
     "number",
     type=click.IntRange(min=0),
     metavar="N",
-    help="The trial's number [the study's best complete trial].",
+    help="The trial's number [the confirmed winner, or else the best complete trial].",
 )
 @click.option(
     "--format",

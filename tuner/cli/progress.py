@@ -21,7 +21,7 @@ from tuner.watcher import Progress, Watcher
 
 if TYPE_CHECKING:
     from tuner.blas import Blas
-    from tuner.results import TrialSummary
+    from tuner.results import Run, TrialSummary
     from tuner.space import Sample
 
 
@@ -60,6 +60,8 @@ class Display(Watcher):
         self.progress = Progress(total)
         # The trial in flight: its number, optimizer+schedule and steps; the steps it has run.
         self.trial: tuple[int, str, int] | None = None
+        # The confirmation run in flight: its seed's index, of how many.
+        self.seed: tuple[int, int] | None = None
         self.step = 0
         self.kernels = False
         self.stopping = False
@@ -114,6 +116,25 @@ class Display(Watcher):
             self._say(_trial_line(trial))
         self._draw()
 
+    def confirming(self, trial: TrialSummary, index: int, seeds: int, steps: int) -> None:
+        self.trial = (trial.number, f"{trial.optimizer}+{trial.schedule}", steps)
+        self.seed = (index, seeds)
+        self.step = 0
+        self.kernels = False
+
+    def confirmed(self, trial: TrialSummary, index: int, seeds: int, run: Run) -> None:
+        if run.outcome is not Outcome.COMPLETE:
+            self._say(
+                f"confirmation of trial {trial.number}, seed {index + 1}/{seeds}: "
+                f"{run.outcome} ({run.reason or 'no reason given'})"
+            )
+        elif self.verbose:
+            self._say(
+                f"trial {trial.number} confirmed, seed {index + 1}/{seeds}: {number(run.value)} "
+                f"{trial.optimizer}+{trial.schedule} in {run.duration_s:.1f}s"
+            )
+        self._draw()
+
     def finish(self) -> None:
         """Stop redrawing and leave the terminal on a fresh line."""
         self._closed.set()
@@ -162,9 +183,12 @@ class Display(Watcher):
         if self.trial is None:
             return "starting"
         number, combination, steps = self.trial
+        what = f"trial {number}"
+        if self.seed is not None:
+            what = f"confirming trial {number} (seed {self.seed[0] + 1}/{self.seed[1]})"
         if self.kernels and self.step == 0:
-            return f"trial {number}: building kernels for {combination}…"
-        return f"trial {number}: {combination} step {self.step}/{steps}"
+            return f"{what}: building kernels for {combination}…"
+        return f"{what}: {combination} step {self.step}/{steps}"
 
     def _left(self, elapsed: float) -> str:
         """The time left, from the median time between this run's trials: '?' until a few

@@ -25,10 +25,10 @@ from tuner.cli.output import (
     wide_option,
     wrap,
 )
-from tuner.cli.trials import trial_table, value_text
+from tuner.cli.trials import confirmation_table, trial_table, value_text
 from tuner.compare import GROUPINGS
 from tuner.query import SORTS, open_results
-from tuner.results import Comparison, Outcome, StudySummary, TrialDetail
+from tuner.results import Comparison, Confirmed, Outcome, StudySummary, TrialDetail
 
 # The CSV's first columns, as in TrialSummary.to_json; params.* and metrics.* follow.
 CSV_COLUMNS = (
@@ -125,6 +125,7 @@ def best_command(
     Complete trials rank before pruned ones, and pruned before diverged, since a pruned
     trial's value was measured before the end; then by value in the study's direction, ties
     by trial number. The JSON is a list of objects whose form is stable (see the README).
+    When the study has confirmation runs (see tuner confirm), their table follows the trials'.
 
     \b
     Examples:
@@ -139,6 +140,7 @@ def best_command(
             return
         summary = results.study(study)
         counts = results.counts(study, **chosen)
+        confirmation = results.confirmation(study)
     among = _among(optimizers, schedules)
     if not best:
         click.echo(f"No finished trial in study {study}{among} ({counts}).")
@@ -146,6 +148,8 @@ def best_command(
     title = f"Top {len(best)} of {counts.finished} finished trials by {summary.metric}{among}"
     title = wrap(f"{title}, {_order(summary.direction)}", width)
     click.echo(f"{title}\n{trial_table(best, summary.metric, width)}")
+    if confirmation.configs:
+        click.echo(f"\n{confirmation_table(confirmation, width)}")
 
 
 def _among(optimizers: Sequence[str], schedules: Sequence[str]) -> str:
@@ -230,18 +234,25 @@ def show_command(study: str, number: int, storage: str, width: int | None, fmt: 
     with open_results(storage) as results:
         trial = results.trial(study, number)
         summary = results.study(study)
+        configs = results.confirmation(study).configs
+    confirmed = next((c for c in configs if c.trial.number == number), None)
     if fmt == "json":
-        echo_json(trial.to_json())
+        echo_json({**trial.to_json(), "confirmation": confirmed and confirmed.to_json()})
     else:
-        click.echo(_trial_page(trial, summary, width))
+        click.echo(_trial_page(trial, summary, confirmed, width))
 
 
-def _trial_page(trial: TrialDetail, study: StudySummary, width: int | None) -> str:
+def _trial_page(
+    trial: TrialDetail, study: StudySummary, confirmed: Confirmed | None, width: int | None
+) -> str:
     value = f", {study.metric} {number(trial.value)}" if trial.value is not None else ""
     heading = f"Trial {trial.number} of study {study.name} ({study.task}): {trial.outcome}{value}"
     params = [(k, value_text(v)) for k, v in trial.params.items()]
     sections = [wrap(heading, width), table(["parameter", "value"], params, width=width)]
-    sections.append(_pairs(_about(trial), width))
+    about = _about(trial)
+    if confirmed is not None:
+        about.insert(2, ("confirmed", _confirmed(confirmed)))
+    sections.append(_pairs(about, width))
     curves = [
         _curve("loss", trial.losses, f"{len(trial.losses)} steps", width),
         _curve("lr", trial.lrs, "", width),
@@ -281,6 +292,16 @@ def _about(trial: TrialDetail) -> list[tuple[str, str]]:
     ]
 
 
+def _confirmed(config: Confirmed) -> str:
+    """A configuration's confirmation runs in a line: the mean and spread of their values."""
+    complete = len(config.values)
+    if config.mean is None:
+        return f"no run of {len(config.runs)} completed"
+    spread = f" ± {number(config.std)}" if config.std is not None else ""
+    tests = "".join(f", {name} {number(value)}" for name, value in config.test.items())
+    return f"mean {number(config.mean)}{spread} over {complete} of {len(config.runs)} seeds{tests}"
+
+
 def _pairs(pairs: Sequence[tuple[str, str]], width: int | None) -> str:
     keys = max(len(key) for key, _ in pairs)
     return "\n".join(wrap(f"{key.ljust(keys)}  {value}", width, keys + 2) for key, value in pairs)
@@ -312,14 +333,20 @@ def compare_command(study: str, by: str, storage: str, width: int | None, fmt: s
     """Compare the optimizers (or schedules) of STUDY, and say which leads and how clearly.
 
     A lead is clear when the gap between the two leading groups' best values is larger than
-    the interquartile range of their finished values.
+    the interquartile range of their complete values. When the study has confirmation runs
+    (see tuner confirm), their table and verdict follow, and the JSON holds them under
+    "confirmation".
     """
     with open_results(storage) as results:
         comparison = results.compare(study, by)
+        confirmation = results.confirmation(study)
+    confirmed = confirmation if confirmation.configs else None
     if fmt == "json":
-        echo_json(comparison.to_json())
-    else:
-        click.echo(_comparison_table(comparison, width))
+        echo_json({**comparison.to_json(), "confirmation": confirmed and confirmed.to_json()})
+        return
+    click.echo(_comparison_table(comparison, width))
+    if confirmed is not None:
+        click.echo(f"\n{confirmation_table(confirmed, width)}")
 
 
 def _comparison_table(comparison: Comparison, width: int | None) -> str:

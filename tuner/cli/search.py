@@ -15,8 +15,9 @@ from click.core import ParameterSource
 from tuner import blas as blas_choice
 from tuner.cli import INTERRUPTED_STATUS, load_registry, plugin_option, storage_option
 from tuner.cli.progress import CtrlC, Display
-from tuner.cli.trials import trial_table
-from tuner.plan import SearchConfig
+from tuner.cli.trials import confirmation_table, trial_table
+from tuner.errors import BadInput
+from tuner.plan import SearchConfig, parse_confirm
 from tuner.query import open_results
 from tuner.results import Outcome
 
@@ -27,11 +28,18 @@ if TYPE_CHECKING:
 LEADERBOARD_SIZE = 5
 # The options that are SearchConfig's fields as they are; --optimizers and --schedules are split.
 CONFIG_OPTIONS = "task trials timeout steps batch_size eval_every study seed device space".split()
-CONFIG_OPTIONS += ["sampler", "pruner", "metric", "defaults"]
+CONFIG_OPTIONS += ["sampler", "pruner", "metric", "defaults", "confirm"]
 
 
 def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+
+def _confirm(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    try:
+        return parse_confirm(value)
+    except BadInput as error:
+        raise click.BadParameter(str(error).removeprefix("--confirm "), ctx, param) from None
 
 
 def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -126,6 +134,16 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="Try each optimizer's known-good settings (from the literature) first in a new study.",
 )
 @click.option(
+    "--confirm",
+    metavar="KxS",
+    default="3x3",
+    show_default=True,
+    callback=_confirm,
+    help="After the search, train the K best configurations (one per optimizer and schedule) "
+    "again in full with S fresh seeds each, to tell the winner from luck; 0 to skip. "
+    "--timeout bounds the search, not these runs.",
+)
+@click.option(
     "--blas",
     metavar="[auto|bundled]",
     default="auto",
@@ -162,6 +180,7 @@ def search_command(
     sampler: str,
     pruner: str,
     defaults: bool,
+    confirm: tuple[int, int],
     blas: str,
     plugins: Sequence[str],
     quiet: bool,
@@ -241,6 +260,9 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
     with open_results(storage) as results:
         top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome is Outcome.COMPLETE]
         board = leaderboard(name, metric, top, results)
+        confirmation = results.confirmation(name)
+        if confirmation.configs:
+            board += f"\n\n{confirmation_table(confirmation)}"
         # A study cut short by Ctrl-C or --timeout continues to the count it was given.
         more = trials * 2 if results.study(name).counts.finished >= trials else trials
     given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE

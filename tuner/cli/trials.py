@@ -1,5 +1,5 @@
-"""How trials read in a table: the listing of ``tuner best`` and ``tuner trials``, and the
-leaderboard that ``tuner search`` ends with."""
+"""How trials read in a table: the listing of ``tuner best`` and ``tuner trials``, the
+leaderboard that ``tuner search`` ends with, and the confirmed configurations."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from textwrap import shorten
 from typing import Any
 
-from tuner.cli.output import WIDTH, number, table
-from tuner.results import Outcome, TrialSummary
+from tuner.cli.output import WIDTH, number, table, wrap
+from tuner.results import Confirmation, Outcome, TrialSummary
 
 
 def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None = WIDTH) -> str:
@@ -71,3 +71,37 @@ def value_text(value: Any) -> str:
         return "-"
     # Four figures, so that a beta of 0.9995 does not read as 1.
     return number(value, 4) if isinstance(value, float) else str(value).lower()
+
+
+def confirmation_table(confirmation: Confirmation, width: int | None = WIDTH) -> str:
+    """The confirmed configurations, the best mean first: the mean and standard deviation of
+    their runs' values, the test metrics' means, and the value the search found, with the
+    verdict on the winner's lead under the table."""
+    metric = confirmation.metric
+    tests = sorted({name for config in confirmation.configs for name in config.test})
+    headers = ["trial", f"mean {metric}", "± sd", "runs", *tests, "optimizer", "schedule"]
+    headers += ["lr", "search", "settings"]
+    rows = []
+    for config in confirmation.configs:
+        trial = config.trial
+        complete = len(config.values)
+        rows.append(
+            [
+                trial.number,
+                number(config.mean),
+                number(config.std),
+                f"{complete}/{len(config.runs)}",
+                *(number(config.test.get(name)) for name in tests),
+                trial.optimizer or "-",
+                trial.schedule or "-",
+                number(trial.lr, 3),
+                number(trial.value),
+                settings(trial),
+            ]
+        )
+    board = table(headers, rows, width=width, below=["settings"])
+    title = (
+        f"Confirmed: the best configurations trained again in full, each with the same "
+        f"{max(len(c.runs) for c in confirmation.configs)} fresh seeds"
+    )
+    return f"{wrap(title, width)}\n{board}\n{wrap(confirmation.verdict, width)}"

@@ -18,13 +18,15 @@ from tuner.db.migrations import (
     schema_state,
     upgrade,
 )
-from tuner.db.models import CurveRow, StudyRow, TrialRow
+from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow
 from tuner.db.optuna import optuna_storage
+from tuner.db.reads import run_of
 from tuner.db.store import Store, open_store
 from tuner.db.urls import mask_url, sqlite_path, storage_failure
 
 __all__ = [
     "READ_ONLY",
+    "ConfirmationRow",
     "CurveRow",
     "SchemaState",
     "Store",
@@ -38,6 +40,7 @@ __all__ = [
     "migration_options",
     "open_store",
     "optuna_storage",
+    "run_of",
     "schema_state",
     "sqlite_path",
     "storage_failure",

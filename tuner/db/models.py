@@ -269,3 +269,53 @@ class TrialRow(Base):
         if self.outcome not in OUTCOMES:
             raise ValueError(f"a trial's outcome is one of {OUTCOMES}, not {self.outcome!r}")
         self.value, self.value_type = split_value(self.value)
+
+
+class ConfirmationRow(Base):
+    """A confirmation run: a trial's configuration trained again after the search, in full,
+    without pruning, with a fresh seed, to tell its merit from its luck.
+
+    It is no Optuna trial, so no sampler learns from it. Its curve is kept in its own row: a
+    study has a handful of runs, not thousands. ``test_metrics`` are measured on the task's
+    held-out test set, which no trial reads; empty when the task has none.
+    """
+
+    __tablename__ = "tuner_confirmations"
+    __table_args__ = (
+        UniqueConstraint("study_id", "trial", "seed"),
+        CheckConstraint(
+            "outcome IN ({})".format(", ".join(f"'{o}'" for o in OUTCOMES)),
+            name="outcome",
+        ),
+        CheckConstraint(
+            "value_type IN ({})".format(", ".join(f"'{t}'" for t in VALUE_TYPES)),
+            name="value_type",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, init=False, compare=False, repr=False
+    )
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey(StudyRow.id, ondelete="CASCADE"), init=False, compare=False, repr=False
+    )
+    # The number of the trial whose configuration this run trains again.
+    trial: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    steps: Mapped[int] = mapped_column(Integer)
+    wall_time_s: Mapped[float] = mapped_column(Double)
+    metrics: Mapped[dict[str, Any]] = mapped_column(MetricsJSON)
+    test_metrics: Mapped[dict[str, Any]] = mapped_column(MetricsJSON)
+    value: Mapped[float | None] = mapped_column(Double)
+    outcome: Mapped[str] = mapped_column(String(16))
+    losses: Mapped[list[float]] = mapped_column(FloatArray)
+    lrs: Mapped[list[float]] = mapped_column(FloatArray)
+    evals: Mapped[list[dict[str, Any]]] = mapped_column(MetricsJSON)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    value_type: Mapped[str | None] = mapped_column(String(8), init=False)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"a run's outcome is one of {OUTCOMES}, not {self.outcome!r}")
+        self.value, self.value_type = split_value(self.value)

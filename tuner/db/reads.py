@@ -36,7 +36,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ColumnElement
 
 from tuner.db.engine import READ_ONLY
-from tuner.db.models import CurveRow, StudyRow, TrialRow, read_value, split_value
+from tuner.db.models import (
+    ConfirmationRow,
+    CurveRow,
+    StudyRow,
+    TrialRow,
+    read_value,
+    split_value,
+)
 from tuner.db.urls import storage_failure
 from tuner.errors import BadInput
 from tuner.results import (
@@ -44,6 +51,7 @@ from tuner.results import (
     Counts,
     Outcome,
     Provenance,
+    Run,
     StudySummary,
     TrialDetail,
     TrialSummary,
@@ -258,6 +266,63 @@ def group_bests(
     query = select(best.c.name, best.c.number, best.c.outcome, best.c.value)
     query = query.where(best.c.rank == 1).order_by(*ranked(direction(study), best.c))
     return [(*row,) for row in connection.execute(query)]
+
+
+def pair_bests(connection: Connection, study: Row, top: int) -> list[TrialSummary]:
+    """The ``top`` best complete trials, at most one for each optimizer and schedule pair, best
+    first: the configurations that confirmation runs train again."""
+    c = columns()
+    pair = (c.optimizer, c.schedule)
+    rank = func.row_number().over(partition_by=pair, order_by=ranked(direction(study), c))
+    best = (
+        select(c.id, rank.label("rank"))
+        .where(c.study_id == study.id, c.outcome == Outcome.COMPLETE, c.value.is_not(None))
+        .subquery("best")
+    )
+    query = (
+        select(TrialRow.__table__)
+        .join(best, and_(best.c.id == c.id, best.c.rank == 1))
+        .order_by(*ranked(direction(study), c))
+        .limit(top)
+    )
+    return [from_row(row) for row in connection.execute(query)]
+
+
+def confirmation_runs(connection: Connection, study: Row) -> dict[int, list[Run]]:
+    """The study's confirmation runs, by the number of the trial they confirm, each trial's
+    in the order they ran."""
+    query = (
+        select(ConfirmationRow.__table__)
+        .where(ConfirmationRow.study_id == study.id)
+        .order_by(ConfirmationRow.trial, ConfirmationRow.id)
+    )
+    runs: dict[int, list[Run]] = {}
+    for row in connection.execute(query):
+        runs.setdefault(row.trial, []).append(run_of(row))
+    return runs
+
+
+def run_of(row: Row | ConfirmationRow) -> Run:
+    """The confirmation run that ``row`` records, as readers see it."""
+    return Run(
+        seed=row.seed,
+        outcome=Outcome(row.outcome),
+        value=read_value(row.value, row.value_type),
+        steps=row.steps,
+        duration_s=row.wall_time_s,
+        metrics=row.metrics,
+        test_metrics=row.test_metrics,
+        reason=row.reason,
+    )
+
+
+def recorded(connection: Connection, study: Row, numbers: Sequence[int]) -> list[TrialSummary]:
+    """The records of trials ``numbers``, in that order."""
+    query = select(TrialRow.__table__).where(
+        TrialRow.study_id == study.id, TrialRow.number.in_(numbers)
+    )
+    rows = {row.number: from_row(row) for row in connection.execute(query)}
+    return [rows[number] for number in numbers if number in rows]
 
 
 def ranked(direction: str, c: Any) -> list[ColumnElement[Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tuner.db.engine import make_engine
 from tuner.db.migrations import ensure_ready
-from tuner.db.models import StudyRow, TrialRow
+from tuner.db.models import ConfirmationRow, StudyRow, TrialRow
 from tuner.db.urls import storage_failure
 from tuner.errors import TunerError
 
@@ -30,6 +31,10 @@ class Store:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._engine: Engine = sessions.kw["bind"]
+
+    @property
+    def _dialect(self) -> Any:
+        return postgresql if self._engine.dialect.name == "postgresql" else sqlite
 
     def close(self) -> None:
         """Close the store's connections; a closed store reconnects if it is used again."""
@@ -46,22 +51,37 @@ class Store:
     def save_study(self, study: StudyRow) -> None:
         """Record a study; a study that already has a record (one resumed) keeps its first."""
         values = {f.name: getattr(study, f.name) for f in fields(study) if f.init}
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(StudyRow).values(values).on_conflict_do_nothing()
+        statement = self._dialect.insert(StudyRow).values(values).on_conflict_do_nothing()
         with self._transaction() as session:
             session.execute(statement)
 
     def save_trial(self, study: str, trial: TrialRow) -> None:
         """Write a trial of ``study`` and its curve in one transaction: all of it, or none."""
         with self._transaction() as session:
-            study_id = session.scalar(select(StudyRow.id).where(StudyRow.name == study))
-            if study_id is None:
-                raise TunerError(f"study '{study}' has no record to add a trial to")
+            study_id = _study_id(session, study, "a trial")
             taken = select(TrialRow.id).filter_by(study_id=study_id, number=trial.number)
             if session.scalar(taken) is not None:
                 raise TunerError(f"trial {trial.number} of study '{study}' is already recorded")
             trial.study_id = study_id
             session.add(trial)
+
+    def save_confirmation(self, study: str, run: ConfirmationRow) -> bool:
+        """Write a confirmation run of ``study``, with its curve, in one statement; False when
+        the study already holds that run (another worker's, the same by its seed)."""
+        with self._transaction() as session:
+            run.study_id = _study_id(session, study, "a confirmation run")
+            values = {f.name: getattr(run, f.name) for f in fields(run) if f.name != "id"}
+            statement = self._dialect.insert(ConfirmationRow).values(values)
+            # Workers that confirm together race to the same runs: the first one's stays.
+            written = session.execute(statement.on_conflict_do_nothing())
+        return bool(written.rowcount)
+
+
+def _study_id(session: Session, study: str, what: str) -> int:
+    study_id = session.scalar(select(StudyRow.id).where(StudyRow.name == study))
+    if study_id is None:
+        raise TunerError(f"study '{study}' has no record to add {what} to")
+    return study_id
 
 
 def open_store(url: str) -> Store:
