@@ -37,12 +37,27 @@ def test_a_task_given_by_its_parts_is_searched_and_read_back(sqlite_url):
     best = results.best(1)[0]
     assert best.optimizer in ("adam", "sgd")
     assert len(results.trial(best.number).losses) == best.steps
+    # The confirmed winner is exported, which need not be the search's best trial.
+    winner = results.confirmation().winner.trial
     source = results.export()["source"]
-    assert (source["study"], source["trial"]) == ("parts", best.number)
-    assert type(results.optimizer()).__name__.lower() == best.optimizer
+    assert (source["study"], source["trial"]) == ("parts", winner.number)
+    assert type(results.optimizer()).__name__.lower() == winner.optimizer
     frame = results.to_dataframe()
     assert len(frame) == 4
     assert {"number", "optimizer", "value", "params.lr"} <= set(frame.columns)
+
+
+def test_a_held_out_test_set_given_with_the_parts_is_read_by_confirmation_runs_alone(sqlite_url):
+    x = mx.random.normal((100, 4), key=mx.random.key(2))
+    test = (x, (x.sum(axis=1) > 0).astype(mx.int32))
+
+    results = tuner.search(
+        storage=sqlite_url, study="held", trials=3, confirm="1x2", test=test, **FAST, **halves()
+    )
+
+    (config,) = results.confirmation().configs
+    assert [set(run.test_metrics) for run in config.runs] == [{"test_loss"}] * 2
+    assert all(not trial.metrics.keys() & {"test_loss"} for trial in results.trials())
 
 
 def test_running_it_again_continues_the_study(sqlite_url):

@@ -47,6 +47,7 @@ def search(
     valid: tuple[Any, Any] | None = None,
     loss: Callable[[Any, Any, Any], Any] | None = None,
     metrics: Mapping[str, Metric] | None = None,
+    test: tuple[Any, Any] | None = None,
     storage: str = DEFAULT_STORAGE,
     study: str | None = None,
     trials: int = 60,
@@ -71,7 +72,8 @@ def search(
 
     ``task`` names a registered task. Or give the task's parts: ``model`` (a function that
     returns a new ``mlx.nn.Module``), ``train`` and ``valid`` (``(x, y)`` arrays), ``loss(model,
-    x, y)`` and, optionally, ``metrics``; ``task`` then names it (``"custom"`` by default), and
+    x, y)`` and, optionally, ``metrics`` and a held-out ``test`` set ``(x, y)``, which only
+    the confirmation runs read; ``task`` then names it (``"custom"`` by default), and
     it is searched with ``steps`` (300), ``batch_size`` (64) and ``eval_every`` (50) unless
     they are given. The other options are those of ``tuner search``, with the same defaults;
     running again with the same ``study`` continues it. ``confirm`` is ``--confirm``'s
@@ -94,7 +96,8 @@ def search(
         if missing:
             raise BadInput(f"a task given by its parts needs {', '.join(missing)} too")
         task = task or CUSTOM
-        built = Task(**parts, metrics=dict(metrics or {}))  # type: ignore[arg-type]
+        held_out = None if test is None else lambda: test
+        built = Task(**parts, metrics=dict(metrics or {}), test=held_out)  # type: ignore[arg-type]
         extra.append(_Inline(TaskSpec(task, lambda: built, "given to tuner.search")))
     config = SearchConfig(
         task=task,
