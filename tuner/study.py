@@ -79,14 +79,14 @@ class Interrupted(Exception):
 
 def objective_for(
     plan: Plan,
-    store: Any,
     device: str,
     watcher: Watcher,
     stop: threading.Event,
-    outcomes: dict[int, Outcome],
+    ended: dict[int, TrialRow],
 ) -> Callable[[optuna.Trial], float]:
-    """The Optuna objective: sample, train, report at eval points, store one record, and note
-    the trial's outcome in ``outcomes``, which Optuna's states cannot tell apart.
+    """The Optuna objective: sample, train, report at eval points, and leave the trial's
+    record in ``ended``, to be stored once Optuna has told the trial's state (see
+    :func:`run_search`).
 
     Once ``stop`` is set, the trial in flight ends at its next step as interrupted.
     """
@@ -103,7 +103,6 @@ def objective_for(
 
         def unrun(outcome: Outcome, reason: str) -> TrialRow:
             trial.set_user_attr("reason", reason)
-            outcomes[trial.number] = outcome
             result = TrialResult(
                 outcome=outcome,
                 value=None,
@@ -120,10 +119,9 @@ def objective_for(
             return _record(trial, seed, result)
 
         started = time.monotonic()
-        study_name = trial.study.study_name
         if stop.is_set():
             reason = "interrupted before its first step"
-            store.save_trial(study_name, unrun(Outcome.INTERRUPTED, reason))
+            ended[trial.number] = unrun(Outcome.INTERRUPTED, reason)
             raise Interrupted(reason)
         try:
             sample = plan.space.sample(trial)
@@ -146,10 +144,9 @@ def objective_for(
             )
         except Exception as error:
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
-            store.save_trial(study_name, unrun(Outcome.FAILED, reason))
+            ended[trial.number] = unrun(Outcome.FAILED, reason)
             raise
-        store.save_trial(study_name, _record(trial, seed, result))
-        outcomes[trial.number] = result.outcome
+        ended[trial.number] = _record(trial, seed, result)
         if result.outcome is Outcome.INTERRUPTED:
             trial.set_user_attr("reason", result.reason)
             raise Interrupted(result.reason)
@@ -281,9 +278,15 @@ def _search(
     _take_stock(study, progress)
     if progress.finished >= config.trials or stop.is_set():
         return name
-    outcomes: dict[int, Outcome] = {}
+    ended: dict[int, TrialRow] = {}
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        # Stored once Optuna has told the trial's state, so that no kill can leave a record
+        # that says complete beside a trial that Optuna will fail: killed before this, the
+        # trial is Optuna's alone, and reads as Optuna's state says.
+        record = ended.pop(trial.number, None)
+        if record is not None:
+            store.save_trial(study.study_name, record)
         if stop.is_set():
             study.stop()
         elif trial.state == optuna.trial.TrialState.FAIL:
@@ -297,11 +300,11 @@ def _search(
         if progress.finished >= config.trials:
             study.stop()
         # A trial that failed before its objective noted anything failed in sampling.
-        outcome = outcomes.pop(trial.number, Outcome.FAILED)
+        outcome = Outcome.FAILED if record is None else Outcome(record.outcome)
         watcher.trial_ended(from_optuna(trial, outcome), progress)
 
     study.optimize(
-        objective_for(plan, store, device, watcher, stop, outcomes),
+        objective_for(plan, device, watcher, stop, ended),
         timeout=config.timeout,
         callbacks=[after_trial],
         catch=(Exception,),

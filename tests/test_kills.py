@@ -1,0 +1,78 @@
+"""A trial's outcome is one fact: a worker killed at any point of a trial's end leaves tuner's
+record and Optuna's state agreeing, once the dead worker's trial is reaped."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tuner import open_results
+
+TUNER = Path(sys.executable).with_name("tuner")
+# A worker that kills itself, as SIGKILL would, at one point of trial 2's end.
+WORKER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import optuna.study._optimize as optimize
+    from tuner.cli import main
+    from tuner.db.store import Store
+
+    point, url = sys.argv[1:3]
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def at_trial_2(wrapped, before):
+        def wrapper(*args, **kwargs):
+            number = kwargs["trial"].number if before == "tell" else args[2].number
+            if before is not None and number == 2:
+                die()
+            result = wrapped(*args, **kwargs)
+            if before is None and args[2].number == 2:
+                die()
+            return result
+        return wrapper
+
+    if point == "before Optuna's state":
+        optimize._tell_with_warning = at_trial_2(optimize._tell_with_warning, "tell")
+    elif point == "before tuner's record":
+        Store.save_trial = at_trial_2(Store.save_trial, "record")
+    else:
+        Store.save_trial = at_trial_2(Store.save_trial, None)
+    sys.argv = ["tuner", "search", "--storage", url, "--task", "synthetic", "--trials", "5",
+                "--study", "k", "--optimizers", "adam,sgd", "--confirm", "0", "--quiet"]
+    main()
+    """
+)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("point", ["before Optuna's state", "before tuner's record", "after both"])
+def test_a_kill_at_any_point_of_a_trials_end_leaves_tuner_and_optuna_agreeing(storage_url, point):
+    if storage_url.startswith("postgresql"):
+        subprocess.run(
+            [sys.executable, "-m", "tuner.cli", "db", "upgrade", "--storage", storage_url]
+        )
+    worker = subprocess.run(
+        [sys.executable, "-c", WORKER, point, storage_url], capture_output=True, text=True
+    )
+    assert worker.returncode == -signal.SIGKILL, worker.stderr
+
+    # The next worker reaps the dead one's trial once its heartbeat is older than the grace;
+    # here a storage with a grace of a second does it.
+    time.sleep(2)
+    strict = optuna.storages.RDBStorage(storage_url, heartbeat_interval=1, grace_period=1)
+    study = optuna.load_study(study_name="k", storage=strict)
+    optuna.storages.fail_stale_trials(study)
+    states = [t.state.name for t in study.trials]
+    with open_results(storage_url) as results:
+        read = results.trials("k")
+
+    assert len(states) == 3 and "RUNNING" not in states
+    assert [t.state for t in read] == states
+    assert [t.number for t in read] == [0, 1, 2]
