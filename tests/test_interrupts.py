@@ -84,6 +84,24 @@ def test_ctrl_c_records_the_trial_in_flight_and_says_how_to_continue(tmp_path):
     assert stopped[0].reason.startswith("interrupted")
 
 
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_stop_a_search_as_ctrl_c_does(tmp_path, signum, status):
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    process = start(url, "--trials", "50")
+    wait_for(process, "trial 1 ")
+
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == status, err
+    assert f"Stopped by {signal.Signals(signum).name}: trial " in err
+    assert "Traceback" not in err
+    assert out.splitlines()[0].startswith("Top ")
+    assert running(url, "s") == []
+    with open_results(url) as results:
+        assert len(results.trials("s", state="interrupted")) == 1
+
+
 def test_a_second_ctrl_c_skips_the_leaderboard_and_is_never_swallowed(tmp_path):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
     # One graph, built in trial 0: from trial 1 on, every step returns to Python at once.

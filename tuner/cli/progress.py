@@ -212,29 +212,44 @@ def _trial_line(trial: TrialSummary) -> str:
 
 
 class CtrlC:
-    """Ctrl-C during a search. Once the search has begun (``guarding``), a press sets ``stop``:
-    the trial in flight ends at its next step and is recorded as interrupted, so that no trial
-    is ever left running; a second press sets ``hurry``, to skip the leaderboard. Neither
-    raises there: a KeyboardInterrupt raised inside one of SQLAlchemy's weakref callbacks is
-    printed and swallowed. Before, while plugins and the task load, a press raises at once."""
+    """Ctrl-C during a search, and the SIGTERM and SIGHUP (a closed terminal) that end a
+    worker alike. Once the search has begun (``guarding``), a signal sets ``stop``: the trial
+    in flight ends at its next step and is recorded as interrupted, so that no trial is ever
+    left running; a second sets ``hurry``, to skip the leaderboard. Neither raises there: a
+    KeyboardInterrupt raised inside one of SQLAlchemy's weakref callbacks is printed and
+    swallowed. Before, while plugins and the task load, a signal ends the process at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self, display: Display) -> None:
         self.display = display
         self.stop = threading.Event()
         self.hurry = False
+        # The first signal received, which the exit status reports as a shell would.
+        self.signum: int | None = None
         self._guarded = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> CtrlC:
-        self._previous = signal.signal(signal.SIGINT, self._pressed)
+        self._previous = {signum: signal.signal(signum, self._pressed) for signum in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    @property
+    def status(self) -> int:
+        """The exit status of a process the signal ended: 128 + its number."""
+        return 128 + (self.signum or signal.SIGINT)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum or signal.SIGINT).name
 
     @contextmanager
     def guarding(self) -> Iterator[None]:
-        """Presses while inside stop the search between steps instead of raising."""
+        """Signals while inside stop the search between steps instead of raising."""
         self._guarded = True
         try:
             yield
@@ -242,8 +257,11 @@ class CtrlC:
             self._guarded = False
 
     def _pressed(self, signum: int, frame: Any) -> None:
+        self.signum = self.signum or signum
         if not self._guarded:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
         self.hurry = self.stop.is_set()
         self.stop.set()
         self.display.stopping = True

@@ -13,7 +13,7 @@ import click
 from click.core import ParameterSource
 
 from tuner import blas as blas_choice
-from tuner.cli import INTERRUPTED_STATUS, load_registry, plugin_option, storage_option
+from tuner.cli import load_registry, plugin_option, storage_option
 from tuner.cli.progress import CtrlC, Display
 from tuner.cli.trials import confirmation_table, trial_table
 from tuner.errors import BadInput
@@ -89,9 +89,8 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option(
     "--seed",
     type=int,
-    default=0,
-    show_default=True,
-    help="Seeds the sampler and every trial: the same seed draws the same trials.",
+    help="Seeds the sampler and every trial: the same seed draws the same trials "
+    "[0; a resumed study's own].",
 )
 @click.option(
     "--device",
@@ -171,7 +170,7 @@ def search_command(
     eval_every: int | None,
     study: str | None,
     storage: str,
-    seed: int,
+    seed: int | None,
     device: str | None,
     optimizers: str | None,
     schedules: str | None,
@@ -196,7 +195,7 @@ def search_command(
     --study and a larger --trials. On a terminal a status line shows the progress on stderr.
     Ctrl-C stops the trial in flight, records it as interrupted, and prints the leaderboard
     and the command that continues the study (exit status 130); a second Ctrl-C skips the
-    leaderboard.
+    leaderboard. SIGTERM and SIGHUP (a closed terminal) stop it alike (exit status 143, 129).
 
     \b
     Examples:
@@ -234,7 +233,8 @@ def search_command(
                     display.finish()
                 if ctrl_c.stop.is_set():
                     what = display.interrupted or "no trial had started"
-                    click.echo(f"Interrupted: {what}.", err=True)
+                    how = "Interrupted" if ctrl_c.name == "SIGINT" else f"Stopped by {ctrl_c.name}"
+                    click.echo(f"{how}: {what}.", err=True)
                 elif display.ran == 0:
                     click.echo(
                         f"Study {display.name} already holds {trials} finished trials: "
@@ -249,9 +249,9 @@ def search_command(
                 click.echo(text)
         except KeyboardInterrupt:
             click.echo(interrupted(ctx, display.name, trials), err=True)
-            ctx.exit(INTERRUPTED_STATUS)
+            ctx.exit(ctrl_c.status)
     if ctrl_c.stop.is_set():
-        ctx.exit(INTERRUPTED_STATUS)
+        ctx.exit(ctrl_c.status)
 
 
 def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: int) -> str:
