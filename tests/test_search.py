@@ -406,3 +406,19 @@ def test_a_search_closes_its_connections_when_it_returns(storage, tmp_path):
     assert search(storage, "--trials", "2").exit_code == 0
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tuner.db"]
+
+
+def test_timeout_stops_the_trial_in_flight_at_its_next_step(storage):
+    # One trial of 50,000 steps would take far longer than the timeout.
+    long = ["--steps", "50000", "--eval-every", "25000", "--confirm", "1x2"]
+
+    result = search(storage, "--study", "late", "--timeout", "2", *long)
+
+    assert result.exit_code == 0, result.output
+    with open_results(storage) as results:
+        (trial,) = results.trials("late")
+        counts = results.study("late").counts
+    assert trial.outcome == "interrupted" and 0 < trial.steps < 50000
+    assert trial.reason == f"stopped by --timeout at step {trial.steps}"
+    assert (counts.complete, counts.failed, counts.interrupted) == (0, 0, 1)
+    assert result.stdout.splitlines()[-1].endswith("--confirm 1x2")

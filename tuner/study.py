@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib.metadata import version
 from typing import Any
 
@@ -77,18 +78,34 @@ class Interrupted(Exception):
     interrupted, and neither counts it among the finished."""
 
 
+class Halt:
+    """What ends the trial in flight before its next step: a signal that set ``stop``, or the
+    search's ``--timeout`` passing (``deadline``, on the monotonic clock)."""
+
+    def __init__(self, stop: threading.Event, deadline: float | None) -> None:
+        self.stop = stop
+        self.deadline = deadline
+
+    @property
+    def timed_out(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def is_set(self) -> bool:
+        return self.stop.is_set() or self.timed_out
+
+
 def objective_for(
     plan: Plan,
     device: str,
     watcher: Watcher,
-    stop: threading.Event,
+    halt: Halt,
     ended: dict[int, TrialRow],
 ) -> Callable[[optuna.Trial], float]:
     """The Optuna objective: sample, train, report at eval points, and leave the trial's
     record in ``ended``, to be stored once Optuna has told the trial's state (see
     :func:`run_search`).
 
-    Once ``stop`` is set, the trial in flight ends at its next step as interrupted.
+    Once ``halt`` is set, the trial in flight ends at its next step as interrupted.
     """
     registry, config = plan.registry, plan.config
     graphs = GraphCache()
@@ -119,7 +136,7 @@ def objective_for(
             return _record(trial, seed, result)
 
         started = time.monotonic()
-        if stop.is_set():
+        if halt.is_set():
             reason = "interrupted before its first step"
             ended[trial.number] = unrun(Outcome.INTERRUPTED, reason)
             raise Interrupted(reason)
@@ -140,8 +157,10 @@ def objective_for(
                 on_eval=on_eval,
                 on_build=lambda: watcher.building(trial.number),
                 on_step=lambda done: watcher.trial_step(trial.number, done),
-                stop=stop,
+                stop=halt,
             )
+            if result.outcome is Outcome.INTERRUPTED and halt.timed_out:
+                result = replace(result, reason=f"stopped by --timeout at step {result.steps}")
         except Exception as error:
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
             ended[trial.number] = unrun(Outcome.FAILED, reason)
@@ -231,6 +250,8 @@ def _search(
 ) -> str:
     config = plan.config
     stop = stop or threading.Event()
+    deadline = None if config.timeout is None else time.monotonic() + config.timeout
+    halt = Halt(stop, deadline)
     names = optuna.get_all_study_names(storage=storage)
     name = config.study or new_study_name(config.task, names)
     new = name not in names
@@ -287,7 +308,7 @@ def _search(
         record = ended.pop(trial.number, None)
         if record is not None:
             store.save_trial(study.study_name, record)
-        if stop.is_set():
+        if halt.is_set():
             study.stop()
         elif trial.state == optuna.trial.TrialState.FAIL:
             progress.failures_in_a_row += 1
@@ -304,7 +325,7 @@ def _search(
         watcher.trial_ended(from_optuna(trial, outcome), progress)
 
     study.optimize(
-        objective_for(plan, device, watcher, stop, ended),
+        objective_for(plan, device, watcher, halt, ended),
         timeout=config.timeout,
         callbacks=[after_trial],
         catch=(Exception,),

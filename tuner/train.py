@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -30,6 +30,12 @@ from tuner.specs import OptimizerSpec, ScheduleSpec, Task
 # A loss this many times the first step's has run away; no trial comes back from that in the
 # few hundred steps a search gives it.
 DIVERGENCE_FACTOR = 100.0
+
+
+class Stop(Protocol):
+    """What ends a trial before its next step once set: a ``threading.Event``, say."""
+
+    def is_set(self) -> bool: ...
 
 
 @dataclass
@@ -73,7 +79,7 @@ def run_trial(
     on_eval: Callable[[int, float], bool] | None = None,
     on_build: Callable[[], None] | None = None,
     on_step: Callable[[int], None] | None = None,
-    stop: threading.Event | None = None,
+    stop: Stop | None = None,
     eager: bool = False,
     test: bool = False,
 ) -> TrialResult:
@@ -146,7 +152,7 @@ class _Run:
     objective: str
     on_eval: Callable[[int, float], bool] | None
     on_step: Callable[[int], None] | None
-    stop: threading.Event
+    stop: Stop
     started: float
     graphs: GraphCache
     test: bool

@@ -28,18 +28,21 @@ if TYPE_CHECKING:
 LEADERBOARD_SIZE = 5
 # The options that are SearchConfig's fields as they are; --optimizers and --schedules are split.
 CONFIG_OPTIONS = "task trials timeout steps batch_size eval_every study seed device space".split()
-CONFIG_OPTIONS += ["sampler", "pruner", "metric", "defaults", "confirm"]
+CONFIG_OPTIONS += ["sampler", "pruner", "metric", "defaults"]
 
 
 def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
 
 
-def _confirm(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+def _confirm(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # Checked here for click's usage error; kept as typed, to be given again in the command
+    # that continues the study.
     try:
-        return parse_confirm(value)
+        parse_confirm(value)
     except BadInput as error:
         raise click.BadParameter(str(error).removeprefix("--confirm "), ctx, param) from None
+    return value
 
 
 def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -68,7 +71,7 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="Stop starting trials after this long.",
+    help="End the search after this long: the trial in flight stops at its next step.",
 )
 @click.option(
     "--steps", type=click.IntRange(min=1), help="Training steps a trial [task's default]."
@@ -179,7 +182,7 @@ def search_command(
     sampler: str,
     pruner: str,
     defaults: bool,
-    confirm: tuple[int, int],
+    confirm: str,
     blas: str,
     plugins: Sequence[str],
     quiet: bool,
@@ -212,6 +215,7 @@ def search_command(
         **{name: ctx.params[name] for name in CONFIG_OPTIONS},
         optimizers=_names(optimizers),
         schedules=_names(schedules),
+        confirm=parse_confirm(confirm),
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
     display = Display(
