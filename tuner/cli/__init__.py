@@ -166,11 +166,12 @@ def main() -> None:
 
 def _add_commands() -> None:
     # The command modules import this one for its options: they can be imported once it is.
-    from tuner.cli import confirm, db, export, plugins, results, search
+    from tuner.cli import confirm, db, export, plugins, results, search, worker
 
     for command in [
         *plugins.COMMANDS,
         *search.COMMANDS,
+        *worker.COMMANDS,
         *results.COMMANDS,
         *confirm.COMMANDS,
         *db.COMMANDS,

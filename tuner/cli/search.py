@@ -35,7 +35,7 @@ def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
 
 
-def _confirm(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def check_confirm(ctx: click.Context, param: click.Parameter, value: str) -> str:
     # Checked here for click's usage error; kept as typed, to be given again in the command
     # that continues the study.
     try:
@@ -140,7 +140,7 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
     metavar="KxS",
     default="3x3",
     show_default=True,
-    callback=_confirm,
+    callback=check_confirm,
     help="After the search, train the K best configurations (one per optimizer and schedule) "
     "again in full with S fresh seeds each, to tell the winner from luck; 0 to skip. "
     "--timeout bounds the search, not these runs.",
@@ -206,10 +206,6 @@ def search_command(
       tuner search --task synthetic --trials 20 --optimizers adam,sgd
       tuner search --study mine --space lr=1e-3..1e-1:log --space sgd.momentum=0.9
     """
-    # Here for start-up time: tuner.api brings in SQLAlchemy, and its search Optuna and MLX,
-    # which `tuner search --help` and the other commands need not load.
-    from tuner.api import prepare, run
-
     ctx = click.get_current_context()
     config = SearchConfig(
         **{name: ctx.params[name] for name in CONFIG_OPTIONS},
@@ -218,11 +214,31 @@ def search_command(
         confirm=parse_confirm(confirm),
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
+    drive(ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose)
+
+
+def drive(
+    ctx: click.Context,
+    config: SearchConfig,
+    plugins: Sequence[str],
+    storage: str,
+    blas: str | None,
+    *,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Run the search of ``config`` as ``tuner search`` and ``tuner worker`` do: its progress
+    on stderr, its signals, and the leaderboard at the end."""
+    # Here for start-up time: tuner.api brings in SQLAlchemy, and its search Optuna and MLX,
+    # which `tuner search --help` and the other commands need not load.
+    from tuner.api import prepare, run
+
+    trials = config.trials
     display = Display(
         lambda study, more: continue_command(ctx, study, more),
         _masked(storage),
         trials,
-        timeout,
+        config.timeout,
         live=not quiet and sys.stderr.isatty(),
         verbose=verbose and not quiet,
         blas=blas_choice.load(blas),
@@ -309,10 +325,11 @@ def given_options(ctx: click.Context, leave_out: Sequence[str] = ()) -> list[str
 
 
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
-    """The ``tuner search`` that continues this study: the options given, with its name and a
-    new --trials."""
+    """The ``tuner search`` (or ``tuner worker``) that continues this study: the options
+    given, with its name and a new --trials."""
     given = given_options(ctx, leave_out=("study", "trials", "quiet", "verbose"))
-    return " ".join(["tuner", "search", "--study", study, "--trials", str(trials), *given])
+    named = [study] if ctx.command.name == "worker" else ["--study", study]
+    return " ".join(["tuner", str(ctx.command.name), *named, "--trials", str(trials), *given])
 
 
 def _masked(url: str) -> str:

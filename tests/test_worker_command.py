@@ -1,0 +1,86 @@
+"""`tuner worker`: a process that joins a study with the settings it was made with."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+from click.testing import CliRunner
+from stored import stored_trials
+
+from tuner.cli import cli
+
+TUNER = Path(sys.executable).with_name("tuner")
+PLUGIN = Path(__file__).parent / "search_plugins" / "halving_default.py"
+SEARCH = ["search", "--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant"]
+SEARCH += ["--study", "w", "--confirm", "0"]
+
+
+def tuner(*args):
+    return CliRunner().invoke(cli, [str(arg) for arg in args])
+
+
+def test_a_worker_runs_the_study_with_the_settings_it_was_made_with(sqlite_url):
+    assert tuner(*SEARCH, "--trials", "3", "--storage", sqlite_url).exit_code == 0
+
+    result = tuner("worker", "w", "--trials", "7", "--storage", sqlite_url)
+
+    assert result.exit_code == 0, result.output
+    trials = stored_trials(sqlite_url, "w")
+    assert len(trials) == 7
+    assert {(t.optimizer, t.schedule) for t in trials} <= {
+        ("adam", "constant"),
+        ("sgd", "constant"),
+    }
+    assert {t.steps for t in trials if t.outcome == "complete"} == {100}
+    assert result.stdout.splitlines()[-1].startswith("Continue it: tuner worker w --trials 14 ")
+
+
+def test_workers_and_a_search_share_a_study_to_its_target(storage_url):
+    if storage_url.startswith("postgresql"):
+        subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
+    assert tuner(*SEARCH, "--trials", "2", "--storage", storage_url).exit_code == 0
+    worker = [TUNER, "worker", "w", "--trials", "12", "--storage", storage_url, "--quiet"]
+
+    workers = [
+        subprocess.Popen(worker, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=300) for w in workers]
+
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    trials = optuna.load_study(study_name="w", storage=storage_url).trials
+    finished = [t for t in trials if t.state.is_finished() and t.state.name != "FAIL"]
+    # Each worker counts the study's trials after its own: the last ones may overshoot by one.
+    assert 12 <= len(finished) <= 13
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    assert sorted(r.number for r in stored_trials(storage_url, "w")) == [t.number for t in trials]
+
+
+def test_a_worker_needs_the_plugins_the_study_searches(sqlite_url):
+    made = tuner(
+        "search", "--task", "synthetic", "--optimizers", "plainsgd", "--plugin", PLUGIN,
+        "--study", "p", "--trials", "2", "--confirm", "0", "--storage", sqlite_url,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+
+    without = tuner("worker", "p", "--trials", "3", "--storage", sqlite_url)
+    with_it = tuner("worker", "p", "--trials", "3", "--storage", sqlite_url, "--plugin", PLUGIN)
+
+    assert without.exit_code == 2
+    assert without.stderr.strip().splitlines() == [
+        "Error: study 'p' searches optimizer 'plainsgd', which no loaded plugin registers now: "
+        "install its plugin again or pass it with --plugin"
+    ]
+    assert with_it.exit_code == 0, with_it.output
+    assert len(stored_trials(sqlite_url, "p")) == 3
+
+
+def test_a_worker_of_a_study_that_is_not_there_says_so(sqlite_url):
+    assert tuner(*SEARCH, "--trials", "1", "--storage", sqlite_url).exit_code == 0
+    result = tuner("worker", "x", "--trials", "3", "--storage", sqlite_url)
+    missing = tuner("worker", "w", "--storage", sqlite_url)
+
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"Error: no study 'x' in {sqlite_url}; known: w"
+    assert missing.exit_code == 2
+    assert "Missing option '--trials'" in missing.stderr

@@ -1,0 +1,90 @@
+"""``tuner worker``: join a study from another terminal or machine, with the settings it was
+made with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from tuner.cli import plugin_option, storage_option
+from tuner.cli.search import check_confirm, drive, given_options
+from tuner.plan import SearchConfig, parse_confirm
+from tuner.query import open_results
+
+
+@click.command("worker")
+@click.argument("study")
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Finished trials the study should hold, counting every worker's: each worker stops "
+    "once it does (the last ones may each finish one more).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="End this worker after this long: its trial in flight stops at its next step.",
+)
+@click.option(
+    "--confirm",
+    metavar="KxS",
+    default="0",
+    show_default=True,
+    callback=check_confirm,
+    help="Confirm the K best configurations with S seeds when done (see tuner search); "
+    "run it in one worker, or tuner confirm once all are done.",
+)
+@storage_option
+@plugin_option
+@click.option("-q", "--quiet", is_flag=True, help="Print only the study's name at the end.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Print a line on stderr for every finished trial, on a terminal or not.",
+)
+def worker_command(
+    study: str,
+    trials: int,
+    timeout: float | None,
+    confirm: str,
+    storage: str,
+    plugins: Sequence[str],
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Run trials of STUDY, which a tuner search made, beside its other workers.
+
+    The task, search space, steps, metric, sampler and pruner come from the study's record,
+    not from options; only the plugins that register them must be loaded here (those
+    installed are; give a file's with --plugin). Start as many workers as there are cores, on
+    as many machines as share --storage (PostgreSQL across machines): Optuna hands each its
+    own trials. Ctrl-C, SIGTERM and SIGHUP stop a worker as they stop tuner search.
+
+    \b
+    Examples:
+      tuner worker digits-brisk-otter --trials 200 --storage postgresql+psycopg://db/tuner
+    """
+    with open_results(storage) as results:
+        stored = results.study(study)
+        settings = results.settings(study)
+        seed = results.provenance(study).seed
+    ctx = click.get_current_context()
+    config = SearchConfig(
+        task=stored.task,
+        trials=trials,
+        timeout=timeout,
+        study=study,
+        seed=seed,
+        sampler=settings.get("sampler", "tpe"),
+        pruner=settings.get("pruner", "median"),
+        confirm=parse_confirm(confirm),
+        command=" ".join(["tuner", "worker", study, *given_options(ctx, leave_out=["study"])]),
+    )
+    drive(ctx, config, plugins, storage, None, quiet=quiet, verbose=verbose)
+
+
+COMMANDS = [worker_command]
