@@ -5,10 +5,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from click.testing import CliRunner
 from stored import stored_trials
 
@@ -131,3 +133,40 @@ def test_a_database_whose_alembic_version_is_another_apps_just_works(sqlite_url)
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     assert rows == [("c0ffee12",)]
+
+
+def test_a_dead_workers_trial_is_reaped_when_a_worker_starts_and_tried_again(storage_url):
+    if storage_url.startswith("postgresql"):
+        subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
+    search = ["search", "--storage", storage_url, "--task", "synthetic", "--study", "r"]
+    search += ["--optimizers", "adam,sgd", "--confirm", "0"]
+    assert CliRunner().invoke(cli, [*search, "--trials", "2"]).exit_code == 0
+    # A trial that a worker asked for, and that beat an hour ago, when the worker died.
+    storage = optuna_storage(storage_url)
+    dead = optuna.load_study(study_name="r", storage=storage).ask()
+    lr = dead.suggest_float("lr", 1e-4, 1.0, log=True)
+    storage.record_heartbeat(dead._trial_id)
+    with storage.engine.begin() as connection:
+        beats = sqlalchemy.table(
+            "trial_heartbeats", sqlalchemy.column("heartbeat", sqlalchemy.DateTime)
+        )
+        last = connection.scalar(sqlalchemy.select(beats.c.heartbeat))
+        connection.execute(beats.update().values(heartbeat=last - timedelta(hours=1)))
+    storage.engine.dispose()
+
+    full = CliRunner().invoke(cli, [*search, "--trials", "2"])
+    states = {
+        t.number: t.state for t in optuna.load_study(study_name="r", storage=storage_url).trials
+    }
+    more = CliRunner().invoke(cli, [*search, "--trials", "3"])
+    trials = optuna.load_study(study_name="r", storage=storage_url).trials
+
+    assert full.exit_code == 0, full.output
+    assert "nothing to run" in full.stderr
+    assert states[dead.number] == optuna.trial.TrialState.FAIL
+    assert list(states.values()).count(optuna.trial.TrialState.WAITING) == 1
+    assert more.exit_code == 0, more.output
+    retry = trials[-1]
+    assert retry.system_attrs["failed_trial"] == dead.number
+    assert retry.state in FINISHED
+    assert retry.params["lr"] == lr

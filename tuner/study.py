@@ -294,6 +294,8 @@ def _search(
         for params, source in plan.starts[: config.trials]:
             # Tried first, so that the search never ends worse than the textbook setting.
             study.enqueue_trial(params, user_attrs={"default": source})
+    # Reaped now, not when the next trial starts: a study that is full starts none.
+    optuna.storages.fail_stale_trials(study)
     watcher.started(name, new=new, twins=twins)
     progress = Progress(total=config.trials)
     _take_stock(study, progress)

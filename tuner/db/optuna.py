@@ -59,6 +59,9 @@ def _rdb_storage(
             heartbeat_interval=HEARTBEAT_S,
             grace_period=3 * HEARTBEAT_S,
             skip_compatibility_check=foreign_alembic_version,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=1
+            ),
         )
 
 
