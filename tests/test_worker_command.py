@@ -1,12 +1,15 @@
 """`tuner worker`: a process that joins a study with the settings it was made with."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
 from click.testing import CliRunner
-from stored import stored_trials
+from stored import stored_confirmations, stored_trials
 
 from tuner.cli import cli
 
@@ -84,3 +87,45 @@ def test_a_worker_of_a_study_that_is_not_there_says_so(sqlite_url):
     assert result.stderr.strip() == f"Error: no study 'x' in {sqlite_url}; known: w"
     assert missing.exit_code == 2
     assert "Missing option '--trials'" in missing.stderr
+
+
+def test_jobs_run_workers_beside_the_search_and_stop_them_at_its_count(storage_url):
+    if storage_url.startswith("postgresql"):
+        subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
+    command = [TUNER, "search", "--task", "synthetic", "--study", "j", "--trials", "24"]
+    command += ["--jobs", "2", "--confirm", "2x2", "--storage", storage_url]
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    trials = optuna.load_study(study_name="j", storage=storage_url).trials
+    states = [t.state.name for t in trials]
+    # The workers count the trials in flight too, so that none starts one the count does not
+    # need; only two that end at the same moment can both start one more.
+    assert 24 <= len(states) - states.count("FAIL") <= 25
+    assert "RUNNING" not in states
+    assert sorted(r.number for r in stored_trials(storage_url, "j")) == [t.number for t in trials]
+    assert len(stored_confirmations(storage_url, "j")) == 4
+    assert "--jobs 2" in done.stdout.splitlines()[-1]
+
+
+def test_ctrl_c_stops_every_worker_of_jobs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    command = [TUNER, "search", "--task", "synthetic", "--study", "j", "--trials", "500"]
+    command += ["--jobs", "2", "--steps", "1500", "--eval-every", "500", "--storage", url]
+    search = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(stored_trials(url, "j") if Path(tmp_path / "tuner.db").exists() else []) < 3:
+        assert time.monotonic() < deadline and search.poll() is None
+        time.sleep(0.2)
+
+    os.killpg(search.pid, signal.SIGINT)
+    _, err = search.communicate(timeout=60)
+
+    assert search.returncode == 130, err
+    assert "Traceback" not in err
+    trials = optuna.load_study(study_name="j", storage=url).trials
+    assert "RUNNING" not in [t.state.name for t in trials]
+    assert subprocess.run(["pgrep", "-f", "tuner worker j"], capture_output=True).stdout == b""

@@ -299,7 +299,7 @@ def _search(
     watcher.started(name, new=new, twins=twins)
     progress = Progress(total=config.trials)
     _take_stock(study, progress)
-    if progress.finished >= config.trials or stop.is_set():
+    if progress.claimed >= config.trials or stop.is_set():
         return name
     ended: dict[int, TrialRow] = {}
 
@@ -320,7 +320,9 @@ def _search(
         else:
             progress.failures_in_a_row = 0
         _take_stock(study, progress)
-        if progress.finished >= config.trials:
+        # Not when other workers' trials in flight will make up the count: each worker would
+        # otherwise start one more trial at the end, to be cut short or to overshoot.
+        if progress.claimed >= config.trials:
             study.stop()
         # A trial that failed before its objective noted anything failed in sampling.
         outcome = Outcome.FAILED if record is None else Outcome(record.outcome)
@@ -341,9 +343,11 @@ def _search(
 
 
 def _take_stock(study: optuna.Study, progress: Progress) -> None:
-    """Count the study's finished trials, every worker's, and find its best, in one read."""
+    """Count the study's finished and running trials, every worker's, and find its best, in
+    one read."""
     trials = study.get_trials(deepcopy=False)
     progress.finished = sum(trial.state in FINISHED for trial in trials)
+    progress.running = sum(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
     best = min(complete, key=lambda t: (sign * t.value, t.number), default=None)

@@ -15,13 +15,20 @@ if TYPE_CHECKING:
 @dataclass
 class Progress:
     """Where the study stands after each trial of this run: ``finished`` counts every worker's
-    complete and pruned trials, and ``best`` is the study's best so far."""
+    complete and pruned trials, ``running`` their trials in flight, and ``best`` is the study's
+    best so far."""
 
     total: int
     finished: int = 0
+    running: int = 0
     best: TrialSummary | None = None
     failures_in_a_row: int = 0
     last_failure: str | None = None
+
+    @property
+    def claimed(self) -> int:
+        """The trials that count, or will once the ones in flight end."""
+        return self.finished + self.running
 
 
 class Watcher:

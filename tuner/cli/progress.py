@@ -45,6 +45,7 @@ class Display(Watcher):
         live: bool,
         verbose: bool,
         blas: Blas | None = None,
+        on_started: Callable[[str], None] | None = None,
     ) -> None:
         self.continue_for = continue_for
         self.storage = storage
@@ -54,6 +55,8 @@ class Display(Watcher):
         self.verbose = verbose
         # Said under the study's name; None off Linux, where there is no BLAS to choose.
         self.blas = blas
+        # Called with the study's name once it exists: --jobs starts its other workers then.
+        self.on_started = on_started
         self.name: str | None = None
         self.started_at = time.monotonic()
         self.ends: list[float] = []
@@ -89,6 +92,8 @@ class Display(Watcher):
                 f"      {self.continue_for(twins[0], self.total * 2)}",
                 err=True,
             )
+        if self.on_started is not None:
+            self.on_started(study)
         self.started_at = time.monotonic()
         if self.live:
             self._ticker = threading.Thread(target=self._tick, daemon=True)

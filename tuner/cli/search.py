@@ -4,9 +4,11 @@ on Ctrl-C."""
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -14,6 +16,7 @@ from click.core import ParameterSource
 
 from tuner import blas as blas_choice
 from tuner.cli import load_registry, plugin_option, storage_option
+from tuner.cli.jobs import Helpers, job_count
 from tuner.cli.progress import CtrlC, Display
 from tuner.cli.trials import confirmation_table, trial_table
 from tuner.errors import BadInput
@@ -136,6 +139,15 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="Try each optimizer's known-good settings (from the literature) first in a new study.",
 )
 @click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Worker processes on the study, this one included (0: one a core); the others "
+    "are tuner worker processes, stopped with this one.",
+)
+@click.option(
     "--confirm",
     metavar="KxS",
     default="3x3",
@@ -182,6 +194,7 @@ def search_command(
     sampler: str,
     pruner: str,
     defaults: bool,
+    jobs: int,
     confirm: str,
     blas: str,
     plugins: Sequence[str],
@@ -214,7 +227,7 @@ def search_command(
         confirm=parse_confirm(confirm),
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
-    drive(ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose)
+    drive(ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=job_count(jobs))
 
 
 def drive(
@@ -226,14 +239,20 @@ def drive(
     *,
     quiet: bool,
     verbose: bool,
+    jobs: int = 1,
 ) -> None:
     """Run the search of ``config`` as ``tuner search`` and ``tuner worker`` do: its progress
-    on stderr, its signals, and the leaderboard at the end."""
+    on stderr, its signals, and the leaderboard at the end; with ``jobs`` above 1, beside
+    that many less one ``tuner worker`` processes, with the confirmation runs after all."""
     # Here for start-up time: tuner.api brings in SQLAlchemy, and its search Optuna and MLX,
     # which `tuner search --help` and the other commands need not load.
     from tuner.api import prepare, run
 
     trials = config.trials
+    helpers = Helpers(jobs - 1, storage, trials, config.timeout, plugins)
+    confirm = config.confirm
+    if helpers.count:
+        config = replace(config, confirm=(0, 0))
     display = Display(
         lambda study, more: continue_command(ctx, study, more),
         _masked(storage),
@@ -242,6 +261,7 @@ def drive(
         live=not quiet and sys.stderr.isatty(),
         verbose=verbose and not quiet,
         blas=blas_choice.load(blas),
+        on_started=helpers.start if helpers.count else None,
     )
     with CtrlC(display) as ctrl_c:
         try:
@@ -249,6 +269,19 @@ def drive(
             with ctrl_c.guarding():
                 try:
                     run(plan, storage, display, ctrl_c.stop)
+                    if ctrl_c.stop.is_set():
+                        helpers.stop(ctrl_c.signum or signal.SIGINT)
+                    if any(helpers.wait()) and not ctrl_c.stop.is_set():
+                        click.echo("A worker of --jobs failed: its error is above.", err=True)
+                    if helpers.count and confirm[0] and not ctrl_c.stop.is_set():
+                        from tuner.confirm import run_confirmations
+
+                        top, seeds = confirm
+                        run_confirmations(plan, storage, display.name or "", top, seeds, display)
+                except BaseException:
+                    helpers.stop(signal.SIGTERM)
+                    helpers.wait()
+                    raise
                 finally:
                     display.finish()
                 if ctrl_c.stop.is_set():
