@@ -1,7 +1,10 @@
 """Plugin loading: every way a plugin can break is reported by name, and the rest still load."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from tuner.plugins import load_plugins
 
 BROKEN = Path(__file__).parent / "broken_plugins"
 GOOD = str(BROKEN / "good.py")
+TUNER = Path(sys.executable).with_name("tuner")
 
 CASES = {
     "import_error": "ModuleNotFoundError: No module named 'tuner_no_such_module'",
@@ -25,6 +29,8 @@ CASES = {
     "build_not_callable": "schedule 'uncallable' refused: build must be callable, not str",
     "builtin_clash": "schedule 'cosine' refused: the name is taken by a built-in",
     "code_not_callable": "schedule 'uncoded' refused: code must be callable, not str",
+    "exits": "called sys.exit(3)",
+    "hook_exits": "tuner_register_schedules: called sys.exit('no schedules today')",
 }
 
 
@@ -165,3 +171,59 @@ def test_tuner_plugins_json_is_the_registrys_json():
     registry = load_plugins([GOOD, str(BROKEN / "hook_raises.py")])
     assert json.loads(result.stdout) == registry.to_json()
     assert list(registry.to_json()) == ["plugins", "optimizers", "schedules", "tasks", "errors"]
+
+
+def run_tuner(*args, cwd, pythonpath=None):
+    env = {**os.environ, "TUNER_DEBUG": ""}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run(
+        [TUNER, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+def test_a_search_goes_on_past_a_plugin_that_calls_sys_exit(tmp_path):
+    database = tmp_path / "t.db"
+    result = run_tuner(
+        *("search", "--task", "synthetic", "--trials", "1", "--confirm", "0", "--quiet"),
+        *("--optimizers", "sgd", "--schedules", "constant", "--study", "s"),
+        *("--storage", f"sqlite:///{database}", "--plugin", BROKEN / "exits.py"),
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Warning: plugin 'exits': called sys.exit(3)" in result.stderr.splitlines()
+    assert result.stdout.strip() == "s"
+
+
+def test_an_entry_point_that_calls_sys_exit_is_listed_among_the_errors(tmp_path):
+    # A real distribution on the path, found by importlib.metadata as pip's would be.
+    (tmp_path / "tuner_test_exiting.py").write_text("import sys\n\nsys.exit(3)\n")
+    dist = tmp_path / "tuner_test_exiting-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: tuner-test-exiting\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text("[tuner]\nexiting = tuner_test_exiting\n")
+
+    result = run_tuner("plugins", "--format", "json", cwd=tmp_path, pythonpath=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    errors = json.loads(result.stdout)["errors"]
+    assert {"plugin": "exiting", "message": "called sys.exit(3)"} in errors
+
+
+def test_a_plugin_whose_package_calls_sys_exit_is_listed_among_the_errors(tmp_path):
+    package = tmp_path / "tuner_test_exit_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("import sys\n\nsys.exit(3)\n")
+    (package / "plugin.py").write_text("")
+
+    result = run_tuner(
+        "plugins", "--format", "json", "--plugin", "tuner_test_exit_package.plugin",
+        cwd=tmp_path, pythonpath=tmp_path,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    errors = json.loads(result.stdout)["errors"]
+    assert {"plugin": "tuner_test_exit_package.plugin", "message": "called sys.exit(3)"} in errors

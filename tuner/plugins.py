@@ -131,7 +131,8 @@ def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
             # subset_hook_caller, which calls each plugin on its own, keeps plugins in a set.
             hash(plugin)
             manager.register(plugin, name=name)
-        except Exception as error:
+        # sys.exit in a plugin is its failure, not a request to end tuner; Ctrl-C still ends it.
+        except (Exception, SystemExit) as error:
             registry.errors.append(PluginError(name, _describe(error)))
             return
         infos[name] = PluginInfo(name, version, source)
@@ -164,7 +165,7 @@ def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
             call = manager.subset_hook_caller(hook_name, remove_plugins=others)
             try:
                 call(register=_registrar(registry, kind, infos[callee.plugin_name]))
-            except Exception as error:
+            except (Exception, SystemExit) as error:
                 # A wrapper runs inside every plugin's call: name the one the error came from.
                 culprit = infos[_raised_in(error, wrappers, callee).plugin_name]
                 failure = PluginError(culprit.name, f"{hook_name}: {_describe(error)}")
@@ -221,6 +222,8 @@ def _import(item: str) -> object:
 def _describe(error: BaseException) -> str:
     if isinstance(error, SyntaxError):
         return f"syntax error in {Path(error.filename or '?').name}, line {error.lineno}"
+    if isinstance(error, SystemExit):
+        return f"called sys.exit({'' if error.code is None else repr(error.code)})"
     return f"{type(error).__name__}: {error}"
 
 

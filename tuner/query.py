@@ -95,7 +95,7 @@ class Results:
             raise TunerError(state.problem)
         # A database without tuner's tables holds no tuner study; it is not an error to look.
         self._has_tables = state.status == "current"
-        self._engine = make_engine(url)
+        self._engine = make_engine(url, read_only=True)
         self._optuna_storage: RDBStorage | None = None
         self._optuna_tables: bool | None = None
 

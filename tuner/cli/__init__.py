@@ -92,7 +92,7 @@ def _findable(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError as error:
         return not (module == error.name or module.startswith(f"{error.name}."))
-    except Exception:
+    except (Exception, SystemExit):
         return True
 
 

@@ -16,13 +16,14 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from tuner.db.urls import parse_url, sqlite_path, storage_failure
-from tuner.errors import TunerError
+from tuner.errors import BadInput, TunerError
 
 # Long enough to outwait every other writer's one-transaction trial record, short enough that
 # a wedged process is reported rather than waited on for ever.
@@ -92,17 +93,67 @@ def _switch_to_wal(connection: sqlite3.Connection) -> None:
             time.sleep(0.05)
 
 
-def engine_kwargs(url: str) -> dict[str, Any]:
+def _connect_sqlite_read_only(path: str) -> sqlite3.Connection:
+    """A connection that cannot write, to a file in a place this process cannot write.
+
+    ``mode=ro`` reads with SQLite's locks, alongside any writer, but a WAL file needs its
+    ``-shm`` file, which SQLite cannot create in a read-only folder. Without one, no process has
+    the file open in WAL mode, and ``immutable=1`` reads it without locks or ``-shm``. It trusts
+    that nothing writes the file meanwhile: true of a read-only mount; elsewhere, a writer that
+    starts during the read could show it a torn page.
+    """
+    uri = Path(path).as_uri()
+    connection = sqlite3.connect(
+        f"{uri}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+    )
+    try:
+        # SQLite opens the file at the first statement, not at connect.
+        connection.execute("PRAGMA schema_version")
+        return connection
+    except sqlite3.OperationalError as error:
+        connection.close()
+        if error.sqlite_errorcode not in (
+            sqlite3.SQLITE_CANTOPEN,
+            sqlite3.SQLITE_READONLY_DIRECTORY,
+        ):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+
+
+def _writable(path: Path) -> bool:
+    # SQLite writes its journal, or its -wal and -shm files, beside the database.
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _read_only(path: Path) -> BadInput:
+    if not path.exists():
+        return BadInput(f"cannot create the database {path}: its folder is read-only")
+    which = "the file" if os.access(path.parent, os.W_OK) else "its folder"
+    return BadInput(
+        f"cannot write the database {path}: {which} is read-only "
+        "(the commands that only read it, such as tuner best, still can)"
+    )
+
+
+def engine_kwargs(url: str, *, read_only: bool = False) -> dict[str, Any]:
     """The ``create_engine`` arguments every tuner engine and Optuna's storage share.
 
     All of them survive pickling, so that an ``RDBStorage`` sent to another process rebuilds
-    its engine with the same settings.
+    its engine with the same settings. A SQLite file that this process cannot write is opened
+    read-only when ``read_only``, and refused in one line (BadInput) when not.
     """
     parsed = parse_url(url)
     # NaN is not JSON, and PostgreSQL refuses it: say so on SQLite too rather than differ.
     strict = {"json_serializer": functools.partial(json.dumps, allow_nan=False)}
     if parsed.get_backend_name() == "sqlite":
-        return {**strict, "creator": functools.partial(_connect_sqlite, str(sqlite_path(parsed)))}
+        path = sqlite_path(parsed)
+        if _writable(path):
+            connect = _connect_sqlite
+        elif read_only:
+            connect = _connect_sqlite_read_only
+        else:
+            raise _read_only(path)
+        return {**strict, "creator": functools.partial(connect, str(path))}
     return {
         **strict,
         # Every worker process holds two pools, tuner's and Optuna's, that keep one connection
@@ -124,15 +175,18 @@ def _begin_sqlite(connection: Connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
     """The engine for ``url``: the one factory, with the settings of :func:`engine_kwargs`.
 
     On SQLite its transactions begin IMMEDIATE, so that their reads and writes form one
-    snapshot; pass ``execution_options={READ_ONLY: True}`` for one that only reads.
+    snapshot; pass ``execution_options={READ_ONLY: True}`` for one that only reads. A
+    ``read_only`` engine's transactions all begin DEFERRED, and it can read a SQLite file
+    in a read-only folder.
     """
     parsed = parse_url(url)
+    options = {"execution_options": {READ_ONLY: True}} if read_only else {}
     try:
-        engine = create_engine(parsed, **engine_kwargs(url))
+        engine = create_engine(parsed, **engine_kwargs(url, read_only=read_only), **options)
     except ImportError:
         raise TunerError(
             "PostgreSQL storage needs psycopg 3: pip install 'tuner[postgres]'"
@@ -144,14 +198,14 @@ def make_engine(url: str) -> Engine:
 
 
 @contextmanager
-def engine_for(url: str, *, create: bool) -> Iterator[Engine | None]:
+def engine_for(url: str, *, create: bool, read_only: bool = False) -> Iterator[Engine | None]:
     """An engine on ``url`` for one command, closed afterwards; None when it is a SQLite file
     that does not exist and ``create`` is false, so that looking creates nothing."""
     parsed = parse_url(url)
     if not create and parsed.get_backend_name() == "sqlite" and not sqlite_path(parsed).exists():
         yield None
         return
-    engine = make_engine(url)
+    engine = make_engine(url, read_only=read_only)
     try:
         yield engine
     except SQLAlchemyError as error:

@@ -181,7 +181,7 @@ def _missing(url: str) -> SchemaState:
 
 def schema_state(url: str) -> SchemaState:
     """Where the tuner tables at ``url`` stand; changes nothing, creates no SQLite file."""
-    with engine_for(url, create=False) as engine:
+    with engine_for(url, create=False, read_only=True) as engine:
         return _missing(url) if engine is None else read_state(engine)
 
 
@@ -222,7 +222,7 @@ def _describe(difference: Any) -> str:
 def check(url: str) -> tuple[SchemaState, list[str]]:
     """The state of the tuner tables at ``url``, and how the tables differ from the models
     (nothing, when they are at this tuner's revision and untouched by hand)."""
-    with engine_for(url, create=False) as engine:
+    with engine_for(url, create=False, read_only=True) as engine:
         if engine is None:
             return _missing(url), []
         state = read_state(engine)

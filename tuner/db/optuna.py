@@ -55,13 +55,14 @@ def _rdb_storage(
             parsed.render_as_string(hide_password=False),
             engine_kwargs=engine_kwargs(url),
             # A worker that dies mid-trial leaves it RUNNING; without a heartbeat it would stay
-            # so forever. With one, the next worker to start a trial marks it FAIL.
+            # so forever. With one, the next worker to start (or start a trial) marks it FAIL,
+            # and queues its settings once more, so that the study still reaches its count.
             heartbeat_interval=HEARTBEAT_S,
             grace_period=3 * HEARTBEAT_S,
-            skip_compatibility_check=foreign_alembic_version,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                 max_retry=1
             ),
+            skip_compatibility_check=foreign_alembic_version,
         )
 
 
@@ -122,7 +123,7 @@ def read_only_storage(url: str) -> optuna.storages.RDBStorage:
 
     return optuna.storages.RDBStorage(
         parse_url(url).render_as_string(hide_password=False),
-        engine_kwargs=engine_kwargs(url),
+        engine_kwargs=engine_kwargs(url, read_only=True),
         skip_compatibility_check=True,
         skip_table_creation=True,
     )

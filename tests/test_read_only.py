@@ -1,0 +1,245 @@
+"""A SQLite database tuner cannot write (a read-only mount, a read-only file) is read by every
+reading command and refused in one line by every writing one, which writes nothing.
+
+Root ignores file permissions, and these tests run as root, so read-only here means a real
+read-only mount, which refuses even root: a tmpfs remounted read-only for a read-only folder,
+and a file bind-mounted read-only onto itself for a read-only file in a writable folder.
+Without the right to mount, the tests are skipped and say so.
+"""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from tuner.cli import cli
+
+TUNER = Path(sys.executable).with_name("tuner")
+SEARCH = (
+    *("search", "--task", "synthetic", "--trials", "3", "--confirm", "1x1", "--quiet"),
+    *("--optimizers", "sgd,adam", "--schedules", "constant", "--seed", "0"),
+)
+READERS = {
+    "studies": (["studies"], '"name": "s"'),
+    "best": (["best", "s"], '"outcome": "complete"'),
+    # The trial Optuna alone holds, read through Optuna's storage.
+    "trials": (["trials", "s"], '"outcome": "running"'),
+    "show": (["show", "s", "0"], '"number": 0'),
+    "compare": (["compare", "s"], '"study": "s"'),
+    "export": (["export", "s"], '"optimizer": {'),
+    "db current": (["db", "current"], '"status": "current"'),
+    "db check": (["db", "check"], '"ok": true'),
+}
+WRITERS = {
+    "search": ["search", "--task", "synthetic", "--trials", "4", "--study", "s", "--confirm", "0"],
+    "confirm": ["confirm", "s"],
+    "db upgrade": ["db", "upgrade"],
+}
+
+
+def mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
+
+
+def unmount(where: Path) -> None:
+    # Lazy, so that a process a failed test left on the mount cannot keep it there.
+    subprocess.run(["umount", "--lazy", str(where)], check=False, capture_output=True)
+
+
+def mount_tmpfs(folder: Path) -> None:
+    try:
+        mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder))
+    except (OSError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", "") or error
+        pytest.skip(f"a read-only database needs a read-only mount, and mounting failed: {detail}")
+
+
+def seal(folder: Path) -> None:
+    """Make the mount at ``folder`` read-only, to root too."""
+    try:
+        mount("-o", "remount,ro", str(folder))
+    except subprocess.CalledProcessError as error:
+        raise AssertionError(f"remounting {folder} read-only failed: {error.stderr}") from None
+
+
+def make_study(folder: Path) -> Path:
+    """A database with study 's' made by a real search, and one trial that Optuna holds RUNNING
+    with no record of tuner's, as a live search leaves it: reading it takes Optuna's storage."""
+    database = folder / "t.db"
+    url = f"sqlite:///{database}"
+    search = subprocess.run(
+        [TUNER, *SEARCH, "--study", "s", "--storage", url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert search.returncode == 0, search.stderr
+    storage = optuna.storages.RDBStorage(url)
+    optuna.load_study(study_name="s", storage=storage).ask()
+    # Closed, as the search would close it, so that its file can be sealed.
+    storage.engine.dispose()
+    return database
+
+
+def tuner(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TUNER, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TUNER_DEBUG": ""},
+    )
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def medium(tmp_path_factory) -> Iterator[Path]:
+    """A read-only folder holding t.db, with a study 's'."""
+    folder = tmp_path_factory.mktemp("medium")
+    mount_tmpfs(folder)
+    try:
+        make_study(folder)
+        seal(folder)
+        yield folder
+    finally:
+        unmount(folder)
+
+
+@pytest.fixture
+def mounted(tmp_path) -> Iterator[Callable[[Path], None]]:
+    """Mounts a fresh tmpfs on a folder, unmounted at the end of the test."""
+    folders: list[Path] = []
+
+    def mount_on(folder: Path) -> None:
+        mount_tmpfs(folder)
+        folders.append(folder)
+
+    yield mount_on
+    for folder in reversed(folders):
+        unmount(folder)
+
+
+@pytest.mark.parametrize("command", READERS)
+def test_a_reading_command_reads_a_database_in_a_read_only_folder(command, medium):
+    args, expected = READERS[command]
+
+    url = f"sqlite:///{medium / 't.db'}"
+    result = CliRunner().invoke(cli, [*args, "--format", "json", "--storage", url])
+
+    assert result.exit_code == 0, result.output
+    assert expected in result.stdout
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_a_writing_command_refuses_a_database_in_a_read_only_folder(command, medium):
+    database = medium / "t.db"
+
+    result = tuner(*WRITERS[command], "--storage", f"sqlite:///{database}")
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"Error: cannot write the database {database}: its folder is read-only "
+        "(the commands that only read it, such as tuner best, still can)\n"
+    )
+
+
+def test_a_new_database_in_a_read_only_folder_is_refused(medium):
+    database = medium / "new.db"
+
+    result = tuner(*SEARCH, "--storage", f"sqlite:///{database}")
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"Error: cannot create the database {database}: its folder is read-only\n"
+    )
+
+
+def test_a_read_only_file_in_a_writable_folder_is_read_and_refused_for_writing(tmp_path, mounted):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    mounted(folder)
+    database = make_study(folder)
+    # The file alone made read-only: a bind mount of it onto itself, remounted read-only.
+    mount("--bind", str(database), str(database))
+    try:
+        mount("-o", "remount,bind,ro", str(database))
+        before = listing(folder)
+        url = f"sqlite:///{database}"
+
+        refused = tuner(*WRITERS["search"], "--storage", url)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr == (
+            f"Error: cannot write the database {database}: the file is read-only "
+            "(the commands that only read it, such as tuner best, still can)\n"
+        )
+        after = listing(folder)
+        assert after.pop("t.db") == before["t.db"]
+        # A read-only connection in a writable folder makes SQLite's -shm, and an empty -wal,
+        # which it may not fold away on closing; nothing is logged in the -wal.
+        assert set(after) <= {"t.db-wal", "t.db-shm"}
+        assert after.get("t.db-wal", b"") == b""
+
+        read = tuner("best", "s", "--format", "json", "--storage", url)
+        assert read.returncode == 0, read.stderr
+        assert json.loads(read.stdout)[0]["outcome"] == "complete"
+    finally:
+        unmount(database)
+
+
+def test_a_database_tuner_never_switched_to_wal_is_read(tmp_path, mounted):
+    folder = tmp_path / "medium"
+    folder.mkdir()
+    mounted(folder)
+    database = make_study(folder)
+    # As Optuna alone, or another tool, would leave it: switching it to WAL would be a write.
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA journal_mode = DELETE")
+    connection.close()
+    seal(folder)
+
+    result = tuner("studies", "--format", "json", "--storage", f"sqlite:///{database}")
+
+    assert result.returncode == 0, result.stderr
+    assert [s["name"] for s in json.loads(result.stdout)] == ["s"]
+
+
+def test_a_database_left_with_commits_in_its_wal_is_read_whole_and_not_written(tmp_path, mounted):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    database = make_study(scratch)
+    folder = tmp_path / "medium"
+    folder.mkdir()
+    mounted(folder)
+    # A writer that still has the file open, or was killed, leaves its last commits in the -wal
+    # file, which SQLite reads through the -shm file: copied while the writer holds both.
+    writer = sqlite3.connect(database)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        with writer:
+            writer.execute("UPDATE tuner_studies SET task = 'only-in-the-wal'")
+        for suffix in ("", "-wal", "-shm"):
+            shutil.copy(f"{database}{suffix}", folder)
+    finally:
+        writer.close()
+    seal(folder)
+
+    url = f"sqlite:///{folder / 't.db'}"
+
+    read = tuner("studies", "--format", "json", "--storage", url)
+    refused = tuner("db", "upgrade", "--storage", url)
+
+    assert read.returncode == 0, read.stderr
+    assert [s["task"] for s in json.loads(read.stdout)] == ["only-in-the-wal"]
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith(f"Error: cannot write the database {folder / 't.db'}: ")
