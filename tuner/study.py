@@ -16,7 +16,17 @@ from typing import Any
 import mlx.core as mx
 import optuna
 
-from tuner.db import CurveRow, Store, StudyRow, TrialRow, open_store, optuna_storage
+from tuner.db import (
+    CurveRow,
+    Store,
+    StudyRow,
+    TrialRow,
+    database_error,
+    open_store,
+    optuna_storage,
+    parse_url,
+    storage_failure,
+)
 from tuner.errors import BadInput, TunerError
 from tuner.graphs import GraphCache
 from tuner.plan import Plan, differences
@@ -231,6 +241,15 @@ def run_search(
     storage = optuna_storage(storage_url)
     try:
         return _search(plan, storage_url, store, storage, device, watcher or Watcher(), stop)
+    except TunerError:
+        raise
+    except Exception as error:
+        # Optuna wraps a database's errors (a full disk among them) in its own, or in an
+        # AssertionError raised while it handles them: say what the database said.
+        cause = database_error(error)
+        if cause is None:
+            raise
+        raise storage_failure(cause, parse_url(storage_url)) from error
     finally:
         # Closed now, not when collected: SQLite folds its write-ahead log into the file when
         # its last connection closes, and that must not happen later, in another command.

@@ -22,7 +22,7 @@ from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow
 from tuner.db.optuna import optuna_storage
 from tuner.db.reads import run_of
 from tuner.db.store import Store, open_store
-from tuner.db.urls import mask_url, sqlite_path, storage_failure
+from tuner.db.urls import database_error, mask_url, parse_url, sqlite_path, storage_failure
 
 __all__ = [
     "READ_ONLY",
@@ -33,6 +33,7 @@ __all__ = [
     "StudyRow",
     "TrialRow",
     "check",
+    "database_error",
     "downgrade",
     "engine_kwargs",
     "make_engine",
@@ -40,6 +41,7 @@ __all__ = [
     "migration_options",
     "open_store",
     "optuna_storage",
+    "parse_url",
     "run_of",
     "schema_state",
     "sqlite_path",

@@ -88,4 +88,19 @@ def storage_failure(error: SQLAlchemyError, url: URL) -> TunerError:
     where = url.render_as_string(hide_password=True)
     if isinstance(cause, sqlite3.DatabaseError) and "not a database" in detail:
         return BadInput(f"{sqlite_path(url)} is not a SQLite database")
+    # SQLite's SQLITE_FULL, and PostgreSQL's disk_full class (SQLSTATE 53100).
+    if "disk is full" in detail or getattr(cause, "sqlstate", None) == "53100":
+        held = sqlite_path(url) if url.get_backend_name() == "sqlite" else where
+        return TunerError(
+            f"disk full: no space left for the database {held}; the trials that finished "
+            "are kept: make room, then run the same command to continue"
+        )
     return TunerError(f"{where}: {detail}")
+
+
+def database_error(error: BaseException) -> SQLAlchemyError | None:
+    """The database's error behind ``error``, however deep Optuna wrapped it, or None."""
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, SQLAlchemyError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
