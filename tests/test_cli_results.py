@@ -19,21 +19,28 @@ TUNER = Path(sys.executable).with_name("tuner")
 FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 NEVER_BUILDS = """
 import dataclasses
+import itertools
 
 from tuner import TaskSpec, hookimpl
 from tuner.plugins import load_plugins
 
 
 def build():
-    def model():
-        raise RuntimeError("no model ever")
+    task = load_plugins().tasks["synthetic"].build()
+    built = itertools.count()
 
-    return dataclasses.replace(load_plugins().tasks["synthetic"].build(), model=model)
+    def model():
+        # The search's check of the task, before any trial, gets the one model there is.
+        if next(built) > 0:
+            raise RuntimeError("no model ever")
+        return task.model()
+
+    return dataclasses.replace(task, model=model)
 
 
 @hookimpl
 def tuner_register_tasks(register):
-    register(TaskSpec("broken", build, "never builds its model"))
+    register(TaskSpec("broken", build, "builds no model for a trial"))
 """
 
 

@@ -55,7 +55,7 @@ def search(
     steps: int | None = None,
     batch_size: int | None = None,
     eval_every: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     device: str | None = None,
     optimizers: Sequence[str] | None = None,
     schedules: Sequence[str] | None = None,
@@ -140,12 +140,15 @@ def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
 
 
 def _stored_settings(storage: str, study: str) -> dict[str, Any] | None:
-    """The settings study ``study`` was made with, if it exists; reads only, and creates no
-    SQLite file. Tables that are behind hold nothing to check yet: the search migrates them."""
+    """The settings study ``study`` was made with, and its seed, if it exists; reads only, and
+    creates no SQLite file. Tables that are behind hold nothing to check yet: the search
+    migrates them."""
     if schema_state(storage).status != "current":
         return None
     with open_results(storage) as results:
-        return results.settings(study) if study in results.study_names() else None
+        if study not in results.study_names():
+            return None
+        return {**results.settings(study), "seed": results.provenance(study).seed}
 
 
 def run(

@@ -12,10 +12,21 @@ from typing import Any
 
 from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.plugins import Registry
-from tuner.space import SearchSpace, build_space
+from tuner.space import Choice, Param, SearchSpace, build_space
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("median", "hyperband", "sha", "none")
+# Optuna's samplers seed numpy's RandomState, which takes no seed outside 0..2**32 - 1.
+MAX_SEED = 2**32 - 1
+# Optuna's limit on a study's name, and the width of tuner's column for it.
+MAX_STUDY_NAME = 512
+# A trial keeps the loss, learning rate and time of every step in memory (about 100 bytes a
+# step) and stores its curve (up to 16 bytes a step): 100 MB a trial at this many steps, which
+# at a millisecond a step is already a quarter of an hour. Ten times more is a typo.
+MAX_STEPS = 1_000_000
+# A trial draws the row order of all its batches before its first step (tuner.train): 16 bytes
+# a row at the peak, in numpy and again in MLX, so 1.6 GB at this many rows.
+MAX_ROWS_DRAWN = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,8 @@ class SearchConfig:
     batch_size: int | None = None
     eval_every: int | None = None
     study: str | None = None
-    seed: int = 0
+    # None: a resumed study's own seed, or 0 for a new one.
+    seed: int | None = None
     device: str | None = None
     optimizers: Sequence[str] | None = None
     schedules: Sequence[str] | None = None
@@ -66,12 +78,28 @@ def plan_search(
 ) -> Plan:
     """Check the request against the registry and resolve its defaults; raise on bad input.
 
-    ``stored`` holds the settings of the study the request resumes. What the request leaves out
-    is taken from them, so that a study keeps the task, steps, metric and search space it was
-    created with, whatever plugins were installed since; what it gives must match them.
+    ``stored`` holds the settings of the study the request resumes, and its ``seed``. What the
+    request leaves out is taken from them, so that a study keeps the task, steps, metric, seed
+    and search space it was created with, whatever plugins were installed since; what it gives
+    must match them. Before anything is written, the chosen optimizers and schedules are built
+    once and the task's loss is tried (:mod:`tuner.checks`): what could never train is refused.
     """
     if config.trials < 1:
         raise BadInput(f"--trials must be at least 1, got {config.trials}")
+    if config.seed is not None and not 0 <= config.seed <= MAX_SEED:
+        raise BadInput(
+            f"--seed must be from 0 to {MAX_SEED} (2**32 - 1, what Optuna's samplers take), "
+            f"got {config.seed}"
+        )
+    if config.study is not None and not config.study:
+        raise BadInput(
+            "--study is empty: give the study a name, or leave --study out for a new one"
+        )
+    if config.study is not None and len(config.study) > MAX_STUDY_NAME:
+        raise BadInput(
+            f"--study is {len(config.study)} characters long: a study's name has at most "
+            f"{MAX_STUDY_NAME} (Optuna's limit)"
+        )
     if min(config.confirm) < 0:
         raise BadInput(f"--confirm needs counts of 0 or more, got {config.confirm}")
     for option, name, known in (
@@ -88,11 +116,20 @@ def plan_search(
     for option, names in (("optimizers", config.optimizers), ("schedules", config.schedules)):
         if names is not None and not names:
             raise BadInput(f"--{option} names none; give at least one, or leave it out for all")
+    requested = config
+    seed = config.seed
     if stored:
         config = replace(
             config,
             **{key: getattr(config, key) or stored.get(key) for key in KEPT_ON_RESUME},
         )
+        if stored.get("seed") is not None:
+            if seed is not None and seed != stored["seed"]:
+                raise BadInput(
+                    f"study '{config.study}' was created with seed {stored['seed']}, not {seed}: "
+                    "leave --seed out to continue it, or give a new --study name"
+                )
+            seed = stored["seed"]
     if config.task is None:
         if not registry.tasks:
             raise TunerError("no task is registered; see `tuner plugins` for plugin errors")
@@ -126,6 +163,12 @@ def plan_search(
             f"unknown metric '{metric}' of task '{config.task}'{did_you_mean(metric, known)}"
         )
     batch_size = config.batch_size or task.batch_size
+    _check_sizes(requested, config.task, task, steps, batch_size)
+    _check_warmup(space.shared["warmup"], steps)
+    # Here, not above: MLX loads with the task, once the BLAS it calls is chosen.
+    from tuner.checks import check_trainable
+
+    check_trainable(config.task, task, registry, space, steps)
     settings = {
         "task": config.task,
         "metric": metric,
@@ -137,11 +180,54 @@ def plan_search(
         "sampler": config.sampler,
         "pruner": config.pruner,
     }
-    config = replace(config, metric=metric)
+    config = replace(config, metric=metric, seed=0 if seed is None else seed)
     starts = starting_points(space, registry) if config.defaults and not stored else []
     return Plan(
         config, registry, task, space, steps, batch_size, eval_every, direction, settings, starts
     )
+
+
+def _check_sizes(
+    requested: SearchConfig, name: str, task: Any, steps: int, batch_size: int
+) -> None:
+    """Refuse the --steps and --batch-size asked for that the task cannot use or a machine
+    cannot hold. What the request leaves out, a task's default or a resumed study's setting,
+    is as its maker chose it."""
+    rows = task.train[0].shape[0]
+    if requested.steps is not None:
+        if requested.steps < 1:
+            raise BadInput(f"--steps must be at least 1, got {requested.steps}")
+        if requested.steps > MAX_STEPS:
+            raise BadInput(
+                f"--steps {requested.steps} is more than {MAX_STEPS}: a trial keeps the loss and "
+                "learning rate of every step, in memory and in the database"
+            )
+    if requested.batch_size is not None:
+        if requested.batch_size < 1:
+            raise BadInput(f"--batch-size must be at least 1, got {requested.batch_size}")
+        if requested.batch_size > rows:
+            raise BadInput(
+                f"--batch-size {requested.batch_size} is more than the {rows} training rows of "
+                f"task '{name}': a batch holds at most all of them"
+            )
+    drawn = steps * batch_size
+    if (requested.steps or requested.batch_size) and drawn > MAX_ROWS_DRAWN:
+        raise BadInput(
+            f"{steps} steps of {batch_size} rows draw {drawn} rows, more than {MAX_ROWS_DRAWN}: "
+            "a trial holds the order of all its rows in memory from its first step "
+            "(16 bytes a row); ask for fewer --steps or a smaller --batch-size"
+        )
+
+
+def _check_warmup(warmup: Param, steps: int) -> None:
+    # Rounded to steps as tuner.graphs rounds a trial's: the largest must leave the schedule a
+    # step, or every trial that draws it fails.
+    largest = max(warmup.values) if isinstance(warmup, Choice) else warmup.high
+    if round(largest * steps) >= steps:
+        raise BadInput(
+            f"--space warmup={warmup}: a warmup of {largest:g} of the {steps} steps rounds to "
+            f"{round(largest * steps)}, leaving no step after it"
+        )
 
 
 def parse_confirm(text: str) -> tuple[int, int]:

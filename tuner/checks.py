@@ -1,0 +1,126 @@
+"""What a search tries once before anything is written: each chosen schedule and optimizer built
+and run for a step, and the task's loss on a few rows. A setting that can never train would
+otherwise fail trial after trial, and leave a study of failures behind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+
+from tuner.errors import BadInput
+from tuner.plugins import Registry
+from tuner.space import Float, Param, SearchSpace
+from tuner.specs import OptimizerSpec, ScheduleSpec, Task
+
+# Enough validation rows to tell a loss that is a scalar from one per row.
+ROWS = 4
+
+
+def check_trainable(
+    name: str, task: Task, registry: Registry, space: SearchSpace, steps: int
+) -> None:
+    """Raise BadInput unless task ``name``'s loss is a scalar with a gradient, and every
+    schedule and optimizer of ``space`` builds and takes a step of the task's model, each with
+    the middle of its parameters' ranges."""
+    # An array whatever its space, as a trial's peak rate always is.
+    lr = mx.array(space.shared["lr"].midpoint(), dtype=mx.float32)
+    for schedule, params in space.schedules.items():
+        _check_schedule(registry.schedules[schedule], params, lr, steps)
+    model, grads = _check_loss(name, task)
+    for optimizer, params in space.optimizers.items():
+        _check_optimizer(registry.optimizers[optimizer], params, lr, model, grads, name)
+
+
+def _values(space: Mapping[str, Param]) -> dict[str, Any]:
+    # As a trial passes them: a Float as an mx.array, since it reaches a trial's step as one.
+    return {
+        key: mx.array(param.midpoint(), dtype=mx.float32)
+        if isinstance(param, Float)
+        else param.midpoint()
+        for key, param in space.items()
+    }
+
+
+def _why(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+def _check_schedule(spec: ScheduleSpec, params: Mapping[str, Param], lr: Any, steps: int) -> None:
+    try:
+        schedule = spec.build(lr, steps, **_values(params))
+    except Exception as error:
+        raise BadInput(f"schedule '{spec.name}' cannot be built: {_why(error)}") from None
+    if not callable(schedule):
+        raise BadInput(
+            f"schedule '{spec.name}' cannot be used: its build returned "
+            f"{_kind(schedule)}, not a function from the step to the learning rate"
+        )
+    try:
+        # The step as an optimizer counts it.
+        rate = float(schedule(mx.array(0, dtype=mx.uint64)))
+    except Exception as error:
+        raise BadInput(f"schedule '{spec.name}' fails at step 0: {_why(error)}") from None
+    if not math.isfinite(rate):
+        raise BadInput(
+            f"schedule '{spec.name}' gives the learning rate {rate} at step 0, not a finite number"
+        )
+
+
+def _check_loss(name: str, task: Task) -> tuple[nn.Module, Any]:
+    """A new model of the task and its gradient on a few validation rows."""
+    x, y = (part[:ROWS] for part in task.valid)
+    try:
+        model = task.model()
+        loss = task.loss(model, x, y)
+    except Exception as error:
+        raise BadInput(
+            f"the loss of task '{name}' fails on {ROWS} validation rows: {_why(error)}"
+        ) from None
+    if not isinstance(loss, mx.array) or loss.ndim != 0:
+        what = f"an array of shape {loss.shape}" if isinstance(loss, mx.array) else _kind(loss)
+        raise BadInput(
+            f"the loss of task '{name}' is {what} on {ROWS} validation rows, not a scalar: "
+            "reduce it, to its mean say"
+        )
+    try:
+        _, grads = nn.value_and_grad(model, task.loss)(model, x, y)
+        mx.eval(grads)
+    except Exception as error:
+        raise BadInput(f"the loss of task '{name}' has no gradient: {_why(error)}") from None
+    return model, grads
+
+
+def _check_optimizer(
+    spec: OptimizerSpec,
+    params: Mapping[str, Param],
+    lr: Any,
+    model: nn.Module,
+    grads: Any,
+    task: str,
+) -> None:
+    try:
+        optimizer = spec.build(lr, **_values(params))
+    except Exception as error:
+        raise BadInput(f"optimizer '{spec.name}' cannot be built: {_why(error)}") from None
+    if not isinstance(optimizer, optim.Optimizer):
+        raise BadInput(
+            f"optimizer '{spec.name}' cannot be used: its build returned {_kind(optimizer)}, "
+            "not an mlx.optimizers.Optimizer"
+        )
+    try:
+        optimizer.update(model, grads)
+        mx.eval(model.parameters(), optimizer.state)
+    except Exception as error:
+        raise BadInput(
+            f"optimizer '{spec.name}' fails a step on the model of task '{task}': {_why(error)}"
+        ) from None
+
+
+def _kind(value: object) -> str:
+    return "None" if value is None else f"a {type(value).__name__}"
