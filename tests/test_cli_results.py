@@ -306,7 +306,10 @@ def test_a_missing_database_is_named_and_not_created(tmp_path, command):
     result = tuner(url, command, *args)
 
     assert result.exit_code == 2
-    assert result.stderr == f"Error: no database at {tmp_path / 'none.db'}\n"
+    assert result.stderr == (
+        f"Error: no database at {tmp_path / 'none.db'}: run tuner search to make one, "
+        "or give --storage\n"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -223,7 +223,8 @@ def test_the_readers_know_confirmation_runs_and_export_takes_the_confirmed_winne
             store.save_confirmation("s", row(number, seed, value))
     store.close()
 
-    exported = json.loads(tuner("export", "s", "--format", "json", "--storage", sqlite_url).stdout)
+    export = tuner("export", "s", "--format", "json", "--storage", sqlite_url)
+    exported = json.loads(export.stdout)
     shown = json.loads(
         tuner("show", "s", second.number, "--format", "json", "--storage", sqlite_url).stdout
     )
@@ -231,6 +232,7 @@ def test_the_readers_know_confirmation_runs_and_export_takes_the_confirmed_winne
     table = tuner("best", "s", "--storage", sqlite_url).stdout
 
     assert exported["source"]["trial"] == second.number
+    assert export.stderr.startswith(f"Note: trial {second.number} is the confirmed winner: ")
     confirmed = exported["source"]["confirmed"]
     assert confirmed.pop("test") == {"test_loss": pytest.approx(0.15)}
     assert confirmed == pytest.approx({"mean": 0.15, "std": 0.0707107, "runs": 2})

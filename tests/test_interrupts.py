@@ -181,7 +181,10 @@ def test_a_stopped_search_records_the_trial_as_interrupted_and_counts_it_apart(s
 
     name = run_search(plan, sqlite_url, StopAtTrial(stop, 2), stop)
 
-    assert states(sqlite_url, name) == ["COMPLETE", "COMPLETE", "FAIL"]
+    # The interrupted trial's settings wait to run again when the study goes on.
+    assert states(sqlite_url, name) == ["COMPLETE", "COMPLETE", "FAIL", "WAITING"]
+    trials = optuna.load_study(study_name=name, storage=sqlite_url).trials
+    assert trials[3].system_attrs["fixed_params"] == trials[2].params
     with open_results(sqlite_url) as results:
         record = results.trial("stopped", 2)
         counts = results.study("stopped").counts

@@ -422,3 +422,29 @@ def test_timeout_stops_the_trial_in_flight_at_its_next_step(storage):
     assert trial.reason == f"stopped by --timeout at step {trial.steps}"
     assert (counts.complete, counts.failed, counts.interrupted) == (0, 0, 1)
     assert result.stdout.splitlines()[-1].endswith("--confirm 1x2")
+
+
+def test_the_command_that_continues_a_study_leaves_out_what_the_study_keeps(storage):
+    result = search(storage, "--trials", "2", "--study", "c", "--steps", "30", "--seed", "3",
+                    "--space", "lr=1e-3..1e-1:log", "--confirm", "1x2")  # fmt: skip
+
+    continuing = result.stdout.splitlines()[-1].removeprefix("Continue it: ")
+    assert continuing == (
+        f"tuner search --study c --trials 4 --storage {shlex.quote(storage)} --confirm 1x2"
+    )
+    again = CliRunner().invoke(cli, shlex.split(continuing)[1:])
+    assert again.exit_code == 0, again.output
+    assert len(finished(storage, "c")) == 4
+
+
+def test_a_trial_stopped_before_its_end_is_tried_again_when_the_study_goes_on(storage):
+    long = ["--study", "again", "--steps", "8000", "--eval-every", "4000", "--confirm", "0"]
+    assert search(storage, *long, "--timeout", "0.5", "--no-defaults").exit_code == 0
+
+    result = search(storage, *long, "--trials", "1")
+
+    assert result.exit_code == 0, result.output
+    with open_results(storage) as results:
+        stopped, again = results.trials("again")
+    assert (stopped.outcome, again.outcome) == ("interrupted", "complete")
+    assert again.params == stopped.params

@@ -62,7 +62,7 @@ def search(
     space: Sequence[str] = (),
     metric: str | None = None,
     sampler: str = "tpe",
-    pruner: str = "median",
+    pruner: str = "quartile",
     plugins: Sequence[str] = (),
     blas: str | None = None,
     defaults: bool = True,

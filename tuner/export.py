@@ -113,6 +113,13 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
             "test": confirmed.test,
         }
     notes = _resolve(config, registry).changes
+    if number is None and confirmed is not None:
+        notes.insert(
+            0,
+            f"trial {trial.number} is the confirmed winner: its settings trained again with "
+            f"{len(confirmed.values)} fresh seeds gave the best mean {settings['metric']} "
+            f"({confirmed.mean:.6g}); give --trial N for another",
+        )
     if trial.outcome is not Outcome.COMPLETE:
         how = trial.reason or trial.outcome
         how = how if how.startswith(trial.outcome) else f"{trial.outcome}: {how}"

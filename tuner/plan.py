@@ -15,7 +15,7 @@ from tuner.plugins import Registry
 from tuner.space import Choice, Param, SearchSpace, build_space
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
-PRUNERS = ("median", "hyperband", "sha", "none")
+PRUNERS = ("quartile", "median", "hyperband", "sha", "none")
 # Optuna's samplers seed numpy's RandomState, which takes no seed outside 0..2**32 - 1.
 MAX_SEED = 2**32 - 1
 # Optuna's limit on a study's name, and the width of tuner's column for it.
@@ -47,7 +47,7 @@ class SearchConfig:
     schedules: Sequence[str] | None = None
     space: Sequence[str] = ()
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "quartile"
     metric: str | None = None
     command: str = ""
     # Whether a new study tries its optimizers' known-good settings first.

@@ -90,7 +90,10 @@ class Results:
         self._url = url
         state = schema_state(url)
         if state.status == "missing":
-            raise BadInput(f"no database at {sqlite_path(make_url(url))}")
+            raise BadInput(
+                f"no database at {sqlite_path(make_url(url))}: run tuner search to make one, "
+                "or give --storage"
+            )
         if state.status in ("behind", "ahead"):
             raise TunerError(state.problem)
         # A database without tuner's tables holds no tuner study; it is not an error to look.

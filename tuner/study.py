@@ -329,6 +329,11 @@ def _search(
         record = ended.pop(trial.number, None)
         if record is not None:
             store.save_trial(study.study_name, record)
+        if record is not None and record.outcome == Outcome.INTERRUPTED and trial.params:
+            # Stopped, not judged: its settings run again, after those already queued, so
+            # that a known-good setting cut short by Ctrl-C or --timeout is still tried.
+            default = {"default": record.default_source} if record.default_source else {}
+            study.enqueue_trial(trial.params, user_attrs=default)
         if halt.is_set():
             study.stop()
         elif trial.state == optuna.trial.TrialState.FAIL:

@@ -127,10 +127,13 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
 )
 @click.option(
     "--pruner",
-    type=click.Choice(["median", "hyperband", "sha", "none"]),
-    default="median",
+    type=click.Choice(["quartile", "median", "hyperband", "sha", "none"]),
+    default="quartile",
     show_default=True,
-    help="Optuna pruner.",
+    help="quartile stops a trial, from the first eval, when it is among the worst quarter of "
+    "the finished trials there, pruned ones too; median is Optuna's median pruner against "
+    "complete trials; hyperband and sha are Optuna's, more aggressive; none runs every trial "
+    "to the end.",
 )
 @click.option(
     "--defaults/--no-defaults",
@@ -357,10 +360,15 @@ def given_options(ctx: click.Context, leave_out: Sequence[str] = ()) -> list[str
     return words
 
 
+# What a resumed study takes from its record: the command that continues it need not say.
+STUDY_KEEPS = ("task", "steps", "batch_size", "eval_every", "metric", "seed", "defaults")
+STUDY_KEEPS += ("optimizers", "schedules", "space")
+
+
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     """The ``tuner search`` (or ``tuner worker``) that continues this study: the options
     given, with its name and a new --trials."""
-    given = given_options(ctx, leave_out=("study", "trials", "quiet", "verbose"))
+    given = given_options(ctx, leave_out=("study", "trials", "quiet", "verbose", *STUDY_KEEPS))
     named = [study] if ctx.command.name == "worker" else ["--study", study]
     return " ".join(["tuner", str(ctx.command.name), *named, "--trials", str(trials), *given])
 

@@ -79,7 +79,7 @@ def confirmation_table(confirmation: Confirmation, width: int | None = WIDTH) ->
     verdict on the winner's lead under the table."""
     metric = confirmation.metric
     tests = sorted({name for config in confirmation.configs for name in config.test})
-    headers = ["trial", f"mean {metric}", "± sd", "runs", *tests, "optimizer", "schedule"]
+    headers = ["trial", "mean", "sd", "runs", *tests, "optimizer", "schedule"]
     headers += ["lr", "search", "settings"]
     rows = []
     for config in confirmation.configs:
@@ -102,6 +102,7 @@ def confirmation_table(confirmation: Confirmation, width: int | None = WIDTH) ->
     board = table(headers, rows, width=width, below=["settings"])
     title = (
         f"Confirmed: the best configurations trained again in full, each with the same "
-        f"{max(len(c.runs) for c in confirmation.configs)} fresh seeds"
+        f"{max(len(c.runs) for c in confirmation.configs)} fresh seeds; the mean and standard "
+        f"deviation of their {metric}"
     )
     return f"{wrap(title, width)}\n{board}\n{wrap(confirmation.verdict, width)}"
