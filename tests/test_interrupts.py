@@ -162,6 +162,25 @@ def test_twenty_interrupts_at_any_moment_leave_no_trial_running(tmp_path):
     assert counts.interrupted >= 10, counts
 
 
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_at_any_moment_leave_tuner_and_optuna_agreeing(tmp_path, signum, status):
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    for attempt in range(10):
+        process = start(url, "--trials", "500")
+        wait_for(process, "Study s (")
+        time.sleep(attempt * 0.15)
+
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+
+        assert process.returncode == status, err
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+        assert running(url, "s") == [], (out, err)
+    with open_results(url) as results:
+        read = [t.state for t in results.trials("s")]
+    assert read == [state for state in states(url, "s") if state != "WAITING"]
+
+
 class StopAtTrial(Watcher):
     """Sets ``stop`` as trial ``number`` starts, as a Ctrl-C there would."""
 

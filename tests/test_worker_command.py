@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from click.testing import CliRunner
 from stored import stored_confirmations, stored_trials
 
+from tuner import open_results
 from tuner.cli import cli
 
 TUNER = Path(sys.executable).with_name("tuner")
@@ -129,3 +131,47 @@ def test_ctrl_c_stops_every_worker_of_jobs(tmp_path):
     trials = optuna.load_study(study_name="j", storage=url).trials
     assert "RUNNING" not in [t.state.name for t in trials]
     assert subprocess.run(["pgrep", "-f", "tuner worker j"], capture_output=True).stdout == b""
+
+
+def test_four_jobs_fill_a_study_of_200_while_a_reader_reads_it(storage_url):
+    if storage_url.startswith("postgresql"):
+        subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
+    command = [TUNER, "search", "--task", "synthetic", "--study", "big", "--trials", "200"]
+    command += ["--jobs", "4", "--confirm", "0", "--quiet", "--storage", storage_url]
+    reader = [TUNER, "trials", "big", "--storage", storage_url, "--format", "json"]
+
+    search = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reads = []
+    while search.poll() is None:
+        reads.append(subprocess.run(reader, capture_output=True, text=True))
+        time.sleep(0.5)
+    _, err = search.communicate()
+
+    assert search.returncode == 0, err
+    assert err == ""
+    # A database or study that does not exist yet is the only error a reader may meet.
+    starting = ("no study 'big'", "no database at")
+    errors = [r.stderr.removeprefix("Error: ") for r in reads if r.returncode]
+    assert [e for e in errors if not e.startswith(starting)] == []
+    trials = optuna.load_study(study_name="big", storage=storage_url).trials
+    states = [t.state.name for t in trials]
+    assert "RUNNING" not in states and "FAIL" not in states
+    # Workers that end trials at the same moment may each start one more.
+    assert 200 <= len(states) <= 203
+    assert [t.number for t in trials] == list(range(len(trials)))
+    with open_results(storage_url) as results:
+        assert [t.state for t in results.trials("big")] == states
+    if storage_url.startswith("postgresql"):
+        assert tuner_connections(storage_url) == 0
+
+
+def tuner_connections(url):
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as connection:
+        count = connection.scalar(
+            sqlalchemy.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tuner'"
+            )
+        )
+    engine.dispose()
+    return count
