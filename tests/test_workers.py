@@ -172,3 +172,19 @@ def test_a_dead_workers_trial_is_reaped_when_a_worker_starts_and_tried_again(sto
     assert retry.system_attrs["failed_trial"] == dead.number
     assert retry.state in FINISHED
     assert retry.params["lr"] == lr
+
+
+@pytest.mark.parametrize("value", ["0", "x", "1.5"])
+def test_a_heartbeat_that_is_not_a_whole_number_of_seconds_is_refused(tmp_path, value):
+    database = tmp_path / "tuner.db"
+    result = CliRunner().invoke(
+        cli,
+        ["search", "--task", "synthetic", "--trials", "1", "--storage", f"sqlite:///{database}"],
+        env={"TUNER_HEARTBEAT_S": value},
+    )
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: TUNER_HEARTBEAT_S='{value}': give a whole number of seconds, 1 or more\n"
+    )
+    assert not database.exists()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuner import blas as blas_choice
-from tuner.db import schema_state
+from tuner.db import heartbeat_s, schema_state
 from tuner.errors import BadInput
 from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
@@ -130,6 +130,8 @@ def search(
 def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
     """The plan of ``config``: checked against the registry and, when it names a study that
     exists, against what that study was made with. Raises BadInput; writes nothing."""
+    # Checked now, as every option is: Optuna's storage reads it only once the study is made.
+    heartbeat_s()
     stored = _stored_settings(storage, config.study) if config.study else None
     plan = plan_search(config, registry, stored)
     # Here, as tuner.study is in run: importing MLX waits until the BLAS is chosen.

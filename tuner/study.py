@@ -17,11 +17,13 @@ import mlx.core as mx
 import optuna
 
 from tuner.db import (
+    GRACE_BEATS,
     CurveRow,
     Store,
     StudyRow,
     TrialRow,
     database_error,
+    heartbeat_s,
     open_store,
     optuna_storage,
     parse_url,
@@ -39,6 +41,8 @@ from tuner.watcher import Progress, Watcher
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # A study whose trials all fail tells nothing; stop it rather than spin.
 MAX_FAILURES_IN_A_ROW = 5
+# How often a worker that waits for others' last trials looks again.
+AWAIT_S = 0.5
 
 WORDS = (
     "amber azure brisk calm crisp dawn eager fern gold hazel ivory jade keen lilac "
@@ -318,6 +322,7 @@ def _search(
     watcher.started(name, new=new, twins=twins)
     progress = Progress(total=config.trials)
     _take_stock(study, progress)
+    _await_others(study, progress, config.trials, halt)
     if progress.claimed >= config.trials or stop.is_set():
         return name
     ended: dict[int, TrialRow] = {}
@@ -344,8 +349,7 @@ def _search(
         else:
             progress.failures_in_a_row = 0
         _take_stock(study, progress)
-        # Not when other workers' trials in flight will make up the count: each worker would
-        # otherwise start one more trial at the end, to be cut short or to overshoot.
+        _await_others(study, progress, config.trials, halt)
         if progress.claimed >= config.trials:
             study.stop()
         # A trial that failed before its objective noted anything failed in sampling.
@@ -364,6 +368,22 @@ def _search(
             f"the last: {progress.last_failure}"
         )
     return name
+
+
+def _await_others(study: optuna.Study, progress: Progress, trials: int, halt: Halt) -> None:
+    """Wait while other workers' trials in flight would make up the count: a worker that
+    started one more now would overshoot it. One that fails, or whose worker dies (its trial
+    is failed after the heartbeat's grace, and its settings queued again), leaves the count
+    short: this worker then goes on. It waits no longer than that grace and a beat: a trial
+    whose worker died before its first heartbeat is never failed, and must not hold it."""
+    deadline = time.monotonic() + (GRACE_BEATS + 1) * heartbeat_s()
+    while progress.finished < trials <= progress.claimed and not halt.is_set():
+        if time.monotonic() > deadline:
+            progress.running = 0
+            return
+        time.sleep(AWAIT_S)
+        optuna.storages.fail_stale_trials(study)
+        _take_stock(study, progress)
 
 
 def _take_stock(study: optuna.Study, progress: Progress) -> None:

@@ -19,12 +19,13 @@ from tuner.db.migrations import (
     upgrade,
 )
 from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow
-from tuner.db.optuna import optuna_storage
+from tuner.db.optuna import GRACE_BEATS, heartbeat_s, optuna_storage
 from tuner.db.reads import run_of
 from tuner.db.store import Store, open_store
 from tuner.db.urls import database_error, mask_url, parse_url, sqlite_path, storage_failure
 
 __all__ = [
+    "GRACE_BEATS",
     "READ_ONLY",
     "ConfirmationRow",
     "CurveRow",
@@ -36,6 +37,7 @@ __all__ = [
     "database_error",
     "downgrade",
     "engine_kwargs",
+    "heartbeat_s",
     "make_engine",
     "mask_url",
     "migration_options",

@@ -10,6 +10,7 @@ Optuna's tables are Optuna's to create and migrate; tuner's are made ready first
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -33,12 +34,14 @@ from tuner.db.engine import engine_kwargs, forget_in_forked_children
 from tuner.db.models import TrialRow
 from tuner.db.store import open_store
 from tuner.db.urls import mask_url, parse_url, storage_failure
-from tuner.errors import TunerError
+from tuner.errors import BadInput, TunerError
 
 if TYPE_CHECKING:
     import optuna
 
-HEARTBEAT_S = 30
+HEARTBEAT_ENV = "TUNER_HEARTBEAT_S"
+# A trial silent for this many heartbeats is a dead worker's.
+GRACE_BEATS = 3
 OPTUNA_CREATE_TRIES = 5
 
 
@@ -57,13 +60,22 @@ def _rdb_storage(
             # A worker that dies mid-trial leaves it RUNNING; without a heartbeat it would stay
             # so forever. With one, the next worker to start (or start a trial) marks it FAIL,
             # and queues its settings once more, so that the study still reaches its count.
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=3 * HEARTBEAT_S,
+            heartbeat_interval=heartbeat_s(),
+            grace_period=GRACE_BEATS * heartbeat_s(),
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                 max_retry=1
             ),
             skip_compatibility_check=foreign_alembic_version,
         )
+
+
+def heartbeat_s() -> int:
+    """Seconds between a worker's signs of life: 30, or ``TUNER_HEARTBEAT_S``, which a cluster
+    that preempts its workers may shorten so that their trials are failed and retried sooner."""
+    text = os.environ.get(HEARTBEAT_ENV, "30")
+    if not text.isdigit() or int(text) < 1:
+        raise BadInput(f"{HEARTBEAT_ENV}={text!r}: give a whole number of seconds, 1 or more")
+    return int(text)
 
 
 def _lost_creation_race(error: SQLAlchemyError) -> bool:
