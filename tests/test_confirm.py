@@ -12,9 +12,9 @@ from stored import stored_confirmations, stored_trials
 
 from tuner import open_results
 from tuner.cli import cli
-from tuner.compare import confirmed, judge_confirmed
+from tuner.compare import judge_confirmed
 from tuner.db import ConfirmationRow, open_store
-from tuner.results import Outcome, Run, TrialSummary
+from tuner.results import Confirmed, Outcome, Run, TrialSummary
 
 SEARCH = ["search", "--task", "synthetic", "--optimizers", "adam,sgd"]
 SEARCH += ["--schedules", "constant,cosine", "--study", "s"]
@@ -188,7 +188,7 @@ def runs(*values, outcome=Outcome.COMPLETE):
 )
 def test_the_verdict_tests_the_two_best_means(a, b, direction, clear, words):
     judged = judge_confirmed(
-        "s", "val_loss", direction, [confirmed(trial(0, "adam"), a), confirmed(trial(1, "sgd"), b)]
+        "s", "val_loss", direction, [Confirmed(trial(0, "adam"), a), Confirmed(trial(1, "sgd"), b)]
     )
 
     assert judged.clear is clear
@@ -204,7 +204,7 @@ def test_a_study_without_confirmation_runs_says_so(sqlite_url):
 
 
 def test_the_runs_of_a_diverging_configuration_count_apart_from_its_mean():
-    config = confirmed(
+    config = Confirmed(
         trial(0, "adam"), [*runs(1.0, 3.0), *runs(float("nan"), outcome=Outcome.DIVERGED)]
     )
 

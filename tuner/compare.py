@@ -21,8 +21,6 @@ from tuner.results import (
     Counts,
     GroupStats,
     Outcome,
-    Run,
-    TrialSummary,
 )
 
 # (name, number, outcome, value) of one trial, grouped by its optimizer's or schedule's name.
@@ -133,28 +131,6 @@ def judge(study: str, by: str, metric: str, direction: str, groups: list[GroupSt
         spread=spread,
         clear=clear,
         verdict=verdict,
-    )
-
-
-def confirmed(trial: TrialSummary, runs: list[Run]) -> Confirmed:
-    """``trial``'s configuration with its confirmation ``runs`` and their statistics."""
-    values = [
-        run.value
-        for run in runs
-        if run.outcome == Outcome.COMPLETE and run.value is not None and math.isfinite(run.value)
-    ]
-    complete = [run for run in runs if run.outcome == Outcome.COMPLETE]
-    names = {name for run in complete for name in run.test_metrics}
-    return Confirmed(
-        trial=trial,
-        runs=runs,
-        mean=statistics.fmean(values) if values else None,
-        std=statistics.stdev(values) if len(values) > 1 else None,
-        test={
-            name: statistics.fmean(run.test_metrics[name] for run in complete)
-            for name in sorted(names)
-            if all(name in run.test_metrics for run in complete)
-        },
     )
 
 

@@ -21,7 +21,7 @@ from tuner.plan import Plan
 from tuner.query import open_results
 from tuner.results import Outcome
 from tuner.space import Sample
-from tuner.train import run_trial
+from tuner.train import TrialResult, failure, run_trial
 from tuner.watcher import Watcher
 
 
@@ -103,21 +103,7 @@ def _run(
             test=True,
         )
     except Exception as error:
-        reason = f"{type(error).__name__}: {error}".splitlines()[0]
-        return ConfirmationRow(
-            trial=number,
-            seed=seed,
-            steps=0,
-            wall_time_s=time.monotonic() - started,
-            metrics={},
-            test_metrics={},
-            value=None,
-            outcome=Outcome.FAILED,
-            losses=[],
-            lrs=[],
-            evals=[],
-            reason=reason,
-        )
+        result = TrialResult.unrun(Outcome.FAILED, failure(error), time.monotonic() - started)
     if result.outcome is Outcome.INTERRUPTED:
         return None
     return ConfirmationRow(

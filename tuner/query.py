@@ -26,12 +26,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tuner.compare import GROUPINGS, confirmed, group_stats, judge, judge_confirmed
+from tuner.compare import GROUPINGS, group_stats, judge, judge_confirmed
 from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.results import (
     FINISHED,
     Comparison,
     Confirmation,
+    Confirmed,
     Counts,
     Outcome,
     Provenance,
@@ -274,7 +275,7 @@ class Results:
             record = self._find(connection, study)
             runs = self._sql.confirmation_runs(connection, record)
             trials = self._sql.recorded(connection, record, list(runs))
-        configs = [confirmed(trial, runs[trial.number]) for trial in trials]
+        configs = [Confirmed(trial, runs[trial.number]) for trial in trials]
         metric = record.settings.get("metric", "value")
         return judge_confirmed(record.name, metric, self._sql.direction(record), configs)
 

@@ -10,6 +10,7 @@ their ``to_json``. They import only the standard library, so ``import tuner`` st
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -281,20 +282,37 @@ class Confirmed:
 
     trial: TrialSummary
     runs: list[Run]
-    mean: float | None
-    std: float | None
-    test: dict[str, float]
 
     @property
     def values(self) -> list[float]:
         """The values of the complete runs, the only ones that measure the whole run."""
         return [
             run.value
-            for run in self.runs
-            if run.outcome == Outcome.COMPLETE
-            and run.value is not None
-            and math.isfinite(run.value)
+            for run in self._complete
+            if run.value is not None and math.isfinite(run.value)
         ]
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    @property
+    def test(self) -> dict[str, float]:
+        complete = self._complete
+        names = sorted({name for run in complete for name in run.test_metrics})
+        return {
+            name: statistics.fmean(run.test_metrics[name] for run in complete)
+            for name in names
+            if all(name in run.test_metrics for run in complete)
+        }
+
+    @property
+    def _complete(self) -> list[Run]:
+        return [run for run in self.runs if run.outcome == Outcome.COMPLETE]
 
     def to_json(self) -> dict[str, Any]:
         return _plain(

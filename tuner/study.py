@@ -35,7 +35,7 @@ from tuner.plan import Plan, differences
 from tuner.query import from_optuna, open_results
 from tuner.results import Outcome
 from tuner.samplers import make_pruner, make_sampler, trial_seed
-from tuner.train import TrialResult, run_trial
+from tuner.train import TrialResult, failure, run_trial
 from tuner.watcher import Progress, Watcher
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -134,19 +134,7 @@ def objective_for(
 
         def unrun(outcome: Outcome, reason: str) -> TrialRow:
             trial.set_user_attr("reason", reason)
-            result = TrialResult(
-                outcome=outcome,
-                value=None,
-                metrics={},
-                steps=0,
-                wall_time_s=time.monotonic() - started,
-                step_time_s=None,
-                compiled=False,
-                reason=reason,
-                losses=[],
-                lrs=[],
-                evals=[],
-            )
+            result = TrialResult.unrun(outcome, reason, time.monotonic() - started)
             return _record(trial, seed, result)
 
         started = time.monotonic()
@@ -176,8 +164,7 @@ def objective_for(
             if result.outcome is Outcome.INTERRUPTED and halt.timed_out:
                 result = replace(result, reason=f"stopped by --timeout at step {result.steps}")
         except Exception as error:
-            reason = f"{type(error).__name__}: {error}".splitlines()[0]
-            ended[trial.number] = unrun(Outcome.FAILED, reason)
+            ended[trial.number] = unrun(Outcome.FAILED, failure(error))
             raise
         ended[trial.number] = _record(trial, seed, result)
         if result.outcome is Outcome.INTERRUPTED:
@@ -322,8 +309,7 @@ def _search(
     watcher.started(name, new=new, twins=twins)
     progress = Progress(total=config.trials)
     _take_stock(study, progress)
-    _await_others(study, progress, config.trials, halt)
-    if progress.claimed >= config.trials or stop.is_set():
+    if _counted(study, progress, config.trials, halt) or stop.is_set():
         return name
     ended: dict[int, TrialRow] = {}
 
@@ -349,8 +335,7 @@ def _search(
         else:
             progress.failures_in_a_row = 0
         _take_stock(study, progress)
-        _await_others(study, progress, config.trials, halt)
-        if progress.claimed >= config.trials:
+        if _counted(study, progress, config.trials, halt):
             study.stop()
         # A trial that failed before its objective noted anything failed in sampling.
         outcome = Outcome.FAILED if record is None else Outcome(record.outcome)
@@ -370,20 +355,20 @@ def _search(
     return name
 
 
-def _await_others(study: optuna.Study, progress: Progress, trials: int, halt: Halt) -> None:
-    """Wait while other workers' trials in flight would make up the count: a worker that
-    started one more now would overshoot it. One that fails, or whose worker dies (its trial
-    is failed after the heartbeat's grace, and its settings queued again), leaves the count
-    short: this worker then goes on. It waits no longer than that grace and a beat: a trial
-    whose worker died before its first heartbeat is never failed, and must not hold it."""
+def _counted(study: optuna.Study, progress: Progress, trials: int, halt: Halt) -> bool:
+    """Whether the study holds its count of finished trials, or will once other workers'
+    trials in flight end: waiting for those rather than start one more, which would overshoot.
+    One that fails, or whose worker dies (its trial is failed after the heartbeat's grace, and
+    its settings queued again), leaves the count short. It waits no longer than that grace and
+    a beat: a trial whose worker died before its first heartbeat is never failed."""
     deadline = time.monotonic() + (GRACE_BEATS + 1) * heartbeat_s()
     while progress.finished < trials <= progress.claimed and not halt.is_set():
         if time.monotonic() > deadline:
-            progress.running = 0
-            return
+            return False
         time.sleep(AWAIT_S)
         optuna.storages.fail_stale_trials(study)
         _take_stock(study, progress)
+    return progress.claimed >= trials
 
 
 def _take_stock(study: optuna.Study, progress: Progress) -> None:

@@ -63,6 +63,28 @@ class TrialResult:
     evals: list[dict[str, float]]
     test_metrics: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def unrun(cls, outcome: Outcome, reason: str, wall_time_s: float) -> TrialResult:
+        """A trial that ended before it trained: stopped first, or failed to start."""
+        return cls(
+            outcome=outcome,
+            value=None,
+            metrics={},
+            steps=0,
+            wall_time_s=wall_time_s,
+            step_time_s=None,
+            compiled=False,
+            reason=reason,
+            losses=[],
+            lrs=[],
+            evals=[],
+        )
+
+
+def failure(error: Exception) -> str:
+    """Why a trial failed, in one line."""
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
 
 def run_trial(
     task: Task,

@@ -7,9 +7,9 @@ import shlex
 import signal
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -58,6 +58,19 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(f"'{value}'{where}: give auto or bundled", ctx, param)
     blas_choice.load(value)
     return value
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--quiet`` and ``--verbose``, which ``tuner search`` and ``tuner worker`` share."""
+    command = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        help="Print a line on stderr for every finished trial, on a terminal or not.",
+    )(command)
+    return click.option(
+        "-q", "--quiet", is_flag=True, help="Print only the study's name at the end."
+    )(command)
 
 
 @click.command("search")
@@ -172,13 +185,7 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
     "the mlx wheel's own. Env: TUNER_BLAS.",
 )
 @plugin_option
-@click.option("-q", "--quiet", is_flag=True, help="Print only the study's name at the end.")
-@click.option(
-    "-v",
-    "--verbose",
-    is_flag=True,
-    help="Print a line on stderr for every finished trial, on a terminal or not.",
-)
+@output_options
 def search_command(
     task: str | None,
     trials: int,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 
 from tuner.cli import plugin_option, storage_option
-from tuner.cli.search import check_confirm, drive, given_options
+from tuner.cli.search import check_confirm, drive, given_options, output_options
 from tuner.plan import SearchConfig, parse_confirm
 from tuner.query import open_results
 
@@ -39,13 +39,7 @@ from tuner.query import open_results
 )
 @storage_option
 @plugin_option
-@click.option("-q", "--quiet", is_flag=True, help="Print only the study's name at the end.")
-@click.option(
-    "-v",
-    "--verbose",
-    is_flag=True,
-    help="Print a line on stderr for every finished trial, on a terminal or not.",
-)
+@output_options
 def worker_command(
     study: str,
     trials: int,

@@ -213,7 +213,35 @@ class CurveRow(Base):
     evals: Mapped[list[dict[str, Any]]] = mapped_column(MetricsJSON)
 
 
-class TrialRow(Base):
+def _ending_checks() -> tuple[CheckConstraint, ...]:
+    """The constraints of a row that records how a training run ended, and its value."""
+    return (
+        CheckConstraint(
+            "outcome IN ({})".format(", ".join(f"'{o}'" for o in OUTCOMES)),
+            name="outcome",
+        ),
+        CheckConstraint(
+            "value_type IN ({})".format(", ".join(f"'{t}'" for t in VALUE_TYPES)),
+            name="value_type",
+        ),
+    )
+
+
+class _Ending:
+    """What a row that records how a training run ended checks, and how it stores its value
+    (see :func:`split_value`)."""
+
+    outcome: str
+    value: float | None
+    value_type: str | None
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"an outcome is one of {OUTCOMES}, not {self.outcome!r}")
+        self.value, self.value_type = split_value(self.value)
+
+
+class TrialRow(_Ending, Base):
     """One finished trial: what ran, how long it took, how it ended, and its curve.
 
     ``value`` is stored as Optuna stores one: a finite number in ``value``, and in
@@ -230,14 +258,7 @@ class TrialRow(Base):
         Index(None, "study_id", "schedule"),
         Index(None, "study_id", "outcome"),
         Index(None, "study_id", "value"),
-        CheckConstraint(
-            "outcome IN ({})".format(", ".join(f"'{o}'" for o in OUTCOMES)),
-            name="outcome",
-        ),
-        CheckConstraint(
-            "value_type IN ({})".format(", ".join(f"'{t}'" for t in VALUE_TYPES)),
-            name="value_type",
-        ),
+        *_ending_checks(),
     )
 
     id: Mapped[int] = mapped_column(
@@ -265,13 +286,8 @@ class TrialRow(Base):
     value_type: Mapped[str | None] = mapped_column(String(8), init=False)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
 
-    def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"a trial's outcome is one of {OUTCOMES}, not {self.outcome!r}")
-        self.value, self.value_type = split_value(self.value)
 
-
-class ConfirmationRow(Base):
+class ConfirmationRow(_Ending, Base):
     """A confirmation run: a trial's configuration trained again after the search, in full,
     without pruning, with a fresh seed, to tell its merit from its luck.
 
@@ -283,14 +299,7 @@ class ConfirmationRow(Base):
     __tablename__ = "tuner_confirmations"
     __table_args__ = (
         UniqueConstraint("study_id", "trial", "seed"),
-        CheckConstraint(
-            "outcome IN ({})".format(", ".join(f"'{o}'" for o in OUTCOMES)),
-            name="outcome",
-        ),
-        CheckConstraint(
-            "value_type IN ({})".format(", ".join(f"'{t}'" for t in VALUE_TYPES)),
-            name="value_type",
-        ),
+        *_ending_checks(),
     )
 
     id: Mapped[int] = mapped_column(
@@ -314,8 +323,3 @@ class ConfirmationRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     value_type: Mapped[str | None] = mapped_column(String(8), init=False)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
-
-    def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"a run's outcome is one of {OUTCOMES}, not {self.outcome!r}")
-        self.value, self.value_type = split_value(self.value)
