@@ -4,7 +4,8 @@ Each module has one job: :mod:`~tuner.db.urls` checks and masks storage URLs,
 :mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.models` declares tuner's tables,
 :mod:`~tuner.db.migrations` runs their alembic history, :mod:`~tuner.db.store` writes
 their records, :mod:`~tuner.db.optuna` holds every coupling to Optuna's storage and tables, and
-:mod:`~tuner.db.reads` holds the SQL of every read of tuner's tables, for :mod:`tuner.query`.
+:mod:`~tuner.db.reads` holds the SQL of every read of tuner's tables, for :mod:`tuner.query`,
+and :mod:`~tuner.db.to_results` turns the rows it reads into :mod:`tuner.results` types.
 Each imports only modules named before it, never one after. The rest of tuner imports from
 here.
 """
@@ -20,8 +21,8 @@ from tuner.db.migrations import (
 )
 from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow
 from tuner.db.optuna import GRACE_BEATS, heartbeat_s, optuna_storage
-from tuner.db.reads import run_of
 from tuner.db.store import Store, open_store
+from tuner.db.to_results import run_of
 from tuner.db.urls import database_error, mask_url, parse_url, sqlite_path, storage_failure
 
 __all__ = [
