@@ -150,7 +150,8 @@ def test_a_dead_workers_trial_is_reaped_when_a_worker_starts_and_tried_again(sto
     storage = optuna_storage(storage_url)
     dead = optuna.load_study(study_name="r", storage=storage).ask()
     lr = dead.suggest_float("lr", 1e-4, 1.0, log=True)
-    storage.record_heartbeat(dead._trial_id)
+    study_id = storage.get_study_id_from_name("r")
+    storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, dead.number))
     with storage.engine.begin() as connection:
         beats = sqlalchemy.table(
             "trial_heartbeats", sqlalchemy.column("heartbeat", sqlalchemy.DateTime)
