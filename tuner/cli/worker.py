@@ -20,7 +20,7 @@ from tuner.query import open_results
     type=click.IntRange(min=1),
     required=True,
     help="Finished trials the study should hold, counting every worker's: each worker stops "
-    "once it does (the last ones may each finish one more).",
+    "once it does, or will once the trials in flight end.",
 )
 @click.option(
     "--timeout",

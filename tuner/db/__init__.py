@@ -10,6 +10,7 @@ Each imports only modules named before it, never one after. The rest of tuner im
 here.
 """
 
+from tuner.db.claims import ClaimLock
 from tuner.db.engine import READ_ONLY, engine_kwargs, make_engine
 from tuner.db.migrations import (
     SchemaState,
@@ -20,7 +21,13 @@ from tuner.db.migrations import (
     upgrade,
 )
 from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow
-from tuner.db.optuna import GRACE_BEATS, heartbeat_s, optuna_storage
+from tuner.db.optuna import (
+    GRACE_BEATS,
+    beatless_trial_ids,
+    heartbeat_s,
+    optuna_storage,
+    silence,
+)
 from tuner.db.store import Store, open_store
 from tuner.db.to_results import run_of
 from tuner.db.urls import database_error, mask_url, parse_url, sqlite_path, storage_failure
@@ -28,12 +35,14 @@ from tuner.db.urls import database_error, mask_url, parse_url, sqlite_path, stor
 __all__ = [
     "GRACE_BEATS",
     "READ_ONLY",
+    "ClaimLock",
     "ConfirmationRow",
     "CurveRow",
     "SchemaState",
     "Store",
     "StudyRow",
     "TrialRow",
+    "beatless_trial_ids",
     "check",
     "database_error",
     "downgrade",
@@ -47,6 +56,7 @@ __all__ = [
     "parse_url",
     "run_of",
     "schema_state",
+    "silence",
     "sqlite_path",
     "storage_failure",
     "upgrade",
