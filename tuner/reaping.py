@@ -15,6 +15,7 @@ from tuner.db import (
     TrialRow,
     beatless_trial_ids,
     heartbeat_s,
+    make_engine,
     open_store,
     optuna_storage,
     silence,
@@ -27,55 +28,68 @@ from tuner.samplers import trial_seed
 RUNNING = (optuna.trial.TrialState.RUNNING,)
 
 
-def reaping_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's storage on ``url``, which records in tuner's tables each trial it fails for a
-    dead worker."""
+class Recorder:
+    """Records in tuner's tables, as failed and with how long it ran, each trial of a study of
+    tuner's that Optuna fails for a dead worker. A class, not a closure: Optuna's storage, which
+    holds it, is pickled for processes."""
 
-    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        with open_results(url) as results:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        with open_results(self.url) as results:
             try:
                 seed = results.provenance(study.study_name).seed
             except BadInput:
                 return  # Not a study of tuner's: Optuna's state is all there is.
-        study_id = storage.get_study_id_from_name(study.study_name)
-        silent = silence(
-            storage, storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        )
-        lived = trial.datetime_complete - trial.datetime_start
-        if silent is None:
-            ran, reason = timedelta(0), "its worker died as the trial began"
-        else:
-            ran = max(lived - silent, timedelta(0))
-            reason = (
-                f"its worker stopped answering {ran.total_seconds():.0f} s in: killed, or its "
-                "machine lost"
-            )
-        params = trial.params
-        row = TrialRow(
-            number=trial.number,
-            optimizer=params.get("optimizer", "-"),
-            schedule=params.get("schedule", "-"),
-            params=params,
-            seed=trial_seed(seed, trial.number),
-            steps=0,
-            wall_time_s=ran.total_seconds(),
-            step_time_s=None,
-            compiled=False,
-            metrics={},
-            value=None,
-            outcome=Outcome.FAILED,
-            reason=reason,
-            default_source=trial.user_attrs.get("default"),
-            curve=CurveRow(losses=[], lrs=[], evals=[]),
-        )
-        store = open_store(url)
+        engine = make_engine(self.url)
         try:
-            store.save_trial(study.study_name, row)
+            silent = silence(engine, study.study_name, trial.number)
+        finally:
+            engine.dispose()
+        store = open_store(self.url)
+        try:
+            store.save_trial(study.study_name, _row(trial, trial_seed(seed, trial.number), silent))
         finally:
             store.close()
 
-    storage = optuna_storage(url, reaped=record)
-    return storage
+
+def _row(trial: optuna.trial.FrozenTrial, seed: int, silent: timedelta | None) -> TrialRow:
+    """The record of ``trial``, failed after its worker was ``silent`` so long (None: it never
+    beat)."""
+    if silent is None:
+        ran, reason = timedelta(0), "its worker died as the trial began"
+    else:
+        lived = trial.datetime_complete - trial.datetime_start
+        ran = max(lived - silent, timedelta(0))
+        reason = (
+            f"its worker stopped answering {ran.total_seconds():.0f} s in: killed, or its "
+            "machine lost"
+        )
+    params = trial.params
+    return TrialRow(
+        number=trial.number,
+        optimizer=params.get("optimizer", "-"),
+        schedule=params.get("schedule", "-"),
+        params=params,
+        seed=seed,
+        steps=0,
+        wall_time_s=ran.total_seconds(),
+        step_time_s=None,
+        compiled=False,
+        metrics={},
+        value=None,
+        outcome=Outcome.FAILED,
+        reason=reason,
+        default_source=trial.user_attrs.get("default"),
+        curve=CurveRow(losses=[], lrs=[], evals=[]),
+    )
+
+
+def reaping_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage on ``url``, which records in tuner's tables each trial it fails for a
+    dead worker."""
+    return optuna_storage(url, reaped=Recorder(url))
 
 
 def reap(study: optuna.Study, storage: optuna.storages.RDBStorage) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     Connection,
     DateTime,
+    Engine,
     Row,
     String,
     cast,
@@ -60,15 +61,6 @@ def _rdb_storage(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-
-    def stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        retry(study, trial)
-        if reaped is not None:
-            reaped(study, trial)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
             parsed.render_as_string(hide_password=False),
             engine_kwargs=engine_kwargs(url),
@@ -77,9 +69,28 @@ def _rdb_storage(
             # and queues its settings once more, so that the study still reaches its count.
             heartbeat_interval=heartbeat_s(),
             grace_period=GRACE_BEATS * heartbeat_s(),
-            heartbeat_stale_trial_callback=stale,
+            heartbeat_stale_trial_callback=_Stale(reaped),
             skip_compatibility_check=foreign_alembic_version,
         )
+
+
+class _Stale:
+    """What befalls a trial whose worker died: its settings are queued once more, and
+    ``reaped`` is told. A class, not a closure: Optuna's storage is pickled for processes."""
+
+    def __init__(self, reaped: Reaped | None) -> None:
+        # Imported here for start-up time, as in _rdb_storage.
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+        self._reaped = reaped
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._retry(study, trial)
+        if self._reaped is not None:
+            self._reaped(study, trial)
 
 
 def heartbeat_s() -> int:
@@ -236,12 +247,18 @@ def beatless_trial_ids(
         return list(connection.scalars(query))
 
 
-def silence(storage: optuna.storages.RDBStorage, trial_id: int) -> timedelta | None:
-    """How long trial ``trial_id``'s worker has not beaten, on the database's clock, which
-    Optuna's heartbeats are written by; None when it never beat."""
+def silence(engine: Engine, study: str, number: int) -> timedelta | None:
+    """How long the worker of trial ``number`` of ``study`` has not beaten, on the database's
+    clock, which Optuna's heartbeats are written by; None when it never beat."""
+    trials, studies = optuna_tables()
     beats = table("trial_heartbeats", column("trial_id"), column("heartbeat"))
-    query = select(func.now(), beats.c.heartbeat).where(beats.c.trial_id == trial_id)
-    with storage.engine.connect() as connection:
+    query = (
+        select(func.now(), beats.c.heartbeat)
+        .join(trials, trials.c.trial_id == beats.c.trial_id)
+        .join(studies, studies.c.study_id == trials.c.study_id)
+        .where(studies.c.study_name == study, trials.c.number == number)
+    )
+    with engine.connect() as connection:
         found = connection.execute(query).first()
     if found is None:
         return None
