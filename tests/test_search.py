@@ -405,7 +405,8 @@ def test_a_search_closes_its_connections_when_it_returns(storage, tmp_path):
     # that left one open would change the file later, in whatever command ran next.
     assert search(storage, "--trials", "2").exit_code == 0
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tuner.db"]
+    # Beside the database, only the empty file that workers lock to start trials.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tuner.db", "tuner.db-claims"]
 
 
 def test_timeout_stops_the_trial_in_flight_at_its_next_step(storage):
