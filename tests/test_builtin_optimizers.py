@@ -35,9 +35,14 @@ MLX = {
     "rmsprop": lambda lr, p: optim.RMSprop(lr, alpha=p["alpha"], eps=p["eps"]),
     "adagrad": lambda lr, p: optim.Adagrad(lr, eps=p["eps"]),
     "adadelta": lambda lr, p: optim.AdaDelta(lr, rho=p["rho"], eps=p["eps"]),
-    "adam": lambda lr, p: optim.Adam(lr, betas=[p["beta1"], p["beta2"]]),
+    "adam": lambda lr, p: optim.Adam(
+        lr, betas=[p["beta1"], p["beta2"]], bias_correction=p["bias_correction"]
+    ),
     "adamw": lambda lr, p: optim.AdamW(
-        lr, betas=[p["beta1"], p["beta2"]], weight_decay=p["weight_decay"]
+        lr,
+        betas=[p["beta1"], p["beta2"]],
+        weight_decay=p["weight_decay"],
+        bias_correction=p["bias_correction"],
     ),
     "adamax": lambda lr, p: optim.Adamax(lr, betas=[p["beta1"], p["beta2"]]),
     "lion": lambda lr, p: optim.Lion(
