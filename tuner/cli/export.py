@@ -8,7 +8,8 @@ import click
 
 from tuner.cli import load_registry, plugin_option, storage_option
 from tuner.cli.output import echo_json
-from tuner.export import export_trial, python_code
+from tuner.code import python_code
+from tuner.export import export_trial
 
 
 @click.command("export")
