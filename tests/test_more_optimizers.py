@@ -3,6 +3,7 @@ out in numpy, schedule-free AdamW's trials measured at its averaged weights, and
 training the built-in tasks inside the compiled step a search reuses."""
 
 import math
+from dataclasses import replace
 
 import mlx.core as mx
 import mlx.optimizers as optim
@@ -13,7 +14,7 @@ from tuner.graphs import GraphCache, validation
 from tuner.plugins import load_plugins
 from tuner.space import Sample
 from tuner.train import run_trial
-from tuner_builtins import more_optimizers, tasks
+from tuner_builtins import more_optimizers, tasks, tinylm
 
 REGISTRY = load_plugins()
 NEW = ["nadamw", "schedule_free_adamw"]
@@ -132,7 +133,7 @@ def default_sample(name):
     )
 
 
-def trial(task, name, graphs, steps=50, **kwargs):
+def trial(task, name, graphs, steps=50, batch_size=32, **kwargs):
     sample = default_sample(name)
     return run_trial(
         task,
@@ -140,7 +141,7 @@ def trial(task, name, graphs, steps=50, **kwargs):
         REGISTRY.schedules[sample.schedule],
         sample,
         steps=steps,
-        batch_size=32,
+        batch_size=batch_size,
         eval_every=25,
         seed=0,
         graphs=graphs,
@@ -148,11 +149,21 @@ def trial(task, name, graphs, steps=50, **kwargs):
     )
 
 
+@pytest.fixture(scope="module")
+def small_tinylm():
+    """``tinylm`` with a sixteenth of its validation windows, which on MLX's bundled BLAS cost
+    a second an eval."""
+    task = tinylm.build_tinylm()
+    return replace(task, valid=tuple(part[:8] for part in task.valid))
+
+
+@pytest.mark.parametrize(("task", "batch_size"), [("digits", 32), ("small_tinylm", 4)])
 @pytest.mark.parametrize("name", NEW)
-def test_trains_digits_below_its_starting_loss_compiled(digits, name):
+def test_trains_each_builtin_task_below_its_starting_loss_compiled(request, task, batch_size, name):
+    task = request.getfixturevalue(task)
     graphs = GraphCache()
 
-    result = trial(digits, name, graphs)
+    result = trial(task, name, graphs, batch_size=batch_size)
 
     assert result.outcome == "complete" and result.compiled and result.reason is None
     assert [graph.traces for graph in graphs.values()] == [1]
