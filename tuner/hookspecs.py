@@ -42,7 +42,12 @@ def tuner_register_optimizers(register):
 
     ``space`` maps each keyword argument of ``build`` to a ``Float``, ``Int`` or ``Choice``
     with the range worth searching. The peak learning rate is not part of it: every optimizer
-    shares the ``lr`` dimension.
+    shares the ``lr`` dimension. Users may move a range with ``--space``; where some values
+    mean nothing at all (a fraction past 1), say so with ``Float(low, high,
+    limits=(lowest, highest))``, and those are refused in one line. Before a search writes
+    anything, ``build`` is called with the middle of each range and with each value of each
+    ``Choice``: raise ``ValueError`` there, with what the values may be, for one it cannot
+    take.
 
     ``build(learning_rate, **params)`` returns an ``mlx.optimizers.Optimizer``.
     ``learning_rate`` is a schedule callable (or a float). During a search ``build`` is called

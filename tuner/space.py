@@ -190,28 +190,15 @@ def parse_param(text: str, declared: Param, where: str) -> Param:
             param = (Int if kind is int else Float)(low, high, log=flag == "log")
         except ValueError as error:
             raise BadInput(f"{where}: {error}") from None
-        _check_limits((low, high), declared, where)
+        for bound in (low, high):
+            _check_value(bound, declared, where)
         return param
     values = [parse_scalar(part) for part in text.split(",") if part.strip()]
     if not values:
         raise BadInput(f"{where}: empty value; give a range like {declared} or a value")
     for value in values:
         _check_value(value, declared, where)
-    _check_limits(values, declared, where)
     return Choice(values)
-
-
-def _check_limits(values: Sequence[Any], declared: Param, where: str) -> None:
-    limits = getattr(declared, "limits", None)
-    if limits is None:
-        return
-    lowest, highest = limits
-    outside = [v for v in values if not lowest <= v <= highest]
-    if outside:
-        raise BadInput(
-            f"{where}: {_format_value(outside[0])} is outside {lowest:g}..{highest:g}, "
-            "the values it can take"
-        )
 
 
 def _check_value(value: Any, declared: Param, where: str) -> None:
@@ -223,6 +210,12 @@ def _check_value(value: Any, declared: Param, where: str) -> None:
         raise BadInput(f"{where}: {value!r} is not a finite number")
     elif isinstance(declared, Int) and not isinstance(value, int):
         raise BadInput(f"{where}: {value!r} is not an integer")
+    limits = getattr(declared, "limits", None)
+    if limits is not None and not limits[0] <= value <= limits[1]:
+        raise BadInput(
+            f"{where}: {_format_value(value)} is outside {limits[0]:g}..{limits[1]:g}, "
+            "the values it can take"
+        )
 
 
 # The whole search space of a study.
