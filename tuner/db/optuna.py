@@ -10,7 +10,6 @@ Optuna's tables are Optuna's to create and migrate; tuner's are made ready first
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import warnings
@@ -53,17 +52,11 @@ def _rdb_storage(
     # for Optuna.
     import optuna
 
-    class Storage(optuna.storages.RDBStorage):
-        def record_heartbeat(self, trial_id: int) -> None:
-            # Optuna beats from a thread of its own, where an error (a full disk, a server
-            # gone) would print a traceback and end the beats. The trial's next write meets
-            # the same error and reports it in one line; the next beat tries again.
-            with contextlib.suppress(optuna.exceptions.StorageInternalError, SQLAlchemyError):
-                super().record_heartbeat(trial_id)
+    from tuner.db.quiet_heartbeat import QuietHeartbeatStorage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return Storage(
+        return QuietHeartbeatStorage(
             parsed.render_as_string(hide_password=False),
             engine_kwargs=engine_kwargs(url),
             # A worker that dies mid-trial leaves it RUNNING; without a heartbeat it would stay
