@@ -4,9 +4,9 @@ first (which builds MLX's kernels, unless ``--warm-cache``) and the later ones t
 Each trial trains the optimizer's known-good setting, its peak rate scaled a little each trial
 so that every one is new numbers in the same compiled step, as a search's trials are::
 
-    python benchmarks/tinylm.py --optimizer adamw --trials 5
+    python benchmarks/language_model.py --optimizer adamw --trials 5
     LD_PRELOAD=$(ls /usr/lib/x86_64-linux-gnu/libopenblas*.so* | head -1) \\
-        OPENBLAS_NUM_THREADS=1 python benchmarks/tinylm.py
+        OPENBLAS_NUM_THREADS=1 python benchmarks/language_model.py
 """
 
 from __future__ import annotations
@@ -52,16 +52,16 @@ def run(args: argparse.Namespace) -> None:
     from tuner.plugins import load_plugins
     from tuner.space import Sample
     from tuner.train import run_trial
-    from tuner_builtins import tinylm
+    from tuner_builtins import language_model
 
     registry = load_plugins()
     started = time.perf_counter()
     task = registry.tasks["tinylm"].build()
     mx.eval(task.train, task.valid)
     loaded = time.perf_counter() - started
-    files = tinylm.corpus_files()
+    files = language_model.corpus_files()
     sizes = {
-        part: sum(p.stat().st_size for p in files if tinylm.part_of(p) == part)
+        part: sum(p.stat().st_size for p in files if language_model.part_of(p) == part)
         for part in ("train", "valid", "test")
     }
     print(

@@ -14,7 +14,7 @@ from tuner.graphs import GraphCache, validation
 from tuner.plugins import load_plugins
 from tuner.space import Sample
 from tuner.train import run_trial
-from tuner_builtins import more_optimizers, tasks, tinylm
+from tuner_builtins import language_model, more_optimizers, tasks
 
 REGISTRY = load_plugins()
 NEW = ["nadamw", "schedule_free_adamw"]
@@ -153,7 +153,7 @@ def trial(task, name, graphs, steps=50, batch_size=32, **kwargs):
 def small_tinylm():
     """``tinylm`` with a sixteenth of its validation windows, which on MLX's bundled BLAS cost
     a second an eval."""
-    task = tinylm.build_tinylm()
+    task = language_model.build_tinylm()
     return replace(task, valid=tuple(part[:8] for part in task.valid))
 
 

@@ -14,20 +14,20 @@ from click.testing import CliRunner
 
 from tuner.cli import cli
 from tuner.plugins import BUILTIN, load_plugins
-from tuner_builtins import tinylm
+from tuner_builtins import language_model
 
 REGISTRY = load_plugins()
 
 
 @pytest.fixture(scope="module")
 def task():
-    return tinylm.build_tinylm()
+    return language_model.build_tinylm()
 
 
 def test_the_corpus_is_every_top_level_module_of_this_pythons_stdlib_by_name():
     stdlib = Path(sysconfig.get_paths()["stdlib"])
 
-    files = tinylm.corpus_files()
+    files = language_model.corpus_files()
 
     assert files == sorted(files) and {p.parent for p in files} == {stdlib}
     assert {p.name for p in files} | {p.name for p in stdlib.glob("_sysconfigdata*.py")} == {
@@ -37,10 +37,10 @@ def test_the_corpus_is_every_top_level_module_of_this_pythons_stdlib_by_name():
 
 
 def test_a_files_part_depends_on_its_name_alone_and_each_part_has_files():
-    files = tinylm.corpus_files()
-    parts = [tinylm.part_of(p) for p in files]
+    files = language_model.corpus_files()
+    parts = [language_model.part_of(p) for p in files]
 
-    assert [tinylm.part_of(Path("/elsewhere") / p.name) for p in files] == parts
+    assert [language_model.part_of(Path("/elsewhere") / p.name) for p in files] == parts
     assert {part: parts.count(part) > 5 for part in ("train", "valid", "test")} == {
         "train": True,
         "valid": True,
@@ -50,19 +50,19 @@ def test_a_files_part_depends_on_its_name_alone_and_each_part_has_files():
 
 
 def test_the_windows_are_each_parts_bytes_end_to_end_with_their_successors():
-    files = [p for p in tinylm.corpus_files() if tinylm.part_of(p) == "valid"]
+    files = [p for p in language_model.corpus_files() if language_model.part_of(p) == "valid"]
     data = np.frombuffer(b"".join(p.read_bytes() for p in files), dtype=np.uint8)
 
-    x, y = (np.array(a) for a in tinylm.windows("valid"))
+    x, y = (np.array(a) for a in language_model.windows("valid"))
 
-    assert x.shape == y.shape == ((len(data) - 1) // tinylm.CONTEXT, tinylm.CONTEXT)
+    assert x.shape == y.shape == ((len(data) - 1) // language_model.CONTEXT, language_model.CONTEXT)
     np.testing.assert_array_equal(x.reshape(-1), data[: x.size])
     np.testing.assert_array_equal(y.reshape(-1), data[1 : x.size + 1])
 
 
 def test_a_limit_spreads_the_windows_it_keeps_over_the_whole_part():
-    every, _ = tinylm.windows("test")
-    kept, _ = tinylm.windows("test", 10)
+    every, _ = language_model.windows("test")
+    kept, _ = language_model.windows("test", 10)
 
     rows = [np.array(r).tobytes() for r in every]
     positions = [rows.index(np.array(r).tobytes()) for r in kept]
@@ -71,7 +71,7 @@ def test_a_limit_spreads_the_windows_it_keeps_over_the_whole_part():
 
 
 def test_train_valid_and_test_share_no_file_and_build_the_same_each_time(task):
-    again = tinylm.build_tinylm()
+    again = language_model.build_tinylm()
 
     for ours, theirs in zip(
         [*task.train, *task.valid, *task.test()],
@@ -79,8 +79,8 @@ def test_train_valid_and_test_share_no_file_and_build_the_same_each_time(task):
         strict=True,
     ):
         assert mx.array_equal(ours, theirs).item()
-    assert task.valid[0].shape == (tinylm.VALID_WINDOWS, tinylm.CONTEXT)
-    assert task.test()[0].shape == (tinylm.TEST_WINDOWS, tinylm.CONTEXT)
+    assert task.valid[0].shape == (language_model.VALID_WINDOWS, language_model.CONTEXT)
+    assert task.test()[0].shape == (language_model.TEST_WINDOWS, language_model.CONTEXT)
     assert task.train[0].dtype == mx.uint8
 
 
@@ -92,7 +92,7 @@ def test_the_model_is_causal_and_starts_near_a_uniform_guess(task):
 
     logits, altered = model(x), model(changed)
 
-    assert logits.shape == (4, tinylm.CONTEXT, 256)
+    assert logits.shape == (4, language_model.CONTEXT, 256)
     assert mx.allclose(logits[:, :40], altered[:, :40], atol=1e-5).item()
     assert not mx.allclose(logits[:, 40:], altered[:, 40:]).item()
     assert task.loss(model, x, y).item() == pytest.approx(math.log(256), rel=0.05)
@@ -129,7 +129,7 @@ def test_the_pairs_meet_every_optimizer_and_schedule():
 @pytest.mark.parametrize(("optimizer", "schedule"), PAIRS)
 def test_tuner_search_trains_tinylm_with_each_builtin(tmp_path, monkeypatch, optimizer, schedule):
     # Its evals are most of a four-step trial: on MLX's bundled BLAS, a second each.
-    monkeypatch.setattr(tinylm, "VALID_WINDOWS", 16)
+    monkeypatch.setattr(language_model, "VALID_WINDOWS", 16)
     storage = f"sqlite:///{tmp_path / 'tuner.db'}"
     result = CliRunner().invoke(
         cli,

@@ -30,7 +30,7 @@ BUILTIN_MODULES = (
     "tuner_builtins.schedules",
     "tuner_builtins.tasks",
     "tuner_builtins.more_optimizers",
-    "tuner_builtins.tinylm",
+    "tuner_builtins.language_model",
 )
 BUILTIN = "built-in"
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
