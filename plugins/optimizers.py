@@ -29,6 +29,10 @@ from tuner import Choice, Default, Float, OptimizerSpec, hookimpl
 BETA1 = Float(0.85, 0.95)
 # From GPT-3's 0.95 (Brown et al. 2020), steadier in short runs, to Adam's default 0.999.
 BETA2 = Float(0.95, 0.999)
+# Kingma & Ba 2015 divide the moments by 1 - beta^t, and so does PyTorch; MLX's Adam and AdamW
+# do not unless asked, which mostly changes the first few hundred steps: searched, as each
+# value is someone's default.
+BIAS_CORRECTION = Choice((False, True))
 
 
 class _SGD(optim.SGD):
@@ -162,15 +166,22 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
     register(
         OptimizerSpec(
             "adam",
-            defaults=(Default(1e-3, {"beta1": 0.9, "beta2": 0.999}, source="Kingma & Ba 2015"),),
-            build=lambda learning_rate, beta1, beta2: _set(
-                optim.Adam(learning_rate), betas=[beta1, beta2]
+            defaults=(
+                Default(
+                    1e-3,
+                    {"beta1": 0.9, "beta2": 0.999, "bias_correction": True},
+                    source="Kingma & Ba 2015",
+                ),
             ),
-            space={"beta1": BETA1, "beta2": BETA2},
-            description="Adam: momentum over a running RMS of the gradient, without bias "
-            "correction as MLX defaults (Kingma & Ba 2015)",
-            code=lambda learning_rate, beta1, beta2: (
-                f"optim.Adam(learning_rate={learning_rate!r}, betas=[{beta1!r}, {beta2!r}])"
+            build=lambda learning_rate, beta1, beta2, bias_correction: _set(
+                optim.Adam(learning_rate, bias_correction=bias_correction), betas=[beta1, beta2]
+            ),
+            space={"beta1": BETA1, "beta2": BETA2, "bias_correction": BIAS_CORRECTION},
+            description="Adam: momentum over a running RMS of the gradient, with or without "
+            "bias correction (Kingma & Ba 2015)",
+            code=lambda learning_rate, beta1, beta2, bias_correction: (
+                f"optim.Adam(learning_rate={learning_rate!r}, betas=[{beta1!r}, {beta2!r}], "
+                f"bias_correction={bias_correction!r})"
             ),
         )
     )
@@ -180,15 +191,18 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             defaults=(
                 Default(
                     1e-3,
-                    {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01},
+                    {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01, "bias_correction": True},
                     "cosine",
                     {"end_factor": 0.0},
                     warmup=0.05,
                     source="Loshchilov & Hutter 2019, cosine after a 5 % warmup",
                 ),
             ),
-            build=lambda learning_rate, beta1, beta2, weight_decay: _set(
-                optim.AdamW(learning_rate, weight_decay=weight_decay), betas=[beta1, beta2]
+            build=lambda learning_rate, beta1, beta2, weight_decay, bias_correction: _set(
+                optim.AdamW(
+                    learning_rate, weight_decay=weight_decay, bias_correction=bias_correction
+                ),
+                betas=[beta1, beta2],
             ),
             space={
                 "beta1": BETA1,
@@ -196,11 +210,12 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
                 # Decoupled decay, scaled by the rate (Loshchilov & Hutter 2019); the midpoint
                 # is MLX's and PyTorch's default 0.01, the top the 0.1 of LLM training.
                 "weight_decay": Float(1e-3, 1e-1, log=True),
+                "bias_correction": BIAS_CORRECTION,
             },
             description="AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019)",
-            code=lambda learning_rate, beta1, beta2, weight_decay: (
+            code=lambda learning_rate, beta1, beta2, weight_decay, bias_correction: (
                 f"optim.AdamW(learning_rate={learning_rate!r}, betas=[{beta1!r}, {beta2!r}], "
-                f"weight_decay={weight_decay!r})"
+                f"weight_decay={weight_decay!r}, bias_correction={bias_correction!r})"
             ),
         )
     )

@@ -16,7 +16,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.optimizers as optim
 
-from tuner import Float, Int, ScheduleSpec, hookimpl
+from tuner import Choice, Float, Int, ScheduleSpec, hookimpl
 
 Schedule = Callable[[Any], Any]
 
@@ -37,6 +37,35 @@ def cosine(lr: Any, steps: int, end_factor: Any) -> Schedule:
 def exponential(lr: Any, steps: int, decay_rate: Any) -> Schedule:
     decay = optim.exponential_decay(lr, decay_rate)
     return lambda step: decay(mx.minimum(step, steps))
+
+
+# How a WSD cooldown brings the rate down, by the part of the cooldown done, from 0 to 1: each
+# as MLX code, for ``tuner export``, and as the function a trial runs, which must agree.
+COOLDOWNS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "sqrt": ("1 - mx.sqrt({})", lambda done: 1 - mx.sqrt(done)),
+    "linear": ("1 - {}", lambda done: 1 - done),
+    "cosine": (
+        f"0.5 * (1 + mx.cos({math.pi!r} * {{}}))",
+        lambda done: 0.5 * (1 + mx.cos(math.pi * done)),
+    ),
+}
+
+
+def wsd(lr: Any, steps: int, cooldown: Any, shape: str) -> Schedule:
+    if shape not in COOLDOWNS:
+        raise ValueError(f"no cooldown shape '{shape}'; the shapes are {', '.join(COOLDOWNS)}")
+    # A cooldown shorter than a step lasts one, so that the rate always reaches 0 at `steps`.
+    length = mx.maximum(cooldown * steps, 1)
+    down = COOLDOWNS[shape][1]
+    return lambda step: lr * down(mx.clip(1 - (steps - mx.minimum(step, steps)) / length, 0.0, 1.0))
+
+
+def _wsd_code(lr: Any, steps: int, cooldown: Any, shape: str) -> str:
+    done = (
+        f"mx.clip(1 - ({steps!r} - mx.minimum(step, {steps!r})) / "
+        f"mx.maximum({cooldown!r} * {steps!r}, 1), 0.0, 1.0)"
+    )
+    return f"lambda step: {lr!r} * ({COOLDOWNS[shape][0].format(done)})"
 
 
 def _interval(steps: int, drops: int) -> int:
@@ -114,5 +143,21 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
                 f"lambda step: optim.step_decay({lr!r}, {decay_rate!r}, "
                 f"{_interval(steps, drops)!r})(mx.minimum(step, {steps - 1!r}))"
             ),
+        )
+    )
+    register(
+        ScheduleSpec(
+            "wsd",
+            wsd,
+            {
+                # Hägele et al. 2024 (arXiv 2405.18392) match cosine with a cooldown of 20 % of
+                # the run, and do better with longer ones; short runs want longer still.
+                "cooldown": Float(0.05, 0.5, limits=(0.0, 1.0)),
+                # Their best shape is 1 - sqrt, ahead of the linear one; cosine for comparison.
+                "shape": Choice(("sqrt", "linear", "cosine")),
+            },
+            "warmup-stable-decay: the peak until the last `cooldown` part of the run, then "
+            "down to 0 in a `shape` cooldown (Hägele et al. 2024)",
+            code=_wsd_code,
         )
     )

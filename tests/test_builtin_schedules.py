@@ -15,7 +15,25 @@ BUILTINS = [n for n in REGISTRY.schedules if REGISTRY.plugin_of("schedule", n).s
 LR = 0.1
 STEPS = 100
 
-# What each built-in should be, written with MLX's functions: (lr, steps, params) -> schedule.
+
+def wsd_closed_form(lr, steps, cooldown, shape):
+    """WSD's rate at step t, in float64: the peak until the cooldown, which lasts
+    max(cooldown * steps, 1) steps and ends at 0 at ``steps``, then held there."""
+    down = {
+        "sqrt": lambda done: 1 - math.sqrt(done),
+        "linear": lambda done: 1 - done,
+        "cosine": lambda done: (1 + math.cos(math.pi * done)) / 2,
+    }[shape]
+
+    def rate(t):
+        left = steps - min(t, steps)
+        return lr * down(min(max(1 - left / max(cooldown * steps, 1), 0.0), 1.0))
+
+    return rate
+
+
+# What each built-in should be, written with MLX's functions (WSD, which MLX lacks, in closed
+# form): (lr, steps, params) -> schedule.
 MLX = {
     "constant": lambda lr, n, p: lambda step: mx.array(lr),
     "linear": lambda lr, n, p: optim.linear_schedule(
@@ -24,6 +42,9 @@ MLX = {
     "cosine": lambda lr, n, p: optim.cosine_decay(lr, n, end=p["end_factor"] * lr),
     "exponential": lambda lr, n, p: optim.exponential_decay(lr, p["decay_rate"]),
     "step": lambda lr, n, p: optim.step_decay(lr, p["decay_rate"], math.ceil(n / (p["drops"] + 1))),
+    "wsd": lambda lr, n, p: (
+        lambda step: mx.array(wsd_closed_form(lr, n, p["cooldown"], p["shape"])(step.item()))
+    ),
 }
 
 
@@ -116,3 +137,32 @@ def test_schedule_traces_with_array_settings_and_gives_the_same_numbers(name):
         plain = make_schedule(spec, lr, STEPS, 10, point)
         assert traced == pytest.approx(values(plain, range(STEPS + 5)), rel=1e-5)
     assert traces == 1
+
+
+@pytest.mark.parametrize("cooldown", [0.2, 0.5, 1.0, 0.0, 0.001])
+@pytest.mark.parametrize("shape", ["sqrt", "linear", "cosine"])
+def test_wsd_is_its_closed_form_at_every_step(shape, cooldown):
+    spec = REGISTRY.schedules["wsd"]
+    settings = {"cooldown": cooldown, "shape": shape}
+
+    rates = values(make_schedule(spec, LR, STEPS, params=settings), range(STEPS + 10))
+
+    expected = [wsd_closed_form(LR, STEPS, cooldown, shape)(t) for t in range(STEPS + 10)]
+    # Float32 rounding, the peak's ulp wide: 1 - sqrt(done) cancels as done nears 1.
+    assert rates == pytest.approx(expected, rel=1e-6, abs=2 * 2**-24 * LR)
+    peak = STEPS - max(round(cooldown * STEPS), 1)
+    assert rates[: peak + 1] == pytest.approx([LR] * (peak + 1))
+    assert rates[STEPS:] == [0.0] * 10
+
+
+def test_a_sqrt_cooldown_stays_above_linear_until_its_end_and_cosine_starts_slowest():
+    def rates(shape):
+        settings = {"cooldown": 0.4, "shape": shape}
+        return values(
+            make_schedule(REGISTRY.schedules["wsd"], LR, STEPS, params=settings), range(61, 100)
+        )
+
+    sqrt, linear, cosine = rates("sqrt"), rates("linear"), rates("cosine")
+
+    assert all(s < lin for s, lin in zip(sqrt, linear, strict=True))
+    assert cosine[0] > linear[0] and cosine[-1] < linear[-1]

@@ -12,7 +12,7 @@ from tuner.space import Choice, Float, Int
 PLUGINS = Path(__file__).parent / "search_plugins"
 FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 ADAM = {"optimizer": "adam", "lr": 1e-3, "warmup": 0.0, "schedule": "constant"}
-ADAM |= {"adam.beta1": 0.9, "adam.beta2": 0.999}
+ADAM |= {"adam.beta1": 0.9, "adam.beta2": 0.999, "adam.bias_correction": True}
 SGD = {"optimizer": "sgd", "lr": 0.1, "warmup": 0.0, "schedule": "cosine"}
 SGD |= {"sgd.momentum": 0.9, "sgd.nesterov": False, "sgd.weight_decay": 1e-4}
 SGD |= {"cosine.end_factor": 0.0}
@@ -42,7 +42,9 @@ def test_the_defaults_run_first_and_are_marked(storage):
 
     assert [t["params"] for t in found[:2]] == [ADAM, SGD]
     assert [t["default"] for t in found] == ["Kingma & Ba 2015", SGD_SOURCE, None, None]
-    assert "default (Kingma & Ba 2015): beta1=0.9 beta2=0.999" in " ".join(table.split())
+    assert "default (Kingma & Ba 2015): beta1=0.9 beta2=0.999 bias_correction=true" in " ".join(
+        table.split()
+    )
 
 
 def test_no_defaults_samples_from_the_first_trial(storage):

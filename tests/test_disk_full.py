@@ -17,7 +17,7 @@ def small_disk(tmp_path):
     folder = tmp_path / "small"
     folder.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(folder)],
+        ["mount", "-t", "tmpfs", "-o", "size=2000k", "tmpfs", str(folder)],
         capture_output=True,
         text=True,
     )
@@ -53,3 +53,29 @@ def test_a_full_disk_says_so_and_keeps_the_finished_trials(small_disk):
     assert listed.returncode == 0, listed.stderr
     with sqlite3.connect(database) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_a_heartbeat_that_finds_the_disk_full_says_nothing_and_beats_again(small_disk):
+    """Optuna beats from a thread of its own, where an error would print a traceback: the
+    trial's own next write meets the full disk, and reports it in one line."""
+    from tuner.db.optuna import optuna_storage
+
+    storage = optuna_storage(f"sqlite:///{small_disk / 'tuner.db'}")
+    study = optuna.create_study(storage=storage, study_name="h")
+    trial_id = study.ask()._trial_id
+    filler = small_disk / "filler"
+    with filler.open("wb") as out, pytest.raises(OSError, match="No space left"):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+
+    storage.record_heartbeat(trial_id)
+
+    optunas_own = optuna.storages.RDBStorage.record_heartbeat
+    with pytest.raises(optuna.exceptions.StorageInternalError) as raised:
+        optunas_own(storage, trial_id)
+    assert "disk is full" in str(raised.value.__cause__)
+    filler.unlink()
+    optunas_own(storage, trial_id)
+    storage.engine.dispose()

@@ -26,7 +26,7 @@ from tuner import open_results
 from tuner.cli import cli
 from tuner.db import open_store
 from tuner.errors import BadInput
-from tuner.export import build_optimizer
+from tuner.export import build_optimizer, eval_weights
 from tuner.lr import make_schedule
 from tuner.plugins import BUILTIN, load_plugins
 from tuner.space import Float, Sample
@@ -190,7 +190,10 @@ def test_both_formats_give_the_trials_rates_and_updates_exactly(
     code = export(studies, study).stdout
     config = json.loads(export(studies, study, "--format", "json").stdout)
 
-    assert "tuner" not in "".join(line for line in code.splitlines() if "import" in line)
+    imports = "".join(line for line in code.splitlines() if "import" in line)
+    # MLX's own optimizers and schedules are plain MLX; those MLX lacks are built by tuner.
+    of_mlx = REGISTRY.plugin_of("optimizer", optimizer).name == "tuner_builtins.optimizers"
+    assert ("tuner" in imports) is not of_mlx
     exported = {"python": run_code(code), "json": build_optimizer(config, steps=STEPS)}
     _, expected = trajectory(tuners_own(record.params, STEPS), STEPS)
     for form, built in exported.items():
@@ -221,8 +224,8 @@ def test_python_floats_would_not_be_exact():
 
 
 def test_the_json_config_names_what_built_the_trial(studies):
-    result = export(studies, "adamw-cosine", "--format", "json")
-    (record,) = trials_of(studies, "adamw-cosine")
+    result = export(studies, "adamw-linear", "--format", "json")
+    (record,) = trials_of(studies, "adamw-linear")
 
     config = json.loads(result.stdout)
     assert result.stderr == ""
@@ -235,8 +238,8 @@ def test_the_json_config_names_what_built_the_trial(studies):
             "plugin_version": "0.1.0",
         },
         "schedule": {
-            "name": "cosine",
-            "params": {"end_factor": record.params["cosine.end_factor"]},
+            "name": "linear",
+            "params": {k[7:]: v for k, v in record.params.items() if k.startswith("linear.")},
             "plugin": "tuner_builtins.schedules",
             "plugin_version": "0.1.0",
         },
@@ -244,7 +247,7 @@ def test_the_json_config_names_what_built_the_trial(studies):
         "warmup": record.params["warmup"],
         "steps": STEPS,
         "source": {
-            "study": "adamw-cosine",
+            "study": "adamw-linear",
             "trial": 0,
             "outcome": "complete",
             "metric": "val_loss",
@@ -276,7 +279,7 @@ def test_an_export_reads_tuners_tables_and_never_loads_optuna(studies):
         "import sys\n"
         "from tuner.export import export_trial\n"
         "from tuner.plugins import load_plugins\n"
-        f"exported = export_trial({studies!r}, 'adam-linear', 0, load_plugins())\n"
+        f"exported = export_trial({studies!r}, 'adam-constant', 0, load_plugins())\n"
         "assert exported.config['source']['trial'] == 0\n"
         "assert 'optuna' not in sys.modules\n"
     )
@@ -287,8 +290,8 @@ def test_an_export_reads_tuners_tables_and_never_loads_optuna(studies):
 
 
 def test_build_optimizer_stretches_the_schedule_and_its_warmup_over_other_steps(studies):
-    config = json.loads(export(studies, "adam-linear", "--format", "json").stdout)
-    (record,) = trials_of(studies, "adam-linear")
+    config = json.loads(export(studies, "adam-constant", "--format", "json").stdout)
+    (record,) = trials_of(studies, "adam-constant")
 
     rates, _ = trajectory(build_optimizer(config, steps=100), 100)
 
@@ -360,6 +363,35 @@ def test_a_plugin_without_code_is_built_by_tuner_and_a_pruned_trial_has_a_note(s
     assert math.isnan(path[0]["w"][0, 0].item())
 
 
+@pytest.mark.parametrize("fmt", ["python", "json"])
+def test_an_optimizer_evaluated_at_other_weights_says_which_and_gives_them(studies, fmt):
+    study = next(f"{o}-{s}" for o, s, _ in PAIRS if o == "schedule_free_adamw")
+    config = json.loads(export(studies, study, "--format", "json").stdout)
+    call = "model.update(tuner.eval_weights(config, optimizer, model.trainable_parameters()))"
+
+    result = export(studies, study, "--format", fmt)
+
+    assert result.stderr == (
+        "Note: schedule_free_adamw trains the model at other weights than those to evaluate "
+        f"and save it with: once trained, {call}\n"
+    )
+    if fmt == "python":
+        assert result.stdout.endswith(f"# once trained, {call}\n")
+    optimizer = build_optimizer(config)
+    _, path = trajectory(optimizer, 3)
+    weights = eval_weights(config, optimizer, path[-1])
+    assert same(weights, {k: optimizer.state[k]["x"] for k in INITIAL})
+    assert not same(weights, path[-1])
+
+
+def test_the_weights_to_evaluate_an_optimizer_without_them_at_are_its_own(studies):
+    config = json.loads(export(studies, "adam-constant", "--format", "json").stdout)
+    optimizer = build_optimizer(config)
+    _, path = trajectory(optimizer, 3)
+
+    assert eval_weights(config, optimizer, path[-1]) is path[-1]
+
+
 def test_sample_from_params_splits_by_owner():
     params = {
         "lr": 0.1,
@@ -379,7 +411,7 @@ def test_sample_from_params_splits_by_owner():
 
 
 def test_build_optimizer_refuses_a_config_it_cannot_build(studies):
-    config = json.loads(export(studies, "adam-linear", "--format", "json").stdout)
+    config = json.loads(export(studies, "adam-constant", "--format", "json").stdout)
 
     with pytest.raises(BadInput, match="version 1"):
         build_optimizer({**config, "version": 2})
@@ -395,12 +427,14 @@ def test_build_optimizer_refuses_a_config_it_cannot_build(studies):
     with pytest.raises(BadInput, match=r"unknown optimizer 'signum'.*--plugin"):
         build_optimizer(renamed)
     wrong = {**config, "optimizer": {**config["optimizer"], "params": {"beta1": 0.9}}}
-    with pytest.raises(BadInput, match=r"takes the parameters \['beta1', 'beta2'\]"):
+    with pytest.raises(
+        BadInput, match=r"takes the parameters \['beta1', 'beta2', 'bias_correction'\]"
+    ):
         build_optimizer(wrong)
 
 
 def test_build_optimizer_warns_of_another_plugin_version(studies):
-    config = json.loads(export(studies, "adam-linear", "--format", "json").stdout)
+    config = json.loads(export(studies, "adam-constant", "--format", "json").stdout)
     older = {**config, "optimizer": {**config["optimizer"], "plugin_version": "0.0.1"}}
 
     with pytest.warns(
@@ -436,11 +470,14 @@ def digest(path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["adam-linea"], "no study 'adam-linea' in sqlite:///"),
-        (["adam-linea"], "did you mean 'adam-linear'?"),
-        (["adam-linear", "--trial", "7"], "study 'adam-linear' has no trial 7; its trials are 0"),
-        (["adam-linear", "--trial", "-1"], "Invalid value for '--trial'"),
-        (["adam-linear", "--format", "yaml"], "Invalid value for '--format': 'yaml' is not one"),
+        (["adam-constan"], "no study 'adam-constan' in sqlite:///"),
+        (["adam-constan"], "did you mean 'adam-constant'?"),
+        (
+            ["adam-constant", "--trial", "7"],
+            "study 'adam-constant' has no trial 7; its trials are 0",
+        ),
+        (["adam-constant", "--trial", "-1"], "Invalid value for '--trial'"),
+        (["adam-constant", "--format", "yaml"], "Invalid value for '--format': 'yaml' is not one"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(studies, args, message):

@@ -29,6 +29,9 @@ CASES = {
     "build_not_callable": "schedule 'uncallable' refused: build must be callable, not str",
     "builtin_clash": "schedule 'cosine' refused: the name is taken by a built-in",
     "code_not_callable": "schedule 'uncoded' refused: code must be callable, not str",
+    "eval_weights_not_callable": (
+        "optimizer 'unweighed' refused: eval_weights must be callable, not str"
+    ),
     "exits": "called sys.exit(3)",
     "hook_exits": "tuner_register_schedules: called sys.exit('no schedules today')",
 }

@@ -74,6 +74,19 @@ def digest(path):
             "leaving no step after it",
         ),
         (
+            ["--schedules", "wsd", "--space", "wsd.cooldown=0.5..1.5"],
+            "--space wsd.cooldown: 1.5 is outside 0..1, the values it can take",
+        ),
+        (
+            ["--schedules", "wsd", "--space", "wsd.cooldown=-0.1,0.2"],
+            "--space wsd.cooldown: -0.1 is outside 0..1, the values it can take",
+        ),
+        (
+            ["--schedules", "cosine,wsd", "--space", "wsd.shape=sqrt,cube"],
+            "schedule 'wsd' cannot be built: ValueError: no cooldown shape 'cube'; "
+            "the shapes are sqrt, linear, cosine",
+        ),
+        (
             ["--plugin", PLUGINS / "hollow_optimizer.py", "--optimizers", "adam,hollow"],
             "optimizer 'hollow' cannot be used: its build returned None, "
             "not an mlx.optimizers.Optimizer",

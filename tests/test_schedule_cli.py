@@ -135,6 +135,9 @@ def test_the_table_shows_about_20_evenly_spaced_steps_the_warmup_and_the_last():
         (["cosine", "--warmup", "-5%"], "'-5%' is not a number of steps"),
         (["cosine", "--warmup", "nan"], "'nan' is not a number of steps"),
         (["constant", "--set", "a=1"], "'constant' has no parameters"),
+        (["wsd", "--set", "cooldown=1.5"], "--set cooldown: 1.5 is outside 0..1, the values"),
+        (["wsd", "--set", "cooldown=-0.2"], "--set cooldown: -0.2 is outside 0..1, the values"),
+        (["wsd", "--set", "shape=cube"], "no cooldown shape 'cube'; the shapes are sqrt, linear"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_2(args, message):

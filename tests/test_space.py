@@ -12,7 +12,11 @@ OPTIMIZERS = {
     "sgd": {"momentum": Float(0.0, 0.99), "nesterov": Choice([True, False])},
     "muon": {"ns_steps": Int(3, 7)},
 }
-SCHEDULES = {"constant": {}, "cosine": {"end_factor": Float(0.0, 0.2)}}
+SCHEDULES = {
+    "constant": {},
+    "cosine": {"end_factor": Float(0.0, 0.2)},
+    "wsd": {"cooldown": Float(0.05, 0.5, limits=(0.0, 1.0))},
+}
 
 
 def space(*overrides):
@@ -68,6 +72,9 @@ def test_the_grammar_of_the_issue():
         ("lr=1e-4..1e-1:lin", "unknown range flag ':lin'"),
         ("constant.x=1", "'constant' has no parameter 'x'; it has no parameters"),
         ("nothing", "expected NAME=VALUE"),
+        ("wsd.cooldown=0.5..1.5", "--space wsd.cooldown: 1.5 is outside 0..1, the values it can"),
+        ("wsd.cooldown=-1..0.5", "--space wsd.cooldown: -1 is outside 0..1"),
+        ("wsd.cooldown=0.1,2", "--space wsd.cooldown: 2 is outside 0..1"),
     ],
 )
 def test_bad_overrides_say_what_to_do(expr, message):
@@ -108,11 +115,20 @@ def test_sampling_is_conditional_on_the_optimizer_and_schedule():
         (lambda: Int(1.5, 3), "Int bounds must be finite ints"),
         (lambda: Choice([]), "a choice needs at least one value"),
         (lambda: Choice([[1]]), "choice values must be bool, int, float or str"),
+        (lambda: Float(0.1, 0.5, limits=(0.2, 1.0)), r"limits \(0.2, 1.0\) must be finite and"),
+        (lambda: Float(0.1, 0.5, limits=(0.0, float("inf"))), "limits .* must be finite"),
     ],
 )
 def test_a_malformed_parameter_is_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_limits_let_a_range_widen_up_to_them():
+    s = space("wsd.cooldown=0..1", "cosine.end_factor=0..0.9")
+
+    assert s.schedules["wsd"]["cooldown"] == Float(0.0, 1.0)
+    assert s.schedules["cosine"]["end_factor"] == Float(0.0, 0.9)
 
 
 def test_midpoints():

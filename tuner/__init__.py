@@ -4,7 +4,7 @@ The plugin API lives here: ``hookimpl``, the specs a plugin registers, and the p
 of a search space; so do ``search``, which runs a study, and ``open_results``, which reads one.
 """
 
-from tuner.export import build_optimizer
+from tuner.export import build_optimizer, eval_weights
 from tuner.hookspecs import hookimpl
 from tuner.query import Results, open_results
 from tuner.results import (
@@ -54,6 +54,7 @@ __all__ = [
     "TrialDetail",
     "TrialSummary",
     "build_optimizer",
+    "eval_weights",
     "hookimpl",
     "open_results",
     "search",

@@ -6,7 +6,7 @@ otherwise fail trial after trial, and leave a study of failures behind.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import mlx.core as mx
@@ -15,7 +15,7 @@ import mlx.optimizers as optim
 
 from tuner.errors import BadInput
 from tuner.plugins import Registry
-from tuner.space import Float, Param, SearchSpace
+from tuner.space import Choice, Float, Param, SearchSpace
 from tuner.specs import OptimizerSpec, ScheduleSpec, Task
 
 # Enough validation rows to tell a loss that is a scalar from one per row.
@@ -27,7 +27,7 @@ def check_trainable(
 ) -> None:
     """Raise BadInput unless task ``name``'s loss is a scalar with a gradient, and every
     schedule and optimizer of ``space`` builds and takes a step of the task's model, each with
-    the middle of its parameters' ranges."""
+    the middle of its parameters' ranges and with each value of each choice."""
     # An array whatever its space, as a trial's peak rate always is.
     lr = mx.array(space.shared["lr"].midpoint(), dtype=mx.float32)
     for schedule, params in space.schedules.items():
@@ -37,14 +37,21 @@ def check_trainable(
         _check_optimizer(registry.optimizers[optimizer], params, lr, model, grads, name)
 
 
-def _values(space: Mapping[str, Param]) -> dict[str, Any]:
+def _settings(space: Mapping[str, Param]) -> Iterator[dict[str, Any]]:
+    """The middle of each range, then each other value of each choice in turn: a choice's
+    values may each run other code (a shape, a switch), and ``--space`` may add some."""
     # As a trial passes them: a Float as an mx.array, since it reaches a trial's step as one.
-    return {
+    middle = {
         key: mx.array(param.midpoint(), dtype=mx.float32)
         if isinstance(param, Float)
         else param.midpoint()
         for key, param in space.items()
     }
+    yield middle
+    for key, param in space.items():
+        if isinstance(param, Choice):
+            for value in param.values[1:]:
+                yield {**middle, key: value}
 
 
 def _why(error: Exception) -> str:
@@ -52,8 +59,13 @@ def _why(error: Exception) -> str:
 
 
 def _check_schedule(spec: ScheduleSpec, params: Mapping[str, Param], lr: Any, steps: int) -> None:
+    for settings in _settings(params):
+        _check_one_schedule(spec, settings, lr, steps)
+
+
+def _check_one_schedule(spec: ScheduleSpec, settings: dict[str, Any], lr: Any, steps: int) -> None:
     try:
-        schedule = spec.build(lr, steps, **_values(params))
+        schedule = spec.build(lr, steps, **settings)
     except Exception as error:
         raise BadInput(f"schedule '{spec.name}' cannot be built: {_why(error)}") from None
     if not callable(schedule):
@@ -104,8 +116,20 @@ def _check_optimizer(
     grads: Any,
     task: str,
 ) -> None:
+    for settings in _settings(params):
+        _check_one_optimizer(spec, settings, lr, model, grads, task)
+
+
+def _check_one_optimizer(
+    spec: OptimizerSpec,
+    settings: dict[str, Any],
+    lr: Any,
+    model: nn.Module,
+    grads: Any,
+    task: str,
+) -> None:
     try:
-        optimizer = spec.build(lr, **_values(params))
+        optimizer = spec.build(lr, **settings)
     except Exception as error:
         raise BadInput(f"optimizer '{spec.name}' cannot be built: {_why(error)}") from None
     if not isinstance(optimizer, optim.Optimizer):

@@ -1,51 +1,39 @@
-"""A stored trial as something that trains outside tuner: MLX code, or a JSON config that
-:func:`build_optimizer` turns back into the same optimizer.
+"""A stored trial as something that trains outside tuner: a JSON config that
+:func:`build_optimizer` turns back into the same optimizer (:mod:`tuner.code` writes it as MLX
+code).
 
 A trial's compiled step takes the peak rate and every ``Float`` parameter as float32
 ``mx.array`` inputs, so that is how it rounded them. Python floats round otherwise: ``1 - beta``
-is computed in float64 before MLX sees it, and ``end_factor * lr`` too. So the code writes those
-numbers as ``mx.array(...)`` and :func:`build_optimizer` passes them as the trial did, and both
-give the learning rates the trial recorded, and the updates of tuner's own build of its
-optimizer, bit for bit.
+is computed in float64 before MLX sees it, and ``end_factor * lr`` too. So :mod:`tuner.code`
+writes those numbers as ``mx.array(...)`` and :func:`build_optimizer` passes them as the trial
+did, and both give the learning rates the trial recorded, and the updates of tuner's own build
+of its optimizer, bit for bit.
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuner.errors import BadInput, TunerError, did_you_mean
+from tuner.errors import BadInput, did_you_mean
 from tuner.plugins import Registry, load_plugins
 from tuner.query import Results, open_results
 from tuner.results import Confirmation, Outcome
-from tuner.space import Float, Param, Sample
+from tuner.space import Sample
 
 if TYPE_CHECKING:
     import mlx.optimizers as optim
 
 CONFIG_VERSION = 1
-LINE_LENGTH = 100
-
-
-class Source:
-    """Python source standing for a value in printed code: its ``repr`` is the source.
-
-    It is what a plugin's ``code`` hook receives for the schedule, the peak rate and each
-    ``Float`` parameter, which must stay arrays in the code (see ``tuner_register_optimizers``).
-    """
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-    __str__ = __repr__
+# What an export says of an optimizer whose plugin gives the weights to evaluate at.
+EVAL_WEIGHTS = "{} trains the model at other weights than those to evaluate and save it with"
+EVAL_WEIGHTS_CALL = (
+    "once trained, model.update(tuner.eval_weights(config, optimizer, "
+    "model.trainable_parameters(){}))"
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +45,7 @@ class Export:
 
 
 @dataclass(frozen=True)
-class _Resolved:
+class Resolved:
     """A config checked against the loaded plugins."""
 
     optimizer: Any
@@ -112,7 +100,12 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
             "runs": len(confirmed.values),
             "test": confirmed.test,
         }
-    notes = _resolve(config, registry).changes
+    resolved = resolve(config, registry)
+    notes = resolved.changes
+    if resolved.optimizer.eval_weights is not None:
+        notes.append(
+            f"{EVAL_WEIGHTS.format(resolved.optimizer.name)}: {EVAL_WEIGHTS_CALL.format('')}"
+        )
     if number is None and confirmed is not None:
         notes.insert(
             0,
@@ -179,7 +172,7 @@ def _spec(registry: Registry, kind: str, name: str, part: Mapping[str, Any] | No
     )
 
 
-def _resolve(config: Mapping[str, Any], registry: Registry, steps: int | None = None) -> _Resolved:
+def resolve(config: Mapping[str, Any], registry: Registry, steps: int | None = None) -> Resolved:
     """The specs and sample of ``config``, or BadInput saying what is wrong with it; what
     changed since the export (another plugin or version) is listed, not refused."""
     if not isinstance(config, Mapping) or config.get("version") != CONFIG_VERSION:
@@ -220,7 +213,7 @@ def _resolve(config: Mapping[str, Any], registry: Registry, steps: int | None = 
                 f"{kind} '{spec.name}' comes from {_plugin(owner.name, owner.version)} here, "
                 f"but the trial ran {_plugin(*then)}"
             )
-    return _Resolved(specs["optimizer"], specs["schedule"], sample, steps, changes)
+    return Resolved(specs["optimizer"], specs["schedule"], sample, steps, changes)
 
 
 def build_optimizer(
@@ -238,152 +231,29 @@ def build_optimizer(
     # tuner.graphs imports MLX, which only building an optimizer needs: not `import tuner`.
     from tuner.graphs import TrialPlan
 
-    resolved = _resolve(config, load_plugins(plugins), steps)
+    resolved = resolve(config, load_plugins(plugins), steps)
     for change in resolved.changes:
         warnings.warn(change, stacklevel=2)
     plan = TrialPlan.of(resolved.optimizer, resolved.schedule, resolved.sample, resolved.steps)
     return plan.build_optimizer(plan.hp)
 
 
-def python_code(config: Mapping[str, Any], registry: Registry) -> str:
-    """A runnable snippet that builds the optimizer of ``config`` as ``optimizer``.
+def eval_weights(
+    config: Mapping[str, Any],
+    optimizer: optim.Optimizer,
+    parameters: Any,
+    *,
+    plugins: Sequence[str | object] = (),
+) -> Any:
+    """The weights to evaluate and save a model with, once ``optimizer``, which
+    :func:`build_optimizer` built from ``config``, has trained its ``parameters``
+    (``model.trainable_parameters()``); ``model.update`` takes them.
 
-    It is plain ``mlx.optimizers`` code when the optimizer's and the schedule's plugins give
-    their ``code``; otherwise it calls :func:`build_optimizer` with the config.
+    They are what the optimizer's plugin gives as its ``eval_weights`` (schedule-free methods
+    are evaluated at an average of their iterates, not at the weights they train), as a trial
+    measured them; for an optimizer whose plugin gives none, ``parameters`` themselves.
     """
-    resolved = _resolve(config, registry)
-    optimizer, schedule, sample = resolved.optimizer, resolved.schedule, resolved.sample
-    warmup = round(sample.warmup * resolved.steps)
-    about = _about(config, resolved.steps, warmup)
-    if optimizer.code is None or schedule.code is None:
-        return _through_tuner(config, registry, about, resolved)
-    schedule_code = _expression(
-        registry,
-        "schedule",
-        schedule,
-        Source("lr"),
-        resolved.steps - warmup,
-        **_sources(schedule.space, sample.schedule_params),
-    )
-    lines = [
-        "import mlx.core as mx",
-        "import mlx.optimizers as optim",
-        "",
-        *about,
-        "# Its numbers are float32 arrays, as in the trial: Python floats would round otherwise.",
-        f"lr = {_array(sample.lr)}",
-    ]
-    if warmup:
-        # As tuner.lr.make_schedule puts a warmup in front of a schedule.
-        lines += [
-            _statement("after_warmup", schedule_code),
-            _statement(
-                "schedule",
-                f"optim.join_schedules([optim.linear_schedule(0.0, lr, {warmup}), after_warmup], "
-                f"[{warmup}])",
-            ),
-        ]
-    else:
-        lines.append(_statement("schedule", schedule_code))
-    optimizer_code = _expression(
-        registry,
-        "optimizer",
-        optimizer,
-        Source("schedule"),
-        **_sources(optimizer.space, sample.optimizer_params),
-    )
-    lines.append(_statement("optimizer", optimizer_code))
-    return "\n".join(lines) + "\n"
-
-
-def _about(config: Mapping[str, Any], steps: int, warmup: int) -> list[str]:
-    source = config.get("source", {})
-    value = source.get("value")
-    result = f"{source.get('metric')} {value:.6g}" if value is not None else source.get("outcome")
-    warmed = f", the first {warmup} of them a linear warmup" if warmup else ""
-    return [
-        f"# Trial {source.get('trial')} of study {source.get('study')} ({result}): "
-        f"{config['optimizer']['name']}",
-        f"# on the {config['schedule']['name']} schedule over {steps} steps{warmed}.",
-    ]
-
-
-def _through_tuner(
-    config: Mapping[str, Any], registry: Registry, about: list[str], resolved: _Resolved
-) -> str:
-    parts = {"optimizer": resolved.optimizer, "schedule": resolved.schedule}
-    missing = [f"{kind} '{spec.name}'" for kind, spec in parts.items() if spec.code is None]
-    # A plugin loaded from a file is found again only by its path; installed ones by name.
-    sources = {registry.plugin_of(kind, spec.name).source for kind, spec in parts.items()}
-    files = sorted(str(Path(s).resolve()) for s in sources if s.endswith(".py"))
-    plugins = f", plugins={files!r}" if files else ""
-    return "\n".join(
-        [
-            "import tuner",
-            "",
-            *about,
-            f"# The plugin of {' and '.join(missing)} gives no MLX code: tuner builds it.",
-            f"config = {_literal(dict(config), '', len('config = '))}",
-            _statement(
-                "optimizer", f"tuner.build_optimizer(config, steps={resolved.steps}{plugins})"
-            ),
-            "",
-        ]
-    )
-
-
-def _literal(value: Any, indent: str, used: int) -> str:
-    """``value`` as Python source, after ``used`` characters of its line: a dict too long for
-    the line is split one item to a line."""
-    text = repr(value)
-    if not isinstance(value, dict) or used + len(text) <= LINE_LENGTH:
-        return text
-    inner = indent + "    "
-    items = [
-        f"{inner}{key!r}: {_literal(item, inner, len(inner) + len(repr(key)) + 3)},"
-        for key, item in value.items()
-    ]
-    return "\n".join(["{", *items, f"{indent}}}"])
-
-
-def _array(value: Any) -> str:
-    return f"mx.array({float(value)!r})"
-
-
-def _sources(space: Mapping[str, Param], params: Mapping[str, Any]) -> dict[str, Any]:
-    # As the trial passes them: Float parameters as float32 arrays, the rest as they are.
-    return {
-        name: Source(_array(value)) if isinstance(space[name], Float) else value
-        for name, value in params.items()
-    }
-
-
-def _expression(registry: Registry, kind: str, spec: Any, *args: Any, **params: Any) -> str:
-    """What the ``code`` hook of ``spec`` returns, checked to be one Python expression."""
-    plugin = registry.plugin_of(kind, spec.name).name
-    try:
-        expression = spec.code(*args, **params)
-        ast.parse(expression, mode="eval")
-    except Exception as error:
-        raise TunerError(
-            f"plugin '{plugin}': the code of {kind} '{spec.name}' failed "
-            f"({type(error).__name__}: {error}); export it with --format json"
-        ) from None
-    return expression
-
-
-def _statement(name: str, expression: str) -> str:
-    """``name = expression``, split as a formatter would when it is too long: a call's
-    arguments one to a line, or a lambda's body on a line of its own."""
-    line = f"{name} = {expression}"
-    if len(line) <= LINE_LENGTH:
-        return line
-    node = ast.parse(expression, mode="eval").body
-    if isinstance(node, ast.Call):
-        arguments = [ast.get_source_segment(expression, a) for a in [*node.args, *node.keywords]]
-        function = ast.get_source_segment(expression, node.func)
-        return "\n".join([f"{name} = {function}(", *(f"    {a}," for a in arguments), ")"])
-    if isinstance(node, ast.Lambda) and "\n" not in expression:
-        head = expression[: node.body.col_offset].rstrip()
-        return f"{name} = {head} (\n    {ast.get_source_segment(expression, node.body)}\n)"
-    return line
+    spec = resolve(config, load_plugins(plugins)).optimizer
+    if spec.eval_weights is None:
+        return parameters
+    return spec.eval_weights(optimizer.state, parameters)

@@ -42,7 +42,12 @@ def tuner_register_optimizers(register):
 
     ``space`` maps each keyword argument of ``build`` to a ``Float``, ``Int`` or ``Choice``
     with the range worth searching. The peak learning rate is not part of it: every optimizer
-    shares the ``lr`` dimension.
+    shares the ``lr`` dimension. Users may move a range with ``--space``; where some values
+    mean nothing at all (a fraction past 1), say so with ``Float(low, high,
+    limits=(lowest, highest))``, and those are refused in one line. Before a search writes
+    anything, ``build`` is called with the middle of each range and with each value of each
+    ``Choice``: raise ``ValueError`` there, with what the values may be, for one it cannot
+    take.
 
     ``build(learning_rate, **params)`` returns an ``mlx.optimizers.Optimizer``.
     ``learning_rate`` is a schedule callable (or a float). During a search ``build`` is called
@@ -71,6 +76,24 @@ def tuner_register_optimizers(register):
     values. The code must do exactly what ``build`` does, or the export is not the optimizer
     the trial ran. Without ``code``, the export calls ``tuner.build_optimizer``, which needs
     your plugin where the code runs.
+
+    ``eval_weights``, optional, is for an optimizer whose model is to be evaluated at other
+    weights than those it trains at, as schedule-free methods are at an average of their
+    iterates. ``eval_weights(state, parameters)`` receives the optimizer's state (its
+    ``Optimizer.state`` dict, holding whatever its ``init_single`` and updates put there) and
+    the model's trainable parameters (the weights it trains at), and returns a tree of the
+    weights to evaluate and save the model with, which ``model.update`` takes. Keep them in the
+    state, updated by ``apply_single``, so that this only picks them out::
+
+        eval_weights=lambda state, parameters: mlx.utils.tree_map(
+            lambda _, own: own["x"], parameters, state
+        )
+
+    tuner then measures every eval of a trial (and a confirmation run's test set) at those
+    weights, and puts the training weights back before the next step. ``tuner export`` says so
+    and writes the call that gives them after training, ``tuner.eval_weights(config,
+    optimizer, parameters)``, which needs your plugin; an optimizer without ``eval_weights`` is
+    evaluated at the weights it trains, and ``tuner.eval_weights`` returns those.
     """
 
 

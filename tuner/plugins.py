@@ -25,7 +25,13 @@ from tuner.space import validate_space
 from tuner.specs import OptimizerSpec, ScheduleSpec, TaskSpec
 
 ENTRY_POINT_GROUP = "tuner"
-BUILTIN_MODULES = ("tuner_builtins.optimizers", "tuner_builtins.schedules", "tuner_builtins.tasks")
+BUILTIN_MODULES = (
+    "tuner_builtins.optimizers",
+    "tuner_builtins.schedules",
+    "tuner_builtins.tasks",
+    "tuner_builtins.more_optimizers",
+    "tuner_builtins.language_model",
+)
 BUILTIN = "built-in"
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -254,7 +260,7 @@ def _validate(registry: Registry, kind: str, spec: Any) -> None:
     if owner is not None:
         taken_by = "a built-in" if owner.source == BUILTIN else f"plugin '{owner.name}'"
         raise ValueError(f"the name is taken by {taken_by}")
-    for hook in ("build", "code"):
+    for hook in ("build", "code", "eval_weights"):
         value = getattr(spec, hook, None)
         if not callable(value) and (hook == "build" or value is not None):
             raise ValueError(f"{hook} must be callable, not {type(value).__name__}")

@@ -20,14 +20,27 @@ def _number(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Float:
-    """A real number between ``low`` and ``high``, sampled log-uniformly when ``log``."""
+    """A real number between ``low`` and ``high``, sampled log-uniformly when ``log``.
+
+    ``limits``, optional, are the ``(lowest, highest)`` values that mean anything at all, such
+    as ``(0.0, 1.0)`` for a fraction: ``--space`` may move the range past ``low`` and ``high``,
+    but a value outside the limits is refused in one line rather than tried trial by trial.
+    """
 
     low: float
     high: float
     log: bool = False
+    limits: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         _check_range(self, float)
+        if self.limits is not None and not (
+            all(map(_number, self.limits))
+            and self.limits[0] <= self.low <= self.high <= self.limits[1]
+        ):
+            raise ValueError(
+                f"limits {self.limits} must be finite and hold {self.low}..{self.high}"
+            )
 
     def midpoint(self) -> float:
         if self.log:
@@ -174,9 +187,12 @@ def parse_param(text: str, declared: Param, where: str) -> Param:
             noun = "integers" if kind is int else "numbers"
             raise BadInput(f"{where}: range '{text}' needs two {noun}, like {declared}") from None
         try:
-            return (Int if kind is int else Float)(low, high, log=flag == "log")
+            param = (Int if kind is int else Float)(low, high, log=flag == "log")
         except ValueError as error:
             raise BadInput(f"{where}: {error}") from None
+        for bound in (low, high):
+            _check_value(bound, declared, where)
+        return param
     values = [parse_scalar(part) for part in text.split(",") if part.strip()]
     if not values:
         raise BadInput(f"{where}: empty value; give a range like {declared} or a value")
@@ -194,6 +210,12 @@ def _check_value(value: Any, declared: Param, where: str) -> None:
         raise BadInput(f"{where}: {value!r} is not a finite number")
     elif isinstance(declared, Int) and not isinstance(value, int):
         raise BadInput(f"{where}: {value!r} is not an integer")
+    limits = getattr(declared, "limits", None)
+    if limits is not None and not limits[0] <= value <= limits[1]:
+        raise BadInput(
+            f"{where}: {_format_value(value)} is outside {limits[0]:g}..{limits[1]:g}, "
+            "the values it can take"
+        )
 
 
 # The whole search space of a study.

@@ -38,6 +38,11 @@ class OptimizerSpec:
 
     ``defaults``, optional, are known-good settings that a new study tries first, so that a
     search never ends worse than the textbook setting; see :class:`Default`.
+
+    ``eval_weights(state, parameters)``, optional, gives the weights to evaluate the model at,
+    and to save it with, for an optimizer that trains the model at other weights than those
+    (schedule-free methods): ``state`` is the optimizer's ``Optimizer.state`` and
+    ``parameters`` the model's trainable parameters; see ``tuner_register_optimizers``.
     """
 
     name: str
@@ -46,6 +51,7 @@ class OptimizerSpec:
     description: str = ""
     code: Callable[..., str] | None = None
     defaults: tuple[Default, ...] = ()
+    eval_weights: Callable[[Any, Any], Any] | None = None
 
 
 @dataclass(frozen=True)

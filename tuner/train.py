@@ -186,18 +186,22 @@ class _Run:
         fresh = self.task.model()
         graph = None if key is None else self.graphs.get_or_build(key, self.task, self.plan, fresh)
         if graph is None:
-            model, step, state = _eager(self.task, self.plan, fresh)
+            model, step, opt_state = _eager(self.task, self.plan, fresh)
+            state = [model.state, opt_state]
             evaluate = partial(validation, model, self.task)
         else:
             graph.load(self.plan, fresh)
             model, step, state, evaluate = graph.model, graph.step, graph.state, graph.validate
+            opt_state = graph.opt_state
+        eval_weights = self.plan.optimizer.eval_weights
+        at = None if eval_weights is None else partial(eval_weights, opt_state)
         model.train()
         x, y = self.task.train
         order = _batch_order(x.shape[0], self.plan.steps, self.batch_size, self.seed)
         log = _Log()
         traces = graph.traces if graph else 0
         try:
-            outcome, reason = self._loop(model, step, evaluate, state, x, y, order, log)
+            outcome, reason = self._loop(model, step, evaluate, at, state, x, y, order, log)
         except Exception as error:
             # Only a failure while tracing or building kernels is the compiler's to give up.
             if graph is not None and graph.traces > traces:
@@ -218,7 +222,9 @@ class _Run:
             losses=log.losses,
             lrs=log.lrs,
             evals=log.evals,
-            test_metrics=_measure(model, partial(_on_test_set, model, self.task)) if tested else {},
+            test_metrics=_measure(model, partial(_on_test_set, model, self.task), at)
+            if tested
+            else {},
         )
 
     def _loop(
@@ -226,6 +232,7 @@ class _Run:
         model: nn.Module,
         step: Callable[[mx.array, mx.array], tuple[mx.array, mx.array]],
         evaluate: Callable[[], dict[str, mx.array]],
+        at: Callable[[Any], Any] | None,
         state: list[Any],
         x: mx.array,
         y: mx.array,
@@ -250,7 +257,7 @@ class _Run:
             if diverged:
                 return Outcome.DIVERGED, diverged
             if done % self.eval_every == 0 or done == steps:
-                metrics = _measure(model, evaluate)
+                metrics = _measure(model, evaluate, at)
                 if not math.isfinite(metrics["val_loss"]):
                     return (
                         Outcome.DIVERGED,
@@ -270,7 +277,7 @@ class _Log:
     step_times: list[float] = field(default_factory=list)
 
 
-def _eager(task: Task, plan: TrialPlan, model: nn.Module) -> tuple[nn.Module, Callable, list]:
+def _eager(task: Task, plan: TrialPlan, model: nn.Module) -> tuple[nn.Module, Callable, dict]:
     optimizer = plan.build_optimizer(plan.hp)
     loss_and_grad = nn.value_and_grad(model, task.loss)
 
@@ -279,7 +286,7 @@ def _eager(task: Task, plan: TrialPlan, model: nn.Module) -> tuple[nn.Module, Ca
         optimizer.update(model, grads)
         return loss, optimizer.learning_rate
 
-    return model, step, [model.state, optimizer.state]
+    return model, step, optimizer.state
 
 
 def _batch_order(n: int, steps: int, batch_size: int, seed: int) -> mx.array:
@@ -310,9 +317,21 @@ def _on_test_set(model: nn.Module, task: Task) -> dict[str, mx.array]:
     return values
 
 
-def _measure(model: nn.Module, evaluate: Callable[[], dict[str, mx.array]]) -> dict[str, float]:
+def _measure(
+    model: nn.Module,
+    evaluate: Callable[[], dict[str, mx.array]],
+    at: Callable[[Any], Any] | None = None,
+) -> dict[str, float]:
+    """``evaluate``'s values, measured at the weights ``at(parameters)`` gives where the
+    optimizer declares them, and the weights it trains at put back afterwards."""
+    trained = model.parameters()
+    if at is not None:
+        model.update(at(model.trainable_parameters()))
     model.eval()
-    values = evaluate()
-    mx.eval(values)
-    model.train()
+    try:
+        values = evaluate()
+        mx.eval(values)
+    finally:
+        model.update(trained)
+        model.train()
     return {name: value.item() for name, value in values.items()}

@@ -8,7 +8,8 @@ import click
 
 from tuner.cli import load_registry, plugin_option, storage_option
 from tuner.cli.output import echo_json
-from tuner.export import export_trial, python_code
+from tuner.code import python_code
+from tuner.export import export_trial
 
 
 @click.command("export")
@@ -36,10 +37,11 @@ def export_command(
     """Print a trial's optimizer and schedule as MLX code, or as a JSON config.
 
     The code builds `optimizer` with mlx.optimizers alone when the plugins give their MLX code,
-    as the built-ins do; otherwise it calls tuner.build_optimizer. The JSON config is what
-    tuner.build_optimizer(config, steps=...) takes. Both give the trial's learning rates, and
-    the updates of tuner's own build of its optimizer, bit for bit. A pruned or failed trial is
-    exported when named with --trial, with a note on stderr.
+    as the built-ins from mlx.optimizers do; otherwise it calls tuner.build_optimizer. The JSON
+    config is what tuner.build_optimizer(config, steps=...) takes. Both give the trial's
+    learning rates, and the updates of tuner's own build of its optimizer, bit for bit. A
+    pruned or failed trial is exported when named with --trial, with a note on stderr; so is an
+    optimizer evaluated at other weights than it trains at, with the call that gives them.
 
     \b
     Examples:

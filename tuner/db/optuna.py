@@ -59,9 +59,11 @@ def _rdb_storage(
     # for Optuna.
     import optuna
 
+    from tuner.db.quiet_heartbeat import QuietHeartbeatStorage
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        return QuietHeartbeatStorage(
             parsed.render_as_string(hide_password=False),
             engine_kwargs=engine_kwargs(url),
             # A worker that dies mid-trial leaves it RUNNING; without a heartbeat it would stay
