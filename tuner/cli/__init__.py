@@ -166,7 +166,7 @@ def main() -> None:
 
 def _add_commands() -> None:
     # The command modules import this one for its options: they can be imported once it is.
-    from tuner.cli import confirm, db, export, plugins, results, search, worker
+    from tuner.cli import confirm, db, delete, export, plugins, results, search, worker
 
     for command in [
         *plugins.COMMANDS,
@@ -176,6 +176,7 @@ def _add_commands() -> None:
         *confirm.COMMANDS,
         *db.COMMANDS,
         *export.COMMANDS,
+        *delete.COMMANDS,
     ]:
         cli.add_command(command)
 

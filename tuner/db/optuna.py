@@ -156,6 +156,13 @@ def has_optuna_tables(connection: Connection) -> bool:
     return inspect(connection).has_table("trials")
 
 
+def has_optuna_study(connection: Connection, name: str) -> bool:
+    """Whether Optuna's tables hold study ``name``. Call only when :func:`has_optuna_tables`."""
+    studies = optuna_tables()[1]
+    query = select(studies.c.study_id).where(studies.c.study_name == name)
+    return connection.execute(query).first() is not None
+
+
 def unrecorded_ids(connection: Connection, study: Row) -> list[int]:
     """Optuna's ids of the study's trials that have no row of ours, in one indexed query
     against our rows, but for those enqueued and not yet started (WAITING), which are no
