@@ -133,7 +133,6 @@ def objective_for(
             return trial.should_prune()
 
         def unrun(outcome: Outcome, reason: str) -> TrialRow:
-            trial.set_user_attr("reason", reason)
             result = TrialResult.unrun(outcome, reason, time.monotonic() - started)
             return _record(trial, seed, result)
 
@@ -168,7 +167,6 @@ def objective_for(
             raise
         ended[trial.number] = _record(trial, seed, result)
         if result.outcome is Outcome.INTERRUPTED:
-            trial.set_user_attr("reason", result.reason)
             raise Interrupted(result.reason)
         if result.outcome is not Outcome.COMPLETE:
             raise optuna.TrialPruned(result.reason)
@@ -178,7 +176,13 @@ def objective_for(
 
 
 def _record(trial: optuna.Trial, seed: int, result: TrialResult) -> TrialRow:
-    """The record of ``trial``, which ran with ``seed`` and did ``result``."""
+    """The record of ``trial``, which ran with ``seed`` and did ``result``; how it ended is
+    also left with Optuna, as the trial's user attributes, for Optuna's own tools to show
+    (optuna-dashboard, ``study.trials_dataframe()``): its outcome, which Optuna's state cannot
+    tell (a diverged trial is PRUNED there), reason, steps and metrics."""
+    ending = {"outcome": str(result.outcome), "reason": result.reason, "steps": result.steps}
+    for key, value in {**result.metrics, **ending}.items():
+        trial.set_user_attr(key, value)
     # Optuna copies a trial's parameters at each read of them.
     params = trial.params
     return TrialRow(

@@ -166,7 +166,17 @@ def main() -> None:
 
 def _add_commands() -> None:
     # The command modules import this one for its options: they can be imported once it is.
-    from tuner.cli import confirm, db, delete, export, plugins, results, search, worker
+    from tuner.cli import (
+        confirm,
+        dashboard,
+        db,
+        delete,
+        export,
+        plugins,
+        results,
+        search,
+        worker,
+    )
 
     for command in [
         *plugins.COMMANDS,
@@ -177,6 +187,7 @@ def _add_commands() -> None:
         *db.COMMANDS,
         *export.COMMANDS,
         *delete.COMMANDS,
+        *dashboard.COMMANDS,
     ]:
         cli.add_command(command)
 
