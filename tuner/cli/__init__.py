@@ -173,6 +173,7 @@ def _add_commands() -> None:
         delete,
         export,
         plugins,
+        report,
         results,
         search,
         worker,
@@ -188,6 +189,7 @@ def _add_commands() -> None:
         *export.COMMANDS,
         *delete.COMMANDS,
         *dashboard.COMMANDS,
+        *report.COMMANDS,
     ]:
         cli.add_command(command)
 
