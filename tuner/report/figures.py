@@ -301,10 +301,22 @@ def confirmation(data: StudyData) -> go.Figure | None:
     return figure
 
 
+class _Uncopied(optuna.Study):
+    """A study that hands out its trials without copying them. Optuna's plot of importances
+    reads ``study.trials`` once for each parameter, and each read deep-copies every trial:
+    5 of the 8 seconds of a report of 2,000 trials."""
+
+    @property
+    def trials(self) -> list[optuna.trial.FrozenTrial]:
+        return self.get_trials(deepcopy=False)
+
+
 def _in_memory(data: StudyData, trials: Sequence[optuna.trial.FrozenTrial]) -> optuna.Study:
-    # Optuna would announce each study made in memory, one a plot.
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction=data.summary.direction)
+    storage = optuna.storages.InMemoryStorage()
+    directions = optuna.study.StudyDirection
+    maximize = data.summary.direction == "maximize"
+    storage.create_new_study([directions.MAXIMIZE if maximize else directions.MINIMIZE], "report")
+    study = _Uncopied("report", storage)
     study.add_trials(trials)
     return study
 
