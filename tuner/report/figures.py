@@ -95,6 +95,10 @@ def history(data: StudyData) -> go.Figure | None:
             if best is None or sign * trial.value < sign * best:
                 best = trial.value
             steps.append((trial.number, best))
+    last = max(t.number for t in finished)
+    if steps and steps[-1][0] < last:
+        # Flat to the last trial: none after the best beat it.
+        steps.append((last, steps[-1][1]))
     if steps:
         figure.add_scatter(
             x=[n for n, _ in steps],
@@ -312,6 +316,8 @@ class _Uncopied(optuna.Study):
 
 
 def _in_memory(data: StudyData, trials: Sequence[optuna.trial.FrozenTrial]) -> optuna.Study:
+    # Optuna would announce each study made in memory, one a plot.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.InMemoryStorage()
     directions = optuna.study.StudyDirection
     maximize = data.summary.direction == "maximize"
