@@ -133,7 +133,16 @@ class Results:
         with self._reading() as connection:
             record = self._find(connection, name)
             if not self._in_optuna(connection, record):
-                return self._sql.deleted_summary(record)
+                return StudySummary(
+                    name=record.name,
+                    task=record.task,
+                    metric=record.settings.get("metric", "value"),
+                    direction=self._sql.direction(record),
+                    counts=Counts(),
+                    best=None,
+                    created_at=record.created_at,
+                    in_optuna=False,
+                )
             unrecorded = self._optuna_trials(self._unrecorded_ids(connection, record))
             return self._sql.summary(connection, record, unrecorded)
 
@@ -318,13 +327,10 @@ class Results:
         return study
 
     def _in_optuna(self, connection: Connection, study: Row) -> bool:
-        """Whether Optuna's tables hold the study. tuner records a new study before Optuna
-        makes it, so one without a trial recorded yet counts as held."""
+        """Whether Optuna's side of the study is there, or was never deleted."""
         if not self._has_optuna_tables(connection):
             return True
-        return self._optuna.has_optuna_study(connection, study.name) or not (
-            self._sql.has_trials(connection, study)
-        )
+        return not self._optuna.deleted_from_optuna(connection, study)
 
     def _find(self, connection: Connection, name: str) -> Row:
         """The row of study ``name``; BadInput, suggesting the nearest names, if none."""

@@ -97,26 +97,6 @@ def twins(connection: Connection, seed: int, settings: dict[str, Any]) -> list[s
     return [name for name, stored in rows if stored == settings]
 
 
-def has_trials(connection: Connection, study: Row) -> bool:
-    """Whether tuner recorded any trial of the study."""
-    query = select(TrialRow.id).where(TrialRow.study_id == study.id).limit(1)
-    return connection.execute(query).first() is not None
-
-
-def deleted_summary(study: Row) -> StudySummary:
-    """The study whose Optuna side was deleted: no trial of it is left to rank."""
-    return StudySummary(
-        name=study.name,
-        task=study.task,
-        metric=study.settings.get("metric", "value"),
-        direction=direction(study),
-        counts=Counts(),
-        best=None,
-        created_at=study.created_at,
-        in_optuna=False,
-    )
-
-
 def summary(connection: Connection, study: Row, unrecorded: list[TrialSummary]) -> StudySummary:
     """The study with its counts and best trial; ``unrecorded`` are the trials only Optuna
     knows."""
