@@ -41,7 +41,8 @@ def test_upgrade_reads_the_storage_from_the_environment(sqlite_url):
     result = tuner("upgrade", "--format", "json", env={"TUNER_STORAGE": sqlite_url})
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"storage": sqlite_url, "from": None, "to": "0006"}
+    expected = {"storage": sqlite_url, "from": None, "to": "0006", "reaped": 0}
+    assert json.loads(result.stdout) == expected
 
 
 def test_current_creates_nothing(sqlite_url, tmp_path):

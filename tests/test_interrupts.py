@@ -2,11 +2,13 @@
 to continue, the exit status is 130, and no trial is ever left RUNNING."""
 
 import os
+import random
 import signal
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -33,11 +35,11 @@ def running(url, study):
     return [number for number, state in enumerate(states(url, study)) if state == "RUNNING"]
 
 
-def start(url, *args):
+def start(url, *args, study="s"):
     """`tuner search` in its own process group, as a terminal runs it: Ctrl-C reaches the
     whole group, the compiler MLX runs included."""
     return subprocess.Popen(
-        [TUNER, "search", "--storage", url, *SLOW, "--study", "s", "--verbose", *args],
+        [TUNER, "search", "--storage", url, *SLOW, "--study", study, "--verbose", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -139,46 +141,52 @@ def test_inside_a_search_a_press_stops_it_and_a_second_hurries_it():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_twenty_interrupts_at_any_moment_leave_no_trial_running(tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "status"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
+)
+def test_signals_at_thirty_random_moments_leave_nothing_running_and_nothing_disagreeing(
+    tmp_path, signum, status
+):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    # From the moment the study is ready to deep inside its trials, in steps that land in
-    # every phase: sampling, training, kernel builds, storing, the leaderboard.
-    for attempt in range(20):
-        process = start(url, "--trials", "500")
-        wait_for(process, "Study s (")
-        time.sleep(attempt * 0.1)
+    # From the moment the study is ready to deep inside its trials, at moments that land in
+    # every phase: sampling, training, kernel builds, storing, the leaderboard. Two searches
+    # at a time, each on a study of its own in one file, each continued by the next.
+    moments = random.Random(int(signum)).sample(range(250), 30)
 
-        press_ctrl_c(process)
-        out, err = process.communicate(timeout=60)
+    def attempt(index, study):
+        process = start(url, "--trials", "500", study=study)
+        wait_for(process, f"Study {study} (")
+        time.sleep(moments[index] / 100)
 
-        assert process.returncode == 130, err
-        assert "Traceback" not in err and "Exception ignored" not in err, err
-        told = "Continue it: tuner search --study s " in out
-        assert told or "continue it: tuner search --study s " in err, (out, err)
-        assert running(url, "s") == [], (out, err)
-    with open_results(url) as results:
-        counts = results.study("s").counts
-    assert counts.running == 0
-    assert counts.interrupted >= 10, counts
-
-
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_sigterm_and_sighup_at_any_moment_leave_tuner_and_optuna_agreeing(tmp_path, signum, status):
-    url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    for attempt in range(10):
-        process = start(url, "--trials", "500")
-        wait_for(process, "Study s (")
-        time.sleep(attempt * 0.15)
-
-        process.send_signal(signum)
+        if signum == signal.SIGINT:
+            press_ctrl_c(process)
+        else:
+            process.send_signal(signum)
         out, err = process.communicate(timeout=60)
 
         assert process.returncode == status, err
         assert "Traceback" not in err and "Exception ignored" not in err, err
-        assert running(url, "s") == [], (out, err)
+        told = f"tuner search --study {study} " in out + err
+        assert told, (out, err)
+        assert running(url, study) == [], (out, err)
+
+    def attempts(study, indices):
+        for index in indices:
+            attempt(index, study)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(attempts, ["s0", "s1"], [range(0, 30, 2), range(1, 30, 2)]))
+    interrupted = 0
     with open_results(url) as results:
-        read = [t.state for t in results.trials("s")]
-    assert read == [state for state in states(url, "s") if state != "WAITING"]
+        for study in ("s0", "s1"):
+            read = [t.state for t in results.trials(study)]
+            assert read == [state for state in states(url, study) if state != "WAITING"]
+            counts = results.study(study).counts
+            assert counts.running == 0
+            interrupted += counts.interrupted
+    assert interrupted >= 10
 
 
 class StopAtTrial(Watcher):

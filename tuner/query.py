@@ -73,11 +73,13 @@ class Results:
             reads,
             schema_state,
             sqlite_path,
+            to_results,
         )
 
         # The SQL of every read below, of tuner's tables and of Optuna's; kept here so that
         # only opening a storage imports it.
         self._sql = reads
+        self._rows = to_results
         self._optuna = optuna
         self.storage = mask_url(url)
         self._url = url
@@ -230,12 +232,12 @@ class Results:
                     seed=None,
                     step_time_s=None,
                     compiled=None,
-                    provenance=self._sql.provenance(record),
+                    provenance=self._rows.provenance(record),
                     losses=[],
                     lrs=[],
                     evals=[],
                 )
-        return self._sql.detail_from_row(row, record)
+        return self._rows.detail_from_row(row, record)
 
     def complete_trials(self, study: str) -> list[FrozenTrial]:
         """The study's complete trials as Optuna holds them, each with its parameters'
@@ -275,7 +277,7 @@ class Results:
     def provenance(self, study: str) -> Provenance:
         """What produced the study: plugin and library versions, device, seed, command."""
         with self._reading() as connection:
-            return self._sql.provenance(self._find(connection, study))
+            return self._rows.provenance(self._find(connection, study))
 
     def to_confirm(self, study: str, top: int) -> list[TrialSummary]:
         """The trials whose configurations confirmation runs train again: the ``top`` best

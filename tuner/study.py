@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from importlib.metadata import version
 from typing import Any
 
@@ -18,6 +19,7 @@ import optuna
 
 from tuner.db import (
     GRACE_BEATS,
+    ClaimLock,
     CurveRow,
     Store,
     StudyRow,
@@ -25,7 +27,6 @@ from tuner.db import (
     database_error,
     heartbeat_s,
     open_store,
-    optuna_storage,
     parse_url,
     storage_failure,
 )
@@ -33,6 +34,7 @@ from tuner.errors import BadInput, TunerError
 from tuner.graphs import GraphCache
 from tuner.plan import Plan, differences
 from tuner.query import from_optuna, open_results
+from tuner.reaping import reap, reaping_storage
 from tuner.results import Outcome
 from tuner.samplers import make_pruner, make_sampler, trial_seed
 from tuner.train import TrialResult, failure, run_trial
@@ -114,17 +116,20 @@ def objective_for(
     watcher: Watcher,
     halt: Halt,
     ended: dict[int, TrialRow],
+    claim: ClaimLock,
 ) -> Callable[[optuna.Trial], float]:
     """The Optuna objective: sample, train, report at eval points, and leave the trial's
     record in ``ended``, to be stored once Optuna has told the trial's state (see
     :func:`run_search`).
 
-    Once ``halt`` is set, the trial in flight ends at its next step as interrupted.
+    Once ``halt`` is set, the trial in flight ends at its next step as interrupted. The trial
+    has been written as running when the objective begins: the claim lock can go.
     """
     registry, config = plan.registry, plan.config
     graphs = GraphCache()
 
     def objective(trial: optuna.Trial) -> float:
+        claim.release()
         seed = trial_seed(config.seed, trial.number)
 
         def on_eval(step: int, value: float) -> bool:
@@ -176,10 +181,8 @@ def objective_for(
 
 
 def _record(trial: optuna.Trial, seed: int, result: TrialResult) -> TrialRow:
-    """The record of ``trial``, which ran with ``seed`` and did ``result``; how it ended is
-    also left with Optuna, as the trial's user attributes, for Optuna's own tools to show
-    (optuna-dashboard, ``study.trials_dataframe()``): its outcome, which Optuna's state cannot
-    tell (a diverged trial is PRUNED there), reason, steps and metrics."""
+    """The record of ``trial``, which ran with ``seed`` and did ``result``; its outcome, reason,
+    steps and metrics also go to Optuna as user attributes, for Optuna's own tools to show."""
     ending = {"outcome": str(result.outcome), "reason": result.reason, "steps": result.steps}
     for key, value in {**result.metrics, **ending}.items():
         trial.set_user_attr(key, value)
@@ -233,7 +236,7 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     device = check_device(plan.config.device)
     store = open_store(storage_url)
-    storage = optuna_storage(storage_url)
+    storage = reaping_storage(storage_url)
     try:
         return _search(plan, storage_url, store, storage, device, watcher or Watcher(), stop)
     except TunerError:
@@ -309,11 +312,30 @@ def _search(
             # Tried first, so that the search never ends worse than the textbook setting.
             study.enqueue_trial(params, user_attrs={"default": source})
     # Reaped now, not when the next trial starts: a study that is full starts none.
-    optuna.storages.fail_stale_trials(study)
+    reap(study, storage)
     watcher.started(name, new=new, twins=twins)
     progress = Progress(total=config.trials)
-    _take_stock(study, progress)
-    if _counted(study, progress, config.trials, halt) or stop.is_set():
+    claim = ClaimLock(storage.engine, name)
+    try:
+        return _optimize(plan, study, storage, device, store, watcher, halt, progress, claim)
+    finally:
+        claim.release()
+
+
+def _optimize(
+    plan: Plan,
+    study: optuna.Study,
+    storage: optuna.storages.RDBStorage,
+    device: str,
+    store: Store,
+    watcher: Watcher,
+    halt: Halt,
+    progress: Progress,
+    claim: ClaimLock,
+) -> str:
+    config, name = plan.config, study.study_name
+    counted = partial(_counted, study, storage, progress, config.trials, halt, claim)
+    if counted():
         return name
     ended: dict[int, TrialRow] = {}
 
@@ -329,24 +351,23 @@ def _search(
             # that a known-good setting cut short by Ctrl-C or --timeout is still tried.
             default = {"default": record.default_source} if record.default_source else {}
             study.enqueue_trial(trial.params, user_attrs=default)
-        if halt.is_set():
-            study.stop()
-        elif trial.state == optuna.trial.TrialState.FAIL:
+        # A trial cut short by Ctrl-C or --timeout is Optuna's FAIL, but no failure.
+        if trial.state == optuna.trial.TrialState.FAIL and not halt.is_set():
             progress.failures_in_a_row += 1
             progress.last_failure = trial.user_attrs.get("reason")
-            if progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-                study.stop()
-        else:
+        elif not halt.is_set():
             progress.failures_in_a_row = 0
-        _take_stock(study, progress)
-        if _counted(study, progress, config.trials, halt):
+        if halt.is_set() or progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            _take_stock(study, progress)
+            study.stop()
+        elif counted():
             study.stop()
         # A trial that failed before its objective noted anything failed in sampling.
         outcome = Outcome.FAILED if record is None else Outcome(record.outcome)
         watcher.trial_ended(from_optuna(trial, outcome), progress)
 
     study.optimize(
-        objective_for(plan, device, watcher, halt, ended),
+        objective_for(plan, device, watcher, halt, ended, claim),
         timeout=config.timeout,
         callbacks=[after_trial],
         catch=(Exception,),
@@ -359,20 +380,37 @@ def _search(
     return name
 
 
-def _counted(study: optuna.Study, progress: Progress, trials: int, halt: Halt) -> bool:
+def _counted(
+    study: optuna.Study,
+    storage: optuna.storages.RDBStorage,
+    progress: Progress,
+    trials: int,
+    halt: Halt,
+    claim: ClaimLock,
+) -> bool:
     """Whether the study holds its count of finished trials, or will once other workers'
     trials in flight end: waiting for those rather than start one more, which would overshoot.
     One that fails, or whose worker dies (its trial is failed after the heartbeat's grace, and
-    its settings queued again), leaves the count short. It waits no longer than that grace and
-    a beat: a trial whose worker died before its first heartbeat is never failed."""
+    its settings queued again), leaves the count short.
+
+    Decided under the claim lock, so that no two workers count alike and both start a trial.
+    When the answer is no, the lock is kept until this worker's next trial is written as
+    running (the objective lets it go), so that the next worker to count counts that one."""
+    if not claim.acquire(halt.is_set):
+        return True
+    _take_stock(study, progress)
+    # A dead worker's trial is failed within the grace; the beat more is for the reaping.
     deadline = time.monotonic() + (GRACE_BEATS + 1) * heartbeat_s()
     while progress.finished < trials <= progress.claimed and not halt.is_set():
         if time.monotonic() > deadline:
-            return False
+            break
         time.sleep(AWAIT_S)
-        optuna.storages.fail_stale_trials(study)
+        reap(study, storage)
         _take_stock(study, progress)
-    return progress.claimed >= trials
+    if progress.claimed >= trials or halt.is_set():
+        claim.release()
+        return True
+    return False
 
 
 def _take_stock(study: optuna.Study, progress: Progress) -> None:

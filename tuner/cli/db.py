@@ -41,20 +41,34 @@ def upgrade_command(storage: str, fmt: str) -> None:
 
     Brings them to this tuner's revision. Run it once on a PostgreSQL database, with no worker
     of an older tuner running, before searching with a new tuner. A SQLite file upgrades itself
-    on first use; this only does it ahead of time.
+    on first use; this only does it ahead of time. It also fails the trials of workers that died
+    (silent past the heartbeat's grace), and queues their settings once more.
     """
-    from tuner.db import upgrade  # start-up time: SQLAlchemy and alembic
+    # Start-up time: SQLAlchemy and alembic, and for the reaping Optuna.
+    from tuner.db import upgrade
+    from tuner.reaping import reap_every_study
 
     before, after = upgrade(storage)
+    reaped = reap_every_study(storage)
     if fmt == "json":
-        echo_json({"storage": after.storage, "from": before.revision, "to": after.revision})
-    elif before.revision == after.revision:
+        echo_json(
+            {
+                "storage": after.storage,
+                "from": before.revision,
+                "to": after.revision,
+                "reaped": reaped,
+            }
+        )
+        return
+    if before.revision == after.revision:
         click.echo(f"{after.storage} is at revision {after.revision}, the newest: nothing to do.")
     else:
         click.echo(
             f"Upgraded {after.storage} from revision {before.revision or 'none'} "
             f"to {after.revision}."
         )
+    if reaped:
+        click.echo(f"Failed {reaped} trial(s) whose workers had died; their settings run again.")
 
 
 @db_group.command("current")

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import click
 
 from tuner.cli import plugin_option, storage_option
-from tuner.cli.search import check_confirm, drive, given_options, output_options
+from tuner.cli.closing import given_options
+from tuner.cli.search import check_confirm, drive, output_options
 from tuner.plan import SearchConfig, parse_confirm
 from tuner.query import open_results
 
@@ -20,7 +21,7 @@ from tuner.query import open_results
     type=click.IntRange(min=1),
     required=True,
     help="Finished trials the study should hold, counting every worker's: each worker stops "
-    "once it does (the last ones may each finish one more).",
+    "once it does, or will once the trials in flight end.",
 )
 @click.option(
     "--timeout",
@@ -62,6 +63,11 @@ def worker_command(
     Examples:
       tuner worker digits-brisk-otter --trials 200 --storage postgresql+psycopg://db/tuner
     """
+    # Here for start-up time: tuner.db brings in SQLAlchemy.
+    from tuner.db import parse_url
+    from tuner.db.filesystems import refuse_shared_over_network
+
+    refuse_shared_over_network(parse_url(storage))
     with open_results(storage) as results:
         stored = results.study(study)
         settings = results.settings(study)

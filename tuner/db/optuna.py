@@ -13,10 +13,14 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
+    DateTime,
+    Engine,
     Row,
     String,
     cast,
@@ -45,8 +49,11 @@ GRACE_BEATS = 3
 OPTUNA_CREATE_TRIES = 5
 
 
+Reaped = Callable[["optuna.Study", "optuna.trial.FrozenTrial"], None]
+
+
 def _rdb_storage(
-    parsed: URL, url: str, *, foreign_alembic_version: bool = False
+    parsed: URL, url: str, reaped: Reaped | None, *, foreign_alembic_version: bool = False
 ) -> optuna.storages.RDBStorage:
     # Imported here for start-up time: the commands that only read tuner's tables never pay
     # for Optuna.
@@ -62,11 +69,28 @@ def _rdb_storage(
             # and queues its settings once more, so that the study still reaches its count.
             heartbeat_interval=heartbeat_s(),
             grace_period=GRACE_BEATS * heartbeat_s(),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=1
-            ),
+            heartbeat_stale_trial_callback=_Stale(reaped),
             skip_compatibility_check=foreign_alembic_version,
         )
+
+
+class _Stale:
+    """What befalls a trial whose worker died: its settings are queued once more, and
+    ``reaped`` is told. A class, not a closure: Optuna's storage is pickled for processes."""
+
+    def __init__(self, reaped: Reaped | None) -> None:
+        # Imported here for start-up time, as in _rdb_storage.
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+        self._reaped = reaped
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._retry(study, trial)
+        if self._reaped is not None:
+            self._reaped(study, trial)
 
 
 def heartbeat_s() -> int:
@@ -83,7 +107,7 @@ def _lost_creation_race(error: SQLAlchemyError) -> bool:
 
 
 def _despite_foreign_alembic_version(
-    error: RuntimeError, parsed: URL, url: str
+    error: RuntimeError, parsed: URL, url: str, reaped: Reaped | None
 ) -> optuna.storages.RDBStorage:
     """Optuna's storage on a database whose ``alembic_version`` belongs to another application.
 
@@ -100,19 +124,22 @@ def _despite_foreign_alembic_version(
         raise error
     if f"(set up by optuna {optuna.__version__})" not in message:
         raise TunerError(f"{mask_url(url)}: {message.splitlines()[0]}") from None
-    return _rdb_storage(parsed, url, foreign_alembic_version=True)
+    return _rdb_storage(parsed, url, reaped, foreign_alembic_version=True)
 
 
-def optuna_storage(url: str) -> optuna.storages.RDBStorage:
+def optuna_storage(url: str, reaped: Reaped | None = None) -> optuna.storages.RDBStorage:
     """Optuna's storage on ``url``, with tuner's engine settings; tuner's tables are made ready
     first (created if absent; upgraded on SQLite, checked on PostgreSQL), as by
     :func:`~tuner.db.store.open_store`.
+
+    A trial whose worker died is failed once its heartbeat has been silent for the grace, and
+    its settings are queued once more; then ``reaped`` is called with it.
     """
     parsed = parse_url(url)
     open_store(url).close()
     for attempt in range(OPTUNA_CREATE_TRIES):
         try:
-            storage = _rdb_storage(parsed, url)
+            storage = _rdb_storage(parsed, url, reaped)
             break
         except SQLAlchemyError as error:
             # Workers that start together on a new database race to create Optuna's tables;
@@ -121,7 +148,7 @@ def optuna_storage(url: str) -> optuna.storages.RDBStorage:
                 raise storage_failure(error, parsed) from None
             time.sleep(0.2)
         except RuntimeError as error:
-            storage = _despite_foreign_alembic_version(error, parsed, url)
+            storage = _despite_foreign_alembic_version(error, parsed, url, reaped)
             break
     forget_in_forked_children(storage.engine)
     return storage
@@ -147,7 +174,12 @@ def read_only_storage(url: str) -> optuna.storages.RDBStorage:
 def optuna_tables() -> tuple[Any, Any]:
     """The columns of Optuna's ``trials`` and ``studies`` tables that we read."""
     trials = table(
-        "trials", column("trial_id"), column("number"), column("study_id"), column("state")
+        "trials",
+        column("trial_id"),
+        column("number"),
+        column("study_id"),
+        column("state"),
+        column("datetime_start", DateTime),
     )
     return trials, table("studies", column("study_id"), column("study_name"))
 
@@ -206,3 +238,48 @@ def _optuna_trials(study_name: str) -> Any:
         .join(studies, studies.c.study_id == trials.c.study_id)
         .where(studies.c.study_name == study_name)
     )
+
+
+def beatless_trial_ids(
+    storage: optuna.storages.RDBStorage, study: str, started_before: datetime
+) -> list[int]:
+    """Optuna's ids of the study's running trials that started before ``started_before`` (on
+    Optuna's clock, the worker's local time) and never beat: their workers died between
+    creating them and their first heartbeat, a gap that Optuna's reaping never looks at."""
+    trials, studies = optuna_tables()
+    beats = table("trial_heartbeats", column("trial_id"))
+    query = (
+        select(trials.c.trial_id)
+        .join(studies, studies.c.study_id == trials.c.study_id)
+        .where(studies.c.study_name == study, cast(trials.c.state, String) == "RUNNING")
+        .where(trials.c.datetime_start < started_before)
+        .where(~exists().where(beats.c.trial_id == trials.c.trial_id))
+    )
+    with storage.engine.connect() as connection:
+        return list(connection.scalars(query))
+
+
+def silence(engine: Engine, study: str, number: int) -> timedelta | None:
+    """How long the worker of trial ``number`` of ``study`` has not beaten, on the database's
+    clock, which Optuna's heartbeats are written by; None when it never beat."""
+    trials, studies = optuna_tables()
+    beats = table("trial_heartbeats", column("trial_id"), column("heartbeat"))
+    query = (
+        select(func.now(), beats.c.heartbeat)
+        .join(trials, trials.c.trial_id == beats.c.trial_id)
+        .join(studies, studies.c.study_id == trials.c.study_id)
+        .where(studies.c.study_name == study, trials.c.number == number)
+    )
+    with engine.connect() as connection:
+        found = connection.execute(query).first()
+    if found is None:
+        return None
+    now, beat = (_naive(moment) for moment in found)
+    return now - beat
+
+
+def _naive(moment: datetime | str) -> datetime:
+    # SQLite returns its CURRENT_TIMESTAMP as text; PostgreSQL's now() with a time zone.
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=None)

@@ -1,5 +1,4 @@
-"""The SQL of every read of results: statements that select, filter and rank trials, and the
-rows turned into :mod:`tuner.results` types.
+"""The SQL of every read of results: statements that select, filter and rank trials.
 
 :class:`tuner.query.Results` decides what to read and when; this module says how, in SQL that
 SQLite and PostgreSQL run alike. Each function takes a connection already inside a read-only
@@ -36,26 +35,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ColumnElement
 
 from tuner.db.engine import READ_ONLY
-from tuner.db.models import (
-    ConfirmationRow,
-    CurveRow,
-    StudyRow,
-    TrialRow,
-    read_value,
-    split_value,
-)
+from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow, split_value
+from tuner.db.to_results import from_row, run_of
 from tuner.db.urls import storage_failure
 from tuner.errors import BadInput
-from tuner.results import (
-    FINISHED,
-    Counts,
-    Outcome,
-    Provenance,
-    Run,
-    StudySummary,
-    TrialDetail,
-    TrialSummary,
-)
+from tuner.results import FINISHED, Counts, Outcome, Run, StudySummary, TrialSummary
 
 
 @contextmanager
@@ -302,20 +286,6 @@ def confirmation_runs(connection: Connection, study: Row) -> dict[int, list[Run]
     return runs
 
 
-def run_of(row: Row | ConfirmationRow) -> Run:
-    """The confirmation run that ``row`` records, as readers see it."""
-    return Run(
-        seed=row.seed,
-        outcome=Outcome(row.outcome),
-        value=read_value(row.value, row.value_type),
-        steps=row.steps,
-        duration_s=row.wall_time_s,
-        metrics=row.metrics,
-        test_metrics=row.test_metrics,
-        reason=row.reason,
-    )
-
-
 def recorded(connection: Connection, study: Row, numbers: Sequence[int]) -> list[TrialSummary]:
     """The records of trials ``numbers``, in that order."""
     query = select(TrialRow.__table__).where(
@@ -375,44 +345,3 @@ def filters(
 
 def names(given: str | Sequence[str]) -> tuple[str, ...]:
     return (given,) if isinstance(given, str) else tuple(given)
-
-
-def from_row(row: Row) -> TrialSummary:
-    return TrialSummary(
-        number=row.number,
-        outcome=Outcome(row.outcome),
-        value=read_value(row.value, row.value_type),
-        optimizer=row.optimizer,
-        schedule=row.schedule,
-        params=row.params,
-        duration_s=row.wall_time_s,
-        steps=row.steps,
-        metrics=row.metrics,
-        reason=row.reason,
-        default=row.default_source,
-        finished_at=row.finished_at,
-    )
-
-
-def provenance(study: Row) -> Provenance:
-    return Provenance(
-        plugins=study.plugins,
-        versions=study.versions,
-        device=study.device,
-        seed=study.seed,
-        command=study.command,
-    )
-
-
-def detail_from_row(row: Row, study: Row) -> TrialDetail:
-    """Trial ``row``, read by :func:`trial_row`, in full."""
-    return TrialDetail(
-        **vars(from_row(row)),
-        seed=row.seed,
-        step_time_s=row.step_time_s,
-        compiled=row.compiled,
-        provenance=provenance(study),
-        losses=row.losses or [],
-        lrs=row.lrs or [],
-        evals=row.evals or [],
-    )

@@ -1,0 +1,102 @@
+"""What a search ends with, and what it prints for the user to run next: the leaderboard, the
+commands that look closer at the study, and the one that continues it."""
+
+from __future__ import annotations
+
+import shlex
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import click
+from click.core import ParameterSource
+
+from tuner.cli.trials import confirmation_table, trial_table
+from tuner.query import open_results
+from tuner.results import Outcome
+
+if TYPE_CHECKING:
+    from tuner.query import Results
+    from tuner.results import TrialSummary
+
+LEADERBOARD_SIZE = 5
+
+
+def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: int) -> str:
+    """The leaderboard of the top complete trials, and the commands that look closer at the
+    study and continue it, each of which can be copied alone."""
+    with open_results(storage) as results:
+        top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome is Outcome.COMPLETE]
+        board = leaderboard(name, metric, top, results)
+        confirmation = results.confirmation(name)
+        if confirmation.configs:
+            board += f"\n\n{confirmation_table(confirmation)}"
+        # A study cut short by Ctrl-C or --timeout continues to the count it was given.
+        more = trials * 2 if results.study(name).counts.finished >= trials else trials
+    given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE
+    where = f" --storage {shlex.quote(masked(storage))}" if given else ""
+    look = [f"tuner best {name}{where}", f"tuner compare {name}{where}"]
+    if top:
+        look.insert(1, f"tuner show {name} {top[0].number}{where}")
+    indent = "\n" + " " * len("Look closer: ")
+    return (
+        f"{board}\n\nStudy {name} in {masked(storage)}.\n"
+        f"Look closer: {indent.join(look)}\n"
+        f"Continue it: {continue_command(ctx, name, more)}"
+    )
+
+
+def interrupted(ctx: click.Context, name: str | None, trials: int) -> str:
+    """What a Ctrl-C that cut the search short leaves the user with."""
+    if name is None:
+        return "Interrupted before the study started: nothing was run."
+    return f"Interrupted. Study {name}; continue it: {continue_command(ctx, name, trials)}"
+
+
+def given_options(ctx: click.Context, leave_out: Sequence[str] = ()) -> list[str]:
+    """The options given on the command line but those named, as words to run again, with
+    passwords masked."""
+    words = []
+    for param in ctx.command.params:
+        if param.name in leave_out:
+            continue
+        if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if getattr(param, "is_flag", False):
+            words += [param.opts[-1]] if value else []
+            continue
+        for one in value if param.multiple else [value]:
+            text = masked(one) if param.name == "storage" else str(one)
+            words += [param.opts[-1], shlex.quote(text)]
+    return words
+
+
+# What a resumed study takes from its record: the command that continues it need not say.
+STUDY_KEEPS = ("task", "steps", "batch_size", "eval_every", "metric", "seed", "defaults")
+STUDY_KEEPS += ("optimizers", "schedules", "space")
+
+
+def continue_command(ctx: click.Context, study: str, trials: int) -> str:
+    """The ``tuner search`` (or ``tuner worker``) that continues this study: the options
+    given, with its name and a new --trials."""
+    given = given_options(ctx, leave_out=("study", "trials", "quiet", "verbose", *STUDY_KEEPS))
+    named = [study] if ctx.command.name == "worker" else ["--study", study]
+    return " ".join(["tuner", str(ctx.command.name), *named, "--trials", str(trials), *given])
+
+
+def masked(url: str) -> str:
+    # Here for start-up time: tuner.db brings in SQLAlchemy and alembic.
+    from tuner.db import mask_url
+
+    return mask_url(url)
+
+
+def leaderboard(name: str, metric: str, top: Sequence[TrialSummary], results: Results) -> str:
+    """The best complete trials as a table, best first, with the task's other metrics."""
+    if not top:
+        counts = Counter(t.outcome for t in results.trials(name))
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        return f"No complete trial yet in study {name} ({summary or 'no trials'})."
+    complete = results.study(name).counts.complete
+    return f"Top {len(top)} of {complete} complete trials by {metric}\n{trial_table(top, metric)}"
