@@ -15,8 +15,10 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
+from optuna.trial import TrialState
 
 from tuner.cli import cli
+from tuner.optuna_trials import from_optuna
 
 TUNER = Path(sys.executable).with_name("tuner")
 POISON = Path(__file__).parent / "search_plugins" / "nan_optimizer.py"
@@ -137,3 +139,16 @@ def test_a_port_in_use_or_a_missing_database_is_one_line(digits, tmp_path):
     assert missing.stderr.startswith("Error: no database at ")
     assert not (tmp_path / "none.db").exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_a_trial_known_to_optuna_alone_reads_its_outcome_from_its_attributes():
+    told = {"outcome": "diverged", "reason": "loss became nan at step 3", "steps": 3}
+    diverged = optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs=told)
+    # Optuna copies a dead worker's trial's attributes into the trial that retries it.
+    retried = optuna.trial.create_trial(
+        state=TrialState.RUNNING, user_attrs={"outcome": "complete", "steps": 60}
+    )
+
+    assert (from_optuna(diverged).outcome, from_optuna(diverged).steps) == ("diverged", 3)
+    assert from_optuna(diverged).reason == "loss became nan at step 3"
+    assert (from_optuna(retried).outcome, from_optuna(retried).steps) == ("running", None)
