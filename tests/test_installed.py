@@ -77,3 +77,21 @@ def test_the_installed_tuner_searches_the_plugin_optimizer(fresh, tmp_path):
 
     assert "signum" in out.split("\n", 3)[3]
     assert (tmp_path / "tuner.db").exists()
+
+
+def test_without_the_extras_the_commands_that_draw_say_which_to_install(fresh, tmp_path):
+    commands = {
+        ("report", "s"): "tuner report needs plotly: pip install 'tuner[report]'",
+        ("schedule", "cosine", "--lr", "0.1", "--steps", "9", "--plot", "a.png"): (
+            "tuner schedule --plot needs plotly: pip install 'tuner[report]'"
+        ),
+        ("dashboard",): "tuner dashboard needs optuna-dashboard: pip install 'tuner[dashboard]'",
+    }
+
+    for args, line in commands.items():
+        result = subprocess.run(
+            [fresh / "tuner", *args], capture_output=True, text=True, cwd=tmp_path
+        )
+
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {line}\n")
+    assert list(tmp_path.iterdir()) == []

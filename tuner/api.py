@@ -150,6 +150,12 @@ def _stored_settings(storage: str, study: str) -> dict[str, Any] | None:
     with open_results(storage) as results:
         if study not in results.study_names():
             return None
+        if not results.study(study).in_optuna:
+            # Its trial numbers would start again, beside the records of the deleted ones.
+            raise BadInput(
+                f"study '{study}' was deleted from Optuna's tables: tuner delete {study} "
+                "removes what tuner kept of it, or give another --study name"
+            )
         return {**results.settings(study), "seed": results.provenance(study).seed}
 
 

@@ -1,4 +1,5 @@
-"""The two kinds of error a user can meet, and the exit status each one gives."""
+"""The two kinds of error a user can meet, the exit status each one gives, and the one line
+that says which extra to install when an optional module is missing."""
 
 import difflib
 
@@ -23,3 +24,21 @@ def did_you_mean(name: str, known: object) -> str:
     if close:
         return f"; did you mean '{close[0]}'?"
     return f"; known: {', '.join(names)}" if names else ""
+
+
+# The optional modules, each with the package that brings it and tuner's extra that installs it.
+EXTRAS = {
+    "plotly": ("plotly", "report"),
+    "matplotlib": ("matplotlib", "report"),
+    "optuna_dashboard": ("optuna-dashboard", "dashboard"),
+}
+
+
+def missing_extra(error: ModuleNotFoundError, needed_by: str) -> Exception:
+    """One line that names the extra to install, when ``error`` is about a module of one;
+    ``error`` itself otherwise."""
+    module = (error.name or "").partition(".")[0]
+    if module not in EXTRAS:
+        return error
+    package, extra = EXTRAS[module]
+    return TunerError(f"{needed_by} needs {package}: pip install 'tuner[{extra}]'")

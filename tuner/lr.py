@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -55,6 +56,17 @@ def schedule_params(spec: ScheduleSpec, settings: Sequence[str]) -> dict[str, An
             raise BadInput(f"--set '{setting}': give one value, not a range or a list")
         params[key] = param.values[0]
     return params
+
+
+def schedule_variants(spec: ScheduleSpec, settings: Sequence[str]) -> list[dict[str, Any]]:
+    """The parameters of ``spec`` for each variant that ``KEY=VALUE`` settings ask for: a key
+    given more than once gives a variant for each of its values, several such keys one for
+    each combination, in the order given; see :func:`schedule_params`."""
+    given: dict[str, list[str]] = {}
+    for setting in settings:
+        given.setdefault(setting.partition("=")[0], []).append(setting)
+    variants = [schedule_params(spec, chosen) for chosen in itertools.product(*given.values())]
+    return [v for i, v in enumerate(variants) if v not in variants[:i]]
 
 
 def schedule_rates(

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tuner.compare import GROUPINGS, group_stats, judge, judge_confirmed
 from tuner.errors import BadInput, TunerError, did_you_mean
+from tuner.optuna_trials import from_optuna
 from tuner.results import (
     FINISHED,
     Comparison,
@@ -48,14 +48,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Row
 
 SORTS = ("value", "number", "duration")
-_FROM_OPTUNA = {
-    "COMPLETE": Outcome.COMPLETE,
-    "PRUNED": Outcome.PRUNED,
-    "FAIL": Outcome.FAILED,
-    "RUNNING": Outcome.RUNNING,
-    # Enqueued, not yet started.
-    "WAITING": Outcome.RUNNING,
-}
 
 
 def open_results(url: str) -> Results:
@@ -138,9 +130,23 @@ class Results:
             return self._sql.twins(connection, seed, settings)
 
     def study(self, name: str) -> StudySummary:
-        """One study, with its counts and best trial."""
-        with self._read_study(name) as (connection, study, unrecorded):
-            return self._sql.summary(connection, study, unrecorded)
+        """One study, with its counts and best trial; one whose Optuna side was deleted by
+        another tool has none, and says so (``in_optuna``)."""
+        with self._reading() as connection:
+            record = self._find(connection, name)
+            if not self._in_optuna(connection, record):
+                return StudySummary(
+                    name=record.name,
+                    task=record.task,
+                    metric=record.settings.get("metric", "value"),
+                    direction=self._sql.direction(record),
+                    counts=Counts(),
+                    best=None,
+                    created_at=record.created_at,
+                    in_optuna=False,
+                )
+            unrecorded = self._optuna_trials(self._unrecorded_ids(connection, record))
+            return self._sql.summary(connection, record, unrecorded)
 
     def settings(self, study: str) -> dict[str, Any]:
         """The settings ``tuner search`` stored for the study: its ``task``, ``metric``,
@@ -216,7 +222,7 @@ class Results:
     def trial(self, study: str, number: int) -> TrialDetail:
         """One trial in full, learning curve included."""
         with self._reading() as connection:
-            record = self._find(connection, study)
+            record = self._live(connection, study)
             row = self._sql.trial_row(connection, record.id, number)
             if row is None:
                 optuna_id = self._optuna_trial_id(connection, record, number)
@@ -232,6 +238,18 @@ class Results:
                     evals=[],
                 )
         return self._rows.detail_from_row(row, record)
+
+    def complete_trials(self, study: str) -> list[FrozenTrial]:
+        """The study's complete trials as Optuna holds them, each with its parameters'
+        distributions: what Optuna's own plots (``optuna.visualization``) draw from."""
+        # Imported here for start-up time, as Optuna's storage is.
+        from optuna.trial import TrialState
+
+        with self._reading() as connection:
+            record = self._live(connection, study)
+            storage = self._read_only_optuna()
+            study_id = storage.get_study_id_from_name(record.name)
+            return storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
 
     def to_dataframe(self, study: str) -> pandas.DataFrame:
         """Every trial of ``study``, one row each, in the columns of ``tuner trials --format
@@ -295,9 +313,26 @@ class Results:
         """One read of study ``name``: a connection, the study's row, and the trials that
         only Optuna knows, found in the same snapshot as the rest."""
         with self._reading() as connection:
-            study = self._find(connection, name)
+            study = self._live(connection, name)
             unrecorded = self._optuna_trials(self._unrecorded_ids(connection, study))
             yield connection, study, unrecorded
+
+    def _live(self, connection: Connection, name: str) -> Row:
+        """The row of study ``name``, as :meth:`_find` finds it; BadInput when Optuna's side
+        of it was deleted, since its trials are then gone."""
+        study = self._find(connection, name)
+        if not self._in_optuna(connection, study):
+            raise BadInput(
+                f"study '{name}' was deleted from Optuna's tables (by optuna delete-study or "
+                f"optuna-dashboard): tuner delete {name} removes what tuner kept of it"
+            )
+        return study
+
+    def _in_optuna(self, connection: Connection, study: Row) -> bool:
+        """Whether Optuna's side of the study is there, or was never deleted."""
+        if not self._has_optuna_tables(connection):
+            return True
+        return not self._optuna.deleted_from_optuna(connection, study)
 
     def _find(self, connection: Connection, name: str) -> Row:
         """The row of study ``name``; BadInput, suggesting the nearest names, if none."""
@@ -348,38 +383,10 @@ class Results:
         tables nor migrates. Called within :meth:`_reading`, which reports its errors."""
         if not ids:
             return []
+        storage = self._read_only_optuna()
+        return [from_optuna(storage.get_trial(id_)) for id_ in ids]
+
+    def _read_only_optuna(self) -> RDBStorage:
         if self._optuna_storage is None:
             self._optuna_storage = self._optuna.read_only_storage(self._url)
-        return [from_optuna(self._optuna_storage.get_trial(id_)) for id_ in ids]
-
-
-# --- Optuna's trials ----------------------------------------------------------------------------
-
-
-def from_optuna(trial: FrozenTrial, outcome: Outcome | None = None) -> TrialSummary:
-    """``trial`` as Optuna knows it; ``outcome`` says how it ended when tuner knows better
-    than Optuna's state (a diverged trial is PRUNED there, an interrupted one FAIL)."""
-    outcome = outcome or _FROM_OPTUNA[trial.state.name]
-    reason = trial.user_attrs.get("reason")
-    if outcome is Outcome.FAILED and reason is None:
-        reason = "ended before its record was written: interrupted, or its worker died"
-    started, ended = _utc(trial.datetime_start), _utc(trial.datetime_complete)
-    return TrialSummary(
-        number=trial.number,
-        outcome=outcome,
-        value=trial.value if outcome in FINISHED else None,
-        optimizer=trial.params.get("optimizer"),
-        schedule=trial.params.get("schedule"),
-        params=dict(trial.params),
-        duration_s=(ended - started).total_seconds() if started and ended else None,
-        steps=None,
-        metrics={},
-        reason=reason,
-        default=trial.user_attrs.get("default"),
-        finished_at=ended,
-    )
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # Optuna stores naive local times.
-    return None if moment is None else moment.astimezone(UTC)
+        return self._optuna_storage

@@ -182,7 +182,12 @@ class TrialDetail(TrialSummary):
 
 @dataclass(frozen=True)
 class StudySummary:
-    """A study: its task, its objective and direction, its trials, and its best trial."""
+    """A study: its task, its objective and direction, its trials, and its best trial.
+
+    ``in_optuna`` is False when Optuna's side of the study was deleted by another tool
+    (``optuna delete-study``, optuna-dashboard) after tuner recorded trials of it: then it has
+    no trials to count or rank, and ``tuner delete`` removes what tuner kept.
+    """
 
     name: str
     task: str
@@ -191,6 +196,7 @@ class StudySummary:
     counts: Counts
     best: TrialSummary | None
     created_at: datetime
+    in_optuna: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -201,6 +207,7 @@ class StudySummary:
             "trials": self.counts.to_json(),
             "best": None if self.best is None else self.best.to_json(),
             "created_at": self.created_at.isoformat(),
+            "in_optuna": self.in_optuna,
         }
 
 

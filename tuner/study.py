@@ -138,7 +138,6 @@ def objective_for(
             return trial.should_prune()
 
         def unrun(outcome: Outcome, reason: str) -> TrialRow:
-            trial.set_user_attr("reason", reason)
             result = TrialResult.unrun(outcome, reason, time.monotonic() - started)
             return _record(trial, seed, result)
 
@@ -173,7 +172,6 @@ def objective_for(
             raise
         ended[trial.number] = _record(trial, seed, result)
         if result.outcome is Outcome.INTERRUPTED:
-            trial.set_user_attr("reason", result.reason)
             raise Interrupted(result.reason)
         if result.outcome is not Outcome.COMPLETE:
             raise optuna.TrialPruned(result.reason)
@@ -183,7 +181,11 @@ def objective_for(
 
 
 def _record(trial: optuna.Trial, seed: int, result: TrialResult) -> TrialRow:
-    """The record of ``trial``, which ran with ``seed`` and did ``result``."""
+    """The record of ``trial``, which ran with ``seed`` and did ``result``; its outcome, reason,
+    steps and metrics also go to Optuna as user attributes, for Optuna's own tools to show."""
+    ending = {"outcome": str(result.outcome), "reason": result.reason, "steps": result.steps}
+    for key, value in {**result.metrics, **ending}.items():
+        trial.set_user_attr(key, value)
     # Optuna copies a trial's parameters at each read of them.
     params = trial.params
     return TrialRow(

@@ -203,8 +203,9 @@ class _Run:
         try:
             outcome, reason = self._loop(model, step, evaluate, at, state, x, y, order, log)
         except Exception as error:
-            # Only a failure while tracing or building kernels is the compiler's to give up.
-            if graph is not None and graph.traces > traces:
+            # Only a failure while tracing or building kernels is the compiler's to give up;
+            # not one of the caller's callbacks (a report that a full disk refused).
+            if graph is not None and graph.traces > traces and not log.in_callback:
                 raise CompileFailed(error) from error
             raise
         reasons = [r for r in (reason, note) if r]
@@ -251,8 +252,10 @@ class _Run:
             log.losses.append(loss.item())
             log.lrs.append(lr.item())
             done = index + 1
+            log.in_callback = True
             if self.on_step is not None:
                 self.on_step(done)
+            log.in_callback = False
             diverged = _divergence(log.losses, done)
             if diverged:
                 return Outcome.DIVERGED, diverged
@@ -264,8 +267,10 @@ class _Run:
                         f"validation loss became {metrics['val_loss']} at step {done}",
                     )
                 log.evals.append({"step": done, **metrics})
+                log.in_callback = True
                 if self.on_eval is not None and self.on_eval(done, metrics[self.objective]):
                     return Outcome.PRUNED, f"pruned at step {done}"
+                log.in_callback = False
         return Outcome.COMPLETE, None
 
 
@@ -275,6 +280,8 @@ class _Log:
     lrs: list[float] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
     step_times: list[float] = field(default_factory=list)
+    # While the caller's on_step or on_eval runs: what it raises is not the compiler's.
+    in_callback: bool = False
 
 
 def _eager(task: Task, plan: TrialPlan, model: nn.Module) -> tuple[nn.Module, Callable, dict]:

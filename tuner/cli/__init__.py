@@ -166,7 +166,18 @@ def main() -> None:
 
 def _add_commands() -> None:
     # The command modules import this one for its options: they can be imported once it is.
-    from tuner.cli import confirm, db, export, plugins, results, search, worker
+    from tuner.cli import (
+        confirm,
+        dashboard,
+        db,
+        delete,
+        export,
+        plugins,
+        report,
+        results,
+        search,
+        worker,
+    )
 
     for command in [
         *plugins.COMMANDS,
@@ -176,6 +187,9 @@ def _add_commands() -> None:
         *confirm.COMMANDS,
         *db.COMMANDS,
         *export.COMMANDS,
+        *delete.COMMANDS,
+        *dashboard.COMMANDS,
+        *report.COMMANDS,
     ]:
         cli.add_command(command)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
 from tuner.cli import format_option, load_registry, plugin_option
 from tuner.cli.output import echo_json, number, sparkline, table, wide_option, wrap
+from tuner.errors import BadInput, missing_extra
 from tuner.plugins import KINDS, load_plugins
 
 
@@ -94,7 +96,15 @@ def _warmup(text: str) -> int | float:
     "settings",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A schedule parameter (repeatable); the others take the middle of their range.",
+    help="A schedule parameter (repeatable); the others take the middle of their range. "
+    "With --plot, a key given more than once draws a line for each value.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Draw the schedule to FILE: .png (matplotlib) or .html (plotly), with the report "
+    "extra: pip install 'tuner[report]'.",
 )
 @plugin_option
 @format_option("table", "json")
@@ -104,6 +114,7 @@ def schedule_command(
     steps: int,
     warmup: int | float,
     settings: Sequence[str],
+    plot: Path | None,
     plugins: Sequence[str],
     fmt: str,
 ) -> None:
@@ -111,18 +122,43 @@ def schedule_command(
 
     Prints a sparkline of every step and a table of about 20 evenly spaced steps, the end of
     the warmup and the last step among them; --format json gives every step from 0 to --steps.
+    --plot FILE draws it instead, one line for each variant of --set.
 
     \b
     Examples:
       tuner schedule cosine --lr 0.1 --steps 200 --warmup 10 --set end_factor=0
       tuner schedule linear --lr 0.01 --steps 300 --warmup 5%
+      tuner schedule cosine --lr 0.1 --steps 200 --set end_factor=0 --set end_factor=0.5 \\
+          --plot cosine.png
     """
     # Here for start-up time: tuner.lr brings in MLX.
-    from tuner.lr import schedule_params, schedule_rates, warmup_steps
+    from tuner.lr import schedule_rates, schedule_variants, warmup_steps
 
+    if plot is not None:
+        try:
+            # Here for start-up time, and because the extra may be missing.
+            from tuner.report.files import check_destination, write_whole
+            from tuner.report.schedule_plot import check_kind, plot_schedule
+        except ModuleNotFoundError as error:
+            raise missing_extra(error, "tuner schedule --plot") from None
+        check_kind(plot)
+        check_destination(plot)
     spec = load_registry(plugins).get("schedule", name)
     warmup = warmup_steps(warmup, steps)
-    params = schedule_params(spec, settings)
+    variants = schedule_variants(spec, settings)
+    if plot is not None:
+        drawn = [(params, schedule_rates(spec, lr, steps, warmup, params)) for params in variants]
+        title = f"{name}: lr={lr:g}, {steps} steps, warmup {warmup} steps"
+        write_whole(plot_schedule(title, drawn, plot), plot)
+        click.echo(f"Wrote {plot}: {name}, {len(variants)} variant{'s' * (len(variants) > 1)}.")
+        return
+    if len(variants) > 1:
+        keys = sorted({k for v in variants for k in v if v[k] != variants[0][k]})
+        raise BadInput(
+            f"--set gives {len(variants)} variants of {', '.join(keys)}: --plot FILE draws them "
+            "all; the table and JSON show one"
+        )
+    (params,) = variants
     rates = schedule_rates(spec, lr, steps, warmup, params)
     if fmt == "json":
         echo_json([{"step": step, "lr": rate} for step, rate in enumerate(rates)])

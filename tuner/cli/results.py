@@ -78,13 +78,16 @@ def _studies_table(studies: Sequence[StudySummary], width: int | None) -> str:
     rows = []
     for study in studies:
         counts, best = study.counts, study.best
+        # One column, of the outcomes that occurred: a column for each would not fit.
+        outcomes = str(counts)
+        if not study.in_optuna:
+            outcomes = f"deleted from Optuna's tables; tuner delete {study.name} removes the rest"
         rows.append(
             (
                 study.name,
                 study.task,
-                counts.total,
-                # One column, of the outcomes that occurred: a column for each would not fit.
-                str(counts),
+                counts.total if study.in_optuna else "-",
+                outcomes,
                 study.metric,
                 "-" if best is None else number(best.value),
                 "-" if best is None else f"{best.optimizer} + {best.schedule}",

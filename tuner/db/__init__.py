@@ -3,14 +3,16 @@
 Each module has one job: :mod:`~tuner.db.urls` checks and masks storage URLs,
 :mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.models` declares tuner's tables,
 :mod:`~tuner.db.migrations` runs their alembic history, :mod:`~tuner.db.store` writes
-their records, :mod:`~tuner.db.optuna` holds every coupling to Optuna's storage and tables, and
-:mod:`~tuner.db.reads` holds the SQL of every read of tuner's tables, for :mod:`tuner.query`,
-and :mod:`~tuner.db.to_results` turns the rows it reads into :mod:`tuner.results` types.
+their records, :mod:`~tuner.db.optuna` holds every coupling to Optuna's storage and tables,
+:mod:`~tuner.db.delete` deletes a study from both, :mod:`~tuner.db.reads` holds the SQL of every
+read of tuner's tables, for :mod:`tuner.query`, and :mod:`~tuner.db.to_results` turns the rows
+it reads into :mod:`tuner.results` types.
 Each imports only modules named before it, never one after. The rest of tuner imports from
 here.
 """
 
 from tuner.db.claims import ClaimLock
+from tuner.db.delete import delete_study
 from tuner.db.engine import READ_ONLY, engine_kwargs, make_engine
 from tuner.db.migrations import (
     SchemaState,
@@ -45,6 +47,7 @@ __all__ = [
     "beatless_trial_ids",
     "check",
     "database_error",
+    "delete_study",
     "downgrade",
     "engine_kwargs",
     "heartbeat_s",

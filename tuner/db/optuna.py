@@ -190,6 +190,18 @@ def has_optuna_tables(connection: Connection) -> bool:
     return inspect(connection).has_table("trials")
 
 
+def deleted_from_optuna(connection: Connection, study: Row) -> bool:
+    """Whether Optuna's side of the study was deleted (by ``optuna delete-study``, say): its
+    tables lack it while tuner holds trials of it. tuner records a new study before Optuna
+    makes it, so one without a trial recorded is not. Call only when :func:`has_optuna_tables`."""
+    studies = optuna_tables()[1]
+    held = select(studies.c.study_id).where(studies.c.study_name == study.name)
+    if connection.execute(held).first() is not None:
+        return False
+    ours = select(TrialRow.id).where(TrialRow.study_id == study.id).limit(1)
+    return connection.execute(ours).first() is not None
+
+
 def unrecorded_ids(connection: Connection, study: Row) -> list[int]:
     """Optuna's ids of the study's trials that have no row of ours, in one indexed query
     against our rows, but for those enqueued and not yet started (WAITING), which are no

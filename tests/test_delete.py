@@ -1,0 +1,221 @@
+"""`tuner delete` on real searches: every row of the study goes, Optuna's and tuner's, in one
+transaction, and nothing else does; a study whose Optuna side another tool deleted is shown as
+such and can be deleted; bad input changes nothing."""
+
+import json
+import os
+import pty
+import select as polling
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import MetaData, select
+
+from tuner.cli import cli
+from tuner.db import make_engine
+
+TUNER = Path(sys.executable).with_name("tuner")
+FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
+# The tables that hold rows of every study searched and confirmed.
+PER_STUDY = {
+    "studies",
+    "study_directions",
+    "trials",
+    "trial_params",
+    "trial_values",
+    "trial_intermediate_values",
+    "trial_user_attributes",
+    "tuner_studies",
+    "tuner_trials",
+    "tuner_curves",
+    "tuner_confirmations",
+}
+
+
+def tuner(storage, *args):
+    return CliRunner().invoke(cli, [*args, "--storage", storage], env={"TUNER_DEBUG": None})
+
+
+def search(storage, study, *args):
+    result = tuner(storage, "search", *FAST, "--study", study, "--trials", "6", *args)
+    assert result.exit_code == 0, result.output
+
+
+def rows(url):
+    """Every row of every table, Optuna's and tuner's, by table."""
+    engine = make_engine(url)
+    tables = MetaData()
+    with engine.connect() as connection:
+        tables.reflect(connection)
+        found = {
+            name: sorted(map(repr, connection.execute(select(table))))
+            for name, table in tables.tables.items()
+        }
+    engine.dispose()
+    return found
+
+
+def make_two(url):
+    """Study ``kept`` alone, its rows; then study ``gone`` beside it, searched and confirmed."""
+    search(url, "kept", "--confirm", "0")
+    alone = rows(url)
+    search(url, "gone", "--confirm", "2x2", "--seed", "1")
+    return url, alone
+
+
+@pytest.fixture
+def two(storage_url):
+    return make_two(storage_url)
+
+
+def test_delete_removes_every_row_of_the_study_and_nothing_else(two):
+    url, alone = two
+    grew = {name for name, found in rows(url).items() if len(found) > len(alone.get(name, []))}
+
+    result = tuner(url, "delete", "gone", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Deleted study gone (synthetic; 6 trials: ")
+    assert "; 4 confirmation runs) from " in result.stdout
+    assert grew >= PER_STUDY
+    assert rows(url) == alone
+    listed = tuner(url, "studies", "--format", "json")
+    assert [study["name"] for study in json.loads(listed.stdout)] == ["kept"]
+    assert tuner(url, "best", "kept").exit_code == 0
+
+
+def test_delete_is_one_transaction(sqlite_url):
+    url, _ = make_two(sqlite_url)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+        connection.execute(
+            "CREATE TRIGGER kept BEFORE DELETE ON studies BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    before = rows(url)
+
+    result = tuner(url, "delete", "gone", "--yes")
+
+    # Optuna's rows go last: tuner's, deleted first, must be back.
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert rows(url) == before
+
+
+def test_delete_on_postgres_in_one_transaction(postgres_url):
+    search(postgres_url, "gone", "--confirm", "0")
+    engine = make_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE 'no'; END $$ "
+            "LANGUAGE plpgsql; CREATE TRIGGER kept BEFORE DELETE ON studies "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    engine.dispose()
+    before = rows(postgres_url)
+
+    result = tuner(postgres_url, "delete", "gone", "--yes")
+
+    assert result.exit_code == 1
+    assert rows(postgres_url) == before
+
+
+def test_a_study_deleted_by_optuna_is_shown_as_such_and_can_be_deleted(two):
+    url, alone = two
+    optuna.delete_study(study_name="gone", storage=url)
+    before = rows(url)
+
+    table = tuner(url, "studies")
+    listed = json.loads(tuner(url, "studies", "--format", "json").stdout)
+    best = tuner(url, "best", "gone")
+    again = tuner(url, "search", *FAST, "--study", "gone", "--trials", "2")
+
+    gone = next(study for study in listed if study["name"] == "gone")
+    assert gone["in_optuna"] is False
+    assert gone["trials"]["total"] == 0 and gone["best"] is None
+    lines = table.stdout.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("gone"))
+    assert lines[row].split()[:3] == ["gone", "synthetic", "-"]
+    assert "deleted from Optuna's tables; tuner delete gone removes the rest" in lines[row + 1]
+    assert best.exit_code == 2
+    assert "study 'gone' was deleted from Optuna's tables" in best.stderr
+    assert again.exit_code == 2 and "tuner delete gone" in again.stderr
+    assert rows(url) == before
+
+    deleted = tuner(url, "delete", "gone", "--yes", "--format", "json")
+
+    assert deleted.exit_code == 0, deleted.output
+    data = json.loads(deleted.stdout)
+    assert data["in_optuna"] is False and data["rows"]["tuner_trials"] == 6
+    assert data["rows"].get("trials", 0) == 0
+    assert rows(url) == alone
+
+
+def test_bad_input_deletes_nothing(sqlite_url, tmp_path):
+    url, _ = make_two(sqlite_url)
+    before = rows(url)
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+
+    typo = tuner(url, "delete", "gome", "--yes")
+    unasked = tuner(url, "delete", "gone")
+    nowhere = tuner(missing, "delete", "gone", "--yes")
+
+    assert (typo.exit_code, typo.stderr) == (
+        2,
+        f"Error: no study 'gome' in {url}; did you mean 'gone'?\n",
+    )
+    assert unasked.exit_code == 2
+    assert unasked.stderr == (
+        "Error: tuner delete asks first, and stdin is no terminal: give --yes\n"
+    )
+    assert nowhere.exit_code == 2 and not (tmp_path / "none.db").exists()
+    assert rows(url) == before
+
+
+def answer(args, reply, cwd):
+    """Run ``tuner`` on a terminal and type ``reply`` once it asks; its output and status."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [TUNER, *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=os.environ
+    )
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = polling.select([master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            output += data
+            if output.endswith(b"[y/N]: "):
+                os.write(master, reply)
+        return output.decode(), process.wait(timeout=30)
+    finally:
+        os.close(master)
+
+
+def test_on_a_terminal_it_asks_first(sqlite_url, tmp_path):
+    search(sqlite_url, "gone", "--confirm", "0")
+    before = rows(sqlite_url)
+    args = ["delete", "gone", "--storage", sqlite_url]
+
+    kept, kept_status = answer(args, b"n\n", tmp_path)
+    after_no = rows(sqlite_url)
+    deleted, deleted_status = answer(args, b"y\n", tmp_path)
+
+    assert "Delete study gone (synthetic; 6 trials: " in kept
+    assert "It cannot be undone. [y/N]: " in kept
+    assert "Nothing deleted." in kept and kept_status == 1
+    assert after_no == before
+    assert deleted_status == 0 and "Deleted study gone" in deleted
+    assert json.loads(tuner(sqlite_url, "studies", "--format", "json").stdout) == []

@@ -1,0 +1,331 @@
+"""`tuner report` and `tuner schedule --plot` on real searches, opened in headless Chromium
+(Debian's, driven by playwright) with every request but the file's refused: no console error,
+every figure drawn with the study's data, a screenshot that is not blank. Then the reports of
+studies with nothing to draw, and bad input, which writes nothing.
+
+Without a browser these tests skip and say why; under CI (CI=true) they fail instead."""
+
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tuner import open_results
+from tuner.cli import cli
+
+TUNER = Path(sys.executable).with_name("tuner")
+FAST = ["--task", "synthetic", "--optimizers", "adam,sgd,lion", "--schedules", "constant,cosine"]
+NEVER_BUILDS = """
+import dataclasses, itertools
+from tuner import TaskSpec, hookimpl
+from tuner.plugins import load_plugins
+
+def build():
+    task = load_plugins().tasks["synthetic"].build()
+    built = itertools.count()
+    def model():
+        # The search's check of the task, before any trial, gets the one model there is.
+        if next(built) > 0:
+            raise RuntimeError("no model ever")
+        return task.model()
+    return dataclasses.replace(task, model=model)
+
+@hookimpl
+def tuner_register_tasks(register):
+    register(TaskSpec("broken", build, "builds no model for a trial"))
+"""
+DRAWN = (
+    ".scatterlayer .points path, .scatterlayer .js-line, .barlayer .point path, "
+    ".boxlayer .box, .boxlayer .points path, .heatmaplayer image"
+)
+
+
+def tuner(storage, *args):
+    return CliRunner().invoke(cli, [*args, "--storage", storage], env={"TUNER_DEBUG": None})
+
+
+def search(storage, *args):
+    result = tuner(storage, "search", *args)
+    assert result.exit_code in (0, 1), result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """A real search with confirmation runs, a second seed of it, an empty study and one whose
+    trials all failed, in one file."""
+    folder = tmp_path_factory.mktemp("report")
+    url = f"sqlite:///{folder / 'tuner.db'}"
+    search(url, *FAST, "--trials", "24", "--study", "s", "--confirm", "2x2")
+    search(url, *FAST, "--trials", "16", "--study", "s2", "--seed", "1", "--confirm", "0")
+    search(url, *FAST, "--study", "empty", "--timeout", "0.000001")
+    (folder / "broken.py").write_text(NEVER_BUILDS)
+    failed = search(url, "--task", "broken", "--plugin", str(folder / "broken.py"), "--study", "f")
+    assert "5 failed trials in a row" in failed.stderr
+    return url, folder
+
+
+def unavailable(reason):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}: CI must run the browser tests")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, through playwright."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("no browser: playwright is not installed (pip install playwright)")
+    chromium = os.environ.get("TUNER_TEST_CHROMIUM") or shutil.which("chromium")
+    if chromium is None:
+        unavailable("no browser: Chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium, args=["--headless", "--no-sandbox"]
+        )
+        yield launched
+        launched.close()
+
+
+class Opened:
+    """A page opened offline: what it logged as errors, and what it asked of the network."""
+
+    def __init__(self, browser, path):
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.errors, self.requests = [], []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.route("**/*", self._offline)
+        self.page.goto(path.as_uri())
+        self.page.wait_for_function(
+            "[...document.querySelectorAll('.plotly-graph-div')].every(d => d._fullLayout)"
+        )
+
+    def _offline(self, route):
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            self.requests.append(route.request.url)
+            route.abort()
+
+    def figures(self):
+        """Each figure's key, its traces, and the marks drawn in its SVG."""
+        return {
+            key: (traces, marks)
+            for key, traces, marks in self.page.evaluate(
+                "[...document.querySelectorAll('.figure')].map(f => {"
+                "  const gd = f.querySelector('.plotly-graph-div');"
+                "  return [f.dataset.figure, gd.data.length,"
+                f"    gd.querySelectorAll('{DRAWN}').length];"
+                "})"
+            )
+        }
+
+    def text(self):
+        return self.page.inner_text("body")
+
+
+def report(url, folder, *args):
+    out = folder / f"{'-'.join(a for a in args if not a.startswith('-'))}.html"
+    result = tuner(url, "report", *args, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Wrote {out} (") and result.stderr == ""
+    return out
+
+
+def not_blank(png):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colors = image.getcolors(maxcolors=1 << 20)
+    white = next((n for n, color in colors if color == (255, 255, 255)), 0)
+    return len(colors) > 50 and white < 0.97 * image.width * image.height
+
+
+def test_a_report_draws_every_figure_offline_with_the_study_s_data(studies, browser):
+    url, folder = studies
+    path = report(url, folder, "s", "--top", "5")
+    with open_results(url) as results:
+        trials = results.trials("s")
+        complete = results.complete_trials("s")
+    finished = ("complete", "pruned", "diverged")
+    valued = [t for t in trials if t.outcome in finished and math.isfinite(t.value or math.nan)]
+
+    opened = Opened(browser, path)
+    figures = opened.figures()
+    shot = opened.page.screenshot(full_page=True)
+
+    assert opened.errors == [] and opened.requests == []
+    twice = {
+        o for o in ("adam", "sgd", "lion") if sum(t.params["optimizer"] == o for t in complete) > 1
+    }
+    expected = {"history", "by-optimizer", "by-schedule", "confirmation", "curves", "schedules"}
+    assert set(figures) == expected | {"importances"} | {f"parallel-{o}" for o in twice}
+    assert all(traces > 0 and marks > 0 for traces, marks in figures.values()), figures
+    # A point for each finished trial with a value, and the line of the best so far.
+    assert figures["history"][1] == len(valued) + 1
+    # Five curves of training loss and five of validation, then five schedules.
+    assert figures["curves"][0] == 10 and figures["schedules"][0] == 5
+    assert path.stat().st_size < 10_000_000
+    assert not_blank(shot)
+    text = opened.text()
+    assert "Optimizer " in text and " leads: its best val_loss " in text
+    assert "Welch's t-test" in text or "within the seed-to-seed noise" in text
+
+
+def test_a_report_of_two_studies_compares_them(studies, browser):
+    url, folder = studies
+    path = report(url, folder, "s", "s2")
+
+    opened = Opened(browser, path)
+    figures = opened.figures()
+
+    assert opened.errors == [] and opened.requests == []
+    assert set(figures) == {"best-so-far-0", "standings"}
+    # Each study's line, and the band's two edges and median.
+    assert figures["best-so-far-0"][0] == 2 + 3
+    assert all(marks > 0 for _, marks in figures.values())
+    assert "s: Optimizer" in opened.text() and "s2: Optimizer" in opened.text()
+
+
+@pytest.mark.parametrize(
+    ("study", "says"),
+    [
+        ("empty", "Study empty has no trials yet: tuner search --study empty runs some."),
+        ("f", "No trial of study f completed: all 5 failed. The first reason: RuntimeError"),
+    ],
+)
+def test_a_study_with_nothing_to_draw_is_a_page_that_says_so(studies, browser, study, says):
+    url, folder = studies
+    path = report(url, folder, study)
+
+    opened = Opened(browser, path)
+
+    assert opened.errors == [] and opened.requests == []
+    assert opened.figures() == {}
+    assert says in opened.text()
+    assert "Leaderboard" in opened.text() and "Provenance" in opened.text()
+
+
+def test_several_schedule_variants_on_one_plot(tmp_path, browser):
+    args = ["schedule", "cosine", "--lr", "0.1", "--steps", "50", "--warmup", "5"]
+    variants = ["end_factor=0", "end_factor=0.5"]
+    sets = [arg for variant in variants for arg in ("--set", variant)]
+    html, png = tmp_path / "cosine.html", tmp_path / "cosine.png"
+
+    drawn = CliRunner().invoke(cli, [*args, *sets, "--plot", str(html)])
+    pictured = CliRunner().invoke(cli, [*args, *sets, "--plot", str(png)])
+    rates = [
+        [
+            p["lr"]
+            for p in json.loads(
+                CliRunner().invoke(cli, [*args, "--set", v, "--format", "json"]).stdout
+            )
+        ]
+        for v in variants
+    ]
+
+    assert drawn.stdout == f"Wrote {html}: cosine, 2 variants.\n"
+    assert pictured.exit_code == 0 and png.read_bytes().startswith(b"\x89PNG")
+    assert not_blank(png.read_bytes())
+    opened = Opened(browser, html)
+    lines = opened.page.evaluate(
+        "[...document.querySelector('.plotly-graph-div').data].map(t => [t.name, Array.from(t.y)])"
+    )
+    assert opened.errors == [] and opened.requests == []
+    assert lines == [[v, pytest.approx(r)] for v, r in zip(variants, rates, strict=True)]
+
+
+def test_bad_input_writes_nothing(studies, tmp_path):
+    url, _ = studies
+    kept = tmp_path / "report.html"
+    kept.write_text("kept")
+    sets = ["--set", "end_factor=0", "--set", "end_factor=1"]
+    no = tmp_path / "no"
+
+    typo = tuner(url, "report", "ss", "-o", str(kept))
+    twice = tuner(url, "report", "s", "s", "-o", str(kept))
+    nowhere = tuner(url, "report", "s", "-o", str(no / "r.html"))
+    folder = tuner(url, "report", "s", "-o", str(tmp_path))
+    missing = tuner(f"sqlite:///{tmp_path / 'none.db'}", "report", "s", "-o", str(kept))
+    none = tuner(url, "report")
+    variants = CliRunner().invoke(
+        cli,
+        ["schedule", "cosine", "--lr", "0.1", "--steps", "9", *sets],
+    )
+    svg = CliRunner().invoke(
+        cli,
+        ["schedule", "cosine", "--lr", "0.1", "--steps", "9", "--plot", str(tmp_path / "a.svg")],
+    )
+
+    assert typo.stderr == f"Error: no study 'ss' in {url}; did you mean 's'?\n"
+    assert twice.stderr == "Error: study 's' is named twice: name each study once\n"
+    assert nowhere.stderr == f"Error: cannot write {no / 'r.html'}: there is no folder {no}\n"
+    assert folder.stderr == f"Error: cannot write {tmp_path}: it is a folder; give a file's name\n"
+    assert missing.stderr.startswith("Error: no database at ")
+    assert none.stderr == "Error: Missing argument 'STUDY...'.\n"
+    assert variants.stderr == (
+        "Error: --set gives 2 variants of end_factor: --plot FILE draws them all; the table and "
+        "JSON show one\n"
+    )
+    assert svg.stderr.startswith("Error: --plot ") and "ending in .png" in svg.stderr
+    results = [typo, twice, nowhere, folder, missing, none, variants, svg]
+    assert [r.exit_code for r in results] == [2] * len(results)
+    assert all(r.stdout == "" for r in results)
+    assert kept.read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_a_report_to_stdout(studies):
+    url, _ = studies
+
+    result = tuner(url, "report", "empty", "-o", "-")
+
+    assert result.exit_code == 0
+    assert result.stdout.startswith("<!DOCTYPE html>") and result.stdout.endswith("</html>\n")
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "line"),
+    [
+        ("plotly", ["report", "s"], "tuner report needs plotly: pip install 'tuner[report]'"),
+        (
+            "matplotlib",
+            ["schedule", "cosine", "--lr", "0.1", "--steps", "9", "--plot", "a.png"],
+            "tuner schedule --plot needs matplotlib: pip install 'tuner[report]'",
+        ),
+        (
+            "optuna_dashboard",
+            ["dashboard"],
+            "tuner dashboard needs optuna-dashboard: pip install 'tuner[dashboard]'",
+        ),
+    ],
+)
+def test_without_the_extra_one_line_says_which_to_install(tmp_path, module, args, line):
+    # A None in sys.modules makes importing it fail, as where it is not installed.
+    code = f"import sys; sys.modules[{module!r}] = None; from tuner.cli import main; main()"
+    env = {k: v for k, v in os.environ.items() if k != "TUNER_DEBUG"}
+
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {line}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_line_imports_no_plotly_optuna_sqlalchemy_or_mlx():
+    code = "import json, sys, tuner.cli; print(json.dumps([m.split('.')[0] for m in sys.modules]))"
+
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+
+    assert not {"plotly", "optuna", "sqlalchemy", "mlx", "matplotlib"} & set(json.loads(loaded))

@@ -1,0 +1,69 @@
+"""``tuner report``: a study, or several compared, drawn in one self-contained HTML file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from tuner.cli import storage_option
+from tuner.errors import missing_extra
+
+
+@click.command("report")
+@click.argument("studies", nargs=-1, required=True, metavar="STUDY...")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, allow_dash=True),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write, replaced if there is one; - writes to stdout.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    metavar="K",
+    help="Draw the curves and schedules of the K best trials, and list them.",
+)
+@storage_option
+def report_command(studies: Sequence[str], output: Path, top: int, storage: str) -> None:
+    """Draw STUDY in one HTML file that opens in any browser, with no network.
+
+    For one study: the optimization history coloured by optimizer, the values of each
+    optimizer and schedule, the confirmation runs and their verdict, the K best trials'
+    learning curves and schedules, parameter importances and parallel coordinates (Optuna's
+    plots), the leaderboard and the provenance. For several studies, such as one task
+    searched with several seeds: their best values trial by trial, with the band they span,
+    and where each optimizer stands in each. Needs the report extra: pip install
+    'tuner[report]'.
+
+    \b
+    Examples:
+      tuner report digits-brisk-otter
+      tuner report digits-brisk-otter --top 5 -o brisk.html
+      tuner report seed-0 seed-1 seed-2 -o seeds.html
+    """
+    try:
+        # Here for start-up time, and because the extra may be missing: plotly and Optuna.
+        from tuner.report.files import check_destination, write_whole
+        from tuner.report.render import render_report
+    except ModuleNotFoundError as error:
+        raise missing_extra(error, "tuner report") from None
+    to_stdout = str(output) == "-"
+    if not to_stdout:
+        check_destination(output)
+    page = render_report(storage, studies, top)
+    if to_stdout:
+        click.echo(page, nl=False)
+        return
+    write_whole(page, output)
+    what = f"study {studies[0]}" if len(studies) == 1 else f"{len(studies)} studies compared"
+    size = output.stat().st_size / 1e6
+    click.echo(f"Wrote {output} ({size:.1f} MB), {what}: open it in a browser.")
+
+
+COMMANDS = [report_command]
