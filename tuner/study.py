@@ -5,16 +5,14 @@ storage once, at its end, and the loop that runs trials until the study holds en
 from __future__ import annotations
 
 import math
-import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from importlib.metadata import version
 from typing import Any
 
-import mlx.core as mx
 import optuna
 
 from tuner.db import (
@@ -31,7 +29,8 @@ from tuner.db import (
     storage_failure,
 )
 from tuner.errors import BadInput, TunerError
-from tuner.graphs import GraphCache
+from tuner.graphs import GraphCache, check_device
+from tuner.names import new_study_name
 from tuner.plan import Plan, differences
 from tuner.query import from_optuna, open_results
 from tuner.reaping import reap, reaping_storage
@@ -45,28 +44,6 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 MAX_FAILURES_IN_A_ROW = 5
 # How often a worker that waits for others' last trials looks again.
 AWAIT_S = 0.5
-
-WORDS = (
-    "amber azure brisk calm crisp dawn eager fern gold hazel ivory jade keen lilac "
-    "mossy noble ocean pine quiet rapid sage swift tidy umber vivid warm zesty"
-).split()
-ANIMALS = (
-    "otter falcon heron lynx marten newt owl panda quail raven seal tapir viper wren yak "
-    "badger crane dingo egret finch gecko ibis koala lemur mole"
-).split()
-
-
-def new_study_name(task: str, taken: Sequence[str]) -> str:
-    """A readable name such as ``digits-brisk-otter`` that no study in storage has yet."""
-    rng = random.Random()
-    attempt = 0
-    while True:
-        # Numbered once most of the word pairs are taken, so that the search always ends.
-        suffix = f"-{attempt}" if attempt >= len(WORDS) * len(ANIMALS) else ""
-        name = f"{task}-{rng.choice(WORDS)}-{rng.choice(ANIMALS)}{suffix}"
-        if name not in taken:
-            return name
-        attempt += 1
 
 
 def provenance(plan: Plan, device: str) -> dict[str, Any]:
@@ -205,19 +182,6 @@ def _record(trial: optuna.Trial, seed: int, result: TrialResult) -> TrialRow:
         default_source=trial.user_attrs.get("default"),
         curve=CurveRow(losses=result.losses, lrs=result.lrs, evals=result.evals),
     )
-
-
-def check_device(device: str | None) -> str:
-    """Make ``device`` MLX's default and return its name; None picks the GPU when there is one."""
-    if device is None:
-        device = "gpu" if mx.is_available(mx.gpu) else "cpu"
-    if device == "gpu" and not mx.is_available(mx.gpu):
-        raise BadInput(
-            "this MLX build has no GPU: on Linux install tuner[cuda] (mlx[cuda13]) for NVIDIA "
-            "GPUs; on a Mac with Apple silicon, mlx brings Metal"
-        )
-    mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
-    return device
 
 
 def run_search(
