@@ -96,7 +96,7 @@ class Recorder(Watcher):
         self.begun = time.perf_counter()
         self._pruning_at_start = self.pruning[0]
 
-    def trial_started(self, number: int, sample: Sample, steps: int) -> None:
+    def trial_started(self, number: int, sample: Sample, steps: int, members: int = 1) -> None:
         self.starts[number] = time.perf_counter()
 
     def trial_ended(self, trial: TrialSummary, progress: Progress) -> None:

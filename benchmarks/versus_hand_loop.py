@@ -44,6 +44,10 @@ seeds no trial of either search used), in a fresh process on the hand loop's BLA
 measured on the 359 test images, which neither search read. Their mean test accuracies, and
 tuner's own confirmation figures (3 seeds, its compiled step), are printed.
 
+``--without-populations`` runs ``tuner search --population 1`` too, after the other two with
+the same seed and budget (issue 18: populations must not lower the best validation accuracy),
+as a third row, ``tuner K=1``, and prints its steps/s and accuracies beside tuner's.
+
 ``--default-search`` then times ``tuner search`` with no argument but a temporary ``--storage``
 (60 trials, then its confirmation), once, against issue 15's 2 minutes; ``--seeds 0
 --default-search`` times it alone.
@@ -56,7 +60,7 @@ the hand loop on the bundled BLAS, tuner on the BLAS it picks. Which BLAS each p
 loaded is read from its memory maps.
 
     python benchmarks/versus_hand_loop.py [--seconds 120] [--seeds 1] [--blas bundled|openblas]
-                                          [--default-search]
+                                          [--without-populations] [--default-search]
 """
 
 from __future__ import annotations
@@ -487,7 +491,13 @@ def summary(rows: dict[str, list[dict[str, Any]]], tests: list[dict[str, float]]
         pairs = zip(rows["tuner"], rows["hand loop"], strict=True)
         ratios = [t["rate"] / h["rate"] for t, h in pairs]
         each = ", ".join(f"{r:.2f}" for r in ratios)
-        print(f"  tuner / hand loop, steps/s: median {statistics.median(ratios):.2f}× ({each})\n")
+        print(f"  tuner / hand loop, steps/s: median {statistics.median(ratios):.2f}× ({each})")
+        if "tuner K=1" in rows:
+            pairs = zip(rows["tuner"], rows["tuner K=1"], strict=True)
+            ratios = [t["rate"] / one["rate"] for t, one in pairs]
+            each = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"  tuner / tuner K=1, steps/s: median {statistics.median(ratios):.2f}× ({each})")
+        print()
     print("search s: from the process's start to the end of its last trial (tuner's confirmation")
     print("runs after it are left out). outside MLX: 1 - (steps × the trial's median step time,")
     print("summed) / search s, for both.")
@@ -502,7 +512,10 @@ def summary(rows: dict[str, list[dict[str, Any]]], tests: list[dict[str, float]]
         values = {label: median(runs)[key] for label, runs in rows.items()}
         if None not in values.values():
             print(f"  {what}:")
-            print(f"    tuner {values['tuner']:.1%}, hand loop {values['hand loop']:.1%}")
+            line = f"    tuner {values['tuner']:.1%}, hand loop {values['hand loop']:.1%}"
+            if "tuner K=1" in values:
+                line += f", tuner K=1 {values['tuner K=1']:.1%}"
+            print(line)
     if tests:
         differences = [t["difference"] * 100 for t in tests]
         each = ", ".join(f"{d:+.2f}" for d in differences)
@@ -524,6 +537,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1")
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--blas", choices=("bundled", "openblas"), help="the same BLAS for all")
+    parser.add_argument(
+        "--without-populations",
+        action="store_true",
+        help="also run tuner search --population 1, as a third row",
+    )
     parser.add_argument(
         "--default-search",
         action="store_true",
@@ -547,11 +565,18 @@ def main() -> None:
         print(f"digits: {STEPS} steps of {BATCH_SIZE}, eval every {EVAL_EVERY}; {args.seconds:g} s")
         print(f"each, one after the other; BLAS: {blas}\n")
     rows: dict[str, list[dict[str, Any]]] = {"hand loop": [], "tuner": []}
+    if args.without_populations:
+        rows["tuner K=1"] = []
     tests = []
     for seed in range(args.seeds):
         with tempfile.TemporaryDirectory(prefix="tuner-versus-") as folder:
             rows["hand loop"].append(hand(args.seconds, seed, env, folder))
             rows["tuner"].append(tuner(args.seconds, seed, env, folder, flags))
+            if args.without_populations:
+                alone = f"{folder}/alone"
+                os.mkdir(alone)
+                single = [*flags, "--population", "1"]
+                rows["tuner K=1"].append(tuner(args.seconds, seed, env, alone, single))
             header(f"seed {seed}")
             for label, runs in rows.items():
                 show(label, runs[-1])

@@ -32,8 +32,8 @@ def test_upgrade_creates_a_sqlite_file_then_has_nothing_to_do(sqlite_url, tmp_pa
     again = tuner("upgrade", "--storage", sqlite_url)
 
     assert first.exit_code == 0, first.output
-    assert first.stdout == f"Upgraded {sqlite_url} from revision none to 0006.\n"
-    assert again.stdout == f"{sqlite_url} is at revision 0006, the newest: nothing to do.\n"
+    assert first.stdout == f"Upgraded {sqlite_url} from revision none to 0007.\n"
+    assert again.stdout == f"{sqlite_url} is at revision 0007, the newest: nothing to do.\n"
     assert (tmp_path / "tuner.db").is_file()
 
 
@@ -41,7 +41,7 @@ def test_upgrade_reads_the_storage_from_the_environment(sqlite_url):
     result = tuner("upgrade", "--format", "json", env={"TUNER_STORAGE": sqlite_url})
 
     assert result.exit_code == 0, result.output
-    expected = {"storage": sqlite_url, "from": None, "to": "0006", "reaped": 0}
+    expected = {"storage": sqlite_url, "from": None, "to": "0007", "reaped": 0}
     assert json.loads(result.stdout) == expected
 
 
@@ -52,7 +52,7 @@ def test_current_creates_nothing(sqlite_url, tmp_path):
     assert json.loads(result.stdout) == {
         "storage": sqlite_url,
         "revision": None,
-        "head": "0006",
+        "head": "0007",
         "status": "missing",
     }
     assert list(tmp_path.iterdir()) == []
@@ -65,7 +65,7 @@ def test_current_shows_a_table(sqlite_url):
 
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["storage", "revision", "head", "status"]
-    assert lines[2].split() == [sqlite_url, "0006", "0006", "current"]
+    assert lines[2].split() == [sqlite_url, "0007", "0007", "current"]
 
 
 def test_check_passes_at_head(sqlite_url):
@@ -75,11 +75,11 @@ def test_check_passes_at_head(sqlite_url):
     as_json = tuner("check", "--storage", sqlite_url, "--format", "json")
 
     assert table.exit_code == 0, table.output
-    assert table.stdout == f"{sqlite_url}: the tuner tables are at revision 0006 and match.\n"
+    assert table.stdout == f"{sqlite_url}: the tuner tables are at revision 0007 and match.\n"
     assert json.loads(as_json.stdout) == {
         "storage": sqlite_url,
-        "revision": "0006",
-        "head": "0006",
+        "revision": "0007",
+        "head": "0007",
         "status": "current",
         "differences": [],
         "ok": True,
@@ -193,6 +193,6 @@ def test_the_installed_console_script_upgrades_postgres(postgres_url):
     )
 
     assert result.returncode == 0, result.stderr
-    assert "from revision none to 0006" in result.stdout
+    assert "from revision none to 0007" in result.stdout
     assert json.loads(current.stdout)["status"] == "current"
     assert "s3cret" not in result.stdout + result.stderr + current.stdout + current.stderr

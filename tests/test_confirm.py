@@ -149,7 +149,7 @@ def trial(number, optimizer):
     return TrialSummary(
         number=number, outcome=Outcome.COMPLETE, value=None, optimizer=optimizer,
         schedule="constant", params={}, duration_s=1.0, steps=10, metrics={}, reason=None,
-        default=None, finished_at=None,
+        default=None, finished_at=None, population=None,
     )  # fmt: skip
 
 

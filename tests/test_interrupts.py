@@ -196,7 +196,7 @@ class StopAtTrial(Watcher):
         self.stop = stop
         self.number = number
 
-    def trial_started(self, number, sample, steps):
+    def trial_started(self, number, sample, steps, members=1):
         if number == self.number:
             self.stop.set()
 

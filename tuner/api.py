@@ -17,7 +17,7 @@ from tuner.db import heartbeat_s, schema_state
 from tuner.errors import BadInput
 from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
-from tuner.plan import Plan, SearchConfig, parse_confirm, plan_search
+from tuner.plan import Plan, SearchConfig, parse_confirm, parse_population, plan_search
 from tuner.plugins import Registry, load_plugins
 from tuner.query import open_results
 from tuner.specs import Metric, Task, TaskSpec
@@ -67,6 +67,7 @@ def search(
     blas: str | None = None,
     defaults: bool = True,
     confirm: str = "3x3",
+    population: str | int = "auto",
 ) -> StudyResults:
     """Run a study, as ``tuner search`` does, and return its results.
 
@@ -78,7 +79,8 @@ def search(
     they are given. The other options are those of ``tuner search``, with the same defaults;
     running again with the same ``study`` continues it. ``confirm`` is ``--confirm``'s
     ``KxS``: after the search, the K best configurations are trained again with S seeds each
-    (``"0"`` for none).
+    (``"0"`` for none). ``population`` is ``--population``: ``"auto"``, or K, the trials of
+    one optimizer, schedule and discrete settings trained together.
 
     ``blas`` is ``"auto"`` (OpenBLAS where installed, on Linux) or ``"bundled"`` (the mlx wheel's
     own); None reads ``TUNER_BLAS``. It counts only before MLX is first imported: afterwards the
@@ -117,6 +119,7 @@ def search(
         metric=metric,
         defaults=defaults,
         confirm=parse_confirm(confirm),
+        population=parse_population(str(population)),
         command=f"tuner.search(task={task!r}, trials={trials}, seed={seed})",
     )
     registry = load_plugins(extra)

@@ -12,6 +12,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
+from mlx.utils import tree_flatten
 
 from tuner.errors import BadInput
 from tuner.plugins import Registry
@@ -24,10 +25,11 @@ ROWS = 4
 
 def check_trainable(
     name: str, task: Task, registry: Registry, space: SearchSpace, steps: int
-) -> None:
+) -> int:
     """Raise BadInput unless task ``name``'s loss is a scalar with a gradient, and every
     schedule and optimizer of ``space`` builds and takes a step of the task's model, each with
-    the middle of its parameters' ranges and with each value of each choice."""
+    the middle of its parameters' ranges and with each value of each choice; return how many
+    numbers (weights and biases) the model holds."""
     # An array whatever its space, as a trial's peak rate always is.
     lr = mx.array(space.shared["lr"].midpoint(), dtype=mx.float32)
     for schedule, params in space.schedules.items():
@@ -35,6 +37,7 @@ def check_trainable(
     model, grads = _check_loss(name, task)
     for optimizer, params in space.optimizers.items():
         _check_optimizer(registry.optimizers[optimizer], params, lr, model, grads, name)
+    return sum(array.size for _, array in tree_flatten(model.parameters()))
 
 
 def _settings(space: Mapping[str, Param]) -> Iterator[dict[str, Any]]:

@@ -53,6 +53,7 @@ def from_optuna(trial: FrozenTrial, outcome: Outcome | None = None) -> TrialSumm
         reason=reason,
         default=attrs.get("default"),
         finished_at=ended,
+        population=attrs.get("population"),
     )
 
 

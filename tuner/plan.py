@@ -54,6 +54,8 @@ class SearchConfig:
     defaults: bool = True
     # After the search: the best configurations to train again, and the seeds for each.
     confirm: tuple[int, int] = (3, 3)
+    # Trials of one graph trained together; None picks a size for the task and the device.
+    population: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Plan:
     settings: dict[str, Any] = field(default_factory=dict)
     # What a new study tries first: Optuna's parameters, and where they come from.
     starts: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    # The numbers (weights and biases) of the task's model: what --population auto sizes by.
+    parameters: int = 0
 
 
 def plan_search(
@@ -100,6 +104,8 @@ def plan_search(
             f"--study is {len(config.study)} characters long: a study's name has at most "
             f"{MAX_STUDY_NAME} (Optuna's limit)"
         )
+    if config.population is not None and config.population < 1:
+        raise BadInput(f"--population must be auto or at least 1, got {config.population}")
     if min(config.confirm) < 0:
         raise BadInput(f"--confirm needs counts of 0 or more, got {config.confirm}")
     for option, name, known in (
@@ -168,7 +174,7 @@ def plan_search(
     # Here, not above: MLX loads with the task, once the BLAS it calls is chosen.
     from tuner.checks import check_trainable
 
-    check_trainable(config.task, task, registry, space, steps)
+    parameters = check_trainable(config.task, task, registry, space, steps)
     settings = {
         "task": config.task,
         "metric": metric,
@@ -183,7 +189,17 @@ def plan_search(
     config = replace(config, metric=metric, seed=0 if seed is None else seed)
     starts = starting_points(space, registry) if config.defaults and not stored else []
     return Plan(
-        config, registry, task, space, steps, batch_size, eval_every, direction, settings, starts
+        config,
+        registry,
+        task,
+        space,
+        steps,
+        batch_size,
+        eval_every,
+        direction,
+        settings,
+        starts,
+        parameters,
     )
 
 
@@ -241,6 +257,15 @@ def parse_confirm(text: str) -> tuple[int, int]:
             "(such as 3x3), or 0 for none"
         )
     return int(match[1]), int(match[2])
+
+
+def parse_population(text: str) -> int | None:
+    """``--population``'s size K, or None for ``auto``."""
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise BadInput(f"--population '{text}': give auto, or K, a whole number from 1")
+    return int(text)
 
 
 def starting_points(space: SearchSpace, registry: Registry) -> list[tuple[dict[str, Any], str]]:

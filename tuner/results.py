@@ -91,7 +91,10 @@ class TrialSummary:
     ``params`` holds every parameter Optuna sampled, ``lr`` and ``optimizer`` among them, under
     Optuna's names (``adam.beta1``). ``duration_s`` is the trial's own time, training and
     evaluation. ``default`` names the source of the known-good setting a trial tried before the
-    search sampled (see ``OptimizerSpec.defaults``), None for a sampled one. A running trial, or
+    search sampled (see ``OptimizerSpec.defaults``), None for a sampled one. ``population`` is
+    the number of the first trial of the population the trial trained in (see
+    :mod:`tuner.population`), the same for each of its members; None for a trial trained
+    alone. A running trial, or
     one that failed before its record was written, is known to Optuna alone: it has its
     parameters, and None or nothing for the rest.
     """
@@ -108,6 +111,7 @@ class TrialSummary:
     reason: str | None
     default: str | None
     finished_at: datetime | None
+    population: int | None
 
     @property
     def state(self) -> str:
@@ -134,6 +138,7 @@ class TrialSummary:
                 "reason": self.reason,
                 "default": self.default,
                 "finished_at": self.finished_at,
+                "population": self.population,
             }
         )
 

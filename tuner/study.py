@@ -4,21 +4,18 @@ storage once, at its end, and the loop that runs trials until the study holds en
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from importlib.metadata import version
 from typing import Any
 
 import optuna
 
+from tuner.companions import auto_size
 from tuner.db import (
     GRACE_BEATS,
     ClaimLock,
-    CurveRow,
     Store,
     StudyRow,
     TrialRow,
@@ -29,14 +26,14 @@ from tuner.db import (
     storage_failure,
 )
 from tuner.errors import BadInput, TunerError
-from tuner.graphs import GraphCache, check_device
+from tuner.graphs import check_device
 from tuner.names import new_study_name
+from tuner.objective import Halt, Search, objective_for
 from tuner.plan import Plan, differences
 from tuner.query import from_optuna, open_results
 from tuner.reaping import reap, reaping_storage
 from tuner.results import Outcome
-from tuner.samplers import make_pruner, make_sampler, trial_seed
-from tuner.train import TrialResult, failure, run_trial
+from tuner.samplers import make_pruner, make_sampler
 from tuner.watcher import Progress, Watcher
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -64,124 +61,6 @@ def provenance(plan: Plan, device: str) -> dict[str, Any]:
         "seed": plan.config.seed,
         "command": plan.config.command,
     }
-
-
-class Interrupted(Exception):
-    """The user stopped the search: Optuna records the trial in flight as failed, tuner as
-    interrupted, and neither counts it among the finished."""
-
-
-class Halt:
-    """What ends the trial in flight before its next step: a signal that set ``stop``, or the
-    search's ``--timeout`` passing (``deadline``, on the monotonic clock)."""
-
-    def __init__(self, stop: threading.Event, deadline: float | None) -> None:
-        self.stop = stop
-        self.deadline = deadline
-
-    @property
-    def timed_out(self) -> bool:
-        return self.deadline is not None and time.monotonic() > self.deadline
-
-    def is_set(self) -> bool:
-        return self.stop.is_set() or self.timed_out
-
-
-def objective_for(
-    plan: Plan,
-    device: str,
-    watcher: Watcher,
-    halt: Halt,
-    ended: dict[int, TrialRow],
-    claim: ClaimLock,
-) -> Callable[[optuna.Trial], float]:
-    """The Optuna objective: sample, train, report at eval points, and leave the trial's
-    record in ``ended``, to be stored once Optuna has told the trial's state (see
-    :func:`run_search`).
-
-    Once ``halt`` is set, the trial in flight ends at its next step as interrupted. The trial
-    has been written as running when the objective begins: the claim lock can go.
-    """
-    registry, config = plan.registry, plan.config
-    graphs = GraphCache()
-
-    def objective(trial: optuna.Trial) -> float:
-        claim.release()
-        seed = trial_seed(config.seed, trial.number)
-
-        def on_eval(step: int, value: float) -> bool:
-            if math.isfinite(value):
-                trial.report(value, step)
-            return trial.should_prune()
-
-        def unrun(outcome: Outcome, reason: str) -> TrialRow:
-            result = TrialResult.unrun(outcome, reason, time.monotonic() - started)
-            return _record(trial, seed, result)
-
-        started = time.monotonic()
-        if halt.is_set():
-            reason = "interrupted before its first step"
-            ended[trial.number] = unrun(Outcome.INTERRUPTED, reason)
-            raise Interrupted(reason)
-        try:
-            sample = plan.space.sample(trial)
-            watcher.trial_started(trial.number, sample, plan.steps)
-            result = run_trial(
-                plan.task,
-                registry.optimizers[sample.optimizer],
-                registry.schedules[sample.schedule],
-                sample,
-                steps=plan.steps,
-                batch_size=plan.batch_size,
-                eval_every=plan.eval_every,
-                seed=seed,
-                graphs=graphs,
-                objective=config.metric,
-                on_eval=on_eval,
-                on_build=lambda: watcher.building(trial.number),
-                on_step=lambda done: watcher.trial_step(trial.number, done),
-                stop=halt,
-            )
-            if result.outcome is Outcome.INTERRUPTED and halt.timed_out:
-                result = replace(result, reason=f"stopped by --timeout at step {result.steps}")
-        except Exception as error:
-            ended[trial.number] = unrun(Outcome.FAILED, failure(error))
-            raise
-        ended[trial.number] = _record(trial, seed, result)
-        if result.outcome is Outcome.INTERRUPTED:
-            raise Interrupted(result.reason)
-        if result.outcome is not Outcome.COMPLETE:
-            raise optuna.TrialPruned(result.reason)
-        return result.value
-
-    return objective
-
-
-def _record(trial: optuna.Trial, seed: int, result: TrialResult) -> TrialRow:
-    """The record of ``trial``, which ran with ``seed`` and did ``result``; its outcome, reason,
-    steps and metrics also go to Optuna as user attributes, for Optuna's own tools to show."""
-    ending = {"outcome": str(result.outcome), "reason": result.reason, "steps": result.steps}
-    for key, value in {**result.metrics, **ending}.items():
-        trial.set_user_attr(key, value)
-    # Optuna copies a trial's parameters at each read of them.
-    params = trial.params
-    return TrialRow(
-        number=trial.number,
-        optimizer=params.get("optimizer", "-"),
-        schedule=params.get("schedule", "-"),
-        params=params,
-        seed=seed,
-        steps=result.steps,
-        wall_time_s=result.wall_time_s,
-        step_time_s=result.step_time_s,
-        compiled=result.compiled,
-        metrics=result.metrics,
-        value=result.value,
-        outcome=result.outcome,
-        reason=result.reason,
-        default_source=trial.user_attrs.get("default"),
-        curve=CurveRow(losses=result.losses, lrs=result.lrs, evals=result.evals),
-    )
 
 
 def run_search(
@@ -303,11 +182,10 @@ def _optimize(
         return name
     ended: dict[int, TrialRow] = {}
 
-    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    def settle(trial: optuna.trial.FrozenTrial, record: TrialRow | None) -> None:
         # Stored once Optuna has told the trial's state, so that no kill can leave a record
         # that says complete beside a trial that Optuna will fail: killed before this, the
         # trial is Optuna's alone, and reads as Optuna's state says.
-        record = ended.pop(trial.number, None)
         if record is not None:
             store.save_trial(study.study_name, record)
         if record is not None and record.outcome == Outcome.INTERRUPTED and trial.params:
@@ -321,17 +199,34 @@ def _optimize(
             progress.last_failure = trial.user_attrs.get("reason")
         elif not halt.is_set():
             progress.failures_in_a_row = 0
+
+    def ended_with(trial: optuna.trial.FrozenTrial, record: TrialRow | None) -> None:
+        # A trial that failed before its objective noted anything failed in sampling.
+        outcome = Outcome.FAILED if record is None else Outcome(record.outcome)
+        watcher.trial_ended(from_optuna(trial, outcome), progress)
+
+    def member_told(trial: optuna.trial.FrozenTrial, record: TrialRow) -> None:
+        settle(trial, record)
+        # Counted here until the next stock-taking, which the population's first trial makes.
+        progress.finished += trial.state in FINISHED
+        ended_with(trial, record)
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        record = ended.pop(trial.number, None)
+        settle(trial, record)
         if halt.is_set() or progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
             _take_stock(study, progress)
             study.stop()
         elif counted():
             study.stop()
-        # A trial that failed before its objective noted anything failed in sampling.
-        outcome = Outcome.FAILED if record is None else Outcome(record.outcome)
-        watcher.trial_ended(from_optuna(trial, outcome), progress)
+        ended_with(trial, record)
 
+    def population() -> int:
+        return config.population or auto_size(plan.parameters, device, progress.finished)
+
+    search = Search(plan, population, watcher, halt, claim, progress, storage, ended, member_told)
     study.optimize(
-        objective_for(plan, device, watcher, halt, ended, claim),
+        objective_for(search),
         timeout=config.timeout,
         callbacks=[after_trial],
         catch=(Exception,),

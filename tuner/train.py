@@ -47,7 +47,8 @@ class TrialResult:
     finite losses only; ``losses`` ends with the value that diverged. ``test_metrics`` holds
     the trained model's ``test_loss`` and each metric as ``test_NAME`` on the task's test set,
     measured only when asked for, once a trial completes: prefixed, so that no key is taken for
-    a validation value or an objective.
+    a validation value or an objective. ``weights`` are the model's trained parameters at the
+    trial's end, as MLX arrays.
     """
 
     outcome: Outcome
@@ -62,6 +63,7 @@ class TrialResult:
     lrs: list[float]
     evals: list[dict[str, float]]
     test_metrics: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, Any] | None = None
 
     @classmethod
     def unrun(cls, outcome: Outcome, reason: str, wall_time_s: float) -> TrialResult:
@@ -79,6 +81,15 @@ class TrialResult:
             lrs=[],
             evals=[],
         )
+
+
+def check_run(task: Task, steps: int, batch_size: int, eval_every: int, objective: str) -> None:
+    """Raise ValueError unless a trial of ``task`` can run with these."""
+    if min(steps, batch_size, eval_every) < 1:
+        raise ValueError("steps, batch_size and eval_every must be at least 1")
+    if objective != "val_loss" and objective not in task.metrics:
+        known = ", ".join(["val_loss", *task.metrics])
+        raise ValueError(f"unknown objective '{objective}'; this task has: {known}")
 
 
 def failure(error: Exception) -> str:
@@ -120,11 +131,7 @@ def run_trial(
     completes; a search leaves it False, so that no trial reads the test set.
     """
     started = time.perf_counter()
-    if min(steps, batch_size, eval_every) < 1:
-        raise ValueError("steps, batch_size and eval_every must be at least 1")
-    if objective != "val_loss" and objective not in task.metrics:
-        known = ", ".join(["val_loss", *task.metrics])
-        raise ValueError(f"unknown objective '{objective}'; this task has: {known}")
+    check_run(task, steps, batch_size, eval_every, objective)
     plan = TrialPlan.of(optimizer, schedule, sample, steps)
     stop = stop or threading.Event()
     run = _Run(
@@ -197,7 +204,7 @@ class _Run:
         at = None if eval_weights is None else partial(eval_weights, opt_state)
         model.train()
         x, y = self.task.train
-        order = _batch_order(x.shape[0], self.plan.steps, self.batch_size, self.seed)
+        order = batch_order(x.shape[0], self.plan.steps, self.batch_size, self.seed)
         log = _Log()
         traces = graph.traces if graph else 0
         try:
@@ -226,6 +233,7 @@ class _Run:
             test_metrics=_measure(model, partial(_on_test_set, model, self.task), at)
             if tested
             else {},
+            weights=model.parameters(),
         )
 
     def _loop(
@@ -256,7 +264,7 @@ class _Run:
             if self.on_step is not None:
                 self.on_step(done)
             log.in_callback = False
-            diverged = _divergence(log.losses, done)
+            diverged = divergence(log.losses, done)
             if diverged:
                 return Outcome.DIVERGED, diverged
             if done % self.eval_every == 0 or done == steps:
@@ -296,7 +304,7 @@ def _eager(task: Task, plan: TrialPlan, model: nn.Module) -> tuple[nn.Module, Ca
     return model, step, optimizer.state
 
 
-def _batch_order(n: int, steps: int, batch_size: int, seed: int) -> mx.array:
+def batch_order(n: int, steps: int, batch_size: int, seed: int) -> mx.array:
     """Row indices of every batch, ``(steps, batch_size)``: shuffled epochs, end to end."""
     rng = np.random.default_rng(seed)
     epochs = -(-steps * batch_size // n)
@@ -304,7 +312,7 @@ def _batch_order(n: int, steps: int, batch_size: int, seed: int) -> mx.array:
     return mx.array(order[: steps * batch_size].reshape(steps, batch_size))
 
 
-def _divergence(losses: list[float], step: int) -> str | None:
+def divergence(losses: list[float], step: int) -> str | None:
     loss, first = losses[-1], losses[0]
     if not math.isfinite(loss):
         return f"loss became {loss} at step {step}"

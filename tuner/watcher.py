@@ -38,8 +38,9 @@ class Watcher:
     def started(self, study: str, *, new: bool, twins: Sequence[str]) -> None:
         """The study is ready; ``twins`` are older studies with its seed and settings."""
 
-    def trial_started(self, number: int, sample: Sample, steps: int) -> None:
-        """Trial ``number`` has drawn its settings and starts training for ``steps``."""
+    def trial_started(self, number: int, sample: Sample, steps: int, members: int = 1) -> None:
+        """Trial ``number`` has drawn its settings and starts training for ``steps``, with
+        ``members - 1`` more trials of its population when ``members`` is above 1."""
 
     def building(self, number: int) -> None:
         """Its step is new to this process: MLX builds its kernels, seconds on the CPU."""

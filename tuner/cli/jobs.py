@@ -30,18 +30,21 @@ class Helpers:
         trials: int,
         timeout: float | None,
         plugins: Sequence[str],
+        population: int | None = None,
     ) -> None:
         self.count = count
         self.storage = storage
         self.trials = trials
         self.timeout = timeout
         self.plugins = plugins
+        self.population = population
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, study: str) -> None:
         command = [str(Path(sys.executable).with_name("tuner")), "worker", study]
         command += ["--trials", str(self.trials), "--storage", self.storage]
         command += ["--confirm", "0", "--quiet"]
+        command += ["--population", str(self.population or "auto")]
         command += ["--timeout", str(self.timeout)] if self.timeout is not None else []
         for plugin in self.plugins:
             command += ["--plugin", plugin]

@@ -66,6 +66,8 @@ class Display(Watcher):
         # The confirmation run in flight: its seed's index, of how many.
         self.seed: tuple[int, int] | None = None
         self.step = 0
+        # The trials training together with the one in flight, itself included.
+        self.members = 1
         self.kernels = False
         self.stopping = False
         self.interrupted: str | None = None
@@ -99,8 +101,9 @@ class Display(Watcher):
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
 
-    def trial_started(self, number: int, sample: Sample, steps: int) -> None:
+    def trial_started(self, number: int, sample: Sample, steps: int, members: int = 1) -> None:
         self.trial = (number, f"{sample.optimizer}+{sample.schedule}", steps)
+        self.members = members
         self.step = 0
         self.kernels = False
 
@@ -124,6 +127,7 @@ class Display(Watcher):
     def confirming(self, trial: TrialSummary, index: int, seeds: int, steps: int) -> None:
         self.trial = (trial.number, f"{trial.optimizer}+{trial.schedule}", steps)
         self.seed = (index, seeds)
+        self.members = 1
         self.step = 0
         self.kernels = False
 
@@ -189,6 +193,8 @@ class Display(Watcher):
             return "starting"
         number, combination, steps = self.trial
         what = f"trial {number}"
+        if self.members > 1:
+            what = f"trials {number}+{self.members - 1}"
         if self.seed is not None:
             what = f"confirming trial {number} (seed {self.seed[0] + 1}/{self.seed[1]})"
         if self.kernels and self.step == 0:
@@ -197,11 +203,13 @@ class Display(Watcher):
 
     def _left(self, elapsed: float) -> str:
         """The time left, from the median time between this run's trials: '?' until a few
-        have ended, since the first ones also build kernels."""
+        have ended, since the first ones also build kernels. A population's trials end
+        together, so the gaps are those between its ends and the last population's."""
         left = None
         if self.ran >= self.ETA_AFTER:
-            times = [self.started_at, *self.ends][-11:]
-            each = statistics.median(b - a for a, b in itertools.pairwise(times))
+            times = [self.started_at, *self.ends][-(10 * self.members + 1) :]
+            gaps = [b - a for a, b in itertools.pairwise(times)]
+            each = statistics.median(gaps) if self.members == 1 else sum(gaps) / len(gaps)
             left = each * max(self.total - self.progress.finished, 0)
         if self.timeout is not None and left is not None:
             left = min(left, max(self.timeout - elapsed, 0))

@@ -286,6 +286,16 @@ def _about(trial: TrialDetail) -> list[tuple[str, str]]:
         ("reason", trial.reason or "-"),
         ("metrics", " ".join(f"{k}={number(v)}" for k, v in trial.metrics.items()) or "-"),
         ("time", timing),
+        *(
+            [
+                (
+                    "population",
+                    f"{trial.population} (trained with the trials whose population is too)",
+                )
+            ]
+            if trial.population is not None
+            else []
+        ),
         ("finished", finished),
         ("seed", f"{seed} (study seed {provenance.seed})"),
         ("device", provenance.device),

@@ -18,7 +18,7 @@ from tuner.cli.closing import closing, continue_command, given_options, interrup
 from tuner.cli.jobs import Helpers, job_count
 from tuner.cli.progress import CtrlC, Display
 from tuner.errors import BadInput
-from tuner.plan import SearchConfig, parse_confirm
+from tuner.plan import SearchConfig, parse_confirm, parse_population
 
 # The options that are SearchConfig's fields as they are; --optimizers and --schedules are split.
 CONFIG_OPTIONS = "task trials timeout steps batch_size eval_every study seed device space".split()
@@ -49,6 +49,29 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(f"'{value}'{where}: give auto or bundled", ctx, param)
     blas_choice.load(value)
     return value
+
+
+def _check_population(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_population(value)
+    except BadInput as error:
+        raise click.BadParameter(str(error).removeprefix("--population "), ctx, param) from None
+    return value
+
+
+def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--population``, which ``tuner search`` and ``tuner worker`` share."""
+    return click.option(
+        "--population",
+        metavar="[auto|K]",
+        default="auto",
+        show_default=True,
+        callback=_check_population,
+        help="Train trials that share an optimizer, a schedule and their discrete settings K "
+        "at a time, in one vectorised step, each still its own trial with its own seed and "
+        "result; auto picks K from the model's size and the device (16 for small models on "
+        "a CPU), 1 trains one trial at a time.",
+    )(command)
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -175,6 +198,7 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="The BLAS MLX calls on Linux: auto uses OpenBLAS where it is installed, bundled "
     "the mlx wheel's own. Env: TUNER_BLAS.",
 )
+@population_option
 @plugin_option
 @output_options
 def search_command(
@@ -198,6 +222,7 @@ def search_command(
     jobs: int,
     confirm: str,
     blas: str,
+    population: str,
     plugins: Sequence[str],
     quiet: bool,
     verbose: bool,
@@ -226,6 +251,7 @@ def search_command(
         optimizers=_names(optimizers),
         schedules=_names(schedules),
         confirm=parse_confirm(confirm),
+        population=parse_population(population),
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
     if job_count(jobs) > 1:
@@ -256,7 +282,7 @@ def drive(
     from tuner.api import prepare, run
 
     trials = config.trials
-    helpers = Helpers(jobs - 1, storage, trials, config.timeout, plugins)
+    helpers = Helpers(jobs - 1, storage, trials, config.timeout, plugins, config.population)
     confirm = config.confirm
     if helpers.count:
         config = replace(config, confirm=(0, 0))

@@ -9,8 +9,8 @@ import click
 
 from tuner.cli import plugin_option, storage_option
 from tuner.cli.closing import given_options
-from tuner.cli.search import check_confirm, drive, output_options
-from tuner.plan import SearchConfig, parse_confirm
+from tuner.cli.search import check_confirm, drive, output_options, population_option
+from tuner.plan import SearchConfig, parse_confirm, parse_population
 from tuner.query import open_results
 
 
@@ -39,6 +39,7 @@ from tuner.query import open_results
     "run it in one worker, or tuner confirm once all are done.",
 )
 @storage_option
+@population_option
 @plugin_option
 @output_options
 def worker_command(
@@ -47,6 +48,7 @@ def worker_command(
     timeout: float | None,
     confirm: str,
     storage: str,
+    population: str,
     plugins: Sequence[str],
     quiet: bool,
     verbose: bool,
@@ -82,6 +84,7 @@ def worker_command(
         sampler=settings.get("sampler", "tpe"),
         pruner=settings.get("pruner", "median"),
         confirm=parse_confirm(confirm),
+        population=parse_population(population),
         command=" ".join(["tuner", "worker", study, *given_options(ctx, leave_out=["study"])]),
     )
     drive(ctx, config, plugins, storage, None, quiet=quiet, verbose=verbose)

@@ -283,6 +283,9 @@ class TrialRow(_Ending, Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     # Where the known-good setting the trial tried comes from; None for a sampled trial.
     default_source: Mapped[str | None] = mapped_column(Text, default=None)
+    # The number of the first trial of the population the trial trained in, the same for each
+    # of its members; None for a trial trained alone.
+    population: Mapped[int | None] = mapped_column(Integer, default=None)
     value_type: Mapped[str | None] = mapped_column(String(8), init=False)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
 

@@ -199,6 +199,7 @@ def trials(
         t.reason,
         t.default_source,
         t.finished_at,
+        t.population,
     )
     recorded = and_(t.study_id == study.id, t.number == found.c.number)
     query = (

@@ -37,6 +37,7 @@ def from_row(row: Row) -> TrialSummary:
         reason=row.reason,
         default=row.default_source,
         finished_at=row.finished_at,
+        population=row.population,
     )
 
 

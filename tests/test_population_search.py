@@ -1,0 +1,186 @@
+"""`tuner search --population K` end to end: each member is its own Optuna trial and its own
+record, the same as the trial trained alone but for the population it names; K is checked
+before anything is written; workers train populations side by side."""
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from tuner import open_results
+from tuner.cli import cli
+from tuner.graphs import GraphCache
+from tuner.plugins import load_plugins
+from tuner.space import Sample
+from tuner.train import run_trial
+
+TUNER = Path(sys.executable).with_name("tuner")
+FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
+FAST += ["--confirm", "0", "--no-defaults"]
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def search(storage, *args):
+    return CliRunner().invoke(cli, ["search", "--storage", storage, *FAST, *args])
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return f"sqlite:///{tmp_path / 'tuner.db'}"
+
+
+def populations(storage, study):
+    with open_results(storage) as results:
+        trials = results.trials(study)
+    groups = defaultdict(list)
+    for trial in trials:
+        if trial.population is not None:
+            groups[trial.population].append(trial)
+    return trials, groups
+
+
+def test_members_are_trials_of_one_family_each_recorded_as_alone(storage):
+    result = search(
+        storage, "--trials", "12", "--study", "p", "--population", "4", "--pruner", "none"
+    )
+
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="p", storage=storage)
+    assert len(study.get_trials(states=FINISHED)) == 12
+    trials, groups = populations(storage, "p")
+    assert len(trials) == 12
+    assert groups, "no population trained"
+    for first, members in groups.items():
+        assert first == min(m.number for m in members)
+        assert 2 <= len(members) <= 4
+        family = {(m.optimizer, m.schedule, m.params["warmup"]) for m in members}
+        assert len(family) == 1
+        assert len({m.params["lr"] for m in members}) == len(members)
+    for trial in study.trials:
+        with open_results(storage) as results:
+            recorded = results.trial("p", trial.number).population
+        assert trial.user_attrs.get("population") == recorded
+
+    # A member's record is the trial's alone: same losses, learning rates, evals and outcome.
+    member = next(iter(groups.values()))[0]
+    with open_results(storage) as results:
+        detail = results.trial("p", member.number)
+    registry = load_plugins()
+    sample = Sample.from_params(detail.params)
+    lone = run_trial(
+        registry.tasks["synthetic"].build(),
+        registry.optimizers[sample.optimizer],
+        registry.schedules[sample.schedule],
+        sample,
+        steps=100,
+        batch_size=32,
+        eval_every=25,
+        seed=detail.seed,
+        graphs=GraphCache(),
+    )
+    assert lone.outcome == detail.outcome
+    np.testing.assert_allclose(detail.losses, lone.losses, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(detail.lrs, lone.lrs, rtol=1e-5, atol=1e-6)
+    assert [e["step"] for e in detail.evals] == [e["step"] for e in lone.evals]
+    for stored, alone in zip(detail.evals, lone.evals, strict=True):
+        assert stored == {k: pytest.approx(v, rel=1e-5) for k, v in alone.items()}
+
+
+def test_show_and_export_of_a_member_differ_from_an_alone_trial_only_in_population(storage):
+    assert search(storage, "--trials", "4", "--study", "p", "--population", "4").exit_code == 0
+    assert search(storage, "--trials", "5", "--study", "p", "--population", "1").exit_code == 0
+    trials, groups = populations(storage, "p")
+    (members,) = groups.values()
+    lone = next(t for t in trials if t.population is None)
+
+    def shown(number, *options):
+        result = CliRunner().invoke(cli, ["show", "p", str(number), "--storage", storage, *options])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    member, alone = (
+        json.loads(shown(members[0].number, "--format", "json")),
+        json.loads(shown(lone.number, "--format", "json")),
+    )
+    assert set(member) == set(alone)
+    assert member["population"] == members[0].number
+    assert alone["population"] is None
+    assert f"population  {members[0].number} " in shown(members[1].number)
+    assert not [line for line in shown(lone.number).splitlines() if line.startswith("population")]
+    listed = CliRunner().invoke(cli, ["trials", "p", "--storage", storage, "--format", "json"])
+    by_number = {t["number"]: t for t in json.loads(listed.stdout)}
+    assert {by_number[m.number]["population"] for m in members} == {members[0].number}
+
+    def exported(number):
+        options = ["--trial", str(number), "--storage", storage, "--format", "json"]
+        result = CliRunner().invoke(cli, ["export", "p", *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    assert set(exported(members[1].number)) == set(exported(lone.number))
+
+
+def test_population_one_trains_one_trial_at_a_time(storage):
+    assert search(storage, "--trials", "6", "--study", "p", "--population", "1").exit_code == 0
+    trials, groups = populations(storage, "p")
+    assert len(trials) == 6
+    assert not groups
+
+
+@pytest.mark.parametrize("given", ["0", "-1", "two", "1.5", ""])
+def test_a_bad_population_is_refused_in_one_line_before_anything_is_written(tmp_path, given):
+    db = tmp_path / "tuner.db"
+    result = subprocess.run(
+        [TUNER, "search", "--storage", f"sqlite:///{db}", "--population", given],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "--population" in result.stderr
+    assert "auto" in result.stderr
+    assert not db.exists()
+
+
+def test_workers_each_train_populations_and_the_count_is_exact(storage):
+    result = subprocess.run(
+        [
+            TUNER,
+            "search",
+            "--storage",
+            storage,
+            *FAST,
+            "--trials",
+            "16",
+            "--study",
+            "w",
+            "--jobs",
+            "2",
+            "--population",
+            "4",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="w", storage=storage)
+    states = [t.state for t in study.trials]
+    assert (
+        states.count(optuna.trial.TrialState.COMPLETE)
+        + states.count(optuna.trial.TrialState.PRUNED)
+        == 16
+    )
+    assert optuna.trial.TrialState.RUNNING not in states
+    _, groups = populations(storage, "w")
+    assert groups
+    assert all(len(members) <= 4 for members in groups.values())

@@ -1,0 +1,95 @@
+"""The Optuna side of a population: the trials that train beside the one Optuna's ``optimize``
+runs, asked with its family fixed, kept beating while they train.
+
+Who trains together: the first trial samples its family (the optimizer and schedule, their
+discrete parameters and the warmup: what selects a graph), then K - 1 more are asked with that
+family fixed and their continuous settings (the learning rate, each ``Float``) sampled by the
+study's sampler as usual. ``benchmarks/README.md`` says why this rather than grouping K trials
+sampled freely.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import optuna
+
+from tuner.space import Float, SearchSpace
+
+# Numbers (weights and biases) a population step holds, at most, on each kind of device:
+# enough members to fill it, not so many that one member's matrix products fill it alone.
+BUDGET = {"cpu": 1 << 18, "gpu": 1 << 22}
+LARGEST = {"cpu": 16, "gpu": 64}
+# Under --population auto, a population holds at most this share of the study's finished
+# trials: the sampler sees several families before it gives one many trials.
+SHARE = 4
+
+
+def auto_size(parameters: int, device: str, finished: int) -> int:
+    """``--population auto``: the largest power of two that fits the model ``BUDGET`` times,
+    up to ``LARGEST`` and to the study's finished trials over ``SHARE``."""
+    most = min(LARGEST[device], BUDGET[device] // max(parameters, 1), finished // SHARE)
+    members = 1
+    while members * 2 <= most:
+        members *= 2
+    return members
+
+
+def family(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of ``params`` that select a graph: what members of a population share."""
+    optimizer, schedule = params["optimizer"], params["schedule"]
+    fixed = {"optimizer": optimizer, "schedule": schedule, "warmup": params["warmup"]}
+    for owner, own in (
+        (optimizer, space.optimizers[optimizer]),
+        (schedule, space.schedules[schedule]),
+    ):
+        for name, param in own.items():
+            if not isinstance(param, Float):
+                fixed[f"{owner}.{name}"] = params[f"{owner}.{name}"]
+    return fixed
+
+
+@contextmanager
+def fixed_family(study: optuna.Study) -> Iterator[Callable[[Mapping[str, Any]], None]]:
+    """Within, ``fix(params)`` has the trials that ``study`` asks for from then on, and the
+    values they suggest, keep ``params``; Optuna's sampler draws the rest. A trial queued in
+    the study (a default, a setting cut short) is taken first, as Optuna takes it, with its
+    own parameters."""
+    base = study.sampler
+
+    def fix(params: Mapping[str, Any]) -> None:
+        study.sampler = optuna.samplers.PartialFixedSampler(dict(params), base)
+
+    try:
+        yield fix
+    finally:
+        study.sampler = base
+
+
+@contextmanager
+def beating(storage: optuna.storages.BaseStorage, trials: Sequence[optuna.Trial]) -> Iterator[None]:
+    """Record a heartbeat for each of ``trials`` as Optuna's ``optimize`` does for its own,
+    so that no worker takes them for a dead worker's while they train."""
+    interval = storage.get_heartbeat_interval() if trials else None
+    if interval is None:
+        yield
+        return
+    done = threading.Event()
+
+    def beat() -> None:
+        while True:
+            for trial in trials:
+                storage.record_heartbeat(trial._trial_id)
+            if done.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
