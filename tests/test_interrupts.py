@@ -86,6 +86,41 @@ def test_ctrl_c_records_the_trial_in_flight_and_says_how_to_continue(tmp_path):
     assert stopped[0].reason.startswith("interrupted")
 
 
+def test_ctrl_c_records_every_member_of_the_population_in_flight_and_retries_them(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    process = start(url, "--trials", "40", "--population", "4", "--no-defaults", "--confirm", "0")
+    wait_for(process, "trial 3 ")
+    # The next population is asked for and training: four trials running at once.
+    deadline = time.monotonic() + 60
+    while len(running(url, "s")) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    in_flight = running(url, "s")
+    assert len(in_flight) == 4
+
+    press_ctrl_c(process)
+    _, err = process.communicate(timeout=60)
+
+    assert process.returncode == 130, err
+    assert ", and recorded as interrupted." in err
+    assert "Traceback" not in err
+    assert running(url, "s") == []
+    with open_results(url) as results:
+        stopped = results.trials("s", state="interrupted")
+    assert sorted(t.number for t in stopped) == in_flight
+    assert {t.reason for t in stopped} <= {f"interrupted at step {n}" for n in range(1500)} | {
+        "interrupted before its first step"
+    }
+    assert len({t.population for t in stopped}) == 1
+    queued = [
+        t
+        for t in optuna.load_study(study_name="s", storage=url).trials
+        if t.state.name == "WAITING"
+    ]
+    # Queued again, to be tried when the study goes on.
+    lrs = sorted(t.system_attrs["fixed_params"]["lr"] for t in queued)
+    assert lrs == sorted(t.params["lr"] for t in stopped)
+
+
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_stop_a_search_as_ctrl_c_does(tmp_path, signum, status):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
