@@ -53,8 +53,9 @@ def main() -> None:
         sizes += [families[tuple(sorted(family(space, t.params).items()))] for t in run]
     print(f"{len(trials)} sampled trials of a --population 1 search on digits, seed {args.seed}")
     print(f"grouped by family in runs of {args.size}, as they were sampled:")
-    print(f"  a trial's population: mean {statistics.mean(sizes):.2f}, median")
-    print(f"  {statistics.median(sizes):g}; trials left alone: {sizes.count(1) / len(sizes):.0%}")
+    mean, median = statistics.mean(sizes), statistics.median(sizes)
+    print(f"  a trial's population: mean {mean:.2f}, median {median:g}")
+    print(f"  trials left alone: {sizes.count(1) / len(sizes):.0%}")
 
 
 if __name__ == "__main__":
