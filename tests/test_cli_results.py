@@ -257,7 +257,7 @@ def test_a_study_of_failed_trials_says_so(tmp_path):
     assert [t["outcome"] for t in listed] == ["failed"] * 5
     assert listed[0]["reason"] == "RuntimeError: no model ever"
     assert "No trial has completed with a value yet" in compared
-    assert "reason    RuntimeError: no model ever" in shown
+    assert "reason      RuntimeError: no model ever" in shown
     assert "no learning curve recorded" in shown
 
 

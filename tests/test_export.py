@@ -252,6 +252,7 @@ def test_the_json_config_names_what_built_the_trial(studies):
             "outcome": "complete",
             "metric": "val_loss",
             "value": record.value,
+            "population": None,
         },
     }
 

@@ -249,6 +249,26 @@ def test_0004_stores_values_with_their_type_and_gives_them_back_both_ways(storag
     assert stored_studies(storage_url) == {"typed": study}
 
 
+def test_0007_adds_populations_and_trials_recorded_before_trained_alone(storage_url):
+    upgrade(storage_url)
+    study, trials = recorded_study(storage_url, "older", trials=3)
+    stored = contents(storage_url)
+    execute(storage_url, "UPDATE tuner_trials SET population = 1 WHERE number > 0")
+
+    assert downgrade(storage_url, "0006").revision == "0006"
+    assert "population" not in columns(storage_url, "tuner_trials")
+    assert contents(storage_url) == stored
+
+    before, after = upgrade(storage_url)
+
+    assert (before.revision, after.status) == ("0006", "current")
+    assert check(storage_url)[1] == []
+    assert contents(storage_url) == stored
+    assert [row.population for row in stored_trials(storage_url, "older")] == [None] * 3
+    assert stored_trials(storage_url, "older") == trials
+    assert stored_studies(storage_url) == {"older": study}
+
+
 def optuna_first(url):
     """A database that Optuna alone made, with a study and a finished trial in it."""
     storage = optuna.storages.RDBStorage(url)

@@ -139,4 +139,4 @@ def test_wide_tables_are_whole_and_one_line_a_row(search, trials):
     for entry in data["optimizers"] + data["schedules"] + data["tasks"]:
         assert f"  {entry['description']}" in plugins
     command = json.loads(tuner("show", "wide", "0", "--storage", url, "--format", "json"))
-    assert f"\ncommand   {command['provenance']['command']}\n" in page
+    assert f"\ncommand     {command['provenance']['command']}\n" in page

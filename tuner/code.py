@@ -93,11 +93,16 @@ def _about(config: Mapping[str, Any], steps: int, warmup: int) -> list[str]:
     value = source.get("value")
     result = f"{source.get('metric')} {value:.6g}" if value is not None else source.get("outcome")
     warmed = f", the first {warmup} of them a linear warmup" if warmup else ""
-    return [
+    about = [
         f"# Trial {source.get('trial')} of study {source.get('study')} ({result}): "
         f"{config['optimizer']['name']}",
         f"# on the {config['schedule']['name']} schedule over {steps} steps{warmed}.",
     ]
+    if source.get("population") is not None:
+        about.append(
+            f"# It trained together with the other trials of population {source['population']}."
+        )
+    return about
 
 
 def _through_tuner(

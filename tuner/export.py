@@ -91,6 +91,7 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
             "metric": settings["metric"],
             # JSON has no NaN.
             "value": trial.value if trial.value is None or math.isfinite(trial.value) else None,
+            "population": trial.population,
         },
     }
     if confirmed is not None:

@@ -239,6 +239,13 @@ class Results:
                 )
         return self._rows.detail_from_row(row, record)
 
+    def population(self, study: str, lead: int) -> list[int]:
+        """The numbers of the trials that trained together in population ``lead`` (its first
+        trial's number), running ones included, in order."""
+        with self._read_study(study) as (connection, record, unrecorded):
+            found = self._sql.members(connection, record, lead)
+        return sorted([*found, *(t.number for t in unrecorded if t.population == lead)])
+
     def complete_trials(self, study: str) -> list[FrozenTrial]:
         """The study's complete trials as Optuna holds them, each with its parameters'
         distributions: what Optuna's own plots (``optuna.visualization``) draw from."""

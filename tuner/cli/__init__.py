@@ -176,6 +176,7 @@ def _add_commands() -> None:
         report,
         results,
         search,
+        show,
         worker,
     )
 
@@ -184,6 +185,7 @@ def _add_commands() -> None:
         *search.COMMANDS,
         *worker.COMMANDS,
         *results.COMMANDS,
+        *show.COMMANDS,
         *confirm.COMMANDS,
         *db.COMMANDS,
         *export.COMMANDS,

@@ -1,4 +1,4 @@
-"""``tuner studies / best / trials / show / compare``: what people ask after a search.
+"""``tuner studies / best / trials / compare``: what people ask after a search.
 
 Each command is one call of :mod:`tuner.query`, printed as a table for people or as JSON (and,
 for the listings, CSV) for scripts and pandas. The CSV of a listing is its JSON flattened the
@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from tuner.cli import format_option, storage_option
-from tuner.cli.output import (
-    SPARKLINE,
-    echo_json,
-    number,
-    sparkline,
-    table,
-    wide_option,
-    wrap,
-)
-from tuner.cli.trials import confirmation_table, trial_table, value_text
+from tuner.cli.output import echo_json, number, table, wide_option, wrap
+from tuner.cli.trials import confirmation_table, trial_table
 from tuner.compare import GROUPINGS
 from tuner.query import SORTS, open_results
-from tuner.results import Comparison, Confirmed, Outcome, StudySummary, TrialDetail
+from tuner.results import Comparison, Outcome, StudySummary
 
 # The CSV's first columns, as in TrialSummary.to_json; params.* and metrics.* follow.
 CSV_COLUMNS = (
@@ -226,110 +217,6 @@ def trials_command(
         click.echo(trial_table(trials, summary.metric, width))
 
 
-@click.command("show")
-@click.argument("study")
-@click.argument("number", type=int)
-@storage_option
-@wide_option
-@format_option("table", "json")
-def show_command(study: str, number: int, storage: str, width: int | None, fmt: str) -> None:
-    """Show one trial of STUDY in full: parameters, outcome, timings, provenance, curve."""
-    with open_results(storage) as results:
-        trial = results.trial(study, number)
-        summary = results.study(study)
-        configs = results.confirmation(study).configs
-    confirmed = next((c for c in configs if c.trial.number == number), None)
-    if fmt == "json":
-        echo_json({**trial.to_json(), "confirmation": confirmed and confirmed.to_json()})
-    else:
-        click.echo(_trial_page(trial, summary, confirmed, width))
-
-
-def _trial_page(
-    trial: TrialDetail, study: StudySummary, confirmed: Confirmed | None, width: int | None
-) -> str:
-    value = f", {study.metric} {number(trial.value)}" if trial.value is not None else ""
-    heading = f"Trial {trial.number} of study {study.name} ({study.task}): {trial.outcome}{value}"
-    params = [(k, value_text(v)) for k, v in trial.params.items()]
-    sections = [wrap(heading, width), table(["parameter", "value"], params, width=width)]
-    about = _about(trial)
-    if confirmed is not None:
-        about.insert(2, ("confirmed", _confirmed(confirmed)))
-    sections.append(_pairs(about, width))
-    curves = [
-        _curve("loss", trial.losses, f"{len(trial.losses)} steps", width),
-        _curve("lr", trial.lrs, "", width),
-    ]
-    sections.append("\n".join(line for line in curves if line) or "no learning curve recorded")
-    if trial.evals:
-        keys = list(dict.fromkeys(k for e in trial.evals for k in e))
-        rows = [[value_text(e.get(k)) for k in keys] for e in trial.evals]
-        sections.append(table(keys, rows, width=width))
-    return "\n\n".join(sections)
-
-
-def _about(trial: TrialDetail) -> list[tuple[str, str]]:
-    provenance = trial.provenance
-    timing = "-"
-    if trial.duration_s is not None:
-        timing = f"{trial.duration_s:.3g} s"
-        if trial.steps is not None:
-            timing = f"{trial.steps} steps in {timing}"
-        if trial.step_time_s is not None:
-            timing += f", {trial.step_time_s * 1000:.3g} ms a step"
-        if trial.compiled is not None:
-            timing += ", compiled" if trial.compiled else ", eager"
-    finished = "-" if trial.finished_at is None else f"{trial.finished_at:%Y-%m-%d %H:%M:%S} UTC"
-    seed = "-" if trial.seed is None else str(trial.seed)
-    return [
-        ("outcome", f"{trial.outcome} (Optuna: {trial.state})"),
-        ("reason", trial.reason or "-"),
-        ("metrics", " ".join(f"{k}={number(v)}" for k, v in trial.metrics.items()) or "-"),
-        ("time", timing),
-        *(
-            [
-                (
-                    "population",
-                    f"{trial.population} (trained with the trials whose population is too)",
-                )
-            ]
-            if trial.population is not None
-            else []
-        ),
-        ("finished", finished),
-        ("seed", f"{seed} (study seed {provenance.seed})"),
-        ("device", provenance.device),
-        ("versions", ", ".join(f"{lib} {v}" for lib, v in provenance.versions.items())),
-        ("plugins", ", ".join(f"{p} {v or '-'}" for p, v in provenance.plugins.items())),
-        ("command", provenance.command),
-    ]
-
-
-def _confirmed(config: Confirmed) -> str:
-    """A configuration's confirmation runs in a line: the mean and spread of their values."""
-    complete = len(config.values)
-    if config.mean is None:
-        return f"no run of {len(config.runs)} completed"
-    spread = f" ± {number(config.std)}" if config.std is not None else ""
-    tests = "".join(f", {name} {number(value)}" for name, value in config.test.items())
-    return f"mean {number(config.mean)}{spread} over {complete} of {len(config.runs)} seeds{tests}"
-
-
-def _pairs(pairs: Sequence[tuple[str, str]], width: int | None) -> str:
-    keys = max(len(key) for key, _ in pairs)
-    return "\n".join(wrap(f"{key.ljust(keys)}  {value}", width, keys + 2) for key, value in pairs)
-
-
-def _curve(name: str, values: Sequence[float], note: str, width: int | None) -> str:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return ""
-    summary = f"{number(values[0])} → {number(values[-1])}, min {number(min(finite))}"
-    summary += f", {note}" if note else ""
-    points = SPARKLINE if width is None else min(SPARKLINE, width - len(summary) - 8)
-    return f"{name.ljust(4)}  {sparkline(values, points)}  {summary}"
-
-
 @click.command("compare")
 @click.argument("study")
 @click.option(
@@ -407,4 +294,4 @@ def _flatten(record: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-COMMANDS = [studies_command, best_command, trials_command, show_command, compare_command]
+COMMANDS = [studies_command, best_command, trials_command, compare_command]

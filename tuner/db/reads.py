@@ -226,6 +226,13 @@ def trial_row(connection: Connection, study_id: int, number: int) -> Row | None:
     return connection.execute(query).first()
 
 
+def members(connection: Connection, study: Row, population: int) -> list[int]:
+    """The numbers of the recorded trials that trained in population ``population``."""
+    c = columns()
+    query = select(c.number).where(c.study_id == study.id, c.population == population)
+    return list(connection.scalars(query))
+
+
 def outcomes_by(
     connection: Connection, study: Row, by: str, unrecorded: list[TrialSummary]
 ) -> list[tuple[Any, ...]]:
