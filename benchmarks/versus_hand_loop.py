@@ -30,7 +30,8 @@ What is printed, for each:
   step and eval times, and the share outside both; tuner stores no eval times;
 - outside trials: 1 - trial time / search s, a trial's time being from its model's creation to
   the end of its training, reports and pruning checks included, sampling excluded: tuner's
-  ``duration_s``, and in the hand loop, timed the same way;
+  ``duration_s`` (a population's once, its longest member's), and in the hand loop, timed the
+  same way;
 - val acc, best loss: the validation accuracy of the best trial by validation loss, the search's
   objective (Optuna's ``best_trial``; tuner's first of ``best``, complete trials only);
 - val acc, highest: the highest validation accuracy of any complete trial.
@@ -348,7 +349,13 @@ def tuner(seconds: float, seed: int, env: dict[str, str], folder: str, flags: li
     ended = max(t.finished_at.timestamp() for t in trials if t.finished_at)
     search = ended - done["begun"]
     mlx = sum(t.steps * t.step_time_s for t in timed if t.step_time_s)
-    in_trials = sum(t.duration_s or 0.0 for t in trials)
+    # A population's members train at once: their time counts once, as its longest member's.
+    in_trials = sum(t.duration_s or 0.0 for t in trials if t.population is None)
+    longest: dict[int, float] = {}
+    for t in trials:
+        if t.population is not None:
+            longest[t.population] = max(longest.get(t.population, 0.0), t.duration_s or 0.0)
+    in_trials += sum(longest.values())
     # What a trial spends beyond its steps: building kernels, evals, reports and pruning checks.
     beyond = (in_trials - mlx) / search
     runs = [each for config in confirmation.configs for each in config.runs]
