@@ -52,7 +52,7 @@ def main() -> None:
 def sampling_times(space: Any, trials: int, options: dict[str, Any]) -> list[float]:
     """The seconds that sampling took in each trial of a seeded study."""
     sampler = SeededPerTrial(
-        lambda seed: optuna.samplers.TPESampler(seed=seed, constant_liar=False, **options), 0
+        lambda seed, _: optuna.samplers.TPESampler(seed=seed, constant_liar=False, **options), 0
     )
     study = optuna.create_study(sampler=sampler)
     values = random.Random(0)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from tuner import open_results
 from tuner.cli import cli
+from tuner.companions import auto_size
 from tuner.graphs import GraphCache
 from tuner.plugins import load_plugins
 from tuner.space import Sample
@@ -184,3 +185,38 @@ def test_workers_each_train_populations_and_the_count_is_exact(storage):
     _, groups = populations(storage, "w")
     assert groups
     assert all(len(members) <= 4 for members in groups.values())
+
+
+def test_members_are_drawn_apart_not_all_near_the_samplers_one_best_guess(storage):
+    # Past TPE's ten random startup trials, members drawn one after another from the same
+    # finished trials would all land near its best guess, trying one setting eight times.
+    result = search(storage, "--trials", "48", "--study", "p", "--population", "8", "--seed", "0")
+    assert result.exit_code == 0, result.output
+
+    _, groups = populations(storage, "p")
+    spreads = [
+        max(m.params["lr"] for m in members) / min(m.params["lr"] for m in members)
+        for first, members in groups.items()
+        if first >= 16 and len(members) == 8
+    ]
+    # Drawn near one guess, one population's rates were within a factor of 1.7.
+    assert len(spreads) >= 3
+    assert min(spreads) > 10, spreads
+
+
+def test_auto_grows_the_population_with_the_finished_trials_to_the_devices_bound():
+    digits = 64 * 128 + 128 + 128 * 10 + 10  # the digits MLP's weights and biases
+    sizes = {finished: auto_size(digits, "cpu", finished) for finished in (0, 31, 32, 64, 128)}
+    assert sizes == {0: 1, 31: 1, 32: 2, 64: 4, 128: 8}
+    assert auto_size(digits, "cpu", 10_000) == 16
+    assert auto_size(digits, "gpu", 10_000) == 64
+    # A model of a million numbers fills a CPU alone.
+    assert auto_size(1_000_000, "cpu", 10_000) == 1
+
+
+def test_auto_trains_a_short_search_one_trial_at_a_time(storage):
+    result = search(storage, "--trials", "20", "--study", "p")
+    assert result.exit_code == 0, result.output
+    trials, groups = populations(storage, "p")
+    assert len(trials) == 20
+    assert not groups

@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 
+from tuner.samplers import SeededPerTrial
 from tuner.space import Float, SearchSpace
 
 # Numbers (weights and biases) a population step holds, at most, on each kind of device:
@@ -24,8 +25,9 @@ from tuner.space import Float, SearchSpace
 BUDGET = {"cpu": 1 << 18, "gpu": 1 << 22}
 LARGEST = {"cpu": 16, "gpu": 64}
 # Under --population auto, a population holds at most this share of the study's finished
-# trials: the sampler sees several families before it gives one many trials.
-SHARE = 4
+# trials: each population spends its trials on one family, and at a quarter a search of 120
+# trials tried half the families and found a worse best (benchmarks/population_quality.py).
+SHARE = 16
 
 
 def auto_size(parameters: int, device: str, finished: int) -> int:
@@ -55,17 +57,22 @@ def family(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
 @contextmanager
 def fixed_family(study: optuna.Study) -> Iterator[Callable[[Mapping[str, Any]], None]]:
     """Within, ``fix(params)`` has the trials that ``study`` asks for from then on, and the
-    values they suggest, keep ``params``; Optuna's sampler draws the rest. A trial queued in
+    values they suggest, keep ``params``; Optuna's sampler draws the rest, apart from the
+    trials still running where it can (TPE's constant liar). A trial queued in
     the study (a default, a setting cut short) is taken first, as Optuna takes it, with its
     own parameters."""
     base = study.sampler
 
     def fix(params: Mapping[str, Any]) -> None:
+        if isinstance(base, SeededPerTrial):
+            base.apart = True
         study.sampler = optuna.samplers.PartialFixedSampler(dict(params), base)
 
     try:
         yield fix
     finally:
+        if isinstance(base, SeededPerTrial):
+            base.apart = False
         study.sampler = base
 
 

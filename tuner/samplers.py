@@ -20,18 +20,19 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "qmc":
         # Its sequence is seeded once and indexed by the trials in storage: already per trial.
         return optuna.samplers.QMCSampler(seed=seed)
-    return SeededPerTrial(lambda trial_seed: _sampler(name, trial_seed), seed)
+    return SeededPerTrial(lambda trial_seed, apart: _sampler(name, trial_seed, apart), seed)
 
 
-def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def _sampler(name: str, seed: int, apart: bool) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         # Optuna's default: the parameters every trial has (optimizer, schedule, lr, warmup)
         # modelled jointly, and each optimizer's own on its own trials. Modelling each group of
         # parameters jointly too (group=True) cost two to three times as much a trial
         # (benchmarks/sampler_cost.py). constant_liar, Optuna 5's default, reads every running
         # trial from storage for each group; workers never draw alike without it, since each
-        # trial's sampler has a seed of its own.
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=False)
+        # trial's sampler has a seed of its own. A population's members are drawn one after
+        # another from the same trials, and without it all near the one best guess.
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=apart)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -47,17 +48,21 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
     number. A study then replays trial by trial, however often it was stopped and resumed,
     and workers that share it, each holding its own sampler, never draw the same settings."""
 
-    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+    def __init__(self, make: Callable[[int, bool], optuna.samplers.BaseSampler], seed: int) -> None:
         self._make = make
         self._seed = seed
+        # Set while a population's members are asked: ``make``'s second argument, which has
+        # the samplers that can count the trials still running as bad, so as to draw apart
+        # from them.
+        self.apart = False
         # Lives as long as the study and only infers the search space, which draws nothing:
         # Optuna's samplers find it incrementally, from the trials finished since they last
         # looked, while a sampler made anew would look at every trial again, each trial.
-        self._spaces = make(seed)
+        self._spaces = make(seed, False)
         self._sampler = self._spaces
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self._sampler = self._make(trial_seed(self._seed, trial.number))
+        self._sampler = self._make(trial_seed(self._seed, trial.number), self.apart)
         self._sampler.before_trial(study, trial)
 
     def infer_relative_search_space(
