@@ -130,10 +130,10 @@ def test_ctrl_c_stops_every_worker_of_jobs(tmp_path):
     assert subprocess.run(["pgrep", "-f", "tuner worker j"], capture_output=True).stdout == b""
 
 
-def test_four_jobs_fill_a_study_of_200_while_a_reader_reads_it(storage_url):
+def test_four_jobs_fill_a_study_of_120_while_a_reader_reads_it(storage_url):
     if storage_url.startswith("postgresql"):
         subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
-    command = [TUNER, "search", "--task", "synthetic", "--study", "big", "--trials", "200"]
+    command = [TUNER, "search", "--task", "synthetic", "--study", "big", "--trials", "120"]
     command += ["--jobs", "4", "--confirm", "0", "--quiet", "--storage", storage_url]
     reader = [TUNER, "trials", "big", "--storage", storage_url, "--format", "json"]
 
@@ -153,7 +153,7 @@ def test_four_jobs_fill_a_study_of_200_while_a_reader_reads_it(storage_url):
     trials = optuna.load_study(study_name="big", storage=storage_url).trials
     states = [t.state.name for t in trials]
     assert "RUNNING" not in states and "FAIL" not in states
-    assert len(states) == 200
+    assert len(states) == 120
     assert [t.number for t in trials] == list(range(len(trials)))
     with open_results(storage_url) as results:
         assert [t.state for t in results.trials("big")] == states
