@@ -57,8 +57,8 @@ def family(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
 @contextmanager
 def fixed_family(study: optuna.Study) -> Iterator[Callable[[Mapping[str, Any]], None]]:
     """Within, ``fix(params)`` has the trials that ``study`` asks for from then on, and the
-    values they suggest, keep ``params``; Optuna's sampler draws the rest, apart from the
-    trials still running where it can (TPE's constant liar). A trial queued in
+    values they suggest, keep ``params``; Optuna's sampler draws the rest, each as a draw of
+    its own rather than its one best guess where it can (TPE: one candidate). A trial queued in
     the study (a default, a setting cut short) is taken first, as Optuna takes it, with its
     own parameters."""
     base = study.sampler

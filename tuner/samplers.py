@@ -55,8 +55,8 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
         self._make = make
         self._seed = seed
         # Set while a population's members are asked: ``make``'s second argument, which has
-        # the samplers that can count the trials still running as bad, so as to draw apart
-        # from them.
+        # the samplers that can draw each member on its own rather than all at their best
+        # guess.
         self.apart = False
         # Lives as long as the study and only infers the search space, which draws nothing:
         # Optuna's samplers find it incrementally, from the trials finished since they last
