@@ -350,12 +350,11 @@ def tuner(seconds: float, seed: int, env: dict[str, str], folder: str, flags: li
     search = ended - done["begun"]
     mlx = sum(t.steps * t.step_time_s for t in timed if t.step_time_s)
     # A population's members train at once: their time counts once, as its longest member's.
-    in_trials = sum(t.duration_s or 0.0 for t in trials if t.population is None)
-    longest: dict[int, float] = {}
+    longest: dict[tuple[str, int], float] = {}
     for t in trials:
-        if t.population is not None:
-            longest[t.population] = max(longest.get(t.population, 0.0), t.duration_s or 0.0)
-    in_trials += sum(longest.values())
+        key = ("trial", t.number) if t.population is None else ("population", t.population)
+        longest[key] = max(longest.get(key, 0.0), t.duration_s or 0.0)
+    in_trials = sum(longest.values())
     # What a trial spends beyond its steps: building kernels, evals, reports and pruning checks.
     beyond = (in_trials - mlx) / search
     runs = [each for config in confirmation.configs for each in config.runs]

@@ -33,9 +33,8 @@ def _sampler(name: str, seed: int, apart: bool) -> optuna.samplers.BaseSampler:
         # trial's sampler has a seed of its own. A population's members, drawn one after
         # another from the same trials, would all land near the best of TPE's 24 candidates:
         # each is drawn instead from its density of the good trials, as its one candidate.
-        return optuna.samplers.TPESampler(
-            seed=seed, constant_liar=False, n_ei_candidates=1 if apart else 24
-        )
+        one = {"n_ei_candidates": 1} if apart else {}
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=False, **one)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
