@@ -6,13 +6,12 @@ Each optimizer trains with each parameter of its space at the space's midpoint (
 log-scaled where the range is; a Choice's first value), the ``constant`` schedule and no
 warmup, as ``compiled_steps.py`` does, so that the step is the optimizer's alone; the shared
 ``lr`` is its midpoint (0.01) and 1 % more for each member, so that the members are distinct
-trials of one graph, as a search's are. Both ways go through
-``tuner.population.run_population``, as ``tuner search`` does: a population of 1 is a trial
-trained alone (``tuner.train.run_trial``, today's ``--population 1``), a population of K the
-vectorised step. Each way first trains once to build its kernels, untimed; then the two
-alternate ``--repeats`` times with the same seeds, so that load from other processes falls on
-both alike. A run's time is its whole ``run_population`` call: the models' creation, the batches'
-order, the evals every 50 steps and the end included, as a search pays them.
+trials of one graph, as a search's are. Both ways go through ``tuner.train.train``, as
+``tuner search`` does: a population of 1 is a trial trained alone (``--population 1``), a
+population of K the vectorised step. Each way first trains once to build its kernels,
+untimed; then the two alternate ``--repeats`` times with the same seeds, so that load from
+other processes falls on both alike. A run's time is its whole ``train`` call: the models'
+creation, the batches' order, the evals every 50 steps and the end included, as a search pays them.
 
 Printed, for each optimizer: member-steps/s one at a time (the median of the repeats, one trial
 each), in a population, their ratio, and the largest difference between a member's final
@@ -46,9 +45,10 @@ def main() -> None:
 
     import mlx.core as mx
 
+    from tuner.graphs import GraphCache
     from tuner.plugins import load_plugins
-    from tuner.population import Member, Populations, run_population
     from tuner.space import SHARED, Sample
+    from tuner.train import Member, train
 
     registry = load_plugins()
     task = registry.tasks["digits"].build()
@@ -60,21 +60,22 @@ def main() -> None:
         schedule = registry.schedules["constant"]
         params = {k: p.midpoint() for k, p in spec.space.items()}
 
-        def members(count: int, spec=spec, params=params) -> list[Member]:
+        def members(count: int, spec=spec, params=params, schedule=schedule) -> list[Member]:
             lr = SHARED["lr"].midpoint()
             return [
-                Member(Sample(spec.name, params, "constant", {}, lr * (1 + 0.01 * i), 0.0), i)
+                Member(
+                    schedule, Sample(spec.name, params, "constant", {}, lr * (1 + 0.01 * i), 0.0), i
+                )
                 for i in range(count)
             ]
 
-        graphs = Populations()
+        graphs = GraphCache()
 
-        def train(count: int, spec=spec, schedule=schedule, graphs=graphs) -> tuple[float, list]:
+        def run(count: int, spec=spec, graphs=graphs) -> tuple[float, list]:
             started = time.perf_counter()
-            results = run_population(
+            results = train(
                 task,
                 spec,
-                schedule,
                 members(count),
                 steps=args.steps,
                 batch_size=64,
@@ -84,13 +85,13 @@ def main() -> None:
             )
             return time.perf_counter() - started, results
 
-        train(1)
-        train(args.size)
+        run(1)
+        run(args.size)
         alone, together, gap, reasons = [], [], 0.0, set()
         for _ in range(args.repeats):
-            seconds, ones = train(1)
+            seconds, ones = run(1)
             alone.append(args.steps / seconds)
-            seconds, many = train(args.size)
+            seconds, many = run(args.size)
             together.append(args.size * args.steps / seconds)
             gap = max(gap, abs(ones[0].losses[-1] - many[0].losses[-1]))
             reasons |= {r.reason for r in many if r.reason}

@@ -14,12 +14,11 @@ import pytest
 from mlx.utils import tree_flatten
 
 from tuner import Float, OptimizerSpec
-from tuner.graphs import GraphCache
+from tuner.graphs import GraphCache, Mode
 from tuner.plugins import load_plugins
-from tuner.population import Member, Populations, run_population
 from tuner.results import Outcome
 from tuner.space import Choice, Int, Sample
-from tuner.train import run_trial
+from tuner.train import Member, run_trial, train
 from tuner_builtins import tasks
 
 EXAMPLE_PLUGIN = Path(__file__).parent.parent / "examples" / "example-plugin"
@@ -88,16 +87,15 @@ def alone(task, optimizer, schedule, sample, seed, on_eval=None):
     )
 
 
-def together(task, optimizer, schedule, members, graphs=None):
-    return run_population(
+def together(task, optimizer, members, graphs=None):
+    return train(
         task,
         optimizer,
-        schedule,
         members,
         steps=STEPS,
         batch_size=16,
         eval_every=EVERY,
-        graphs=graphs if graphs is not None else Populations(),
+        graphs=graphs if graphs is not None else GraphCache(),
     )
 
 
@@ -120,8 +118,8 @@ def assert_same(member, lone):
 
 def check_members(task, optimizer, schedule, count=3):
     drawn = samples(optimizer, schedule, count)
-    members = [Member(sample, seed=10 + i) for i, sample in enumerate(drawn)]
-    results = together(task, optimizer, schedule, members)
+    members = [Member(schedule, sample, seed=10 + i) for i, sample in enumerate(drawn)]
+    results = together(task, optimizer, members)
     for i, (member, result) in enumerate(zip(members, results, strict=True)):
         assert result.reason is None, result.reason
         assert_same(result, alone(task, optimizer, schedule, member.sample, member.seed))
@@ -166,9 +164,11 @@ def test_a_member_gone_nan_leaves_the_others_as_they_were(registry, task):
     optimizer, schedule = registry.optimizers["adam"], registry.schedules["cosine"]
     drawn = samples(optimizer, schedule, 4)
     poisoned = dataclasses.replace(drawn[1], lr=float("nan"))
-    members = [Member(s, seed=10 + i) for i, s in enumerate([drawn[0], poisoned, *drawn[2:]])]
-    graphs = Populations()
-    results = together(task, optimizer, schedule, members, graphs)
+    members = [
+        Member(schedule, s, seed=10 + i) for i, s in enumerate([drawn[0], poisoned, *drawn[2:]])
+    ]
+    graphs = GraphCache()
+    results = together(task, optimizer, members, graphs)
     assert results[1].outcome is Outcome.DIVERGED
     assert "nan" in results[1].reason
     for i in (0, 2, 3):
@@ -194,11 +194,11 @@ def test_members_pruned_at_different_rungs_or_failing_leave_the_others_as_they_w
 
     hooks = [prune_at(20), fail_at(40), None, prune_at(40), None]
     members = [
-        Member(s, seed=10 + i, on_eval=hook)
+        Member(schedule, s, seed=10 + i, on_eval=hook)
         for i, (s, hook) in enumerate(zip(drawn, hooks, strict=True))
     ]
-    graphs = Populations()
-    results = together(task, optimizer, schedule, members, graphs)
+    graphs = GraphCache()
+    results = together(task, optimizer, members, graphs)
 
     assert [r.outcome for r in results] == [
         Outcome.PRUNED, Outcome.FAILED, Outcome.COMPLETE, Outcome.PRUNED, Outcome.COMPLETE
@@ -233,9 +233,9 @@ def test_an_optimizer_that_cannot_be_vectorised_trains_its_members_alone_and_say
     optimizer = OptimizerSpec("t-branching", Branching, {"momentum": Float(0.0, 0.99)})
     schedule = registry.schedules["constant"]
     drawn = samples(optimizer, schedule, 3)
-    members = [Member(s, seed=10 + i) for i, s in enumerate(drawn)]
-    graphs = Populations()
-    results = together(task, optimizer, schedule, members, graphs)
+    members = [Member(schedule, s, seed=10 + i) for i, s in enumerate(drawn)]
+    graphs = GraphCache()
+    results = together(task, optimizer, members, graphs)
 
     for member, result in zip(members, results, strict=True):
         assert result.outcome is Outcome.COMPLETE
@@ -244,7 +244,7 @@ def test_an_optimizer_that_cannot_be_vectorised_trains_its_members_alone_and_say
         lone = alone(task, optimizer, schedule, member.sample, member.seed)
         np.testing.assert_allclose(result.losses, lone.losses, rtol=RTOL, atol=ATOL)
     (key,) = graphs
-    assert graphs[key].fallback is not None
+    assert set(graphs[key].broken) == {Mode.TOGETHER, Mode.ALONE}
 
 
 def test_the_example_plugins_optimizer_and_schedule_train_in_a_population(task, monkeypatch):
@@ -257,29 +257,30 @@ def test_the_example_plugins_optimizer_and_schedule_train_in_a_population(task, 
 def test_members_must_share_a_graph(registry, task):
     optimizer, schedule = registry.optimizers["adam"], registry.schedules["cosine"]
     first, second = samples(optimizer, schedule, 2)
-    other = dataclasses.replace(second, warmup=0.5)
+    other = dataclasses.replace(
+        second, optimizer_params={**second.optimizer_params, "bias_correction": True}
+    )
     with pytest.raises(ValueError, match="share a graph key"):
-        together(task, optimizer, schedule, [Member(first, 1), Member(other, 2)])
+        together(task, optimizer, [Member(schedule, first, 1), Member(schedule, other, 2)])
 
 
 def test_a_set_stop_interrupts_every_member(registry, task):
     optimizer, schedule = registry.optimizers["adam"], registry.schedules["cosine"]
     stop = threading.Event()
-    members = [Member(s, seed=i) for i, s in enumerate(samples(optimizer, schedule, 3))]
+    members = [Member(schedule, s, seed=i) for i, s in enumerate(samples(optimizer, schedule, 3))]
 
     def on_step(done):
         if done == 7:
             stop.set()
 
-    results = run_population(
+    results = train(
         task,
         optimizer,
-        schedule,
         members,
         steps=STEPS,
         batch_size=16,
         eval_every=EVERY,
-        graphs=Populations(),
+        graphs=GraphCache(),
         on_step=on_step,
         stop=stop,
     )

@@ -41,16 +41,13 @@ def auto_size(parameters: int, device: str, finished: int) -> int:
 
 
 def family(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters of ``params`` that select a graph: what members of a population share."""
-    optimizer, schedule = params["optimizer"], params["schedule"]
-    fixed = {"optimizer": optimizer, "schedule": schedule, "warmup": params["warmup"]}
-    for owner, own in (
-        (optimizer, space.optimizers[optimizer]),
-        (schedule, space.schedules[schedule]),
-    ):
-        for name, param in own.items():
-            if not isinstance(param, Float):
-                fixed[f"{owner}.{name}"] = params[f"{owner}.{name}"]
+    """The parameters of ``params`` that select a graph: the optimizer and its settings that
+    are not ``Float``, what members of a population share."""
+    optimizer = params["optimizer"]
+    fixed = {"optimizer": optimizer}
+    for name, param in space.optimizers[optimizer].items():
+        if not isinstance(param, Float):
+            fixed[f"{optimizer}.{name}"] = params[f"{optimizer}.{name}"]
     return fixed
 
 

@@ -229,14 +229,24 @@ def build_optimizer(
     modules, as ``--plugin`` takes). Another version of a plugin than the trial's is warned
     about, since its optimizer may differ.
     """
-    # tuner.graphs imports MLX, which only building an optimizer needs: not `import tuner`.
-    from tuner.graphs import TrialPlan
+    # tuner.lr imports MLX, which only building an optimizer needs: not `import tuner`.
+    import mlx.core as mx
+
+    from tuner.lr import as_float32, make_schedule
 
     resolved = resolve(config, load_plugins(plugins), steps)
     for change in resolved.changes:
         warnings.warn(change, stacklevel=2)
-    plan = TrialPlan.of(resolved.optimizer, resolved.schedule, resolved.sample, resolved.steps)
-    return plan.build_optimizer(plan.hp)
+    sample, steps, spec = resolved.sample, resolved.steps, resolved.schedule
+    schedule = make_schedule(
+        spec,
+        mx.array(sample.lr, dtype=mx.float32),
+        steps,
+        round(sample.warmup * steps),
+        as_float32(spec.space, sample.schedule_params),
+    )
+    optimizer = resolved.optimizer
+    return optimizer.build(schedule, **as_float32(optimizer.space, sample.optimizer_params))
 
 
 def eval_weights(

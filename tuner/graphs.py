@@ -1,60 +1,57 @@
-"""What a search compiles once per graph key and reuses across its trials: the training step and
-the validation, with the model and optimizer state they read and write.
+"""What a search compiles once per graph key and reuses across its trials: one member's training
+step and validation, compiled to train a population of members at once or one at a time.
 
 On the CPU ``mx.compile`` builds C++ kernels with every Python float baked in as a constant, and
 a search runs hundreds of short trials that differ only in their numbers. So a trial's settings
-are split in two (:class:`TrialPlan`): what selects a graph (the task, the optimizer and schedule
-with their Int/Choice parameters, the warmup, steps and batch size) and the continuous
-hyperparameters (``lr`` and each parameter a spec declares ``Float``), which reach the step as
-``mx.array`` values in the compiled function's inputs. A :class:`GraphCache`, created once per
-search, holds one :class:`Graph` per key; a new trial only loads fresh weights into it, resets
-the optimizer state and writes its numbers into those arrays. Running a trial is
-:mod:`tuner.train`'s job.
+are split in two (:class:`TrialPlan`): what selects a graph (the task, the optimizer with its
+Int/Choice parameters, the batch size) and what flows into it as arrays: each ``Float`` of the
+optimizer, and the learning rate at every step. The schedule (a plugin's, behind the warmup) is
+a function of the step alone, so it is evaluated once before a trial trains and the step looks
+its rate up in that table; the schedule, its settings, the warmup and the step count select no
+graph. A :class:`GraphCache`, created once per search, holds one :class:`Graph` per key, whose
+step is a pure function of the weights, optimizer state, those arrays and a batch. Running the
+trials is :mod:`tuner.train`'s job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from enum import Enum
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_map
 
 from tuner.errors import BadInput
-from tuner.lr import make_schedule
-from tuner.space import Float, Param, Sample
+from tuner.lr import as_float32, rate_table
+from tuner.space import Sample
 from tuner.specs import OptimizerSpec, ScheduleSpec, Task
 
 
 @dataclass(frozen=True)
 class TrialPlan:
-    """One trial's settings, split into what selects a graph and what flows into it."""
+    """One trial's settings, split into what selects a graph and what flows into it.
+
+    ``hp`` holds the arrays that flow in: the optimizer's ``Float`` settings as scalars, and
+    ``rates``, the learning rate at every step from 0 to the last (and after it, the last).
+    """
 
     optimizer: OptimizerSpec
-    schedule: ScheduleSpec
-    steps: int
-    warmup: int
     hp: dict[str, Any]
-    optimizer_static: dict[str, Any]
-    schedule_static: dict[str, Any]
+    static: dict[str, Any]
 
     @classmethod
     def of(
         cls, optimizer: OptimizerSpec, schedule: ScheduleSpec, sample: Sample, steps: int
     ) -> TrialPlan:
-        opt_floats, opt_static = _split(optimizer.space, sample.optimizer_params)
-        sched_floats, sched_static = _split(schedule.space, sample.schedule_params)
-        return cls(
-            optimizer=optimizer,
-            schedule=schedule,
-            steps=steps,
-            warmup=round(sample.warmup * steps),
-            hp={"lr": _scalar(sample.lr), "optimizer": opt_floats, "schedule": sched_floats},
-            optimizer_static=opt_static,
-            schedule_static=sched_static,
-        )
+        params = as_float32(optimizer.space, sample.optimizer_params)
+        floats = {k: v for k, v in params.items() if isinstance(v, mx.array)}
+        static = {k: v for k, v in params.items() if k not in floats}
+        warmup = round(sample.warmup * steps)
+        rates = rate_table(schedule, sample.lr, steps, warmup, sample.schedule_params)
+        return cls(optimizer, {"optimizer": floats, "rates": rates}, static)
 
     def key(self, task: Task, batch_size: int) -> tuple[Any, ...]:
         return (
@@ -62,30 +59,21 @@ class TrialPlan:
             self.optimizer.name,
             self.optimizer.build,
             tuple(sorted(self.hp["optimizer"])),
-            tuple(sorted(self.optimizer_static.items())),
-            self.schedule.name,
-            self.schedule.build,
-            tuple(sorted(self.hp["schedule"])),
-            tuple(sorted(self.schedule_static.items())),
-            self.warmup,
-            self.steps,
+            tuple(sorted(self.static.items())),
             batch_size,
         )
 
     def build_optimizer(self, hp: Mapping[str, Any]) -> Any:
-        """The schedule, then the optimizer, from ``hp`` (tracers when called inside a trace)."""
-        params = {**hp["schedule"], **self.schedule_static}
-        schedule = make_schedule(self.schedule, hp["lr"], self.steps, self.warmup, params)
-        return self.optimizer.build(schedule, **hp["optimizer"], **self.optimizer_static)
+        """The optimizer with ``hp``'s settings (tracers when called inside a trace), its
+        learning rate at any step it asks for read from ``hp["rates"]``: an optimizer that
+        reads its schedule at other steps than the current one reads it exactly too."""
+        rates = hp["rates"]
+        last = rates.shape[-1] - 1
 
+        def schedule(step: Any) -> mx.array:
+            return mx.take(rates, mx.minimum(step, last).astype(mx.int32))
 
-def _scalar(value: float) -> mx.array:
-    return mx.array(value, dtype=mx.float32)
-
-
-def _split(space: Mapping[str, Param], params: Mapping[str, Any]) -> tuple[dict, dict]:
-    floats = {k: _scalar(v) for k, v in params.items() if isinstance(space.get(k), Float)}
-    return floats, {k: v for k, v in params.items() if k not in floats}
+        return self.optimizer.build(schedule, **hp["optimizer"], **self.static)
 
 
 def validation(model: nn.Module, task: Task) -> dict[str, mx.array]:
@@ -96,62 +84,122 @@ def validation(model: nn.Module, task: Task) -> dict[str, mx.array]:
     return values
 
 
+class Mode(Enum):
+    """How a graph's step runs a population, from the fastest to the most forgiving."""
+
+    # One vectorised, compiled step for the whole stack.
+    TOGETHER = "together"
+    # A compiled step for one member, run for each in turn.
+    ALONE = "alone"
+    # The same step, neither vectorised nor compiled: any optimizer that MLX runs, runs.
+    EAGER = "eager"
+
+
 @dataclass
 class Graph:
-    """A compiled step and the containers it reads and writes, shared by the trials of one key.
+    """A graph key's step and validation, in each :class:`Mode`, shared by its trials.
 
-    ``task`` is held so that its ``id`` in the key cannot be reused while the entry lives.
-    ``traces`` counts the times MLX traced the step: once, when the trials reuse it.
-    ``evaluate`` is None once the validation could not be compiled and is measured eagerly, and
-    ``fallback`` says why the key's trials train eagerly, when they do.
+    Each takes and returns stacks: arrays with a leading axis of members. ``step(params,
+    opt_state, hp, x, y)`` returns each member's loss and learning rate, its new weights and
+    optimizer state; ``validate(params, opt_state)`` each member's validation loss and metrics.
+    ``traces`` counts the times MLX traced the step: once for each stack size and mode.
+    ``broken`` says why a mode cannot run this key's trials, for each one that failed to
+    compile; ``eager_validation`` is set once the validation could not be compiled.
+    ``model`` is the module they run the task's model in, each loading a member's weights
+    first: the first trial's, given before its first step. ``task`` is held so that its ``id``
+    in the key cannot be reused while the entry lives.
     """
 
     task: Task
-    model: nn.Module
-    opt_state: dict = field(default_factory=dict)
-    hp: dict = field(default_factory=dict)
-    step: Callable[[mx.array, mx.array], tuple[mx.array, mx.array]] | None = None
-    evaluate: Callable[[], dict[str, mx.array]] | None = None
+    step: dict[Mode, Callable[..., Any]]
+    validate: dict[Mode, Callable[..., Any]]
+    model: nn.Module | None = None
     traces: int = 0
-    fallback: str | None = None
+    built: set[tuple[Mode, int]] = field(default_factory=set)
+    broken: dict[Mode, str] = field(default_factory=dict)
+    eager_validation: bool = False
 
-    @property
-    def state(self) -> list[Any]:
-        return [self.model.state, self.opt_state, mx.random.state]
+    def mode(self, size: int) -> Mode:
+        """The mode to train ``size`` members in: together where there are several, unless
+        a mode has failed this key before."""
+        modes = [Mode.ALONE, Mode.EAGER] if size == 1 else list(Mode)
+        return next(mode for mode in modes if mode not in self.broken)
 
-    def load(self, plan: TrialPlan, fresh: nn.Module) -> None:
-        """Point the graph at a new trial: ``fresh``'s weights, new optimizer state, its numbers."""
-        self.model.update(fresh.parameters())
-        self.hp.update(plan.hp)
-        # The state is built eagerly so that the compiled step always sees one tree structure.
-        initial = plan.build_optimizer(plan.hp)
-        initial.init(self.model.trainable_parameters())
-        self.opt_state.clear()
-        self.opt_state.update(initial.state)
+    def notes(self, mode: Mode, size: int) -> list[str]:
+        """Why ``size`` members train in ``mode`` rather than a faster one, in trials' words."""
+        notes = []
+        if mode is Mode.EAGER and Mode.ALONE in self.broken:
+            notes.append(f"compile failed, so it ran eagerly: {self.broken[Mode.ALONE]}")
+        if size > 1 and Mode.TOGETHER in self.broken:
+            notes.append(
+                f"trained alone, as its population failed to: {self.broken[Mode.TOGETHER]}"
+            )
+        return notes
 
-    def validate(self) -> dict[str, mx.array]:
-        """:func:`validation` of the graph's model, compiled while the metrics can be traced."""
-        if self.evaluate is not None:
-            weights = self.model.parameters()
-            try:
-                values = self.evaluate()
-                mx.eval(values)
-                return values
-            except Exception:
-                # A metric that cannot be traced is measured eagerly from now on; the failed
-                # trace left tracers in the model, so its weights are put back first.
-                self.model.update(weights)
-                self.evaluate = None
-        return validation(self.model, self.task)
+
+def _build(task: Task, plan: TrialPlan) -> Graph:
+    eval_weights = plan.optimizer.eval_weights
+
+    def member_step(params: Any, opt_state: Any, hp: Any, x: mx.array, y: mx.array) -> Any:
+        # Compiled, this runs only while MLX traces it: the model and optimizer here record
+        # one member's arithmetic on tracers.
+        model = graph.model
+        model.update(params)
+        model.train()
+        optimizer = plan.build_optimizer(hp)
+        optimizer.state = opt_state
+        loss, grads = nn.value_and_grad(model, task.loss)(model, x, y)
+        optimizer.update(model, grads)
+        return loss, optimizer.learning_rate, model.parameters(), optimizer.state
+
+    def member_validate(params: Any, opt_state: Any) -> dict[str, mx.array]:
+        model = graph.model
+        model.update(params)
+        model.eval()
+        if eval_weights is not None:
+            model.update(eval_weights(opt_state, model.trainable_parameters()))
+        return validation(model, task)
+
+    def traced(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any) -> Any:
+            graph.traces += 1
+            return fn(*args)
+
+        return counted
+
+    # A model that draws random numbers while it trains (dropout) draws from MLX's state, which
+    # a compiled step must carry in and out to draw anew at each step.
+    state = [mx.random.state]
+    graph = Graph(
+        task=task,
+        step={
+            Mode.TOGETHER: mx.compile(traced(mx.vmap(member_step)), inputs=state, outputs=state),
+            Mode.ALONE: mx.compile(traced(_one(member_step)), inputs=state, outputs=state),
+            Mode.EAGER: _one(member_step),
+        },
+        validate={
+            Mode.TOGETHER: mx.compile(mx.vmap(member_validate)),
+            Mode.ALONE: mx.compile(_one(member_validate)),
+            Mode.EAGER: _one(member_validate),
+        },
+    )
+    return graph
+
+
+def _one(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` of one member, taking and giving stacks of one, so that every mode takes stacks."""
+
+    def stacked(*args: Any) -> Any:
+        out = fn(*tree_map(lambda a: a[0], args))
+        return tree_map(lambda a: mx.expand_dims(a, 0), out)
+
+    return stacked
 
 
 class GraphCache(Mapping[tuple[Any, ...], Graph]):
     """The graphs compiled for one search, by graph key: the first trial of a key builds its
-    graph and the later ones reuse it.
-
-    A graph holds the model and optimizer state that its trials train in turn, so a cache serves
-    one search, one trial at a time; a trial given a new cache reuses nothing and disturbs nothing.
-    """
+    graph and the later ones reuse it. A graph holds no trial's numbers, only its arithmetic,
+    so trials may share it in any order; a trial given a new cache reuses nothing."""
 
     def __init__(self) -> None:
         self._graphs: dict[tuple[Any, ...], Graph] = {}
@@ -165,43 +213,16 @@ class GraphCache(Mapping[tuple[Any, ...], Graph]):
     def __len__(self) -> int:
         return len(self._graphs)
 
-    def get_or_build(
-        self, key: tuple[Any, ...], task: Task, plan: TrialPlan, model: nn.Module
-    ) -> Graph:
-        """The graph of ``key``, or a new one around ``model``, the trial's fresh model."""
+    def get_or_build(self, key: tuple[Any, ...], task: Task, plan: TrialPlan) -> Graph:
+        """The graph of ``key``, built from ``plan`` when there is none yet."""
         graph = self._graphs.get(key)
         if graph is None:
-            graph = self._graphs[key] = Graph(task=task, model=model)
-            graph.step = _compile(graph, plan)
-            # Compiled, the loss and the metrics share one forward pass and fuse their arithmetic.
-            graph.evaluate = mx.compile(
-                partial(validation, graph.model, task), inputs=[graph.model.state]
-            )
+            graph = self._graphs[key] = _build(task, plan)
         return graph
-
-    def fall_back(self, key: tuple[Any, ...], reason: str) -> None:
-        """Train the trials of ``key`` eagerly from now on, saying ``reason``."""
-        self._graphs[key].fallback = reason
 
     def discard(self, key: tuple[Any, ...]) -> None:
         """Forget ``key``, so that its next trial builds the graph again."""
-        del self._graphs[key]
-
-
-def _compile(graph: Graph, plan: TrialPlan) -> Callable[[mx.array, mx.array], Any]:
-    loss_and_grad = nn.value_and_grad(graph.model, graph.task.loss)
-
-    def step(x: mx.array, y: mx.array) -> tuple[mx.array, mx.array]:
-        # This body runs only while mx.compile traces it: the optimizer built here exists to
-        # record its arithmetic on the hp tracers and the persistent state.
-        graph.traces += 1
-        optimizer = plan.build_optimizer(graph.hp)
-        optimizer.state = graph.opt_state
-        loss, grads = loss_and_grad(graph.model, x, y)
-        optimizer.update(graph.model, grads)
-        return loss, optimizer.learning_rate
-
-    return mx.compile(step, inputs=[*graph.state, graph.hp], outputs=graph.state)
+        self._graphs.pop(key, None)
 
 
 def find_compiler() -> None:
@@ -225,7 +246,7 @@ class CompileFailed(Exception):
         """Why, in words that a plugin's author can act on where MLX's are cryptic."""
         if "eval an array during function transformations" in str(self):
             return (
-                "the optimizer or schedule reads a Float parameter's value in Python "
+                "the optimizer reads a Float parameter's value in Python "
                 "(a comparison, float() or .item()), which mx.compile cannot trace"
             )
         return str(self)

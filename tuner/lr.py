@@ -11,7 +11,7 @@ import mlx.core as mx
 import mlx.optimizers as optim
 
 from tuner.errors import BadInput, did_you_mean
-from tuner.space import Choice, parse_param
+from tuner.space import Choice, Float, Param, parse_param
 from tuner.specs import ScheduleSpec
 
 
@@ -69,6 +69,39 @@ def schedule_variants(spec: ScheduleSpec, settings: Sequence[str]) -> list[dict[
     return [v for i, v in enumerate(variants) if v not in variants[:i]]
 
 
+def as_float32(space: Mapping[str, Param], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the value of each ``Float`` of ``space`` as a float32 array: what a
+    trial computes with, so that no setting is computed with in float64 where the trial was
+    not (Adam's ``1 - beta1``, say)."""
+    return {
+        k: mx.array(v, dtype=mx.float32) if isinstance(space.get(k), Float) else v
+        for k, v in params.items()
+    }
+
+
+def rate_table(
+    spec: ScheduleSpec, lr: float, steps: int, warmup: int, params: Mapping[str, Any]
+) -> mx.array:
+    """The learning rate at every step from 0 to ``steps``, as a trial's optimizer sees it, in
+    one float32 array: what a trial's compiled step reads its rate from.
+
+    The peak and the ``Float`` parameters enter as float32 arrays, as in the code ``tuner
+    export`` writes, which then computes the same rates to the bit. The schedule is called once
+    with every step, as the optimizer's uint64 step counter, and step by step when it cannot
+    take them all at once (it branches on the step in Python).
+    """
+    peak = mx.array(lr, dtype=mx.float32)
+    schedule = make_schedule(spec, peak, steps, warmup, as_float32(spec.space, params))
+    counter = mx.arange(steps + 1, dtype=mx.uint64)
+    try:
+        rates = mx.broadcast_to(mx.array(schedule(counter), dtype=mx.float32), (steps + 1,))
+        mx.eval(rates)
+    except ValueError:
+        rates = mx.stack([mx.array(schedule(step), dtype=mx.float32) for step in counter])
+        mx.eval(rates)
+    return rates
+
+
 def schedule_rates(
     spec: ScheduleSpec, lr: float, steps: int, warmup: int, params: Mapping[str, Any]
 ) -> list[float]:
@@ -79,10 +112,7 @@ def schedule_rates(
     if not (math.isfinite(lr) and lr > 0):
         raise BadInput(f"--lr must be a number above 0, not {lr}")
     try:
-        schedule = make_schedule(spec, lr, steps, warmup, params)
-        # Every step at once, as the optimizer's uint64 step counter: one graph, not N.
-        rates = mx.broadcast_to(schedule(mx.arange(steps + 1, dtype=mx.uint64)), (steps + 1,))
-        mx.eval(rates)
+        rates = rate_table(spec, lr, steps, warmup, params)
     except Exception as error:
         settings = ", ".join(f"{k}={v}" for k, v in params.items()) or "no settings"
         raise BadInput(

@@ -15,12 +15,12 @@ import optuna
 
 from tuner.companions import beating, family, fixed_family
 from tuner.db import ClaimLock, CurveRow, TrialRow
+from tuner.graphs import GraphCache
 from tuner.plan import Plan
-from tuner.population import Member, Populations, run_population
 from tuner.results import Outcome
 from tuner.samplers import trial_seed
 from tuner.space import Sample
-from tuner.train import TrialResult, failure
+from tuner.train import Member, TrialResult, failure, train
 from tuner.watcher import Progress, Watcher
 
 
@@ -80,7 +80,7 @@ def objective_for(search: Search) -> Callable[[optuna.Trial], float]:
     asked for.
     """
     plan, config = search.plan, search.plan.config
-    graphs = Populations()
+    graphs = GraphCache()
 
     def objective(trial: optuna.Trial) -> float:
         started = time.monotonic()
@@ -136,7 +136,7 @@ def objective_for(search: Search) -> Callable[[optuna.Trial], float]:
 
 def _train(
     search: Search,
-    graphs: Populations,
+    graphs: GraphCache,
     members: Sequence[tuple[optuna.Trial, Sample]],
     told: set[int],
 ) -> tuple[TrialResult, int | None]:
@@ -153,12 +153,16 @@ def _train(
     for group in families.values():
         first, sample = group[0]
         search.watcher.trial_started(first.number, sample, plan.steps, members=len(group))
-        results = run_population(
+        results = train(
             plan.task,
             plan.registry.optimizers[sample.optimizer],
-            plan.registry.schedules[sample.schedule],
             [
-                Member(sample, trial_seed(config.seed, trial.number), _on_eval(trial))
+                Member(
+                    plan.registry.schedules[sample.schedule],
+                    sample,
+                    trial_seed(config.seed, trial.number),
+                    _on_eval(trial),
+                )
                 for trial, sample in group
             ],
             steps=plan.steps,

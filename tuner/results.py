@@ -93,7 +93,7 @@ class TrialSummary:
     evaluation. ``default`` names the source of the known-good setting a trial tried before the
     search sampled (see ``OptimizerSpec.defaults``), None for a sampled one. ``population`` is
     the number of the first trial of the population the trial trained in (see
-    :mod:`tuner.population`), the same for each of its members; None for a trial trained
+    :mod:`tuner.train`), the same for each of its members; None for a trial trained
     alone. A running trial, or
     one that failed before its record was written, is known to Optuna alone: it has its
     parameters, and None or nothing for the rest.
