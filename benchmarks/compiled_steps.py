@@ -60,7 +60,7 @@ from tuner import blas
 if TYPE_CHECKING:
     from tuner import OptimizerSpec, ScheduleSpec, Task
     from tuner.space import Sample
-    from tuner.train import TrialResult
+    from tuner.trial import TrialResult
 
 TARGET = 2.0
 

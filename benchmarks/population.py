@@ -48,7 +48,8 @@ def main() -> None:
     from tuner.graphs import GraphCache
     from tuner.plugins import load_plugins
     from tuner.space import SHARED, Sample
-    from tuner.train import Member, train
+    from tuner.train import train
+    from tuner.trial import Member
 
     registry = load_plugins()
     task = registry.tasks["digits"].build()

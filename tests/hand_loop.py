@@ -6,7 +6,7 @@ import mlx.nn as nn
 import numpy as np
 
 from tuner.lr import make_schedule
-from tuner.train import batch_order
+from tuner.trial import batch_order
 
 
 def train_by_hand(task, optimizer, schedule, sample, *, steps, batch_size, seed):

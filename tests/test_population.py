@@ -18,7 +18,8 @@ from tuner.graphs import GraphCache, Mode
 from tuner.plugins import load_plugins
 from tuner.results import Outcome
 from tuner.space import Choice, Int, Sample
-from tuner.train import Member, run_trial, train
+from tuner.train import run_trial, train
+from tuner.trial import Member
 from tuner_builtins import tasks
 
 EXAMPLE_PLUGIN = Path(__file__).parent.parent / "examples" / "example-plugin"

@@ -14,7 +14,8 @@ from mlx.utils import tree_flatten
 from tuner.graphs import GraphCache
 from tuner.plugins import load_plugins
 from tuner.space import Sample
-from tuner.train import Member, run_trial, train
+from tuner.train import run_trial, train
+from tuner.trial import Member
 from tuner_builtins import tasks
 
 REGISTRY = load_plugins()

@@ -21,7 +21,8 @@ from tuner.plan import Plan
 from tuner.query import open_results
 from tuner.results import Outcome
 from tuner.space import Sample
-from tuner.train import TrialResult, failure, run_trial
+from tuner.train import run_trial
+from tuner.trial import TrialResult, failure
 from tuner.watcher import Watcher
 
 

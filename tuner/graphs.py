@@ -22,7 +22,6 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_map
 
 from tuner.errors import BadInput
 from tuner.lr import as_float32, rate_table
@@ -99,9 +98,10 @@ class Mode(Enum):
 class Graph:
     """A graph key's step and validation, in each :class:`Mode`, shared by its trials.
 
-    Each takes and returns stacks: arrays with a leading axis of members. ``step(params,
-    opt_state, hp, x, y)`` returns each member's loss and learning rate, its new weights and
-    optimizer state; ``validate(params, opt_state)`` each member's validation loss and metrics.
+    ``step(params, opt_state, hp, x, y)`` returns a member's loss and learning rate, its new
+    weights and optimizer state; ``validate(params, opt_state)`` its validation loss and
+    metrics. In :attr:`Mode.TOGETHER` both take and give stacks, arrays with a leading axis of
+    members (:mod:`tuner.stacks`); in the other modes, one member's arrays.
     ``traces`` counts the times MLX traced the step: once for each stack size and mode.
     ``broken`` says why a mode cannot run this key's trials, for each one that failed to
     compile; ``eager_validation`` is set once the validation could not be compiled.
@@ -174,26 +174,16 @@ def _build(task: Task, plan: TrialPlan) -> Graph:
         task=task,
         step={
             Mode.TOGETHER: mx.compile(traced(mx.vmap(member_step)), inputs=state, outputs=state),
-            Mode.ALONE: mx.compile(traced(_one(member_step)), inputs=state, outputs=state),
-            Mode.EAGER: _one(member_step),
+            Mode.ALONE: mx.compile(traced(member_step), inputs=state, outputs=state),
+            Mode.EAGER: member_step,
         },
         validate={
             Mode.TOGETHER: mx.compile(mx.vmap(member_validate)),
-            Mode.ALONE: mx.compile(_one(member_validate)),
-            Mode.EAGER: _one(member_validate),
+            Mode.ALONE: mx.compile(member_validate),
+            Mode.EAGER: member_validate,
         },
     )
     return graph
-
-
-def _one(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` of one member, taking and giving stacks of one, so that every mode takes stacks."""
-
-    def stacked(*args: Any) -> Any:
-        out = fn(*tree_map(lambda a: a[0], args))
-        return tree_map(lambda a: mx.expand_dims(a, 0), out)
-
-    return stacked
 
 
 class GraphCache(Mapping[tuple[Any, ...], Graph]):

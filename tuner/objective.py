@@ -20,7 +20,8 @@ from tuner.plan import Plan
 from tuner.results import Outcome
 from tuner.samplers import trial_seed
 from tuner.space import Sample
-from tuner.train import Member, TrialResult, failure, train
+from tuner.train import train
+from tuner.trial import Member, TrialResult, failure
 from tuner.watcher import Progress, Watcher
 
 

@@ -25,97 +25,25 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import mlx.core as mx
 import numpy as np
-from mlx.utils import tree_flatten, tree_map
 
 from tuner.graphs import CompileFailed, Graph, GraphCache, Mode, TrialPlan
 from tuner.results import Outcome
 from tuner.space import Sample
 from tuner.specs import OptimizerSpec, ScheduleSpec, Task
-
-# A loss this many times the first step's has run away; no trial comes back from that in the
-# few hundred steps a search gives it.
-DIVERGENCE_FACTOR = 100.0
-
-
-class Stop(Protocol):
-    """What ends a trial before its next step once set: a ``threading.Event``, say."""
-
-    def is_set(self) -> bool: ...
-
-
-@dataclass
-class TrialResult:
-    """What one trial did.
-
-    ``value`` and ``metrics`` come from the last eval (None and empty before the first). An eval
-    whose validation loss is not finite is a divergence and is not kept, so ``evals`` holds
-    finite losses only; ``losses`` ends with the value that diverged. ``test_metrics`` holds
-    the trained model's ``test_loss`` and each metric as ``test_NAME`` on the task's test set,
-    measured only when asked for, once a trial completes: prefixed, so that no key is taken for
-    a validation value or an objective. ``weights`` are the model's trained parameters at the
-    trial's end, as MLX arrays.
-    """
-
-    outcome: Outcome
-    value: float | None
-    metrics: dict[str, float]
-    steps: int
-    wall_time_s: float
-    step_time_s: float | None
-    compiled: bool
-    reason: str | None
-    losses: list[float]
-    lrs: list[float]
-    evals: list[dict[str, float]]
-    test_metrics: dict[str, float] = field(default_factory=dict)
-    weights: dict[str, Any] | None = None
-
-    @classmethod
-    def unrun(cls, outcome: Outcome, reason: str, wall_time_s: float) -> TrialResult:
-        """A trial that ended before it trained: stopped first, or failed to start."""
-        return cls(
-            outcome=outcome,
-            value=None,
-            metrics={},
-            steps=0,
-            wall_time_s=wall_time_s,
-            step_time_s=None,
-            compiled=False,
-            reason=reason,
-            losses=[],
-            lrs=[],
-            evals=[],
-        )
-
-
-@dataclass
-class Member:
-    """One trial of a population: its schedule and settings, its seed, and what it reports at
-    each eval: ``on_eval(step, value)`` returning True prunes it, and what it raises fails this
-    member only."""
-
-    schedule: ScheduleSpec
-    sample: Sample
-    seed: int
-    on_eval: Callable[[int, float], bool] | None = None
-
-
-def check_run(task: Task, steps: int, batch_size: int, eval_every: int, objective: str) -> None:
-    """Raise ValueError unless a trial of ``task`` can run with these."""
-    if min(steps, batch_size, eval_every) < 1:
-        raise ValueError("steps, batch_size and eval_every must be at least 1")
-    if objective != "val_loss" and objective not in task.metrics:
-        known = ", ".join(["val_loss", *task.metrics])
-        raise ValueError(f"unknown objective '{objective}'; this task has: {known}")
-
-
-def failure(error: Exception) -> str:
-    """Why a trial failed, in one line."""
-    return f"{type(error).__name__}: {error}".splitlines()[0]
+from tuner.stacks import Apart, Stacked
+from tuner.trial import (
+    Member,
+    Stop,
+    TrialResult,
+    batch_order,
+    check_run,
+    divergence,
+    failure,
+)
 
 
 def run_trial(
@@ -206,10 +134,6 @@ def train(
     return results  # type: ignore[return-value]
 
 
-def _stack(trees: Sequence[Any]) -> Any:
-    return tree_map(lambda *leaves: mx.stack(leaves), trees[0], *trees[1:])
-
-
 @dataclass
 class _Log:
     losses: list[float] = field(default_factory=list)
@@ -220,8 +144,8 @@ class _Log:
 
 @dataclass
 class _Training:
-    """One population's run in one mode: its members' stacked arrays, and which member each
-    slot of the stack holds."""
+    """One population's run in one mode: its members' arrays, and which member each of their
+    slots holds."""
 
     task: Task
     graph: Graph
@@ -241,107 +165,88 @@ class _Training:
         objective: str,
         on_step: Callable[[int], None] | None,
     ) -> list[TrialResult]:
-        models = []
-        for member in self.members:
+        x, y = self.task.train
+        arrays = []
+        for member, plan in zip(self.members, self.plans, strict=True):
             mx.random.seed(member.seed)
             np.random.seed(member.seed)
-            models.append(self.task.model())
-        if self.graph.model is None:
-            self.graph.model = models[0]
-        states = []
-        for plan, model in zip(self.plans, models, strict=True):
+            model = self.task.model()
+            if self.graph.model is None:
+                self.graph.model = model
             # Built eagerly, so that the compiled step always sees one tree structure.
             initial = plan.build_optimizer(plan.hp)
             initial.init(model.trainable_parameters())
-            states.append(initial.state)
-        x, y = self.task.train
-        arrays = {
-            "params": _stack([model.parameters() for model in models]),
-            "opt_state": _stack(states),
-            "hp": _stack([plan.hp for plan in self.plans]),
-            "order": mx.stack(
-                [batch_order(x.shape[0], steps, batch_size, m.seed) for m in self.members]
-            ),
-        }
-        # The member each slot of the stack holds; None where a slot copies another's.
+            arrays.append(
+                {
+                    "params": model.parameters(),
+                    "opt_state": initial.state,
+                    "hp": plan.hp,
+                    "order": batch_order(x.shape[0], steps, batch_size, member.seed),
+                }
+            )
+        together = self.mode is Mode.TOGETHER
+        self.stack = Stacked(arrays) if together else Apart(arrays)
+        # The member each slot holds; None where a slot of a stack copies another's.
         slots: list[int | None] = list(range(len(self.members)))
         logs = [_Log() for _ in self.members]
         for index in range(steps):
             if self.stop.is_set():
                 reason = f"interrupted at step {index}"
-                self._end_all(logs, Outcome.INTERRUPTED, reason, arrays, slots, objective)
+                self._end_all(logs, Outcome.INTERRUPTED, reason, slots, objective)
                 break
             tick = time.perf_counter()
-            batch = arrays["order"][:, index]
-            loss, lr, params, opt_state = self._step(
-                arrays["params"], arrays["opt_state"], arrays["hp"], x[batch], y[batch]
-            )
-            arrays["params"], arrays["opt_state"] = params, opt_state
+            losses, lrs = self._step(x, y, index)
             self.step_times.append((time.perf_counter() - tick) / len(slots))
             done = index + 1
-            for slot, (loss_value, lr_value) in enumerate(
-                zip(loss.tolist(), lr.tolist(), strict=True)
-            ):
+            for slot, (loss, lr) in enumerate(zip(losses, lrs, strict=True)):
                 member = slots[slot]
                 if member is None:
                     continue
                 log = logs[member]
-                log.losses.append(loss_value)
-                log.lrs.append(lr_value)
+                log.losses.append(loss)
+                log.lrs.append(lr)
                 diverged = divergence(log.losses, done)
                 if diverged:
-                    self._end(log, Outcome.DIVERGED, diverged, arrays, slot, objective)
+                    self._end(log, Outcome.DIVERGED, diverged, slot, objective)
             if on_step is not None:
                 on_step(done)
             if done % eval_every == 0 or done == steps:
-                self._evaluate(arrays, slots, logs, done, objective)
+                self._evaluate(slots, logs, done, objective)
             if all(log.ended for log in logs):
                 break
-            if any(member is not None and logs[member].ended for member in slots):
-                slots = _reslot(arrays, slots, logs)
-        self._end_all(logs, Outcome.COMPLETE, None, arrays, slots, objective)
+            running = [member is not None and not logs[member].ended for member in slots]
+            if not all(running):
+                slots = self.stack.reslot(slots, running)
+        self._end_all(logs, Outcome.COMPLETE, None, slots, objective)
         return [log.ended for log in logs]
 
-    def _step(self, *args: Any) -> Any:
-        """The graph's step over the stacks ``args``, evaluated; a failure while MLX traces it
-        is the compiler's."""
+    def _step(self, x: mx.array, y: mx.array, index: int) -> tuple[list, list]:
+        """The graph's step of every slot, evaluated; a failure while MLX traces it is the
+        compiler's."""
         traces = self.graph.traces
         try:
-            out = _over(self.graph.step[self.mode], args, self.mode is Mode.TOGETHER)
-            mx.eval(out)
+            return self.stack.step(self.graph.step[self.mode], x, y, index)
         except Exception as error:
             if self.graph.traces > traces:
                 raise CompileFailed(error) from error
             raise
-        return out
 
-    def _validate(self, arrays: dict[str, Any]) -> dict[str, list[float]]:
+    def _validate(self) -> dict[str, list[float]]:
         """Each slot's validation loss and metrics, compiled while the metrics can be traced,
         eagerly after."""
-        graph, args = self.graph, (arrays["params"], arrays["opt_state"])
-        values = None
+        graph = self.graph
         if self.mode is not Mode.EAGER and not graph.eager_validation:
             try:
-                values = _over(graph.validate[self.mode], args, self.mode is Mode.TOGETHER)
-                mx.eval(values)
+                return self.stack.validate(graph.validate[self.mode])
             except Exception:
                 # A metric that cannot be traced is measured eagerly from now on.
                 graph.eager_validation = True
-                values = None
-        if values is None:
-            values = _over(graph.validate[Mode.EAGER], args, False)
-            mx.eval(values)
-        return {name: value.tolist() for name, value in values.items()}
+        return self.stack.validate(graph.validate[Mode.EAGER], vectorised=False)
 
     def _evaluate(
-        self,
-        arrays: dict[str, Any],
-        slots: list[int | None],
-        logs: list[_Log],
-        done: int,
-        objective: str,
+        self, slots: list[int | None], logs: list[_Log], done: int, objective: str
     ) -> None:
-        values = self._validate(arrays)
+        values = self._validate()
         for slot, member in enumerate(slots):
             if member is None or logs[member].ended:
                 continue
@@ -349,29 +254,23 @@ class _Training:
             metrics = {name: column[slot] for name, column in values.items()}
             if not math.isfinite(metrics["val_loss"]):
                 reason = f"validation loss became {metrics['val_loss']} at step {done}"
-                self._end(log, Outcome.DIVERGED, reason, arrays, slot, objective)
+                self._end(log, Outcome.DIVERGED, reason, slot, objective)
                 continue
             log.evals.append({"step": done, **metrics})
             on_eval = self.members[member].on_eval
             try:
                 pruned = on_eval is not None and on_eval(done, metrics[objective])
             except Exception as error:
-                self._end(log, Outcome.FAILED, failure(error), arrays, slot, objective)
+                self._end(log, Outcome.FAILED, failure(error), slot, objective)
                 continue
             if pruned:
-                self._end(log, Outcome.PRUNED, f"pruned at step {done}", arrays, slot, objective)
+                self._end(log, Outcome.PRUNED, f"pruned at step {done}", slot, objective)
 
     def _end(
-        self,
-        log: _Log,
-        outcome: Outcome,
-        reason: str | None,
-        arrays: dict[str, Any],
-        slot: int,
-        objective: str,
+        self, log: _Log, outcome: Outcome, reason: str | None, slot: int, objective: str
     ) -> None:
         last = log.evals[-1] if log.evals else {}
-        weights = tree_map(lambda a: a[slot], arrays["params"])
+        weights, opt_state = self.stack.slot(slot)
         tested = self.test and outcome is Outcome.COMPLETE and self.task.test is not None
         log.ended = TrialResult(
             outcome=outcome,
@@ -385,7 +284,7 @@ class _Training:
             losses=log.losses,
             lrs=log.lrs,
             evals=log.evals,
-            test_metrics=self._tested(weights, arrays, slot) if tested else {},
+            test_metrics=self._tested(weights, opt_state) if tested else {},
             weights=weights,
         )
 
@@ -394,23 +293,21 @@ class _Training:
         logs: list[_Log],
         outcome: Outcome,
         reason: str | None,
-        arrays: dict[str, Any],
         slots: list[int | None],
         objective: str,
     ) -> None:
         for slot, member in enumerate(slots):
             if member is not None and logs[member].ended is None:
-                self._end(logs[member], outcome, reason, arrays, slot, objective)
+                self._end(logs[member], outcome, reason, slot, objective)
 
-    def _tested(self, weights: Any, arrays: dict[str, Any], slot: int) -> dict[str, float]:
-        """The loss and metrics on the task's test set of the model trained in ``slot``, at
+    def _tested(self, weights: Any, opt_state: Any) -> dict[str, float]:
+        """The loss and metrics on the task's test set of a model trained to ``weights``, at
         the weights its optimizer evaluates at."""
         model = self.graph.model
         model.update(weights)
         model.eval()
         eval_weights = self.plans[0].optimizer.eval_weights
         if eval_weights is not None:
-            opt_state = tree_map(lambda a: a[slot], arrays["opt_state"])
             model.update(eval_weights(opt_state, model.trainable_parameters()))
         x, y = self.task.test()
         values = {"test_loss": self.task.loss(model, x, y)}
@@ -418,56 +315,3 @@ class _Training:
         values.update({f"test_{name}": metric.fn(model, x, y) for name, metric in metrics})
         mx.eval(values)
         return {name: value.item() for name, value in values.items()}
-
-
-def _over(fn: Callable[..., Any], stacks: tuple[Any, ...], together: bool) -> Any:
-    """``fn`` over ``stacks``, trees of arrays stacked on their first axis: at once where
-    ``together``, else one slot after another."""
-    size = tree_flatten(stacks)[0][1].shape[0]
-    if together or size == 1:
-        return fn(*stacks)
-    each = [fn(*tree_map(lambda a, s=s: a[s : s + 1], stacks)) for s in range(size)]
-    return tree_map(lambda *leaves: mx.concatenate(leaves), *each)
-
-
-def _reslot(arrays: dict[str, Any], slots: list[int | None], logs: list[_Log]) -> list[int | None]:
-    """Give the slots of ended members copies of a running one, halving the stack while the
-    running members fit in half of it."""
-    running = [slot for slot, m in enumerate(slots) if m is not None and not logs[m].ended]
-    size = len(slots)
-    while size > 1 and -(-size // 2) >= len(running):
-        size = -(-size // 2)
-    take = running + [running[0]] * (size - len(running))
-    if size == len(slots):
-        copies = iter(take[len(running) :])
-        take = [slot if slot in running else next(copies) for slot in range(size)]
-    index = mx.array(take)
-    for name in arrays:
-        arrays[name] = tree_map(lambda a: a[index], arrays[name])
-    kept = set(running)
-    seen: set[int] = set()
-    moved: list[int | None] = []
-    for slot in take:
-        moved.append(slots[slot] if slot in kept and slot not in seen else None)
-        seen.add(slot)
-    return moved
-
-
-def batch_order(n: int, steps: int, batch_size: int, seed: int) -> mx.array:
-    """Row indices of every batch, ``(steps, batch_size)``: shuffled epochs, end to end."""
-    rng = np.random.default_rng(seed)
-    epochs = -(-steps * batch_size // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    return mx.array(order[: steps * batch_size].reshape(steps, batch_size))
-
-
-def divergence(losses: list[float], step: int) -> str | None:
-    loss, first = losses[-1], losses[0]
-    if not math.isfinite(loss):
-        return f"loss became {loss} at step {step}"
-    if first != 0 and loss > DIVERGENCE_FACTOR * abs(first):
-        return (
-            f"loss {loss:.3g} exceeded {DIVERGENCE_FACTOR:g}× the initial {first:.3g} "
-            f"at step {step}"
-        )
-    return None
