@@ -6,9 +6,17 @@ renders the screen with a VT100 emulator (pyte, from the test extras), and print
 study's name and the status line first appear, how many clock values the status line showed
 while MLX built kernels, and the first time-left estimate against the time really left.
 ``--cold`` gives the search a new temporary folder, where MLX keeps its built kernels, as on a
-machine that has never run it.
+machine that has never run it, and then counts the kernel sources MLX wrote there.
 
-    python benchmarks/first_screen.py [--cold] [--trials 60]
+Also printed: how many graphs the search compiled, counted from its trials: the distinct
+optimizers with their Int/Choice settings (what selects a graph, issue 26), and, beside it, the
+same with the schedule, its Int/Choice settings and the warmup added (what selected one before).
+
+``--checkout DIR`` runs the tuner of another checkout of the repository (a ``git worktree`` of
+an earlier commit, say) with this environment's packages, so that two versions can be timed in
+one sitting: run it once with and once without.
+
+    python benchmarks/first_screen.py [--cold] [--trials 60] [--checkout DIR]
 """
 
 from __future__ import annotations
@@ -34,14 +42,12 @@ COLUMNS, LINES = 100, 40
 STATUS = re.compile(r"(\d+)/(\d+) trials  (\d+):(\d\d) elapsed  (\S+) left")
 
 
-def screens(args: list[str], cwd: str, env: dict[str, str]) -> list[tuple[float, str]]:
+def screens(command: list[str], cwd: str, env: dict[str, str]) -> list[tuple[float, str]]:
     """Each screen the search shows, with the seconds since it started."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
     started = time.monotonic()
-    process = subprocess.Popen(
-        [TUNER, *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env
-    )
+    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env)
     os.close(slave)
     screen = pyte.Screen(COLUMNS, LINES)
     stream = pyte.ByteStream(screen)
@@ -63,16 +69,44 @@ def screens(args: list[str], cwd: str, env: dict[str, str]) -> list[tuple[float,
     return shots
 
 
+def graphs(url: str) -> tuple[int, int]:
+    """Distinct graph keys among the search's trials: by optimizer and its Int/Choice settings,
+    and by those with the schedule, its Int/Choice settings and the warmup."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    (summary,) = optuna.get_all_study_summaries(url)
+    study = optuna.load_study(study_name=summary.study_name, storage=url)
+    now, before = set(), set()
+    for trial in study.trials:
+        chosen = {
+            name: value
+            for name, value in trial.params.items()
+            if not isinstance(trial.distributions[name], optuna.distributions.FloatDistribution)
+        }
+        optimizer = trial.params["optimizer"]
+        own = {k: v for k, v in chosen.items() if k.startswith(f"{optimizer}.")}
+        now.add((optimizer, *sorted(own.items())))
+        # The warmup is a Choice, so the trial's Int/Choice parameters hold it too.
+        before.add(tuple(sorted(chosen.items())))
+    return len(now), len(before)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cold", action="store_true", help="start with no built kernels")
     parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--checkout", type=Path, help="run this checkout's tuner")
     options = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="tuner-first-screen-")
     env = {**os.environ, "TERM": "xterm"}
     if options.cold:
         env["TMPDIR"] = folder
-    shots = screens(["search", "--trials", str(options.trials)], folder, env)
+    command = [str(TUNER)]
+    if options.checkout:
+        env["PYTHONPATH"] = str(options.checkout.resolve())
+        command = [sys.executable, "-c", "from tuner.cli import main; main()"]
+    shots = screens([*command, "search", "--trials", str(options.trials)], folder, env)
     total = shots[-1][0]
     first = shots[0][0]
     named = next(at for at, shot in shots if " (new) in " in shot)
@@ -84,7 +118,15 @@ def main() -> None:
             clocks.add(STATUS.search(line).group(3, 4))
     lefts = [(at, found[5]) for at, shot in shots if (found := STATUS.search(shot))]
     estimate = next(((at, left) for at, left in lefts if left != "?"), None)
+    print(f"tuner: {options.checkout or 'this checkout'}")
     print(f"kernels: {'cold (new TMPDIR)' if options.cold else 'as built before'}")
+    if options.cold:
+        print(f"kernel sources built: {sum(1 for _ in Path(folder).rglob('*.cpp'))}")
+    print(
+        "graphs: {} by optimizer and its choices, {} with the schedule and warmup too".format(
+            *graphs(f"sqlite:///{folder}/tuner.db")
+        )
+    )
     print(f"whole search: {total:.1f} s; first output at {first:.2f} s")
     print(f"study named at {named:.2f} s, status line at {status:.2f} s")
     print(f"clock values shown while kernels built: {len(clocks)}")

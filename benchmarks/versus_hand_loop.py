@@ -45,6 +45,9 @@ seeds no trial of either search used), in a fresh process on the hand loop's BLA
 measured on the 359 test images, which neither search read. Their mean test accuracies, and
 tuner's own confirmation figures (3 seeds, its compiled step), are printed.
 
+Below the table, tuner's row notes its mean population: its trials over the trainings they
+took, a trial trained alone counting as one.
+
 ``--without-populations`` runs ``tuner search --population 1`` too, after the other two with
 the same seed and budget (issue 18: populations must not lower the best validation accuracy),
 as a third row, ``tuner K=1``, and prints its steps/s and accuracies beside tuner's.
@@ -358,7 +361,8 @@ def tuner(seconds: float, seed: int, env: dict[str, str], folder: str, flags: li
     # What a trial spends beyond its steps: building kernels, evals, reports and pruning checks.
     beyond = (in_trials - mlx) / search
     runs = [each for config in confirmation.configs for each in config.runs]
-    note = f"in trials beyond steps × median step: {beyond:.1%} (no eval time stored)"
+    note = f"mean population {len(trials) / len(longest):.2f} trials"
+    note += f"; in trials beyond steps × median step: {beyond:.1%} (no eval time stored)"
     note += f"; process {done['wall']:.1f} s, of which after its last trial "
     note += f"{done['wall'] - search:.1f} s: {len(runs)} confirmation runs "
     note += f"({sum(r.duration_s for r in runs):.1f} s in them), leaderboard, exit"
