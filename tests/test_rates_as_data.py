@@ -5,12 +5,15 @@ optimizer and schedule, with and without warmup, alone and as a member of a popu
 members all have other schedules, the same losses, rates and final weights over 50 steps."""
 
 import itertools
+from pathlib import Path
 
+import mlx.optimizers as optim
 import numpy as np
 import pytest
 from hand_loop import train_by_hand
 from mlx.utils import tree_flatten
 
+from tuner import OptimizerSpec
 from tuner.graphs import GraphCache
 from tuner.plugins import load_plugins
 from tuner.space import Sample
@@ -18,6 +21,8 @@ from tuner.train import run_trial, train
 from tuner.trial import Member
 from tuner_builtins import tasks
 
+EXAMPLES = Path(__file__).parent.parent / "examples"
+SINGLE_FILE = str(EXAMPLES / "single_file_plugin.py")
 REGISTRY = load_plugins()
 BUILTIN = [
     name
@@ -41,7 +46,7 @@ def middle(spec):
 
 
 def settings(optimizer, schedule, warmup):
-    lr = optimizer.defaults[0].lr if optimizer.defaults else 1e-2
+    lr = optimizer.defaults[0].lr if optimizer.defaults else 3e-3
     return Sample(optimizer.name, middle(optimizer), schedule.name, middle(schedule), lr, warmup)
 
 
@@ -92,3 +97,54 @@ def test_every_schedule_with_and_without_warmup_trains_as_in_mlxs_own_loop(task,
     assert len(graphs) == 1
     (graph,) = graphs.values()
     assert graph.traces == 2
+
+
+class AheadSGD(optim.SGD):
+    """SGD at the mean of its schedule's rate at this step and the next: an optimizer that
+    asks its schedule for another step's rate than the one MLX set."""
+
+    def apply_single(self, gradient, parameter, state):
+        schedule = self._schedulers["learning_rate"]
+        rate = (schedule(self.step - 1) + schedule(self.step)) / 2
+        return parameter - rate.astype(gradient.dtype) * gradient
+
+
+AHEAD = OptimizerSpec("t-ahead", lambda learning_rate: AheadSGD(learning_rate), {})
+
+
+@pytest.mark.parametrize(
+    ("plugin", "optimizer", "schedule"),
+    [
+        ("tuner_example_plugin", "signum", "inverse_sqrt"),
+        (SINGLE_FILE, "adamw_bc", "polynomial"),
+        (None, AHEAD, "cosine"),
+    ],
+)
+def test_third_party_optimizers_and_schedules_train_as_in_mlxs_own_loop(
+    task, monkeypatch, plugin, optimizer, schedule
+):
+    monkeypatch.syspath_prepend(str(EXAMPLES / "example-plugin"))
+    registry = load_plugins([plugin] if plugin else [])
+    optimizer = registry.optimizers[optimizer] if isinstance(optimizer, str) else optimizer
+    schedule = registry.schedules[schedule]
+    members = [
+        Member(schedule, settings(optimizer, schedule, warmup), seed)
+        for seed, warmup in enumerate((0.0, 0.1, 0.05))
+    ]
+    run = {"steps": STEPS, "batch_size": BATCH, "eval_every": STEPS, "graphs": GraphCache()}
+
+    together = train(task, optimizer, members, **run)
+
+    for member, member_result in zip(members, together, strict=True):
+        lone = run_trial(task, optimizer, schedule, member.sample, seed=member.seed, **run)
+        by_hand = train_by_hand(
+            task,
+            optimizer,
+            schedule,
+            member.sample,
+            steps=STEPS,
+            batch_size=BATCH,
+            seed=member.seed,
+        )
+        assert_as_by_hand(lone, by_hand)
+        assert_as_by_hand(member_result, by_hand)
