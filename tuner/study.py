@@ -161,8 +161,25 @@ def _search(
     claim = ClaimLock(storage.engine, name)
     try:
         return _optimize(plan, study, storage, device, store, watcher, halt, progress, claim)
+    except Exception:
+        # Deleted meanwhile (tuner delete, optuna delete-study, the dashboard), the study
+        # fails whichever write comes next, in Optuna's code or ours, in its own way.
+        if _deleted(storage, name):
+            raise TunerError(
+                f"study '{name}' was deleted while this search ran on it: the search stopped"
+            ) from None
+        raise
     finally:
         claim.release()
+
+
+def _deleted(storage: optuna.storages.RDBStorage, name: str) -> bool:
+    """Whether study ``name`` is gone from Optuna's tables; False when the database cannot
+    say, for its own error is then the one to report."""
+    try:
+        return name not in optuna.get_all_study_names(storage)
+    except Exception:
+        return False
 
 
 def _optimize(
