@@ -1,7 +1,8 @@
 """Where results live: tuner's own tables beside Optuna's, in the one database a URL names.
 
 Each module has one job: :mod:`~tuner.db.urls` checks and masks storage URLs,
-:mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.models` declares tuner's tables,
+:mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.retry` tries again an operation
+whose PostgreSQL connection was lost, :mod:`~tuner.db.models` declares tuner's tables,
 :mod:`~tuner.db.migrations` runs their alembic history, :mod:`~tuner.db.store` writes
 their records, :mod:`~tuner.db.optuna` holds every coupling to Optuna's storage and tables,
 :mod:`~tuner.db.delete` deletes a study from both, :mod:`~tuner.db.reads` holds the SQL of every

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tuner.db.engine import engine_kwargs, forget_in_forked_children
 from tuner.db.models import TrialRow
+from tuner.db.retry import retrying
 from tuner.db.store import open_store
 from tuner.db.urls import mask_url, parse_url, storage_failure
 from tuner.errors import BadInput, TunerError
@@ -59,11 +60,11 @@ def _rdb_storage(
     # for Optuna.
     import optuna
 
-    from tuner.db.quiet_heartbeat import QuietHeartbeatStorage
+    from tuner.db.steady_storage import SteadyStorage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return QuietHeartbeatStorage(
+        return SteadyStorage(
             parsed.render_as_string(hide_password=False),
             engine_kwargs=engine_kwargs(url),
             # A worker that dies mid-trial leaves it RUNNING; without a heartbeat it would stay
@@ -257,8 +258,12 @@ def beatless_trial_ids(
         .where(trials.c.datetime_start < started_before)
         .where(~exists().where(beats.c.trial_id == trials.c.trial_id))
     )
-    with storage.engine.connect() as connection:
-        return list(connection.scalars(query))
+
+    def read() -> list[int]:
+        with storage.engine.connect() as connection:
+            return list(connection.scalars(query))
+
+    return retrying(read)
 
 
 def silence(engine: Engine, study: str, number: int) -> timedelta | None:
@@ -272,8 +277,12 @@ def silence(engine: Engine, study: str, number: int) -> timedelta | None:
         .join(studies, studies.c.study_id == trials.c.study_id)
         .where(studies.c.study_name == study, trials.c.number == number)
     )
-    with engine.connect() as connection:
-        found = connection.execute(query).first()
+
+    def read() -> Row[Any] | None:
+        with engine.connect() as connection:
+            return connection.execute(query).first()
+
+    found = retrying(read)
     if found is None:
         return None
     now, beat = (_naive(moment) for moment in found)
