@@ -14,6 +14,7 @@ from tuner.db import (
     CurveRow,
     TrialRow,
     beatless_trial_ids,
+    dead_here,
     heartbeat_s,
     make_engine,
     open_store,
@@ -57,15 +58,7 @@ class Recorder:
 def _row(trial: optuna.trial.FrozenTrial, seed: int, silent: timedelta | None) -> TrialRow:
     """The record of ``trial``, failed after its worker was ``silent`` so long (None: it never
     beat)."""
-    if silent is None:
-        ran, reason = timedelta(0), "its worker died as the trial began"
-    else:
-        lived = trial.datetime_complete - trial.datetime_start
-        ran = max(lived - silent, timedelta(0))
-        reason = (
-            f"its worker stopped answering {ran.total_seconds():.0f} s in: killed, or its "
-            "machine lost"
-        )
+    ran, reason = reaped_because(trial, silent)
     params = trial.params
     return TrialRow(
         number=trial.number,
@@ -86,26 +79,60 @@ def _row(trial: optuna.trial.FrozenTrial, seed: int, silent: timedelta | None) -
     )
 
 
+def reaped_because(
+    trial: optuna.trial.FrozenTrial, silent: timedelta | None
+) -> tuple[timedelta, str]:
+    """How long reaped ``trial`` ran, until its worker's last sign of life, and why it was
+    failed."""
+    ran = timedelta(0)
+    if silent is not None:
+        ran = max(trial.datetime_complete - trial.datetime_start - silent, timedelta(0))
+    pid = dead_here(trial)
+    if pid is not None:
+        return ran, (
+            f"its worker, process {pid} on this machine, ended {ran.total_seconds():.0f} s in "
+            "without recording it: killed, or stopped by an error it could not write (a lost "
+            "database, a full disk)"
+        )
+    if silent is None:
+        return ran, "its worker died as the trial began"
+    return ran, (
+        f"its worker stopped answering {ran.total_seconds():.0f} s in: killed, or its machine lost"
+    )
+
+
 def reaping_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's storage on ``url``, which records in tuner's tables each trial it fails for a
     dead worker."""
     return optuna_storage(url, reaped=Recorder(url))
 
 
-def reap(study: optuna.Study, storage: optuna.storages.RDBStorage) -> None:
+def reap(
+    study: optuna.Study, storage: optuna.storages.RDBStorage
+) -> list[optuna.trial.FrozenTrial]:
     """Fail the trials of ``study`` whose workers died: those whose heartbeat fell silent, as
-    Optuna does, and those whose workers died before their first heartbeat, which Optuna never
-    fails."""
+    Optuna does; those whose workers died before their first heartbeat, which Optuna never
+    fails; and, at once, those whose workers on this machine have ended. Return the trials
+    failed here, not by Optuna."""
     optuna.storages.fail_stale_trials(study)
     started_before = datetime.now() - timedelta(seconds=GRACE_BEATS * heartbeat_s())
+    dead = {
+        trial._trial_id
+        for trial in study.get_trials(deepcopy=False, states=RUNNING)
+        if dead_here(trial) is not None
+    }
     reaped = storage.get_heartbeat_stale_trial_callback()
-    for trial_id in beatless_trial_ids(storage, study.study_name, started_before):
+    failed_here = []
+    for trial_id in dead.union(beatless_trial_ids(storage, study.study_name, started_before)):
         try:
             failed = storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # Another worker failed it first, or its own ended it.
-        if failed and reaped is not None:
-            reaped(study, storage.get_trial(trial_id))
+        if failed:
+            failed_here.append(storage.get_trial(trial_id))
+            if reaped is not None:
+                reaped(study, failed_here[-1])
+    return failed_here
 
 
 def reap_every_study(url: str) -> int:

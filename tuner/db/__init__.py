@@ -26,10 +26,13 @@ from tuner.db.migrations import (
 from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow
 from tuner.db.optuna import (
     GRACE_BEATS,
+    WORKER_ATTR,
     beatless_trial_ids,
+    dead_here,
     heartbeat_s,
     optuna_storage,
     silence,
+    this_worker,
 )
 from tuner.db.store import Store, open_store
 from tuner.db.to_results import run_of
@@ -38,6 +41,7 @@ from tuner.db.urls import database_error, mask_url, parse_url, sqlite_path, stor
 __all__ = [
     "GRACE_BEATS",
     "READ_ONLY",
+    "WORKER_ATTR",
     "ClaimLock",
     "ConfirmationRow",
     "CurveRow",
@@ -48,6 +52,7 @@ __all__ = [
     "beatless_trial_ids",
     "check",
     "database_error",
+    "dead_here",
     "delete_study",
     "downgrade",
     "engine_kwargs",
@@ -63,5 +68,6 @@ __all__ = [
     "silence",
     "sqlite_path",
     "storage_failure",
+    "this_worker",
     "upgrade",
 ]

@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
+from tuner.db.optuna import WORKER_ATTR, this_worker
 from tuner.db.retry import retrying
 
 # The methods of RDBStorage that run a transaction, and none that calls another of them.
@@ -37,7 +38,6 @@ _TRANSACTIONS = (
     "get_trial_user_attrs",
     "get_trial_system_attrs",
     "get_all_studies",
-    "_create_new_trial",
     "_set_trial_param",
     "get_trial_param",
     "set_trial_intermediate_value",
@@ -60,8 +60,19 @@ def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class SteadyStorage(optuna.storages.RDBStorage):
-    """``RDBStorage`` that retries a transaction whose connection was lost, and whose
-    ``record_heartbeat`` never raises a database's error."""
+    """``RDBStorage`` that retries a transaction whose connection was lost, names the worker
+    of each trial it starts (:data:`~tuner.db.optuna.WORKER_ATTR`), so that a trial whose
+    worker on this machine has ended is failed at once, and whose ``record_heartbeat`` never
+    raises a database's error."""
+
+    def _create_new_trial(
+        self, study_id: int, template_trial: optuna.trial.FrozenTrial | None = None
+    ) -> optuna.trial.FrozenTrial:
+        base = super()._create_new_trial
+        trial = retrying(lambda: base(study_id, template_trial))
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            self.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())
+        return trial
 
     def set_trial_state_values(
         self,
@@ -82,7 +93,10 @@ class SteadyStorage(optuna.storages.RDBStorage):
                     return True
                 raise
 
-        return retrying(once)
+        started = retrying(once)
+        if started and state == optuna.trial.TrialState.RUNNING:
+            self.set_trial_system_attr(trial_id, WORKER_ATTR, this_worker())
+        return started
 
     def record_heartbeat(self, trial_id: int) -> None:
         with contextlib.suppress(optuna.exceptions.StorageInternalError, SQLAlchemyError):
