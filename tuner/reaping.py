@@ -5,13 +5,16 @@ records it as failed, with how long it ran, so that the two agree about it.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 import optuna
+from sqlalchemy import select
 
 from tuner.db import (
     GRACE_BEATS,
     CurveRow,
+    StudyRow,
     TrialRow,
     beatless_trial_ids,
     dead_here,
@@ -20,13 +23,15 @@ from tuner.db import (
     open_store,
     optuna_storage,
     silence,
+    unrecorded_ids,
 )
-from tuner.errors import BadInput
+from tuner.errors import BadInput, TunerError
 from tuner.query import open_results
-from tuner.results import Outcome
+from tuner.results import FINISHED, Outcome
 from tuner.samplers import trial_seed
 
 RUNNING = (optuna.trial.TrialState.RUNNING,)
+_BY_STATE = {"COMPLETE": Outcome.COMPLETE, "PRUNED": Outcome.PRUNED, "FAIL": Outcome.FAILED}
 
 
 class Recorder:
@@ -101,6 +106,70 @@ def reaped_because(
     )
 
 
+def fill_in(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str) -> None:
+    """Record the trials of ``study`` that Optuna holds finished and tuner does not: their
+    worker was killed between Optuna's state and tuner's record. Their outcome, reason, steps
+    and metrics are Optuna's user attributes; their curve is lost. A live worker writes its
+    record a moment after Optuna's state, so only the trials of a worker here that has ended,
+    or those finished a grace ago, are filled in."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            record = connection.execute(
+                select(StudyRow.__table__).where(StudyRow.name == study.study_name)
+            ).first()
+            ids = [] if record is None else unrecorded_ids(connection, record)
+    finally:
+        engine.dispose()
+    settled = datetime.now() - timedelta(seconds=GRACE_BEATS * heartbeat_s())
+    lost = [
+        trial
+        for trial in map(storage.get_trial, ids)
+        if trial.state.is_finished()
+        and (dead_here(trial) is not None or trial.datetime_complete < settled)
+    ]
+    if not lost:
+        return
+    with open_results(url) as results:
+        seed = results.provenance(study.study_name).seed
+    store = open_store(url)
+    try:
+        for trial in lost:
+            with contextlib.suppress(TunerError):  # Another worker filled it in first.
+                store.save_trial(study.study_name, _filled(trial, trial_seed(seed, trial.number)))
+    finally:
+        store.close()
+
+
+def _filled(trial: optuna.trial.FrozenTrial, seed: int) -> TrialRow:
+    """The record of finished ``trial`` that its worker did not live to write."""
+    attrs = dict(trial.user_attrs)
+    told = {key: attrs.pop(key, None) for key in ("outcome", "reason", "steps", "population")}
+    default = attrs.pop("default", None)
+    outcome = told["outcome"]
+    if outcome not in tuple(Outcome) or Outcome(outcome).optuna_state != trial.state.name:
+        outcome = _BY_STATE[trial.state.name]
+    params = trial.params
+    return TrialRow(
+        number=trial.number,
+        optimizer=params.get("optimizer", "-"),
+        schedule=params.get("schedule", "-"),
+        params=params,
+        seed=seed,
+        steps=told["steps"] or 0,
+        wall_time_s=(trial.datetime_complete - trial.datetime_start).total_seconds(),
+        step_time_s=None,
+        compiled=False,
+        metrics=attrs,
+        value=trial.value if Outcome(outcome) in FINISHED else None,
+        outcome=Outcome(outcome),
+        reason=told["reason"] or "its worker died after Optuna's state, before tuner's record",
+        default_source=default,
+        curve=CurveRow(losses=[], lrs=[], evals=[]),
+        population=told["population"],
+    )
+
+
 def reaping_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's storage on ``url``, which records in tuner's tables each trial it fails for a
     dead worker."""
@@ -145,6 +214,7 @@ def reap_every_study(url: str) -> int:
             study = optuna.load_study(study_name=name, storage=storage)
             running = len(study.get_trials(deepcopy=False, states=RUNNING))
             reap(study, storage)
+            fill_in(study, storage, url)
             reaped += running - len(study.get_trials(deepcopy=False, states=RUNNING))
         return reaped
     finally:

@@ -32,7 +32,7 @@ from tuner.names import new_study_name
 from tuner.objective import Halt, Search, objective_for
 from tuner.plan import Plan, differences
 from tuner.query import from_optuna, open_results
-from tuner.reaping import reap, reaped_because, reaping_storage
+from tuner.reaping import fill_in, reap, reaped_because, reaping_storage
 from tuner.results import Outcome
 from tuner.samplers import make_pruner, make_sampler
 from tuner.watcher import Progress, Watcher
@@ -157,6 +157,7 @@ def _search(
             study.enqueue_trial(params, user_attrs={"default": source})
     # Reaped now, not when the next trial starts: a study that is full starts none.
     reaped = reap(study, storage)
+    fill_in(study, storage, storage_url)
     watcher.started(name, new=new, twins=twins)
     progress = Progress(total=config.trials)
     for trial in reaped:

@@ -33,6 +33,7 @@ from tuner.db.optuna import (
     optuna_storage,
     silence,
     this_worker,
+    unrecorded_ids,
 )
 from tuner.db.store import Store, open_store
 from tuner.db.to_results import run_of
@@ -69,5 +70,6 @@ __all__ = [
     "sqlite_path",
     "storage_failure",
     "this_worker",
+    "unrecorded_ids",
     "upgrade",
 ]
