@@ -324,3 +324,14 @@ def test_the_installed_console_script_answers_in_json(storage):
 
     best = optuna.load_study(study_name="s", storage=storage).best_trial
     assert json.loads(result.stdout)[0]["number"] == best.number
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_quoted(capsys):
+    from tuner.cli.results import _echo_records
+
+    _echo_records([{"number": -1, "reason": "=HYPERLINK(1)", "optimizer": "@x"}], "csv")
+
+    header, row = capsys.readouterr().out.splitlines()
+    cells = dict(zip(header.split(","), row.split(","), strict=True))
+    assert cells["reason"] == "'=HYPERLINK(1)" and cells["optimizer"] == "'@x"
+    assert cells["number"] == "-1"

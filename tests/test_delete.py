@@ -219,3 +219,30 @@ def test_on_a_terminal_it_asks_first(sqlite_url, tmp_path):
     assert after_no == before
     assert deleted_status == 0 and "Deleted study gone" in deleted
     assert json.loads(tuner(sqlite_url, "studies", "--format", "json").stdout) == []
+
+
+def test_a_study_deleted_during_its_search_stops_the_search_in_one_line(storage_url):
+    command = [TUNER, "search", *FAST, "--study", "gone", "--trials", "2000", "--quiet"]
+    searching = subprocess.Popen(
+        [*command, "--confirm", "0", "--storage", storage_url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(rows(storage_url).get("tuner_trials", [])) < 3:
+            assert time.monotonic() < deadline and searching.poll() is None
+            time.sleep(0.2)
+        assert tuner(storage_url, "delete", "gone", "--yes").exit_code == 0
+        _, stderr = searching.communicate(timeout=60)
+    finally:
+        searching.kill()
+
+    assert searching.returncode == 1
+    assert (
+        stderr
+        == "Error: study 'gone' was deleted while this search ran on it: the search stopped\n"
+    )
+    assert not rows(storage_url)["tuner_trials"] and not rows(storage_url)["trials"]
+    assert json.loads(tuner(storage_url, "studies", "--format", "json").stdout) == []

@@ -4,6 +4,7 @@ tmpfs mounted for the test, which needs the right to mount; skipped, saying why,
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -82,3 +83,31 @@ def test_a_heartbeat_that_finds_the_disk_full_says_nothing_and_beats_again(small
     filler.unlink()
     optunas_own(storage, trial_id)
     storage.engine.dispose()
+
+
+def test_after_making_room_the_same_command_fails_the_trial_left_running_at_once(small_disk):
+    database = small_disk / "tuner.db"
+    url = f"sqlite:///{database}"
+    command = [TUNER, "search", "--task", "synthetic", "--trials", "5000", "--study", "f"]
+    command += ["--confirm", "0", "--quiet", "--storage", url]
+    full = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    _, stderr = full.communicate(timeout=300)
+    assert full.returncode == 1, stderr
+    study = optuna.load_study(study_name="f", storage=url)
+    running = [t.number for t in study.trials if t.state.name == "RUNNING"]
+    assert running
+    finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    subprocess.run(["mount", "-o", "remount,size=8000k", str(small_disk)], check=True)
+
+    started = time.monotonic()
+    again = subprocess.run(
+        [*command[:5], str(finished + 2), *command[6:]], capture_output=True, text=True
+    )
+
+    assert again.returncode == 0, again.stderr
+    # Not after the heartbeat's grace of 90 s: its worker is known to have ended.
+    assert time.monotonic() - started < 30
+    for number in running:
+        assert f"trial {number} failed: its worker, process {full.pid}" in again.stderr
+    states = [t.state.name for t in optuna.load_study(study_name="f", storage=url).trials]
+    assert "RUNNING" not in states

@@ -76,3 +76,34 @@ def test_a_kill_at_any_point_of_a_trials_end_leaves_tuner_and_optuna_agreeing(st
     assert len(states) == 3 and "RUNNING" not in states
     assert [t.state for t in read] == states
     assert [t.number for t in read] == [0, 1, 2]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_trial_told_to_optuna_whose_worker_died_before_its_record_is_filled_in_on_resume(
+    sqlite_url,
+):
+    worker = subprocess.run(
+        [sys.executable, "-c", WORKER, "before tuner's record", sqlite_url],
+        capture_output=True,
+        text=True,
+    )
+    assert worker.returncode == -signal.SIGKILL, worker.stderr
+    told = optuna.load_study(study_name="k", storage=sqlite_url).trials[2]
+
+    search = [TUNER, "search", "--storage", sqlite_url, "--study", "k", "--task", "synthetic"]
+    resumed = subprocess.run(
+        [*search, "--trials", "5", "--optimizers", "adam,sgd", "--confirm", "0", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+
+    assert resumed.returncode == 0, resumed.stderr
+    with open_results(sqlite_url) as results:
+        filled = results.trial("k", 2)
+    assert filled.outcome.optuna_state == told.state.name
+    assert filled.value == told.value
+    assert filled.metrics and filled.metrics == {
+        key: value
+        for key, value in told.user_attrs.items()
+        if key not in ("outcome", "reason", "steps", "population", "default")
+    }

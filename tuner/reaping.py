@@ -5,27 +5,33 @@ records it as failed, with how long it ran, so that the two agree about it.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 import optuna
+from sqlalchemy import select
 
 from tuner.db import (
     GRACE_BEATS,
     CurveRow,
+    StudyRow,
     TrialRow,
     beatless_trial_ids,
+    dead_here,
     heartbeat_s,
     make_engine,
     open_store,
     optuna_storage,
     silence,
+    unrecorded_ids,
 )
-from tuner.errors import BadInput
+from tuner.errors import BadInput, TunerError
 from tuner.query import open_results
-from tuner.results import Outcome
+from tuner.results import FINISHED, Outcome
 from tuner.samplers import trial_seed
 
 RUNNING = (optuna.trial.TrialState.RUNNING,)
+_BY_STATE = {"COMPLETE": Outcome.COMPLETE, "PRUNED": Outcome.PRUNED, "FAIL": Outcome.FAILED}
 
 
 class Recorder:
@@ -57,15 +63,7 @@ class Recorder:
 def _row(trial: optuna.trial.FrozenTrial, seed: int, silent: timedelta | None) -> TrialRow:
     """The record of ``trial``, failed after its worker was ``silent`` so long (None: it never
     beat)."""
-    if silent is None:
-        ran, reason = timedelta(0), "its worker died as the trial began"
-    else:
-        lived = trial.datetime_complete - trial.datetime_start
-        ran = max(lived - silent, timedelta(0))
-        reason = (
-            f"its worker stopped answering {ran.total_seconds():.0f} s in: killed, or its "
-            "machine lost"
-        )
+    ran, reason = reaped_because(trial, silent)
     params = trial.params
     return TrialRow(
         number=trial.number,
@@ -86,26 +84,124 @@ def _row(trial: optuna.trial.FrozenTrial, seed: int, silent: timedelta | None) -
     )
 
 
+def reaped_because(
+    trial: optuna.trial.FrozenTrial, silent: timedelta | None
+) -> tuple[timedelta, str]:
+    """How long reaped ``trial`` ran, until its worker's last sign of life, and why it was
+    failed."""
+    ran = timedelta(0)
+    if silent is not None:
+        ran = max(trial.datetime_complete - trial.datetime_start - silent, timedelta(0))
+    pid = dead_here(trial)
+    if pid is not None:
+        return ran, (
+            f"its worker, process {pid} on this machine, ended {ran.total_seconds():.0f} s in "
+            "without recording it: killed, or stopped by an error it could not write (a lost "
+            "database, a full disk)"
+        )
+    if silent is None:
+        return ran, "its worker died as the trial began"
+    return ran, (
+        f"its worker stopped answering {ran.total_seconds():.0f} s in: killed, or its machine lost"
+    )
+
+
+def fill_in(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str) -> None:
+    """Record the trials of ``study`` that Optuna holds finished and tuner does not: their
+    worker was killed between Optuna's state and tuner's record. Their outcome, reason, steps
+    and metrics are Optuna's user attributes; their curve is lost. A live worker writes its
+    record a moment after Optuna's state, so only the trials of a worker here that has ended,
+    or those finished a grace ago, are filled in."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            record = connection.execute(
+                select(StudyRow.__table__).where(StudyRow.name == study.study_name)
+            ).first()
+            ids = [] if record is None else unrecorded_ids(connection, record)
+    finally:
+        engine.dispose()
+    settled = datetime.now() - timedelta(seconds=GRACE_BEATS * heartbeat_s())
+    lost = [
+        trial
+        for trial in map(storage.get_trial, ids)
+        if trial.state.is_finished()
+        and (dead_here(trial) is not None or trial.datetime_complete < settled)
+    ]
+    if not lost:
+        return
+    with open_results(url) as results:
+        seed = results.provenance(study.study_name).seed
+    store = open_store(url)
+    try:
+        for trial in lost:
+            with contextlib.suppress(TunerError):  # Another worker filled it in first.
+                store.save_trial(study.study_name, _filled(trial, trial_seed(seed, trial.number)))
+    finally:
+        store.close()
+
+
+def _filled(trial: optuna.trial.FrozenTrial, seed: int) -> TrialRow:
+    """The record of finished ``trial`` that its worker did not live to write."""
+    attrs = dict(trial.user_attrs)
+    told = {key: attrs.pop(key, None) for key in ("outcome", "reason", "steps", "population")}
+    default = attrs.pop("default", None)
+    outcome = told["outcome"]
+    if outcome not in tuple(Outcome) or Outcome(outcome).optuna_state != trial.state.name:
+        outcome = _BY_STATE[trial.state.name]
+    params = trial.params
+    return TrialRow(
+        number=trial.number,
+        optimizer=params.get("optimizer", "-"),
+        schedule=params.get("schedule", "-"),
+        params=params,
+        seed=seed,
+        steps=told["steps"] or 0,
+        wall_time_s=(trial.datetime_complete - trial.datetime_start).total_seconds(),
+        step_time_s=None,
+        compiled=False,
+        metrics=attrs,
+        value=trial.value if Outcome(outcome) in FINISHED else None,
+        outcome=Outcome(outcome),
+        reason=told["reason"] or "its worker died after Optuna's state, before tuner's record",
+        default_source=default,
+        curve=CurveRow(losses=[], lrs=[], evals=[]),
+        population=told["population"],
+    )
+
+
 def reaping_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's storage on ``url``, which records in tuner's tables each trial it fails for a
     dead worker."""
     return optuna_storage(url, reaped=Recorder(url))
 
 
-def reap(study: optuna.Study, storage: optuna.storages.RDBStorage) -> None:
+def reap(
+    study: optuna.Study, storage: optuna.storages.RDBStorage
+) -> list[optuna.trial.FrozenTrial]:
     """Fail the trials of ``study`` whose workers died: those whose heartbeat fell silent, as
-    Optuna does, and those whose workers died before their first heartbeat, which Optuna never
-    fails."""
+    Optuna does; those whose workers died before their first heartbeat, which Optuna never
+    fails; and, at once, those whose workers on this machine have ended. Return the trials
+    failed here, not by Optuna."""
     optuna.storages.fail_stale_trials(study)
     started_before = datetime.now() - timedelta(seconds=GRACE_BEATS * heartbeat_s())
+    dead = {
+        trial._trial_id
+        for trial in study.get_trials(deepcopy=False, states=RUNNING)
+        if dead_here(trial) is not None
+    }
     reaped = storage.get_heartbeat_stale_trial_callback()
-    for trial_id in beatless_trial_ids(storage, study.study_name, started_before):
+    failed_here = []
+    for trial_id in dead.union(beatless_trial_ids(storage, study.study_name, started_before)):
         try:
             failed = storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # Another worker failed it first, or its own ended it.
-        if failed and reaped is not None:
-            reaped(study, storage.get_trial(trial_id))
+        if failed:
+            failed_here.append(storage.get_trial(trial_id))
+            if reaped is not None:
+                reaped(study, failed_here[-1])
+    return failed_here
 
 
 def reap_every_study(url: str) -> int:
@@ -118,6 +214,7 @@ def reap_every_study(url: str) -> int:
             study = optuna.load_study(study_name=name, storage=storage)
             running = len(study.get_trials(deepcopy=False, states=RUNNING))
             reap(study, storage)
+            fill_in(study, storage, url)
             reaped += running - len(study.get_trials(deepcopy=False, states=RUNNING))
         return reaped
     finally:

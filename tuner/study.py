@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from functools import partial
 from importlib.metadata import version
 from typing import Any
@@ -31,7 +32,7 @@ from tuner.names import new_study_name
 from tuner.objective import Halt, Search, objective_for
 from tuner.plan import Plan, differences
 from tuner.query import from_optuna, open_results
-from tuner.reaping import reap, reaping_storage
+from tuner.reaping import fill_in, reap, reaped_because, reaping_storage
 from tuner.results import Outcome
 from tuner.samplers import make_pruner, make_sampler
 from tuner.watcher import Progress, Watcher
@@ -155,14 +156,36 @@ def _search(
             # Tried first, so that the search never ends worse than the textbook setting.
             study.enqueue_trial(params, user_attrs={"default": source})
     # Reaped now, not when the next trial starts: a study that is full starts none.
-    reap(study, storage)
+    reaped = reap(study, storage)
+    fill_in(study, storage, storage_url)
     watcher.started(name, new=new, twins=twins)
     progress = Progress(total=config.trials)
+    for trial in reaped:
+        # Said, rather than found later in tuner trials: the search did not wait for them.
+        reason = reaped_because(trial, None)[1]
+        watcher.trial_ended(replace(from_optuna(trial, Outcome.FAILED), reason=reason), progress)
     claim = ClaimLock(storage.engine, name)
     try:
         return _optimize(plan, study, storage, device, store, watcher, halt, progress, claim)
+    except Exception:
+        # Deleted meanwhile (tuner delete, optuna delete-study, the dashboard), the study
+        # fails whichever write comes next, in Optuna's code or ours, in its own way.
+        if _deleted(storage, name):
+            raise TunerError(
+                f"study '{name}' was deleted while this search ran on it: the search stopped"
+            ) from None
+        raise
     finally:
         claim.release()
+
+
+def _deleted(storage: optuna.storages.RDBStorage, name: str) -> bool:
+    """Whether study ``name`` is gone from Optuna's tables; False when the database cannot
+    say, for its own error is then the one to report."""
+    try:
+        return name not in optuna.get_all_study_names(storage)
+    except Exception:
+        return False
 
 
 def _optimize(

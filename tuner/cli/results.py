@@ -279,8 +279,16 @@ def _echo_records(records: list[dict[str, Any]], fmt: str) -> None:
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
     click.echo(out.getvalue(), nl=False)
+
+
+def _cell(value: Any) -> Any:
+    # A spreadsheet runs a text cell that begins so as a formula (OWASP's CSV injection);
+    # a leading ' makes it text again.
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return f"'{value}"
+    return value
 
 
 def _flatten(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Where results live: tuner's own tables beside Optuna's, in the one database a URL names.
 
 Each module has one job: :mod:`~tuner.db.urls` checks and masks storage URLs,
-:mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.models` declares tuner's tables,
+:mod:`~tuner.db.engine` makes every engine, :mod:`~tuner.db.retry` tries again an operation
+whose PostgreSQL connection was lost, :mod:`~tuner.db.models` declares tuner's tables,
 :mod:`~tuner.db.migrations` runs their alembic history, :mod:`~tuner.db.store` writes
 their records, :mod:`~tuner.db.optuna` holds every coupling to Optuna's storage and tables,
 :mod:`~tuner.db.delete` deletes a study from both, :mod:`~tuner.db.reads` holds the SQL of every
@@ -25,10 +26,14 @@ from tuner.db.migrations import (
 from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow
 from tuner.db.optuna import (
     GRACE_BEATS,
+    WORKER_ATTR,
     beatless_trial_ids,
+    dead_here,
     heartbeat_s,
     optuna_storage,
     silence,
+    this_worker,
+    unrecorded_ids,
 )
 from tuner.db.store import Store, open_store
 from tuner.db.to_results import run_of
@@ -37,6 +42,7 @@ from tuner.db.urls import database_error, mask_url, parse_url, sqlite_path, stor
 __all__ = [
     "GRACE_BEATS",
     "READ_ONLY",
+    "WORKER_ATTR",
     "ClaimLock",
     "ConfirmationRow",
     "CurveRow",
@@ -47,6 +53,7 @@ __all__ = [
     "beatless_trial_ids",
     "check",
     "database_error",
+    "dead_here",
     "delete_study",
     "downgrade",
     "engine_kwargs",
@@ -62,5 +69,7 @@ __all__ = [
     "silence",
     "sqlite_path",
     "storage_failure",
+    "this_worker",
+    "unrecorded_ids",
     "upgrade",
 ]

@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
+from tuner.db.retry import connection_lost, retrying
 from tuner.db.urls import sqlite_path
 
 # How often a worker that waits for the lock looks again, and for a reason to stop waiting.
@@ -58,6 +60,10 @@ class ClaimLock:
             connection, self._connection = self._connection, None
             try:
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+            except DBAPIError as error:
+                # The server let the lock go when it ended the session that held it.
+                if not connection_lost(error):
+                    raise
             finally:
                 connection.close()
         if self._file is not None:
@@ -66,13 +72,7 @@ class ClaimLock:
 
     def _try(self) -> bool:
         if self._engine.dialect.name == "postgresql":
-            connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            taken = connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key})
-            if taken:
-                self._connection = connection
-            else:
-                connection.close()
-            return bool(taken)
+            return retrying(self._try_advisory_lock)
         file = os.open(f"{sqlite_path(self._engine.url)}-claims", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,3 +81,16 @@ class ClaimLock:
             return False
         self._file = file
         return True
+
+    def _try_advisory_lock(self) -> bool:
+        connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            taken = connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key})
+        except BaseException:
+            connection.close()
+            raise
+        if taken:
+            self._connection = connection
+        else:
+            connection.close()
+        return bool(taken)

@@ -11,6 +11,7 @@ Optuna's tables are Optuna's to create and migrate; tuner's are made ready first
 from __future__ import annotations
 
 import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tuner.db.engine import engine_kwargs, forget_in_forked_children
 from tuner.db.models import TrialRow
+from tuner.db.retry import retrying
 from tuner.db.store import open_store
 from tuner.db.urls import mask_url, parse_url, storage_failure
 from tuner.errors import BadInput, TunerError
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
     import optuna
 
 HEARTBEAT_ENV = "TUNER_HEARTBEAT_S"
+# The system attribute of a running trial that names its worker: machine and process.
+WORKER_ATTR = "tuner:worker"
 # A trial silent for this many heartbeats is a dead worker's.
 GRACE_BEATS = 3
 OPTUNA_CREATE_TRIES = 5
@@ -59,11 +63,11 @@ def _rdb_storage(
     # for Optuna.
     import optuna
 
-    from tuner.db.quiet_heartbeat import QuietHeartbeatStorage
+    from tuner.db.steady_storage import SteadyStorage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return QuietHeartbeatStorage(
+        return SteadyStorage(
             parsed.render_as_string(hide_password=False),
             engine_kwargs=engine_kwargs(url),
             # A worker that dies mid-trial leaves it RUNNING; without a heartbeat it would stay
@@ -93,6 +97,26 @@ class _Stale:
         self._retry(study, trial)
         if self._reaped is not None:
             self._reaped(study, trial)
+
+
+def this_worker() -> str:
+    """This process, as :data:`WORKER_ATTR` names it."""
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def dead_here(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The process id of the worker of running ``trial`` when it ran on this machine and has
+    ended: its trial can be failed at once, not after the heartbeat's grace; None otherwise."""
+    host, _, pid = str(trial.system_attrs.get(WORKER_ATTR, "")).rpartition(" ")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return int(pid)
+    except PermissionError:
+        pass  # Alive, and another user's.
+    return None
 
 
 def heartbeat_s() -> int:
@@ -257,8 +281,12 @@ def beatless_trial_ids(
         .where(trials.c.datetime_start < started_before)
         .where(~exists().where(beats.c.trial_id == trials.c.trial_id))
     )
-    with storage.engine.connect() as connection:
-        return list(connection.scalars(query))
+
+    def read() -> list[int]:
+        with storage.engine.connect() as connection:
+            return list(connection.scalars(query))
+
+    return retrying(read)
 
 
 def silence(engine: Engine, study: str, number: int) -> timedelta | None:
@@ -272,8 +300,12 @@ def silence(engine: Engine, study: str, number: int) -> timedelta | None:
         .join(studies, studies.c.study_id == trials.c.study_id)
         .where(studies.c.study_name == study, trials.c.number == number)
     )
-    with engine.connect() as connection:
-        found = connection.execute(query).first()
+
+    def read() -> Row[Any] | None:
+        with engine.connect() as connection:
+            return connection.execute(query).first()
+
+    found = retrying(read)
     if found is None:
         return None
     now, beat = (_naive(moment) for moment in found)

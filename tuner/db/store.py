@@ -8,10 +8,9 @@ through :class:`tuner.query.Results`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,8 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from tuner.db.engine import make_engine
 from tuner.db.migrations import ensure_ready
 from tuner.db.models import ConfirmationRow, StudyRow, TrialRow
+from tuner.db.retry import retrying
 from tuner.db.urls import storage_failure
 from tuner.errors import TunerError
+
+T = TypeVar("T")
 
 
 class Store:
@@ -40,11 +42,16 @@ class Store:
         """Close the store's connections; a closed store reconnects if it is used again."""
         self._engine.dispose()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        try:
+    def _write(self, write: Callable[[Session], T]) -> T:
+        """``write(session)`` in one transaction, tried again on a new connection while the
+        server ends the one it has (see :mod:`tuner.db.retry`)."""
+
+        def once() -> T:
             with self._sessions.begin() as session:
-                yield session
+                return write(session)
+
+        try:
+            return retrying(once)
         except SQLAlchemyError as error:
             raise storage_failure(error, self._engine.url) from None
 
@@ -52,29 +59,38 @@ class Store:
         """Record a study; a study that already has a record (one resumed) keeps its first."""
         values = {f.name: getattr(study, f.name) for f in fields(study) if f.init}
         statement = self._dialect.insert(StudyRow).values(values).on_conflict_do_nothing()
-        with self._transaction() as session:
-            session.execute(statement)
+        self._write(lambda session: session.execute(statement))
 
     def save_trial(self, study: str, trial: TrialRow) -> None:
         """Write a trial of ``study`` and its curve in one transaction: all of it, or none."""
-        with self._transaction() as session:
+        tries = 0
+
+        def write(session: Session) -> None:
+            nonlocal tries
+            tries += 1
             study_id = _study_id(session, study, "a trial")
             taken = select(TrialRow.id).filter_by(study_id=study_id, number=trial.number)
             if session.scalar(taken) is not None:
+                if tries > 1:
+                    return  # The try before went through; only its answer was lost.
                 raise TunerError(f"trial {trial.number} of study '{study}' is already recorded")
             trial.study_id = study_id
             session.add(trial)
 
+        self._write(write)
+
     def save_confirmation(self, study: str, run: ConfirmationRow) -> bool:
         """Write a confirmation run of ``study``, with its curve, in one statement; False when
         the study already holds that run (another worker's, the same by its seed)."""
-        with self._transaction() as session:
+
+        def write(session: Session) -> bool:
             run.study_id = _study_id(session, study, "a confirmation run")
             values = {f.name: getattr(run, f.name) for f in fields(run) if f.name != "id"}
             statement = self._dialect.insert(ConfirmationRow).values(values)
             # Workers that confirm together race to the same runs: the first one's stays.
-            written = session.execute(statement.on_conflict_do_nothing())
-        return bool(written.rowcount)
+            return bool(session.execute(statement.on_conflict_do_nothing()).rowcount)
+
+        return self._write(write)
 
 
 def _study_id(session: Session, study: str, what: str) -> int:

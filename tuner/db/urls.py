@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 
 from tuner.errors import BadInput, TunerError
 
@@ -95,6 +95,11 @@ def storage_failure(error: SQLAlchemyError, url: URL) -> TunerError:
             f"disk full: no space left for the database {held}; the trials that finished "
             "are kept: make room, then run the same command to continue"
         )
+    if connection_lost(error):
+        return TunerError(
+            f"{where}: {detail}; lost the database, and it did not answer again: the trials "
+            "that finished are kept: once it answers, run the same command to continue"
+        )
     return TunerError(f"{where}: {detail}")
 
 
@@ -104,3 +109,21 @@ def database_error(error: BaseException) -> SQLAlchemyError | None:
     while seen is not None and not isinstance(seen, SQLAlchemyError):
         seen = seen.__cause__ or seen.__context__
     return seen
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether a PostgreSQL connection that was ended, or could not be made, is behind
+    ``error``, however deeply wrapped: SQLSTATE class 08 or 57P, or a client-side failure to
+    connect. The whole chain is looked at, since Optuna meets such an error and then another
+    while it tries to go on."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and hasattr(seen.orig, "sqlstate"):
+            sqlstate = seen.orig.sqlstate
+            if sqlstate is None:
+                if seen.connection_invalidated or isinstance(seen, OperationalError):
+                    return True
+            elif sqlstate.startswith(("08", "57P")):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False

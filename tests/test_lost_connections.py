@@ -1,0 +1,83 @@
+"""PostgreSQL connections ended under a running search (``pg_terminate_backend``, as a
+failover or an administrator does): each operation is tried again on a new connection, and the
+search goes on, leaving no trial running and every record agreeing with Optuna's state. A
+database of its own for each test, so that ending its connections ends no one else's."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from stored import stored_trials
+
+from tuner.results import Outcome
+
+TUNER = Path(sys.executable).with_name("tuner")
+
+
+@pytest.fixture
+def database():
+    """(URL of a new database, a function that ends every connection to it)."""
+    server = os.environ.get("TUNER_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("TUNER_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server")
+    name = f"tuner_lost_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def terminate() -> int:
+        with admin.connect() as connection:
+            return connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False), terminate
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_twenty_rounds_of_ended_connections_under_two_jobs_lose_nothing(database):
+    url, terminate = database
+    command = [TUNER, "search", "--task", "synthetic", "--steps", "100", "--study", "p"]
+    command += ["--trials", "100000", "--timeout", "25", "--jobs", "2", "--confirm", "0"]
+    search = subprocess.Popen(
+        [*command, "--quiet", "--storage", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(4)
+        ended = 0
+        for _ in range(20):
+            ended += terminate()
+            time.sleep(0.5)
+        _, stderr = search.communicate(timeout=120)
+    finally:
+        search.kill()
+
+    assert ended >= 20
+    assert search.returncode == 0, stderr
+    assert " failed: " not in stderr
+    # Those that --timeout stopped are queued again, WAITING: no trials yet.
+    study = optuna.load_study(study_name="p", storage=url)
+    trials = [t for t in study.trials if t.state.name != "WAITING"]
+    assert len(trials) > 20
+    assert not [t.number for t in trials if t.state.name == "RUNNING"]
+    records = {row.number: Outcome(row.outcome).optuna_state for row in stored_trials(url, "p")}
+    assert records == {t.number: t.state.name for t in trials}

@@ -1,0 +1,107 @@
+"""Optuna's storage, but steady: a lost PostgreSQL connection is retried, and its heartbeat
+never raises.
+
+Each of Optuna's operations on the database is one short transaction: one whose connection
+the server ended (``pg_terminate_backend``, a restart) is tried again on a new connection
+(see :mod:`tuner.db.retry`) rather than fail the trial, or the search, on Optuna's misleading
+"exceeding max length". Optuna beats from a thread of its own, where an error (a full disk, a
+server gone) would print a traceback and end the beats. The trial's next write meets the same
+error and reports it in one line; the next beat tries again. Its own module, imported when a
+storage is made, so that what only reads tuner's tables never imports Optuna, and so that the
+class pickles, as a storage sent to a worker process must.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+from sqlalchemy.exc import SQLAlchemyError
+
+from tuner.db.optuna import WORKER_ATTR, this_worker
+from tuner.db.retry import retrying
+
+# The methods of RDBStorage that run a transaction, and none that calls another of them.
+_TRANSACTIONS = (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "get_all_studies",
+    "_set_trial_param",
+    "get_trial_param",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial",
+    "_get_trials",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
+)
+
+
+def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def retried(self: optuna.storages.RDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return retrying(lambda: method(self, *args, **kwargs))
+
+    return retried
+
+
+class SteadyStorage(optuna.storages.RDBStorage):
+    """``RDBStorage`` that retries a transaction whose connection was lost, names the worker
+    of each trial it starts (:data:`~tuner.db.optuna.WORKER_ATTR`), so that a trial whose
+    worker on this machine has ended is failed at once, and whose ``record_heartbeat`` never
+    raises a database's error."""
+
+    def _create_new_trial(
+        self, study_id: int, template_trial: optuna.trial.FrozenTrial | None = None
+    ) -> optuna.trial.FrozenTrial:
+        base = super()._create_new_trial
+        trial = retrying(lambda: base(study_id, template_trial))
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            self.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())
+        return trial
+
+    def set_trial_state_values(
+        self,
+        trial_id: int,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None = None,
+    ) -> bool:
+        tries = 0
+
+        def once() -> bool:
+            nonlocal tries
+            tries += 1
+            try:
+                return super(SteadyStorage, self).set_trial_state_values(trial_id, state, values)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # The commit of the try before went through; only its answer was lost.
+                if tries > 1 and self.get_trial(trial_id).state == state:
+                    return True
+                raise
+
+        started = retrying(once)
+        if started and state == optuna.trial.TrialState.RUNNING:
+            self.set_trial_system_attr(trial_id, WORKER_ATTR, this_worker())
+        return started
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with contextlib.suppress(optuna.exceptions.StorageInternalError, SQLAlchemyError):
+            retrying(lambda: super(SteadyStorage, self).record_heartbeat(trial_id))
+
+
+for _name in _TRANSACTIONS:
+    setattr(SteadyStorage, _name, _retried(getattr(optuna.storages.RDBStorage, _name)))
