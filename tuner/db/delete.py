@@ -58,6 +58,10 @@ def _delete(
 ) -> None:
     """Delete the rows of ``table`` that meet ``condition``, after every row whose foreign
     keys lead to them, and count them in ``deleted``."""
+    # Locked first (PostgreSQL; SQLite's write lock already holds everything): a search still
+    # running on the study would otherwise add a row that leads to them (a heartbeat) between
+    # the deletion of its table's rows and theirs, and fail this transaction.
+    connection.execute(select(table).where(condition).with_for_update())
     for child in tables.sorted_tables:
         for key in child.foreign_keys:
             if key.column.table is table and child is not table:
