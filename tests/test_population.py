@@ -288,3 +288,24 @@ def test_a_set_stop_interrupts_every_member(registry, task):
     assert [r.outcome for r in results] == [Outcome.INTERRUPTED] * 3
     assert [r.reason for r in results] == ["interrupted at step 7"] * 3
     assert [len(r.losses) for r in results] == [7] * 3
+
+
+def test_the_last_member_running_steps_alone_with_the_step_a_lone_trial_built(registry, task):
+    optimizer, schedule = registry.optimizers["adam"], registry.schedules["cosine"]
+    drawn = samples(optimizer, schedule, 4)
+    graphs = GraphCache()
+    first = together(task, optimizer, [Member(schedule, drawn[0], seed=9)], graphs)
+    hooks = [lambda step, value: step >= EVERY, None, lambda step, value: step >= EVERY]
+    members = [
+        Member(schedule, s, seed=10 + i, on_eval=h)
+        for i, (s, h) in enumerate(zip(drawn[1:], hooks, strict=True))
+    ]
+
+    results = together(task, optimizer, members, graphs)
+
+    assert first[0].outcome is Outcome.COMPLETE
+    assert [r.outcome for r in results] == [Outcome.PRUNED, Outcome.COMPLETE, Outcome.PRUNED]
+    assert_same(results[1], alone(task, optimizer, schedule, members[1].sample, 11))
+    # The lone trial's step, then the stack of three: no stack of one was traced.
+    (graph,) = graphs.values()
+    assert graph.traces == 2

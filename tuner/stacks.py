@@ -88,14 +88,15 @@ class Stacked:
             values = fn(params, opt_state)
             mx.eval(values)
             return {name: value.tolist() for name, value in values.items()}
-        return Apart([self._member(slot) for slot in range(len(self))]).validate(fn)
+        return Apart([self.member(slot) for slot in range(len(self))]).validate(fn)
 
     def slot(self, slot: int) -> tuple[Any, Any]:
         """The weights and optimizer state in ``slot``."""
-        member = self._member(slot)
+        member = self.member(slot)
         return member["params"], member["opt_state"]
 
-    def _member(self, slot: int) -> dict[str, Any]:
+    def member(self, slot: int) -> dict[str, Any]:
+        """The arrays of the member in ``slot``, apart from the stack."""
         return {name: tree_map(lambda a: a[slot], self.arrays[name]) for name in self.arrays}
 
     def reslot(self, slots: list[int | None], running: list[bool]) -> list[int | None]:

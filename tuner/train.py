@@ -215,10 +215,22 @@ class _Training:
             if all(log.ended for log in logs):
                 break
             running = [member is not None and not logs[member].ended for member in slots]
-            if not all(running):
+            if running.count(True) == 1 and self._alone_built():
+                # The last member steps alone: one member's compiled step, built already, is
+                # faster than a stack of one and builds no kernels for it.
+                slot = running.index(True)
+                self.stack, slots, self.mode = (
+                    Apart([self.stack.member(slot)]),
+                    [slots[slot]],
+                    Mode.ALONE,
+                )
+            elif not all(running):
                 slots = self.stack.reslot(slots, running)
         self._end_all(logs, Outcome.COMPLETE, None, slots, objective)
         return [log.ended for log in logs]
+
+    def _alone_built(self) -> bool:
+        return isinstance(self.stack, Stacked) and (Mode.ALONE, 1) in self.graph.built
 
     def _step(self, x: mx.array, y: mx.array, index: int) -> tuple[list, list]:
         """The graph's step of every slot, evaluated; a failure while MLX traces it is the
