@@ -175,8 +175,14 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     default=1,
     show_default=True,
     metavar="N",
-    help="Worker processes on the study, this one included (0: one a core); the others "
-    "are tuner worker processes, stopped with this one.",
+    help="Worker processes on the study, this one included (0: one a core), at most the "
+    "cores; the others are tuner worker processes, which end with this one however it ends.",
+)
+@click.option(
+    "--oversubscribe",
+    is_flag=True,
+    help="Allow --jobs above the cores: the workers then wait on each other, and enough of "
+    "them make the machine unresponsive.",
 )
 @click.option(
     "--confirm",
@@ -221,6 +227,7 @@ def search_command(
     pruner: str,
     defaults: bool,
     jobs: int,
+    oversubscribe: bool,
     confirm: str,
     blas: str,
     population: str,
@@ -255,13 +262,14 @@ def search_command(
         population=parse_population(population),
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
-    if job_count(jobs) > 1:
+    jobs = job_count(jobs, oversubscribe)
+    if jobs > 1:
         # Here for start-up time: tuner.db brings in SQLAlchemy.
         from tuner.db import parse_url
         from tuner.db.filesystems import refuse_shared_over_network
 
         refuse_shared_over_network(parse_url(storage))
-    drive(ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=job_count(jobs))
+    drive(ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=jobs)
 
 
 def drive(

@@ -9,6 +9,7 @@ import click
 
 from tuner.cli import plugin_option, storage_option
 from tuner.cli.closing import given_options
+from tuner.cli.jobs import watch_lifeline
 from tuner.cli.search import check_confirm, drive, output_options, population_option
 from tuner.plan import SearchConfig, parse_confirm, parse_population
 from tuner.query import open_results
@@ -65,6 +66,7 @@ def worker_command(
     Examples:
       tuner worker digits-brisk-otter --trials 200 --storage postgresql+psycopg://db/tuner
     """
+    watch_lifeline()
     # Here for start-up time: tuner.db brings in SQLAlchemy.
     from tuner.db import parse_url
     from tuner.db.filesystems import refuse_shared_over_network
