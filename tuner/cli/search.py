@@ -102,7 +102,8 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="End the search after this long: the trial in flight stops at its next step.",
+    help="End the search after this long: the trial in flight stops at its next step, or "
+    "is ended 3 s later if its step hangs.",
 )
 @click.option(
     "--steps", type=click.IntRange(min=1), help="Training steps a trial [task's default]."
@@ -246,6 +247,8 @@ def search_command(
     Ctrl-C stops the trial in flight, records it as interrupted, and prints the leaderboard
     and the command that continues the study (exit status 130); a second Ctrl-C skips the
     leaderboard. SIGTERM and SIGHUP (a closed terminal) stop it alike (exit status 143, 129).
+    A trial whose step hangs (a plugin that sleeps or loops) is ended 3 s after the signal or
+    --timeout, and recorded as failed.
 
     \b
     Examples:

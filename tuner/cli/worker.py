@@ -28,7 +28,8 @@ from tuner.query import open_results
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="End this worker after this long: its trial in flight stops at its next step.",
+    help="End this worker after this long: its trial in flight stops at its next step, or "
+    "is ended 3 s later if its step hangs.",
 )
 @click.option(
     "--confirm",
