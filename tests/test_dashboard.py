@@ -9,7 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -85,11 +87,13 @@ def get(url):
         return json.load(response)
 
 
-def test_optuna_dashboard_lists_a_study_with_the_outcome_and_accuracy_of_its_trials(digits):
-    url, trials = digits
+@contextmanager
+def serving(url, *args):
+    """A real ``tuner dashboard`` process on ``url``, once it answers: its address, and the
+    process, stopped by Ctrl-C when done, its stdout and stderr then in ``output``."""
     port = free_port()
     server = subprocess.Popen(
-        [TUNER, "dashboard", "--storage", url, "--port", str(port)],
+        [TUNER, "dashboard", "--storage", url, "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -99,17 +103,25 @@ def test_optuna_dashboard_lists_a_study_with_the_outcome_and_accuracy_of_its_tri
         deadline = time.monotonic() + 60
         while True:
             try:
-                studies = get(f"{base}/api/studies")["study_summaries"]
+                get(f"{base}/api/meta")
                 break
             except OSError:
                 assert server.poll() is None, server.communicate()
                 assert time.monotonic() < deadline, "the dashboard never answered"
                 time.sleep(0.2)
-        (study,) = [s for s in studies if s["study_name"] == "d"]
-        shown = get(f"{base}/api/studies/{study['study_id']}?after=0")["trials"]
+        yield base, server
     finally:
         server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=30)
+        server.output = server.communicate(timeout=30)
+
+
+def test_optuna_dashboard_lists_a_study_with_the_outcome_and_accuracy_of_its_trials(digits):
+    url, trials = digits
+    with serving(url) as (base, server):
+        studies = get(f"{base}/api/studies")["study_summaries"]
+        (study,) = [s for s in studies if s["study_name"] == "d"]
+        shown = get(f"{base}/api/studies/{study['study_id']}?after=0")["trials"]
+    out, err = server.output
 
     assert out == f"optuna-dashboard on {url}: {base} (Ctrl-C stops it)\n"
     assert server.returncode == 130 and "Traceback" not in err
@@ -152,3 +164,73 @@ def test_a_trial_known_to_optuna_alone_reads_its_outcome_from_its_attributes():
     assert (from_optuna(diverged).outcome, from_optuna(diverged).steps) == ("diverged", 3)
     assert from_optuna(diverged).reason == "loss became nan at step 3"
     assert (from_optuna(retried).outcome, from_optuna(retried).steps) == ("running", None)
+
+
+@pytest.fixture
+def small(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    args = ["--task", "synthetic", "--steps", "5", "--eval-every", "5", "--confirm", "0"]
+    result = tuner(url, "search", *args, "--trials", "2", "--study", "s")
+    assert result.exit_code == 0, result.output
+    return url
+
+
+def send(method, url, body=None):
+    """The status of a ``method`` request to ``url``, with ``body`` as JSON."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_dashboard_answers_every_write_405_and_changes_nothing(small):
+    before = optuna.load_study(study_name="s", storage=small).trials
+    with serving(small) as (base, _):
+        (study,) = get(f"{base}/api/studies")["study_summaries"]
+        one = f"{base}/api/studies/{study['study_id']}"
+        trial = before[0]._trial_id
+        writes = [
+            ("DELETE", one, None),
+            ("POST", f"{base}/api/studies", {"study_name": "new", "directions": ["minimize"]}),
+            ("POST", f"{one}/rename", {"study_name": "renamed"}),
+            ("PUT", f"{one}/note", {"version": 0, "body": "written"}),
+            ("POST", f"{base}/api/trials/{trial}/user-attrs", {"user_attrs": {"x": 1}}),
+            ("POST", f"{base}/api/trials/{trial}/tell", {"state": "Fail"}),
+        ]
+        statuses = [send(method, url, body) for method, url, body in writes]
+        after = get(f"{base}/api/studies")["study_summaries"]
+        shown = get(f"{one}?after=0")["trials"]
+
+    assert statuses == [405] * len(writes)
+    assert [s["study_name"] for s in after] == ["s"]
+    assert len(shown) == len(before)
+    assert optuna.get_all_study_names(small) == ["s"]
+    again = optuna.load_study(study_name="s", storage=small)
+    assert again.trials == before
+
+
+def test_an_address_beyond_loopback_needs_public_and_is_warned_of(small):
+    # A process of its own, with a time limit: what used to be accepted serves until stopped.
+    refused = subprocess.run(
+        [TUNER, "dashboard", "--storage", small, "--host", "0.0.0.0", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr == (
+        "Error: --host 0.0.0.0 is not a loopback address: anyone who can reach it would read "
+        "every study, with no password; give --public to serve it there anyway\n"
+    )
+    with serving(small, "--host", "0.0.0.0", "--public") as (base, server):
+        assert [s["study_name"] for s in get(f"{base}/api/studies")["study_summaries"]] == ["s"]
+        assert send("DELETE", f"{base}/api/studies/1") == 405
+    assert server.output[1] == (
+        f"Warning: http://0.0.0.0:{base.rpartition(':')[2]} is open to anyone who can reach "
+        "it, with no password: they read every study in the storage.\n"
+    )

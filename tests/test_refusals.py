@@ -62,7 +62,13 @@ def digest(path):
         ),
         (
             ["--study", ""],
-            "--study is empty: give the study a name, or leave --study out for a new one",
+            "--study is empty or only spaces: give the study a name, or leave --study out for "
+            "a new one",
+        ),
+        (
+            ["--study", " \t "],
+            "--study is empty or only spaces: give the study a name, or leave --study out for "
+            "a new one",
         ),
         (
             ["--study", "s" * 513],

@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import sqlalchemy
 from click.testing import CliRunner
 from stored import stored_confirmations, stored_trials
 
 from tuner import open_results
 from tuner.cli import cli
+from tuner.db import parse_url
 
 TUNER = Path(sys.executable).with_name("tuner")
 PLUGIN = Path(__file__).parent / "search_plugins" / "halving_default.py"
@@ -134,7 +136,8 @@ def test_four_jobs_fill_a_study_of_120_while_a_reader_reads_it(storage_url):
     if storage_url.startswith("postgresql"):
         subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
     command = [TUNER, "search", "--task", "synthetic", "--study", "big", "--trials", "120"]
-    command += ["--jobs", "4", "--confirm", "0", "--quiet", "--storage", storage_url]
+    command += ["--jobs", "4", "--oversubscribe", "--confirm", "0", "--quiet"]
+    command += ["--storage", storage_url]
     reader = [TUNER, "trials", "big", "--storage", storage_url, "--format", "json"]
 
     search = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -171,3 +174,107 @@ def tuner_connections(url):
         )
     engine.dispose()
     return count
+
+
+def test_jobs_beyond_the_cores_are_refused_in_one_line(tmp_path):
+    db = tmp_path / "tuner.db"
+    jobs = str((os.cpu_count() or 1) + 1)
+    command = [TUNER, "search", "--task", "synthetic", "--trials", "2", "--steps", "5"]
+    command += ["--confirm", "0", "--jobs", jobs, "--storage", f"sqlite:///{db}"]
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"Error: --jobs {jobs} is more than the {os.cpu_count()} cores here: the workers would "
+        "wait on each other and could make the machine unresponsive; give --oversubscribe to "
+        "start them anyway\n"
+    )
+    assert not db.exists()
+
+
+def workers_of(pid):
+    """The ``tuner worker`` processes whose parent is ``pid``, by process id."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if f"\nPPid:\t{pid}\n" in status and b"worker" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def long_jobs(url, *more):
+    """A search with --jobs 2 long enough to be stopped while it trains, and its worker."""
+    command = [TUNER, "search", "--task", "synthetic", "--study", "j", "--trials", "500"]
+    command += ["--jobs", "2", "--steps", "1500", "--eval-every", "500", "--confirm", "0", *more]
+    search = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TUNER_STORAGE": url},
+    )
+    deadline = time.monotonic() + 60
+    while len(workers := workers_of(search.pid)) < 1:
+        assert time.monotonic() < deadline and search.poll() is None
+        time.sleep(0.1)
+    return search, workers
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_the_workers_of_jobs_end_with_their_search_however_it_ends(sqlite_url, signum):
+    search, workers = long_jobs(sqlite_url)
+    try:
+        # Well into the search: a worker is training, not starting.
+        time.sleep(2)
+        search.send_signal(signum)
+        search.communicate(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [pid for pid in workers if alive(pid)]
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    assert search.returncode == -signum if signum == signal.SIGKILL else 128 + signum
+    assert left == []
+    # Each stopped its trial in flight as SIGTERM stops it: recorded, none left running.
+    trials = optuna.load_study(study_name="j", storage=sqlite_url).trials
+    running = [t.number for t in trials if t.state.name == "RUNNING"]
+    assert len(running) <= (1 if signum == signal.SIGKILL else 0)
+
+
+def test_workers_of_jobs_read_the_storage_from_their_environment_not_argv(postgres_url):
+    # The test server trusts every connection: a password is sent, and ignored.
+    url = parse_url(postgres_url).set(password="hunter2-secret")
+    url = url.render_as_string(hide_password=False)
+    subprocess.run([TUNER, "db", "upgrade", "--storage", url], check=True)
+    search, workers = long_jobs(url)
+    try:
+        deadline = time.monotonic() + 60
+        while not stored_trials(url, "j"):
+            assert time.monotonic() < deadline and search.poll() is None
+            time.sleep(0.2)
+        shown = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in [search.pid, *workers]]
+    finally:
+        search.send_signal(signal.SIGINT)
+        _, err = search.communicate(timeout=60)
+
+    assert search.returncode == 130, err
+    assert all(b"hunter2" not in line and b"postgresql" not in line for line in shown), shown
+    trials = optuna.load_study(study_name="j", storage=url).trials
+    assert "RUNNING" not in [t.state.name for t in trials]

@@ -4,6 +4,7 @@ registered task or one given as its parts, and a view of the study's results to 
 
 from __future__ import annotations
 
+import shlex
 import signal
 import threading
 import warnings
@@ -156,8 +157,9 @@ def _stored_settings(storage: str, study: str) -> dict[str, Any] | None:
         if not results.study(study).in_optuna:
             # Its trial numbers would start again, beside the records of the deleted ones.
             raise BadInput(
-                f"study '{study}' was deleted from Optuna's tables: tuner delete {study} "
-                "removes what tuner kept of it, or give another --study name"
+                f"study '{study}' was deleted from Optuna's tables: "
+                f"tuner delete {shlex.quote(study)} removes what tuner kept of it, "
+                "or give another --study name"
             )
         return {**results.settings(study), "seed": results.provenance(study).seed}
 

@@ -13,6 +13,7 @@ of its optimizer, bit for bit.
 from __future__ import annotations
 
 import math
+import shlex
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -127,7 +128,9 @@ def _chosen(results: Results, study: str, number: int | None, confirmation: Conf
     complete trial, which is Optuna's ``study.best_trial``."""
     counts = results.counts(study)
     if not counts.total:
-        raise BadInput(f"study '{study}' has no trials yet: run tuner search --study {study}")
+        raise BadInput(
+            f"study '{study}' has no trials yet: run tuner search --study {shlex.quote(study)}"
+        )
     if number is not None:
         if not 0 <= number < counts.total:
             raise BadInput(

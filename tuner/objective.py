@@ -5,9 +5,11 @@ share its graph, in a population), report at eval points, and record what it did
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,6 +50,58 @@ class Halt:
 
 class MemberFailed(Exception):
     """The trial failed on its own inside a population that went on without it."""
+
+
+class Aborted(Exception):
+    """A trial that a plugin ended with ``sys.exit()``, or that the watchdog ended: Optuna
+    records it as failed, with its reason, and the search goes on (or stops, if halted)."""
+
+
+class Stuck(BaseException):
+    """Raised by the watchdog in a trial that went on past the search's halt. Not an Exception,
+    so that no ``except Exception`` of the engine's (its compile fallback) or a plugin's
+    swallows it."""
+
+
+# How long a trial may go on after a signal or --timeout before the watchdog ends it: far more
+# than a step, less than a user waits before reaching for SIGKILL.
+STUCK_AFTER_S = 3.0
+# How often the watchdog looks; its SIGALRM restarts the system calls it interrupts.
+WATCH_EVERY_S = 0.5
+
+
+@contextmanager
+def watchdog(halt: Halt) -> Iterator[None]:
+    """End the trial in flight with :class:`Stuck` once ``halt`` has been set for
+    ``STUCK_AFTER_S`` and the trial has not stopped at a step: a plugin that sleeps or loops
+    in Python would otherwise outlive --timeout and every signal but SIGKILL. Only in the main
+    thread, where Python runs signal handlers; code that never returns to Python (a C library
+    that hangs) is beyond it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    halted_at: list[float] = []
+
+    def look(signum: int, frame: object) -> None:
+        if not halt.is_set():
+            return
+        if not halted_at:
+            halted_at.append(time.monotonic())
+        elif time.monotonic() - halted_at[0] >= STUCK_AFTER_S:
+            why = "--timeout" if halt.timed_out else "the signal that stopped the search"
+            raise Stuck(
+                f"still running {STUCK_AFTER_S:.0f} s after {why}, in a step that did not "
+                "return (a plugin that hangs?): ended by tuner's watchdog"
+            )
+
+    previous = signal.signal(signal.SIGALRM, look)
+    signal.siginterrupt(signal.SIGALRM, False)
+    signal.setitimer(signal.ITIMER_REAL, WATCH_EVERY_S, WATCH_EVERY_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
@@ -112,16 +166,18 @@ def objective_for(search: Search) -> Callable[[optuna.Trial], float]:
                 finally:
                     search.claim.release()
                 members = [(trial, sample)] + [(c, plan.space.sample(c)) for c in companions]
-            with beating(search.storage, companions):
+            with beating(search.storage, companions), watchdog(search.halt):
                 lead = _train(search, graphs, members, told)
-        except Exception as error:
+        except (Exception, Stuck, SystemExit) as error:
+            reason = _why(error)
             for companion in companions:
                 if companion.number not in told:
-                    _tell(search, companion, unrun(Outcome.FAILED, failure(error)), None)
-            search.ended[trial.number] = _record(
-                trial, seed, unrun(Outcome.FAILED, failure(error)), None
-            )
-            raise
+                    _tell(search, companion, unrun(Outcome.FAILED, reason), None)
+            search.ended[trial.number] = _record(trial, seed, unrun(Outcome.FAILED, reason), None)
+            if isinstance(error, Exception):
+                raise
+            # Optuna would leave the trial running and end the process: it catches Exceptions.
+            raise Aborted(reason) from error
         result, population = lead
         search.ended[trial.number] = _record(trial, seed, result, population)
         if result.outcome is Outcome.INTERRUPTED:
@@ -133,6 +189,15 @@ def objective_for(search: Search) -> Callable[[optuna.Trial], float]:
         return result.value
 
     return objective
+
+
+def _why(error: BaseException) -> str:
+    """Why a trial that raised ``error`` failed, in one line."""
+    if isinstance(error, Exception):
+        return failure(error)
+    if isinstance(error, SystemExit):
+        return f"a plugin called sys.exit({error.code!r}) during the trial"
+    return str(error)
 
 
 def _train(

@@ -95,9 +95,10 @@ def plan_search(
             f"--seed must be from 0 to {MAX_SEED} (2**32 - 1, what Optuna's samplers take), "
             f"got {config.seed}"
         )
-    if config.study is not None and not config.study:
+    if config.study is not None and not config.study.strip():
         raise BadInput(
-            "--study is empty: give the study a name, or leave --study out for a new one"
+            "--study is empty or only spaces: give the study a name, or leave --study out for "
+            "a new one"
         )
     if config.study is not None and len(config.study) > MAX_STUDY_NAME:
         raise BadInput(

@@ -21,6 +21,7 @@ which ``import tuner`` (every plugin does it) and the start of ``tuner best`` mu
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -331,7 +332,7 @@ class Results:
         if not self._in_optuna(connection, study):
             raise BadInput(
                 f"study '{name}' was deleted from Optuna's tables (by optuna delete-study or "
-                f"optuna-dashboard): tuner delete {name} removes what tuner kept of it"
+                f"optuna-dashboard): tuner delete {shlex.quote(name)} removes what tuner kept of it"
             )
         return study
 

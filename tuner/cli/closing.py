@@ -35,9 +35,10 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
         more = trials * 2 if results.study(name).counts.finished >= trials else trials
     given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE
     where = f" --storage {shlex.quote(masked(storage))}" if given else ""
-    look = [f"tuner best {name}{where}", f"tuner compare {name}{where}"]
+    quoted = shlex.quote(name)
+    look = [f"tuner best {quoted}{where}", f"tuner compare {quoted}{where}"]
     if top:
-        look.insert(1, f"tuner show {name} {top[0].number}{where}")
+        look.insert(1, f"tuner show {quoted} {top[0].number}{where}")
     indent = "\n" + " " * len("Look closer: ")
     return (
         f"{board}\n\nStudy {name} in {masked(storage)}.\n"
@@ -79,9 +80,10 @@ STUDY_KEEPS += ("optimizers", "schedules", "space")
 
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     """The ``tuner search`` (or ``tuner worker``) that continues this study: the options
-    given, with its name and a new --trials."""
+    given, with its name and a new --trials, each word quoted for a shell to paste into."""
     given = given_options(ctx, leave_out=("study", "trials", "quiet", "verbose", *STUDY_KEEPS))
-    named = [study] if ctx.command.name == "worker" else ["--study", study]
+    quoted = shlex.quote(study)
+    named = [quoted] if ctx.command.name == "worker" else ["--study", quoted]
     return " ".join(["tuner", str(ctx.command.name), *named, "--trials", str(trials), *given])
 
 

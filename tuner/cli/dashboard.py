@@ -1,13 +1,18 @@
-"""``tuner dashboard``: optuna-dashboard on a storage of tuner's.
+"""``tuner dashboard``: optuna-dashboard on a storage of tuner's, to read.
 
 optuna-dashboard reads Optuna's tables, which tuner's do not disturb; each trial carries
 tuner's outcome, reason, steps and metrics as user attributes, so the dashboard shows them.
+Its API can also delete, create and change studies, without asking who asks, and has no
+read-only mode: only its reads are let through.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import signal
-from typing import Any
+import socket
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,9 +20,21 @@ from tuner.cli import storage_option
 from tuner.errors import BadInput, TunerError, missing_extra
 from tuner.query import open_results
 
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+
+# The methods that read; bottle answers HEAD with its GET routes.
+READS = ("GET", "HEAD")
+
 
 @click.command("dashboard")
-@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on; one other than loopback needs --public.",
+)
 @click.option(
     "--port",
     type=click.IntRange(1, 65535),
@@ -25,19 +42,32 @@ from tuner.query import open_results
     show_default=True,
     help="The port to listen on.",
 )
+@click.option(
+    "--public",
+    is_flag=True,
+    help="Listen on a --host other than loopback: anyone who can reach it reads every study "
+    "in the storage, with no password.",
+)
 @storage_option
-def dashboard_command(host: str, port: int, storage: str) -> None:
-    """Start optuna-dashboard on the storage, until Ctrl-C.
+def dashboard_command(host: str, port: int, public: bool, storage: str) -> None:
+    """Start optuna-dashboard on the storage, read-only, until Ctrl-C.
 
     It shows tuner's studies as Optuna holds them, each trial with tuner's outcome (diverged
-    included), reason, steps and metrics among its user attributes. It needs the dashboard
-    extra: pip install 'tuner[dashboard]'.
+    included), reason, steps and metrics among its user attributes. Only reads reach it: a
+    request to delete, create or change a study or a note is answered 405. It needs the
+    dashboard extra: pip install 'tuner[dashboard]'.
 
     \b
     Examples:
       tuner dashboard
       tuner dashboard --port 8081 --storage postgresql+psycopg://me@db/tuner
     """
+    loopback = _loopback(host)
+    if not public and not loopback:
+        raise BadInput(
+            f"--host {host} is not a loopback address: anyone who can reach it would read "
+            "every study, with no password; give --public to serve it there anyway"
+        )
     # Here for start-up time, and because the extra may be missing: optuna-dashboard brings in
     # Optuna and bottle; wsgiref serves it, as optuna-dashboard's own command does.
     try:
@@ -52,7 +82,7 @@ def dashboard_command(host: str, port: int, storage: str) -> None:
     with open_results(storage) as results:
         if not results.study_names():
             raise BadInput(f"no study in {results.storage} yet: tuner search makes one")
-    app = optuna_dashboard.wsgi(read_only_storage(storage))
+    app = _reads_only(optuna_dashboard.wsgi(read_only_storage(storage)))
 
     class Server(ThreadingMixIn, WSGIServer):
         # A page asks for several things at once, as with optuna-dashboard's own command.
@@ -70,12 +100,49 @@ def dashboard_command(host: str, port: int, storage: str) -> None:
             f"cannot listen on {host}:{port}: {error.strerror or error}; give another --port"
         ) from None
     with server:
+        if not loopback:
+            click.echo(
+                f"Warning: http://{host}:{port} is open to anyone who can reach it, with no "
+                "password: they read every study in the storage.",
+                err=True,
+            )
         click.echo(f"optuna-dashboard on {results.storage}: http://{host}:{port} (Ctrl-C stops it)")
         # As a search stops: Ctrl-C, SIGTERM and SIGHUP end it with 128 + the signal's number,
         # even where it was started in the background, which ignores Ctrl-C.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _stop)
         server.serve_forever()
+
+
+def _loopback(host: str) -> bool:
+    """Whether every address that ``host`` names is a loopback one."""
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError) as error:
+        raise BadInput(f"--host {host}: {getattr(error, 'strerror', None) or error}") from None
+    # An IPv6 address may carry its scope: fe80::1%eth0.
+    addresses = {ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found}
+    return all(address.is_loopback for address in addresses)
+
+
+def _reads_only(app: WSGIApplication) -> WSGIApplication:
+    """``app``, to which only reads are passed: anything else is answered 405."""
+
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] in READS:
+            return app(environ, start_response)
+        body = b"tuner dashboard is read-only\n"
+        start_response(
+            "405 Method Not Allowed",
+            [
+                ("Allow", ", ".join(READS)),
+                ("Content-Type", "text/plain"),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        return [body]
+
+    return guarded
 
 
 def _stop(signum: int, frame: object) -> None:

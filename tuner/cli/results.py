@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,7 +73,8 @@ def _studies_table(studies: Sequence[StudySummary], width: int | None) -> str:
         # One column, of the outcomes that occurred: a column for each would not fit.
         outcomes = str(counts)
         if not study.in_optuna:
-            outcomes = f"deleted from Optuna's tables; tuner delete {study.name} removes the rest"
+            delete = f"tuner delete {shlex.quote(study.name)}"
+            outcomes = f"deleted from Optuna's tables; {delete} removes the rest"
         rows.append(
             (
                 study.name,

@@ -102,7 +102,8 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="End the search after this long: the trial in flight stops at its next step.",
+    help="End the search after this long: the trial in flight stops at its next step, or "
+    "is ended 3 s later if its step hangs.",
 )
 @click.option(
     "--steps", type=click.IntRange(min=1), help="Training steps a trial [task's default]."
@@ -175,8 +176,14 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     default=1,
     show_default=True,
     metavar="N",
-    help="Worker processes on the study, this one included (0: one a core); the others "
-    "are tuner worker processes, stopped with this one.",
+    help="Worker processes on the study, this one included (0: one a core), at most the "
+    "cores; the others are tuner worker processes, which end with this one however it ends.",
+)
+@click.option(
+    "--oversubscribe",
+    is_flag=True,
+    help="Allow --jobs above the cores: the workers then wait on each other, and enough of "
+    "them make the machine unresponsive.",
 )
 @click.option(
     "--confirm",
@@ -221,6 +228,7 @@ def search_command(
     pruner: str,
     defaults: bool,
     jobs: int,
+    oversubscribe: bool,
     confirm: str,
     blas: str,
     population: str,
@@ -239,6 +247,8 @@ def search_command(
     Ctrl-C stops the trial in flight, records it as interrupted, and prints the leaderboard
     and the command that continues the study (exit status 130); a second Ctrl-C skips the
     leaderboard. SIGTERM and SIGHUP (a closed terminal) stop it alike (exit status 143, 129).
+    A trial whose step hangs (a plugin that sleeps or loops) is ended 3 s after the signal or
+    --timeout, and recorded as failed.
 
     \b
     Examples:
@@ -255,13 +265,14 @@ def search_command(
         population=parse_population(population),
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
-    if job_count(jobs) > 1:
+    jobs = job_count(jobs, oversubscribe)
+    if jobs > 1:
         # Here for start-up time: tuner.db brings in SQLAlchemy.
         from tuner.db import parse_url
         from tuner.db.filesystems import refuse_shared_over_network
 
         refuse_shared_over_network(parse_url(storage))
-    drive(ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=job_count(jobs))
+    drive(ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=jobs)
 
 
 def drive(

@@ -9,6 +9,7 @@ import click
 
 from tuner.cli import plugin_option, storage_option
 from tuner.cli.closing import given_options
+from tuner.cli.jobs import watch_lifeline
 from tuner.cli.search import check_confirm, drive, output_options, population_option
 from tuner.plan import SearchConfig, parse_confirm, parse_population
 from tuner.query import open_results
@@ -27,7 +28,8 @@ from tuner.query import open_results
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="End this worker after this long: its trial in flight stops at its next step.",
+    help="End this worker after this long: its trial in flight stops at its next step, or "
+    "is ended 3 s later if its step hangs.",
 )
 @click.option(
     "--confirm",
@@ -65,6 +67,7 @@ def worker_command(
     Examples:
       tuner worker digits-brisk-otter --trials 200 --storage postgresql+psycopg://db/tuner
     """
+    watch_lifeline()
     # Here for start-up time: tuner.db brings in SQLAlchemy.
     from tuner.db import parse_url
     from tuner.db.filesystems import refuse_shared_over_network

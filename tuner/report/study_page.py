@@ -4,6 +4,8 @@ like, which settings mattered, the leaderboard, and what produced it."""
 
 from __future__ import annotations
 
+import shlex
+
 import plotly.graph_objects as go
 
 from tuner.report import figures, tables
@@ -44,7 +46,8 @@ def _headline(data: StudyData) -> str:
 def _nothing_complete(data: StudyData) -> str:
     counts = data.summary.counts
     if not counts.total:
-        return f"Study {data.name} has no trials yet: tuner search --study {data.name} runs some."
+        run = f"tuner search --study {shlex.quote(data.name)}"
+        return f"Study {data.name} has no trials yet: {run} runs some."
     if counts.failed + counts.interrupted == counts.total:
         first = next((t.reason for t in data.trials if t.reason), None)
         why = f" The first reason: {first}" if first else ""
@@ -92,7 +95,8 @@ def _confirmation(data: StudyData) -> list[str | Chart]:
     confirmation = data.confirmation
     if not confirmation.configs:
         advice = (
-            f": tuner confirm {data.name} trains its best configurations again with fresh seeds"
+            f": tuner confirm {shlex.quote(data.name)} trains its best configurations again "
+            "with fresh seeds"
         )
         advice = advice if data.summary.counts.complete else ""
         return [paragraph(f"Study {data.name} has no confirmation runs{advice}.", "empty")]

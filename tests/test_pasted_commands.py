@@ -1,0 +1,48 @@
+"""Every command tuner prints for pasting runs what it says in a shell, whatever the study is
+called: a name that a shell would run as a command, or whose quote would end its word, is
+quoted."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TUNER = Path(sys.executable).with_name("tuner")
+FAST = ["--task", "synthetic", "--steps", "5", "--eval-every", "5", "--confirm", "0"]
+
+
+def pasted(line, cwd):
+    """Run ``line`` as a user who pasted it into bash would, with this tuner first on PATH."""
+    env = {**os.environ, "PATH": f"{TUNER.parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("name", ["$(touch x)", "it's"])
+def test_the_printed_commands_run_on_the_study_and_nothing_else(tmp_path, name):
+    storage = f"sqlite:///{tmp_path / 'tuner.db'}"
+    searched = subprocess.run(
+        [TUNER, "search", *FAST, "--trials", "2", "--study", name, "--storage", storage],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert searched.returncode == 0, searched.stderr
+    (go_on,) = re.findall(r"^Continue it: (.*)$", searched.stdout, re.MULTILINE)
+    look = re.search(r"^Look closer: (.*?)\n\S", searched.stdout, re.MULTILINE | re.DOTALL)
+    closer = [line.strip() for line in look.group(1).splitlines()]
+
+    for line in closer:
+        # A name that the shell changed would be a study that is not there: exit status 2.
+        shown = pasted(line, tmp_path)
+        assert shown.returncode == 0, (line, shown.stderr)
+    continued = pasted(go_on, tmp_path)
+
+    assert continued.returncode == 0, (go_on, continued.stderr)
+    assert "Top 4 of 4 complete trials" in continued.stdout
+    assert sorted(os.listdir(tmp_path)) == ["tuner.db", "tuner.db-claims"]

@@ -1,0 +1,124 @@
+"""A plugin cannot end a search without a recorded failure, nor wedge it: sys.exit() in a
+trial fails that trial, and a step that hangs in Python is ended by the watchdog once
+--timeout or a signal has stopped the search."""
+
+import contextlib
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+TUNER = Path(sys.executable).with_name("tuner")
+UNRULY = Path(__file__).parent / "search_plugins" / "unruly_optimizers.py"
+FAST = ["--task", "synthetic", "--schedules", "constant", "--steps", "5", "--eval-every", "5"]
+FAST += ["--confirm", "0", "--plugin", str(UNRULY), "--study", "u"]
+
+
+def search(url, *args):
+    return [TUNER, "search", "--storage", url, *FAST, *args]
+
+
+def outcomes(url):
+    listed = subprocess.run(
+        [TUNER, "trials", "u", "--storage", url, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {t["number"]: (t["outcome"], t["reason"]) for t in json.loads(listed.stdout)}
+
+
+def running(url):
+    """Whether a trial is running, read without making the database or its tables."""
+    path = url.removeprefix("sqlite:///")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT 1 FROM trials WHERE state = 'RUNNING'").fetchone()
+    except sqlite3.OperationalError:
+        return False
+
+
+def optuna_states(url):
+    return [t.state.name for t in optuna.load_study(study_name="u", storage=url).trials]
+
+
+def test_sys_exit_in_a_plugin_fails_its_trial_and_the_search_goes_on(sqlite_url):
+    done = subprocess.run(
+        search(sqlite_url, "--optimizers", "adam,quitter", "--trials", "6"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    recorded = outcomes(sqlite_url)
+    quit_ = "a plugin called sys.exit(3) during the trial"
+    assert ("failed", quit_) in recorded.values()
+    assert sum(outcome in ("complete", "pruned") for outcome, _ in recorded.values()) == 6
+    assert "RUNNING" not in optuna_states(sqlite_url)
+    assert len(recorded) == len(optuna_states(sqlite_url))
+
+
+def test_a_search_whose_every_trial_calls_sys_exit_ends_in_one_line(sqlite_url):
+    done = subprocess.run(
+        search(sqlite_url, "--optimizers", "quitter", "--no-defaults", "--trials", "20"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "Error: stopped after 5 failed trials in a row in study 'u'; the last: a plugin called "
+        "sys.exit(3) during the trial"
+    )
+    assert optuna_states(sqlite_url) == ["FAIL"] * 5
+
+
+STUCK = "in a step that did not return (a plugin that hangs?): ended by tuner's watchdog"
+
+
+@pytest.mark.parametrize("optimizer", ["sleeper", "spinner"])
+def test_a_step_that_hangs_ends_soon_after_timeout_recorded_as_failed(sqlite_url, optimizer):
+    args = ["--optimizers", optimizer, "--no-defaults", "--trials", "5", "--timeout", "1"]
+    began = time.monotonic()
+
+    done = subprocess.run(search(sqlite_url, *args), capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - began < 30
+    assert outcomes(sqlite_url) == {0: ("failed", f"still running 3 s after --timeout, {STUCK}")}
+    assert optuna_states(sqlite_url) == ["FAIL"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_ends_a_search_whose_step_hangs(sqlite_url, signum):
+    args = ["--optimizers", "spinner", "--no-defaults", "--trials", "5"]
+    process = subprocess.Popen(
+        search(sqlite_url, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not running(sqlite_url):
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+            time.sleep(0.2)
+        process.send_signal(signum)
+        signalled = time.monotonic()
+        _, err = process.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        process.kill()
+
+    assert process.returncode == 128 + signum, err
+    assert took < 10
+    assert "Traceback" not in err
+    why = "the signal that stopped the search"
+    assert outcomes(sqlite_url) == {0: ("failed", f"still running 3 s after {why}, {STUCK}")}
+    assert optuna_states(sqlite_url) == ["FAIL"]
