@@ -278,3 +278,33 @@ def test_workers_of_jobs_read_the_storage_from_their_environment_not_argv(postgr
     assert all(b"hunter2" not in line and b"postgresql" not in line for line in shown), shown
     trials = optuna.load_study(study_name="j", storage=url).trials
     assert "RUNNING" not in [t.state.name for t in trials]
+
+
+def test_a_worker_of_jobs_killed_is_named_with_what_killed_it(sqlite_url):
+    command = [TUNER, "search", "--task", "synthetic", "--study", "k", "--trials", "12"]
+    command += ["--jobs", "2", "--steps", "1500", "--eval-every", "500", "--confirm", "0"]
+    search = subprocess.Popen(
+        [*command, "--storage", sqlite_url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := workers_of(search.pid)):
+            assert time.monotonic() < deadline and search.poll() is None
+            time.sleep(0.1)
+        time.sleep(1)
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = search.communicate(timeout=300)
+    finally:
+        search.kill()
+
+    assert search.returncode == 0, err
+    assert (
+        f"A worker of --jobs (process {workers[0]}) was killed by SIGKILL: a trial it left "
+        "running is failed and queued again as a dead worker's.\n"
+    ) in err
+    assert "its error is above" not in err
+    states = [t.state.name for t in optuna.load_study(study_name="k", storage=sqlite_url).trials]
+    assert "RUNNING" not in states

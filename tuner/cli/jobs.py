@@ -101,6 +101,25 @@ class Helpers:
             if process.poll() is None:
                 process.send_signal(signum)
 
+    def failures(self) -> list[str]:
+        """Once they have finished, a line for each that failed, saying what ended it: a
+        worker killed by a signal printed nothing of its own."""
+        lines = []
+        for process in self.processes:
+            code = process.returncode
+            if code is not None and code < 0:
+                lines.append(
+                    f"A worker of --jobs (process {process.pid}) was killed by "
+                    f"{signal.Signals(-code).name}: a trial it left running is failed and queued "
+                    "again as a dead worker's."
+                )
+            elif code:
+                lines.append(
+                    f"A worker of --jobs (process {process.pid}) failed with exit status "
+                    f"{code}: its error is above."
+                )
+        return lines
+
     def wait(self) -> list[int]:
         """Wait for each to finish, and return their exit statuses."""
         statuses = [process.wait() for process in self.processes]

@@ -316,8 +316,9 @@ def drive(
                     run(plan, storage, display, ctrl_c.stop)
                     if ctrl_c.stop.is_set():
                         helpers.stop(ctrl_c.signum or signal.SIGINT)
-                    if any(helpers.wait()) and not ctrl_c.stop.is_set():
-                        click.echo("A worker of --jobs failed: its error is above.", err=True)
+                    helpers.wait()
+                    for failed in [] if ctrl_c.stop.is_set() else helpers.failures():
+                        click.echo(failed, err=True)
                     if helpers.count and confirm[0] and not ctrl_c.stop.is_set():
                         from tuner.confirm import run_confirmations
 
@@ -330,7 +331,9 @@ def drive(
                 finally:
                     display.finish()
                 if ctrl_c.stop.is_set():
-                    what = display.interrupted or "no trial had started"
+                    what = display.interrupted or (
+                        "between trials, none cut short" if display.ran else "before any trial"
+                    )
                     how = "Interrupted" if ctrl_c.name == "SIGINT" else f"Stopped by {ctrl_c.name}"
                     click.echo(f"{how}: {what}.", err=True)
                 elif display.ran == 0:
