@@ -88,7 +88,10 @@ def test_ctrl_c_records_the_trial_in_flight_and_says_how_to_continue(tmp_path):
 
 def test_ctrl_c_records_every_member_of_the_population_in_flight_and_retries_them(tmp_path):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    process = start(url, "--trials", "40", "--population", "4", "--no-defaults", "--confirm", "0")
+    # Unpruned and long, so that no member has ended before the signal lands: a population of
+    # four trains 1,500 steps of synthetic in about a second.
+    process = start(url, "--trials", "40", "--population", "4", "--no-defaults", "--confirm", "0",
+                    "--pruner", "none", "--steps", "4000")  # fmt: skip
     wait_for(process, "trial 3 ")
     # The next population is asked for and training: four trials running at once.
     deadline = time.monotonic() + 60
@@ -109,7 +112,7 @@ def test_ctrl_c_records_every_member_of_the_population_in_flight_and_retries_the
     # That population, or the next if it ended before the signal came: four members at once.
     numbers = sorted(t.number for t in stopped)
     assert len(numbers) == 4 and numbers[0] >= in_flight[0]
-    assert {t.reason for t in stopped} <= {f"interrupted at step {n}" for n in range(1500)} | {
+    assert {t.reason for t in stopped} <= {f"interrupted at step {n}" for n in range(4000)} | {
         "interrupted before its first step"
     }
     assert len({t.population for t in stopped}) == 1
