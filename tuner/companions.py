@@ -1,11 +1,10 @@
 """The Optuna side of a population: the trials that train beside the one Optuna's ``optimize``
 runs, asked with its family fixed, kept beating while they train.
 
-Who trains together: the first trial samples its family (the optimizer and schedule, their
-discrete parameters and the warmup: what selects a graph), then K - 1 more are asked with that
-family fixed and their continuous settings (the learning rate, each ``Float``) sampled by the
-study's sampler as usual. ``benchmarks/README.md`` says why this rather than grouping K trials
-sampled freely.
+Who trains together: the first trial samples its family (the optimizer and its discrete
+settings: what selects a graph), then K - 1 more are asked with that family fixed and the rest
+(the schedule, the warmup, the learning rate, each ``Float``) sampled by the study's sampler as
+usual. ``benchmarks/README.md`` says why this rather than grouping K trials sampled freely.
 """
 
 from __future__ import annotations
@@ -25,19 +24,24 @@ from tuner.space import Float, SearchSpace
 BUDGET = {"cpu": 1 << 18, "gpu": 1 << 22}
 LARGEST = {"cpu": 16, "gpu": 64}
 # Under --population auto, a population holds at most this share of the study's finished
-# trials: each population spends its trials on one family, and at a quarter a search of 120
-# trials tried half the families and found a worse best (benchmarks/population_quality.py).
+# trials: each population spends its trials on one family, and at a quarter the answer of a
+# search in a fixed time was no better, at a sixteenth no worse than free draws grouped by
+# family (benchmarks/population_quality.py).
 SHARE = 16
+# Nor fewer than this: two at once train barely faster than one after the other on a CPU
+# (1.0-1.2×, benchmarks/population.py --size 2), and a stack builds kernels of its own.
+SMALLEST = 4
 
 
 def auto_size(parameters: int, device: str, finished: int) -> int:
     """``--population auto``: the largest power of two that fits the model ``BUDGET`` times,
-    up to ``LARGEST`` and to the study's finished trials over ``SHARE``."""
+    up to ``LARGEST`` and to the study's finished trials over ``SHARE``; 1 below
+    ``SMALLEST``."""
     most = min(LARGEST[device], BUDGET[device] // max(parameters, 1), finished // SHARE)
     members = 1
     while members * 2 <= most:
         members *= 2
-    return members
+    return members if members >= SMALLEST else 1
 
 
 def family(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
