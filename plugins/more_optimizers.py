@@ -16,7 +16,8 @@ import mlx.core as mx
 import mlx.optimizers as optim
 from mlx.utils import tree_map
 
-from tuner import Choice, Default, Float, OptimizerSpec, hookimpl
+from tuner import Choice, Default, Float, Open, OptimizerSpec, hookimpl
+from tuner_builtins.optimizers import DECAY, FRACTION
 
 EPS = 1e-8
 
@@ -135,9 +136,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             # (log), and its 5 % warmup are the shared lr and warmup: `--space
             # lr=1e-4..1e-2:log --space warmup=0.05` gives its whole space.
             space={
-                "one_minus_beta1": Float(4e-3, 0.1, log=True),
-                "beta2": Choice((0.999,)),
-                "weight_decay": Float(5e-3, 1.0, log=True),
+                # beta1 stays below 1, as its bias correction divides by 1 - beta1^t.
+                "one_minus_beta1": Float(4e-3, 0.1, log=True, limits=(Open(0.0), 1.0)),
+                "beta2": Choice((0.999,), limits=FRACTION),
+                "weight_decay": Float(5e-3, 1.0, log=True, limits=DECAY),
             },
             description="NAdamW: AdamW with Nesterov momentum, AlgoPerf's baseline "
             "(Dozat 2016; Dahl et al. 2023)",
@@ -159,13 +161,15 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
                 learning_rate, [beta1, beta2], weight_decay
             ),
             space={
-                # Defazio et al. 2024 use 0.9, and 0.95 to 0.98 for the longest runs.
-                "beta1": Float(0.85, 0.98),
-                # Adam's range (optimizers.BETA2): their AlgoPerf entry used 0.9955.
-                "beta2": Float(0.95, 0.999),
+                # Defazio et al. 2024 use 0.9, and 0.95 to 0.98 for the longest runs; at 1 the
+                # gradient is taken at the average x, their primal averaging.
+                "beta1": Float(0.85, 0.98, limits=(0.0, 1.0)),
+                # Adam's range (optimizers.BETA2): their AlgoPerf entry used 0.9955. At 1 the
+                # step size, lr √(1 - beta2^t), is 0.
+                "beta2": Float(0.95, 0.999, limits=FRACTION),
                 # Decay at y scaled by the step size, as AdamW's by the rate; their AlgoPerf
                 # entry used 0.08.
-                "weight_decay": Float(1e-3, 0.3, log=True),
+                "weight_decay": Float(1e-3, 0.3, log=True, limits=DECAY),
             },
             description="Schedule-free AdamW: no decay schedule; evaluated at the average of "
             "its iterates (Defazio et al. 2024)",

@@ -17,18 +17,27 @@ with the same settings, even for SGD and Lion, whose subclasses here keep MLX's 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import mlx.core as mx
 import mlx.optimizers as optim
 
-from tuner import Choice, Default, Float, OptimizerSpec, hookimpl
+from tuner import Choice, Default, Float, Open, OptimizerSpec, hookimpl
+
+# What the math of a setting allows, whatever --space asks. A moving average keeps a fraction
+# of its past below 1, as MLX's Adam and Lion insist: at 1 it never moves, and a bias
+# correction divides by 0. A weight decay below 0 grows the weights. MLX's RMSprop, Adagrad
+# and AdaDelta refuse an eps of 0: a weight whose gradients were all 0 would divide 0 by 0.
+FRACTION = (0.0, Open(1.0))
+DECAY = (0.0, math.inf)
+EPS = (Open(0.0), math.inf)
 
 # Kingma & Ba 2015 use beta1 = 0.9, the default of every Adam-like optimizer since.
-BETA1 = Float(0.85, 0.95)
+BETA1 = Float(0.85, 0.95, limits=FRACTION)
 # From GPT-3's 0.95 (Brown et al. 2020), steadier in short runs, to Adam's default 0.999.
-BETA2 = Float(0.95, 0.999)
+BETA2 = Float(0.95, 0.999, limits=FRACTION)
 # Kingma & Ba 2015 divide the moments by 1 - beta^t, and so does PyTorch; MLX's Adam and AdamW
 # do not unless asked, which mostly changes the first few hundred steps: searched, as each
 # value is someone's default.
@@ -100,10 +109,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             ),
             space={
                 # Sutskever et al. 2013 train with momentum 0.9 to 0.99, Nesterov's or not.
-                "momentum": Float(0.8, 0.99),
+                "momentum": Float(0.8, 0.99, limits=FRACTION),
                 "nesterov": Choice((False, True)),
                 # L2 penalties of ResNet (He et al. 2016, 1e-4) and AlexNet (5e-4) are inside.
-                "weight_decay": Float(1e-5, 1e-3, log=True),
+                "weight_decay": Float(1e-5, 1e-3, log=True, limits=DECAY),
             },
             description="SGD with heavy-ball or Nesterov momentum and an L2 weight decay",
             code=lambda learning_rate, momentum, nesterov, weight_decay: (
@@ -121,10 +130,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             ),
             space={
                 # Tieleman & Hinton 2012 use 0.9; PyTorch's default is 0.99.
-                "alpha": Float(0.9, 0.999),
+                "alpha": Float(0.9, 0.999, limits=FRACTION),
                 # From the frameworks' 1e-8 to Graves 2013's 1e-4: it caps the step on flat
                 # stretches, and Choi et al. 2019 find it worth tuning.
-                "eps": Float(1e-8, 1e-4, log=True),
+                "eps": Float(1e-8, 1e-4, log=True, limits=EPS),
             },
             description="RMSprop: steps divided by a running RMS of the gradient "
             "(Tieleman & Hinton 2012)",
@@ -139,7 +148,7 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             defaults=(Default(1e-2, {"eps": 1e-10}, source="Duchi et al. 2011, PyTorch's rate"),),
             build=lambda learning_rate, eps: _set(optim.Adagrad(learning_rate), eps=eps),
             # Its only setting; PyTorch uses 1e-10, Keras 1e-7 and MLX 1e-8 (Duchi et al. 2011).
-            space={"eps": Float(1e-10, 1e-6, log=True)},
+            space={"eps": Float(1e-10, 1e-6, log=True, limits=EPS)},
             description="Adagrad: per-weight steps shrinking with the summed squared gradients "
             "(Duchi et al. 2011)",
             code=lambda learning_rate, eps: (
@@ -155,7 +164,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
                 optim.AdaDelta(learning_rate), rho=rho, eps=eps
             ),
             # Zeiler 2012 tries rho 0.9 to 0.99 and eps 1e-8 to 1e-2, best 0.95 and 1e-6.
-            space={"rho": Float(0.9, 0.99), "eps": Float(1e-8, 1e-4, log=True)},
+            space={
+                "rho": Float(0.9, 0.99, limits=FRACTION),
+                "eps": Float(1e-8, 1e-4, log=True, limits=EPS),
+            },
             description="AdaDelta: steps sized by the RMS of past updates; its natural rate "
             "is 1 (Zeiler 2012)",
             code=lambda learning_rate, rho, eps: (
@@ -209,7 +221,7 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
                 "beta2": BETA2,
                 # Decoupled decay, scaled by the rate (Loshchilov & Hutter 2019); the midpoint
                 # is MLX's and PyTorch's default 0.01, the top the 0.1 of LLM training.
-                "weight_decay": Float(1e-3, 1e-1, log=True),
+                "weight_decay": Float(1e-3, 1e-1, log=True, limits=DECAY),
                 "bias_correction": BIAS_CORRECTION,
             },
             description="AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019)",
@@ -228,7 +240,7 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             ),
             # Kingma & Ba 2015 (section 7.1) suggest 0.9 and 0.999. Its infinity norm carries
             # no start-up bias, so beta2 may come closer to 1 than Adam's.
-            space={"beta1": BETA1, "beta2": Float(0.99, 0.9999)},
+            space={"beta1": BETA1, "beta2": Float(0.99, 0.9999, limits=FRACTION)},
             description="Adamax: Adam with an infinity-norm second moment (Kingma & Ba 2015)",
             code=lambda learning_rate, beta1, beta2: (
                 f"optim.Adamax(learning_rate={learning_rate!r}, betas=[{beta1!r}, {beta2!r}])"
@@ -254,9 +266,9 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
                 # Chen et al. 2023 default to 0.9 and 0.99, and lower beta2 to 0.98 for
                 # stability.
                 "beta1": BETA1,
-                "beta2": Float(0.95, 0.999),
+                "beta2": Float(0.95, 0.999, limits=FRACTION),
                 # They advise a decay 3-10x AdamW's, to keep the product with the rate.
-                "weight_decay": Float(1e-2, 1.0, log=True),
+                "weight_decay": Float(1e-2, 1.0, log=True, limits=DECAY),
             },
             description="Lion: sign of interpolated momentum; wants a rate 3-10x below AdamW's "
             "(Chen et al. 2023)",
@@ -281,8 +293,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
             space={
                 # Shazeer & Stern 2018: beta2 at step t is 1 - t^decay_rate, best near -0.8,
                 # converging for exponents between -1 and -0.5; they compare beta_1 0 and 0.9.
-                "decay_rate": Float(-1.0, -0.5),
-                "beta_1": Float(0.0, 0.9),
+                # An exponent above 0 makes beta2 negative; below -1, 1 - t^decay_rate comes
+                # so near 1 that the second moment forgets nothing.
+                "decay_rate": Float(-1.0, -0.5, limits=(-1.0, 0.0)),
+                "beta_1": Float(0.0, 0.9, limits=FRACTION),
             },
             description="Adafactor: factored second moments and update clipping, at the "
             "searched rate (Shazeer & Stern 2018)",
@@ -300,7 +314,10 @@ def tuner_register_optimizers(register: Callable[[OptimizerSpec], None]) -> None
                 learning_rate, momentum=momentum, nesterov=nesterov
             ),
             # Jordan 2024 uses Nesterov momentum 0.95.
-            space={"momentum": Float(0.9, 0.99), "nesterov": Choice((True, False))},
+            space={
+                "momentum": Float(0.9, 0.99, limits=FRACTION),
+                "nesterov": Choice((True, False)),
+            },
             description="Muon: momentum orthogonalised by Newton-Schulz for matrices, plain "
             "for vectors (Jordan 2024)",
             code=lambda learning_rate, momentum, nesterov: (

@@ -12,8 +12,10 @@ import mlx.optimizers as optim
 import pytest
 
 from tuner import Choice, Float, OptimizerSpec
+from tuner.errors import BadInput
 from tuner.lr import make_schedule
 from tuner.plugins import BUILTIN, load_plugins
+from tuner.space import parse_param
 
 REGISTRY = load_plugins()
 BUILTINS = [n for n in REGISTRY.optimizers if REGISTRY.plugin_of("optimizer", n).source == BUILTIN]
@@ -212,6 +214,30 @@ def test_equals_mlx_optimizer_with_the_same_settings(name, params):
     mlx = train_eagerly(MLX[name](cosine_rate(LR), settings))
 
     assert ours == pytest.approx(mlx, rel=1e-5)
+
+
+def numeric(param):
+    return isinstance(param, Float) or (
+        isinstance(param, Choice) and all(isinstance(v, float) for v in param.values)
+    )
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_every_number_of_a_builtin_optimizer_has_limits_that_refuse_what_mlx_refuses(name):
+    spec = REGISTRY.optimizers[name]
+    for key, param in spec.space.items():
+        if not numeric(param):
+            continue
+        assert param.limits is not None, f"{name}.{key} has no limits"
+        if name not in MLX:
+            continue
+        # Where MLX's own constructor checks a setting, --space refuses what it refuses.
+        for value in (-1.0, -1e-3, 0.0, 1.0, 1.001, 2.0):
+            try:
+                MLX[name](LR, {**midpoints(spec), key: value})
+            except ValueError:
+                with pytest.raises(BadInput, match="the values it can take"):
+                    parse_param(str(value), param, f"--space {name}.{key}")
 
 
 @pytest.mark.parametrize("nesterov", [False, True])

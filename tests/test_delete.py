@@ -155,6 +155,55 @@ def test_a_study_deleted_by_optuna_is_shown_as_such_and_can_be_deleted(two):
     assert rows(url) == alone
 
 
+def drop_tuners_tables(url):
+    """tuner's tables gone, Optuna's kept: as a hand-made cleanup, or a restore of Optuna's
+    tables alone, leaves a database."""
+    engine = make_engine(url)
+    tables = MetaData()
+    with engine.begin() as connection:
+        tables.reflect(connection)
+        # Table by table: the metadata's drop_all would drop Optuna's enum types on PostgreSQL.
+        for table in reversed(tables.sorted_tables):
+            if table.name.startswith("tuner_"):
+                table.drop(connection)
+    engine.dispose()
+
+
+def test_the_studies_only_optuna_holds_are_listed_and_can_be_deleted(two):
+    url, _ = two
+    drop_tuners_tables(url)
+    before = rows(url)
+    note = (
+        f"Optuna's tables in {url} hold 2 studies that tuner has no record of: kept (6 trials), "
+        "gone (6 trials). tuner's tables are missing: restore them from a backup to read them "
+        "with tuner; tuner db upgrade makes them anew, empty. tuner delete NAME removes "
+        "a study from Optuna's tables.\n"
+    )
+
+    table = tuner(url, "studies")
+    listed = tuner(url, "studies", "--format", "json")
+    best = tuner(url, "best", "gone")
+
+    assert table.exit_code == 0, table.output
+    assert " ".join(table.stdout.split()) == " ".join(note.split())
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+    assert " ".join(listed.stderr.split()) == " ".join(note.split())
+    assert (best.exit_code, best.stderr) == (
+        2,
+        "Error: study 'gone' is in Optuna's tables alone: tuner has no record of it (tuner's "
+        "tables are missing), so read it with Optuna, or remove it with tuner delete gone\n",
+    )
+    assert rows(url) == before
+
+    deleted = tuner(url, "delete", "gone", "--yes", "--format", "json")
+
+    assert deleted.exit_code == 0, deleted.output
+    data = json.loads(deleted.stdout)
+    assert (data["in_tuner"], data["in_optuna"], data["trials"]) == (False, True, 6)
+    assert data["rows"]["trials"] == 6 and data["rows"]["studies"] == 1
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["kept"]
+
+
 def test_bad_input_deletes_nothing(sqlite_url, tmp_path):
     url, _ = make_two(sqlite_url)
     before = rows(url)

@@ -1,5 +1,6 @@
 """A SQLite database tuner cannot write (a read-only mount, a read-only file) is read by every
-reading command and refused in one line by every writing one, which writes nothing.
+reading command and refused in one line by every writing one, which writes nothing; and a
+reading command leaves a database it could write exactly as it found it.
 
 Root ignores file permissions, and these tests run as root, so read-only here means a real
 read-only mount, which refuses even root: a tmpfs remounted read-only for a read-only folder,
@@ -245,3 +246,59 @@ def test_a_database_left_with_commits_in_its_wal_is_read_whole_and_not_written(t
     assert [s["task"] for s in json.loads(read.stdout)] == ["only-in-the-wal"]
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.startswith(f"Error: cannot write the database {folder / 't.db'}: ")
+
+
+def test_a_database_left_with_commits_in_its_wal_but_no_shm_is_refused_not_read_in_part(
+    tmp_path, mounted
+):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    database = make_study(scratch)
+    folder = tmp_path / "medium"
+    folder.mkdir()
+    mounted(folder)
+    # A worker killed mid-search leaves its last commits in the -wal file; copied without the
+    # -shm, into a folder that cannot hold a new one, SQLite can only read the file as immutable,
+    # which skips the -wal and shows the study as it was before those commits.
+    writer = sqlite3.connect(database)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        with writer:
+            writer.execute("UPDATE tuner_studies SET task = 'only-in-the-wal'")
+        for suffix in ("", "-wal"):
+            shutil.copy(f"{database}{suffix}", folder)
+    finally:
+        writer.close()
+    seal(folder)
+    copy = folder / "t.db"
+
+    read = tuner("studies", "--format", "json", "--storage", f"sqlite:///{copy}")
+
+    assert read.returncode == 2, read.stdout
+    assert read.stderr == (
+        f"Error: {copy}-wal holds commits that are not yet in {copy}, and SQLite cannot read "
+        f"them without {copy}-shm, which it cannot make in this read-only folder: copy {copy} "
+        "and its -wal file together into a folder you can write, and read the copy\n"
+    )
+
+
+READ_ONLY_COMMANDS = {
+    **{name: args for name, (args, _) in READERS.items()},
+    "report": ["report", "s", "--output", "-"],
+}
+
+
+def test_a_reading_command_leaves_a_database_it_could_write_as_it_found_it(tmp_path):
+    database = make_study(tmp_path)
+    # Not in WAL mode, as Optuna alone or another tool leaves a file: switching it would write
+    # its header (bytes 18 and 19), and a read must write nothing.
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA journal_mode = DELETE")
+    connection.close()
+    before = listing(tmp_path)
+
+    for name, args in READ_ONLY_COMMANDS.items():
+        read = CliRunner().invoke(cli, [*args, "--storage", f"sqlite:///{database}"])
+
+        assert read.exit_code == 0, (name, read.output)
+        assert listing(tmp_path) == before, name

@@ -88,6 +88,41 @@ def digest(path):
             "--space wsd.cooldown: -0.1 is outside 0..1, the values it can take",
         ),
         (
+            ["--task", "synthetic", *FAST, "--space", "adam.beta1=2"],
+            "--space adam.beta1: 2 is outside [0, 1), the values it can take",
+        ),
+        (
+            ["--task", "synthetic", *FAST, "--space", "sgd.momentum=-5"],
+            "--space sgd.momentum: -5 is outside [0, 1), the values it can take",
+        ),
+        (
+            ["--task", "synthetic", *FAST, "--space", "adam.beta2=0.99..1"],
+            "--space adam.beta2: 1 is outside [0, 1), the values it can take",
+        ),
+        (
+            ["--task", "synthetic", "--optimizers", "adamw", "--space", "adamw.weight_decay=-1"],
+            "--space adamw.weight_decay: -1 is outside [0, inf), the values it can take",
+        ),
+        (
+            ["--task", "synthetic", "--optimizers", "rmsprop", "--space", "rmsprop.eps=0,1e-8"],
+            "--space rmsprop.eps: 0 is outside (0, inf), the values it can take",
+        ),
+        (
+            [
+                "--task",
+                "synthetic",
+                "--optimizers",
+                "adafactor",
+                "--space",
+                "adafactor.decay_rate=-0.8..0.5",
+            ],
+            "--space adafactor.decay_rate: 0.5 is outside -1..0, the values it can take",
+        ),
+        (
+            ["--task", "synthetic", "--optimizers", "nadamw", "--space", "nadamw.beta2=0.99,1"],
+            "--space nadamw.beta2: 1 is outside [0, 1), the values it can take",
+        ),
+        (
             ["--schedules", "cosine,wsd", "--space", "wsd.shape=sqrt,cube"],
             "schedule 'wsd' cannot be built: ValueError: no cooldown shape 'cube'; "
             "the shapes are sqrt, linear, cosine",

@@ -1,14 +1,20 @@
 """The --space grammar and the conditional search space."""
 
+import math
+
 import optuna
 import pytest
 
-from tuner import Choice, Float, Int
+from tuner import Choice, Float, Int, Open
 from tuner.errors import BadInput
 from tuner.space import build_space
 
 OPTIMIZERS = {
-    "adamw": {"weight_decay": Float(1e-5, 1e-1, log=True), "b1": Float(0.8, 0.95)},
+    "adamw": {
+        "weight_decay": Float(1e-5, 1e-1, log=True, limits=(Open(0.0), math.inf)),
+        "b1": Float(0.8, 0.95, limits=(0.0, Open(1.0))),
+        "beta2": Choice([0.999], limits=(0.0, Open(1.0))),
+    },
     "sgd": {"momentum": Float(0.0, 0.99), "nesterov": Choice([True, False])},
     "muon": {"ns_steps": Int(3, 7)},
 }
@@ -75,6 +81,10 @@ def test_the_grammar_of_the_issue():
         ("wsd.cooldown=0.5..1.5", "--space wsd.cooldown: 1.5 is outside 0..1, the values it can"),
         ("wsd.cooldown=-1..0.5", "--space wsd.cooldown: -1 is outside 0..1"),
         ("wsd.cooldown=0.1,2", "--space wsd.cooldown: 2 is outside 0..1"),
+        ("adamw.b1=0.9..1", "--space adamw.b1: 1 is outside [0, 1), the values it can take"),
+        ("adamw.weight_decay=-1e-3", "-0.001 is outside (0, inf), the values it can take"),
+        ("adamw.weight_decay=0..0.1", "0 is outside (0, inf), the values it can take"),
+        ("adamw.beta2=2", "--space adamw.beta2: 2 is outside [0, 1), the values it can take"),
     ],
 )
 def test_bad_overrides_say_what_to_do(expr, message):
@@ -115,8 +125,11 @@ def test_sampling_is_conditional_on_the_optimizer_and_schedule():
         (lambda: Int(1.5, 3), "Int bounds must be finite ints"),
         (lambda: Choice([]), "a choice needs at least one value"),
         (lambda: Choice([[1]]), "choice values must be bool, int, float or str"),
-        (lambda: Float(0.1, 0.5, limits=(0.2, 1.0)), r"limits \(0.2, 1.0\) must be finite and"),
-        (lambda: Float(0.1, 0.5, limits=(0.0, float("inf"))), "limits .* must be finite"),
+        (lambda: Float(0.1, 0.5, limits=(0.2, 1.0)), r"limits \(0.2, 1.0\) must be two numbers"),
+        (lambda: Float(0.1, 0.5, limits=(0.0, float("nan"))), "limits .* must be two numbers"),
+        (lambda: Float(0.5, 1.0, limits=(0.0, Open(1.0))), "limits .* that hold 0.5, 1"),
+        (lambda: Choice([0.9, 1.0], limits=(0.0, Open(1.0))), "limits .* that hold 0.9, 1"),
+        (lambda: Choice(["a"], limits=(0.0, 1.0)), "only a choice of numbers has limits"),
     ],
 )
 def test_a_malformed_parameter_is_refused(make, message):

@@ -17,7 +17,7 @@ from tuner.results import (
     TrialDetail,
     TrialSummary,
 )
-from tuner.space import Choice, Float, Int
+from tuner.space import Choice, Float, Int, Open
 from tuner.specs import Default, Metric, OptimizerSpec, ScheduleSpec, Task, TaskSpec
 
 __version__ = "0.1.0"
@@ -42,6 +42,7 @@ __all__ = [
     "GroupStats",
     "Int",
     "Metric",
+    "Open",
     "OptimizerSpec",
     "Outcome",
     "Provenance",

@@ -44,7 +44,9 @@ def tuner_register_optimizers(register):
     with the range worth searching. The peak learning rate is not part of it: every optimizer
     shares the ``lr`` dimension. Users may move a range with ``--space``; where some values
     mean nothing at all (a fraction past 1), say so with ``Float(low, high,
-    limits=(lowest, highest))``, and those are refused in one line. Before a search writes
+    limits=(lowest, highest))``, and those are refused in one line; a limit may be
+    ``math.inf``, or ``Open(x)`` for one that values may not reach, and a ``Choice`` of
+    numbers takes ``limits`` too. Before a search writes
     anything, ``build`` is called with the middle of each range and with each value of each
     ``Choice``: raise ``ValueError`` there, with what the values may be, for one it cannot
     take.

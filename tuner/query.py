@@ -122,6 +122,21 @@ class Results:
         """Every study, oldest first."""
         return [self.study(name) for name in self.study_names()]
 
+    @property
+    def has_tuner_tables(self) -> bool:
+        """Whether tuner's tables are in the database; without them it holds no study of
+        tuner's, though Optuna's tables may (see :meth:`optuna_only_studies`)."""
+        return self._has_tables
+
+    def optuna_only_studies(self) -> dict[str, int]:
+        """The studies that Optuna's tables hold and tuner's do not, oldest first, each with its
+        number of trials: made by Optuna or another tool, or tuner's whose records were removed
+        with tuner's tables. tuner reads none of their trials; ``tuner delete`` removes them."""
+        with self._reading() as connection:
+            if not self._has_optuna_tables(connection):
+                return {}
+            return self._optuna.optuna_only_studies(connection, ours=self._has_tables)
+
     def twins(self, seed: int, settings: dict[str, Any]) -> list[str]:
         """The studies made with this seed and these settings, oldest first: a new study like
         them would repeat their trials one by one."""
@@ -350,6 +365,14 @@ class Results:
             if row is not None:
                 return row
             names = self._sql.study_names(connection)
+        if self._has_optuna_tables(connection) and name in self._optuna.optuna_only_studies(
+            connection, ours=self._has_tables
+        ):
+            why = "" if self._has_tables else " (tuner's tables are missing)"
+            raise BadInput(
+                f"study '{name}' is in Optuna's tables alone: tuner has no record of it{why}, "
+                f"so read it with Optuna, or remove it with tuner delete {shlex.quote(name)}"
+            )
         hint = did_you_mean(name, names) if names else "; it holds no study"
         raise BadInput(f"no study '{name}' in {self.storage}{hint}")
 

@@ -19,28 +19,69 @@ def _number(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class Open:
+    """A limit that values may come near but not reach: ``limits=(0.0, Open(1.0))`` for a
+    factor that must stay below 1, as Adam's betas must."""
+
+    value: float
+
+
+Limits = tuple[float | Open, float | Open]
+
+
+def _within(value: float, limits: Limits) -> bool:
+    """Whether ``value`` lies within ``limits``, an open limit itself excluded."""
+    low, high = limits
+    above = value > low.value if isinstance(low, Open) else value >= low
+    below = value < high.value if isinstance(high, Open) else value <= high
+    return above and below
+
+
+def _limits_text(limits: Limits) -> str:
+    """``0..1`` (tuner's range notation) when both limits are finite and reached, else the
+    interval as mathematics writes it: ``[0, 1)``, ``(0, inf)``."""
+    low, high = (limit.value if isinstance(limit, Open) else limit for limit in limits)
+    # No number reaches an infinite limit, however it was written.
+    open_low, open_high = (
+        isinstance(limit, Open) or math.isinf(bound)
+        for limit, bound in zip(limits, (low, high), strict=True)
+    )
+    if not (open_low or open_high):
+        return f"{low:g}..{high:g}"
+    return f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+
+def _check_limits(limits: Limits, values: Sequence[Any]) -> None:
+    """Raise ValueError unless ``limits`` are numbers, infinite ones open, that hold
+    ``values``."""
+    bounds = [limit.value if isinstance(limit, Open) else limit for limit in limits]
+    numbers = all(
+        isinstance(b, int | float) and not isinstance(b, bool) and not math.isnan(b) for b in bounds
+    )
+    if not (numbers and bounds[0] < bounds[1] and all(_within(v, limits) for v in values)):
+        shown = ", ".join(map(_format_value, values))
+        raise ValueError(f"limits {limits} must be two numbers, low first, that hold {shown}")
+
+
+@dataclass(frozen=True)
 class Float:
     """A real number between ``low`` and ``high``, sampled log-uniformly when ``log``.
 
     ``limits``, optional, are the ``(lowest, highest)`` values that mean anything at all, such
-    as ``(0.0, 1.0)`` for a fraction: ``--space`` may move the range past ``low`` and ``high``,
-    but a value outside the limits is refused in one line rather than tried trial by trial.
+    as ``(0.0, 1.0)`` for a fraction, or ``(0.0, Open(1.0))`` for one that must stay below 1,
+    or ``(0.0, math.inf)``: ``--space`` may move the range past ``low`` and ``high``, but a
+    value outside the limits is refused in one line rather than tried trial by trial.
     """
 
     low: float
     high: float
     log: bool = False
-    limits: tuple[float, float] | None = None
+    limits: Limits | None = None
 
     def __post_init__(self) -> None:
         _check_range(self, float)
-        if self.limits is not None and not (
-            all(map(_number, self.limits))
-            and self.limits[0] <= self.low <= self.high <= self.limits[1]
-        ):
-            raise ValueError(
-                f"limits {self.limits} must be finite and hold {self.low}..{self.high}"
-            )
+        if self.limits is not None:
+            _check_limits(self.limits, (self.low, self.high))
 
     def midpoint(self) -> float:
         if self.log:
@@ -89,9 +130,11 @@ class Int:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a few values: booleans, numbers or strings."""
+    """One of a few values: booleans, numbers or strings. ``limits``, for a choice of
+    numbers, are what ``Float``'s are: the values that ``--space`` may choose instead."""
 
     values: tuple[Any, ...]
+    limits: Limits | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", tuple(self.values))
@@ -102,6 +145,10 @@ class Choice:
                 raise ValueError(f"choice values must be bool, int, float or str, not {value!r}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"choice values must be finite, not {value!r}")
+        if self.limits is not None:
+            if not all(map(_number, self.values)):
+                raise ValueError(f"only a choice of numbers has limits, not {self}")
+            _check_limits(self.limits, self.values)
 
     def midpoint(self) -> Any:
         return self.values[0]
@@ -211,9 +258,9 @@ def _check_value(value: Any, declared: Param, where: str) -> None:
     elif isinstance(declared, Int) and not isinstance(value, int):
         raise BadInput(f"{where}: {value!r} is not an integer")
     limits = getattr(declared, "limits", None)
-    if limits is not None and not limits[0] <= value <= limits[1]:
+    if limits is not None and not _within(value, limits):
         raise BadInput(
-            f"{where}: {_format_value(value)} is outside {limits[0]:g}..{limits[1]:g}, "
+            f"{where}: {_format_value(value)} is outside {_limits_text(limits)}, "
             "the values it can take"
         )
 

@@ -22,7 +22,8 @@ def delete_command(study: str, yes: bool, storage: str, fmt: str) -> None:
 
     Everything goes in one transaction, or nothing does; other studies in the storage are
     untouched. On a terminal it asks first; elsewhere give --yes. A study whose Optuna side
-    another tool deleted (optuna delete-study, optuna-dashboard) is deleted the same way.
+    another tool deleted (optuna delete-study, optuna-dashboard) is deleted the same way, and
+    so is one that only Optuna's tables hold (made by Optuna, or tuner's tables dropped).
 
     \b
     Examples:
@@ -33,13 +34,21 @@ def delete_command(study: str, yes: bool, storage: str, fmt: str) -> None:
     from tuner.db import delete_study
 
     with open_results(storage) as results:
-        summary = results.study(study)
-        runs = sum(len(config.runs) for config in results.confirmation(study).configs)
-    counts = summary.counts
-    what = f"study {study} ({summary.task}; {counts.total} trials"
-    what += f": {counts}; {runs} confirmation runs)" if counts.total else f", {runs} runs)"
-    if not summary.in_optuna:
-        what = f"what tuner kept of study {study} ({summary.task}; Optuna's side was deleted)"
+        optuna_only = results.optuna_only_studies()
+        if study in optuna_only:
+            in_tuner, in_optuna, trials, runs = False, True, optuna_only[study], 0
+            what = f"study {study}, which Optuna's tables alone hold ({trials} trials)"
+        else:
+            summary = results.study(study)
+            runs = sum(len(config.runs) for config in results.confirmation(study).configs)
+            in_tuner, in_optuna, counts = True, summary.in_optuna, summary.counts
+            trials = counts.total
+            what = f"study {study} ({summary.task}; {counts.total} trials"
+            what += f": {counts}; {runs} confirmation runs)" if counts.total else f", {runs} runs)"
+            if not in_optuna:
+                what = (
+                    f"what tuner kept of study {study} ({summary.task}; Optuna's side was deleted)"
+                )
     if not yes:
         if not sys.stdin.isatty():
             raise BadInput("tuner delete asks first, and stdin is no terminal: give --yes")
@@ -53,8 +62,9 @@ def delete_command(study: str, yes: bool, storage: str, fmt: str) -> None:
             {
                 "study": study,
                 "storage": results.storage,
-                "in_optuna": summary.in_optuna,
-                "trials": counts.total,
+                "in_tuner": in_tuner,
+                "in_optuna": in_optuna,
+                "trials": trials,
                 "confirmation_runs": runs,
                 "rows": rows,
             }

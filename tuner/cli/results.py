@@ -58,12 +58,41 @@ def studies_command(storage: str, width: int | None, fmt: str) -> None:
     """List the studies in a storage: their task, trials and best result."""
     with open_results(storage) as results:
         studies = results.studies()
+        optuna_only = results.optuna_only_studies()
+        note = _optuna_only_note(results.storage, optuna_only, results.has_tuner_tables)
     if fmt == "json":
         echo_json([study.to_json() for study in studies])
-    elif not studies:
+        # The JSON lists tuner's studies alone, in its stable form; the rest is said aside.
+        if note:
+            click.echo(note, err=True)
+        return
+    if studies:
+        click.echo(_studies_table(studies, width) + ("\n" if note else ""))
+    elif not note:
         click.echo(f"No study in {results.storage} yet: tuner search makes one.")
-    else:
-        click.echo(_studies_table(studies, width))
+    if note:
+        click.echo(wrap(note, width))
+
+
+def _optuna_only_note(storage: str, optuna_only: dict[str, int], has_tables: bool) -> str:
+    """What to say of the studies only Optuna's tables hold; nothing when there are none."""
+    if not optuna_only:
+        return ""
+    held = ", ".join(f"{name} ({trials} trials)" for name, trials in optuna_only.items())
+    one = len(optuna_only) == 1
+    count, them = (
+        (f"{len(optuna_only)} study", "it") if one else (f"{len(optuna_only)} studies", "them")
+    )
+    why = (
+        f"tuner's tables are missing: restore them from a backup to read {them} with tuner; "
+        "tuner db upgrade makes them anew, empty."
+        if not has_tables
+        else f"Optuna or another tool made {them}, or tuner's records of {them} were deleted."
+    )
+    return (
+        f"Optuna's tables in {storage} hold {count} that tuner has no record of: {held}. {why} "
+        "tuner delete NAME removes a study from Optuna's tables."
+    )
 
 
 def _studies_table(studies: Sequence[StudySummary], width: int | None) -> str:

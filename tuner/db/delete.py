@@ -25,7 +25,8 @@ from tuner.errors import BadInput
 def delete_study(url: str, name: str) -> dict[str, int]:
     """Delete study ``name`` from Optuna's tables and tuner's; the rows deleted, by table.
 
-    BadInput, with nothing deleted, when tuner holds no record of the study.
+    A study that one side alone holds (Optuna's side deleted by another tool, or tuner's
+    tables dropped) goes from that side. BadInput, with nothing deleted, when neither holds it.
     """
     engine = make_engine(url)
     try:
@@ -34,14 +35,16 @@ def delete_study(url: str, name: str) -> dict[str, int]:
             tables = MetaData()
             tables.reflect(connection)
             deleted: dict[str, int] = {}
-            ours = tables.tables[StudyRow.__tablename__]
-            _delete(connection, tables, ours, ours.c.name == name, deleted)
-            if not deleted[ours.name]:
+            sides = (
+                (StudyRow.__tablename__, "name"),
+                (optuna_tables()[1].name, "study_name"),
+            )
+            for table_name, name_column in sides:
+                if table_name in tables.tables:
+                    table = tables.tables[table_name]
+                    _delete(connection, tables, table, table.c[name_column] == name, deleted)
+            if not any(deleted.get(table_name) for table_name, _ in sides):
                 raise BadInput(f"no study '{name}' in {mask_url(url)}")
-            studies = optuna_tables()[1]
-            if studies.name in tables.tables:
-                theirs = tables.tables[studies.name]
-                _delete(connection, tables, theirs, theirs.c.study_name == name, deleted)
     except SQLAlchemyError as error:
         raise storage_failure(error, engine.url) from None
     finally:

@@ -30,6 +30,8 @@ from tuner.errors import BadInput, TunerError
 SQLITE_BUSY_TIMEOUT_S = 60.0
 # The transaction of a connection with this execution option begins DEFERRED on SQLite.
 READ_ONLY = "tuner_read_only"
+# A -wal file begins with this header; only frames after it hold commits.
+WAL_HEADER_BYTES = 32
 
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -50,13 +52,15 @@ def forget_in_forked_children(engine: Engine) -> None:
     _ENGINES.add(engine)
 
 
-def _connect_sqlite(path: str) -> sqlite3.Connection:
+def _connect_sqlite(path: str, *, to_wal: bool = True) -> sqlite3.Connection:
     """A SQLite connection that waits for the write lock rather than fail "database is locked".
 
     ``isolation_level="IMMEDIATE"`` makes the driver begin every transaction that writes with
     BEGIN IMMEDIATE, at its first write: the write lock is taken, or waited for, before the
     transaction has read anything, so two writers can never deadlock on upgrading their locks.
     Optuna's engine relies on that alone; tuner's engine also begins its transactions itself.
+    The file is switched to WAL when ``to_wal``; a reader leaves it in whatever mode it is, since
+    the switch writes the file's header.
     """
     # timeout is SQLite's busy_timeout: how long a statement waits for a lock before failing.
     # A pooled connection may serve another thread later, such as Optuna's heartbeat.
@@ -68,7 +72,8 @@ def _connect_sqlite(path: str) -> sqlite3.Connection:
         # In WAL mode NORMAL survives any crash of the process; only a power cut can lose the
         # last few commits, and it cannot corrupt the file.
         connection.execute("PRAGMA synchronous = NORMAL")
-        _switch_to_wal(connection)
+        if to_wal:
+            _switch_to_wal(connection)
     except sqlite3.Error:
         connection.close()
         raise
@@ -117,6 +122,15 @@ def _connect_sqlite_read_only(path: str) -> sqlite3.Connection:
             sqlite3.SQLITE_READONLY_DIRECTORY,
         ):
             raise
+    wal = Path(f"{path}-wal")
+    # immutable=1 reads the file alone and skips the -wal: commits still in it would be missing
+    # without a word. A -wal of no more than its header holds none.
+    if wal.exists() and wal.stat().st_size > WAL_HEADER_BYTES:
+        raise BadInput(
+            f"{wal} holds commits that are not yet in {path}, and SQLite cannot read them "
+            f"without {path}-shm, which it cannot make in this read-only folder: copy {path} "
+            "and its -wal file together into a folder you can write, and read the copy"
+        )
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
 
 
@@ -140,7 +154,8 @@ def engine_kwargs(url: str, *, read_only: bool = False) -> dict[str, Any]:
 
     All of them survive pickling, so that an ``RDBStorage`` sent to another process rebuilds
     its engine with the same settings. A SQLite file that this process cannot write is opened
-    read-only when ``read_only``, and refused in one line (BadInput) when not.
+    read-only when ``read_only``, and refused in one line (BadInput) when not; one it can write
+    is switched to WAL only when not ``read_only``, so that reading changes no byte of it.
     """
     parsed = parse_url(url)
     # NaN is not JSON, and PostgreSQL refuses it: say so on SQLite too rather than differ.
@@ -148,7 +163,7 @@ def engine_kwargs(url: str, *, read_only: bool = False) -> dict[str, Any]:
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(parsed)
         if _writable(path):
-            connect = _connect_sqlite
+            connect = functools.partial(_connect_sqlite, to_wal=not read_only)
         elif read_only:
             connect = _connect_sqlite_read_only
         else:

@@ -36,7 +36,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tuner.db.engine import engine_kwargs, forget_in_forked_children
-from tuner.db.models import TrialRow
+from tuner.db.models import StudyRow, TrialRow
 from tuner.db.retry import retrying
 from tuner.db.store import open_store
 from tuner.db.urls import mask_url, parse_url, storage_failure
@@ -224,6 +224,23 @@ def deleted_from_optuna(connection: Connection, study: Row) -> bool:
         return False
     ours = select(TrialRow.id).where(TrialRow.study_id == study.id).limit(1)
     return connection.execute(ours).first() is not None
+
+
+def optuna_only_studies(connection: Connection, *, ours: bool) -> dict[str, int]:
+    """The studies in Optuna's tables that tuner holds no record of, oldest first, each with
+    its number of trials; every one of them when tuner's tables are not there (``ours`` False).
+    tuner records a new study before Optuna makes it, so none of these is one of tuner's being
+    made. Call only when :func:`has_optuna_tables`."""
+    trials, studies = optuna_tables()
+    query = (
+        select(studies.c.study_name, func.count(trials.c.trial_id))
+        .outerjoin(trials, trials.c.study_id == studies.c.study_id)
+        .group_by(studies.c.study_id, studies.c.study_name)
+        .order_by(studies.c.study_id)
+    )
+    if ours:
+        query = query.where(~exists().where(StudyRow.name == studies.c.study_name))
+    return {name: count for name, count in connection.execute(query)}
 
 
 def unrecorded_ids(connection: Connection, study: Row) -> list[int]:

@@ -1,12 +1,15 @@
 """Optuna's storage, but steady: a lost PostgreSQL connection is retried, and its heartbeat
-never raises.
+never raises, and a trial's user attributes are written with its final state.
 
 Each of Optuna's operations on the database is one short transaction: one whose connection
 the server ended (``pg_terminate_backend``, a restart) is tried again on a new connection
 (see :mod:`tuner.db.retry`) rather than fail the trial, or the search, on Optuna's misleading
 "exceeding max length". Optuna beats from a thread of its own, where an error (a full disk, a
 server gone) would print a traceback and end the beats. The trial's next write meets the same
-error and reports it in one line; the next beat tries again. Its own module, imported when a
+error and reports it in one line; the next beat tries again. tuner sets a trial's user
+attributes (its outcome, reason, steps, metrics) as it ends, just before Optuna is told its
+state: written apart, a kill between the two would leave a trial that Optuna fails for its dead
+worker saying ``outcome="complete"``. Its own module, imported when a
 storage is made, so that what only reads tuner's tables never imports Optuna, and so that the
 class pickles, as a storage sent to a worker process must.
 """
@@ -15,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 from sqlalchemy.exc import SQLAlchemyError
 
 from tuner.db.optuna import WORKER_ATTR, this_worker
@@ -41,7 +47,6 @@ _TRANSACTIONS = (
     "_set_trial_param",
     "get_trial_param",
     "set_trial_intermediate_value",
-    "set_trial_user_attr",
     "set_trial_system_attr",
     "get_trial_id_from_study_id_trial_number",
     "get_trial",
@@ -62,8 +67,20 @@ def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
 class SteadyStorage(optuna.storages.RDBStorage):
     """``RDBStorage`` that retries a transaction whose connection was lost, names the worker
     of each trial it starts (:data:`~tuner.db.optuna.WORKER_ATTR`), so that a trial whose
-    worker on this machine has ended is failed at once, and whose ``record_heartbeat`` never
-    raises a database's error."""
+    worker on this machine has ended is failed at once, whose ``record_heartbeat`` never
+    raises a database's error, and that writes the user attributes of a trial it started in
+    the transaction that finishes it: until then they are held here, and a worker that dies
+    first leaves none."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The user attributes not yet written of each trial that this process started.
+        self._held: dict[int, dict[str, Any]] = {}
+        super().__init__(*args, **kwargs)
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # A storage sent to a worker process holds none of its parent's trials.
+        super().__setstate__(state)
+        self._held = {}
 
     def _create_new_trial(
         self, study_id: int, template_trial: optuna.trial.FrozenTrial | None = None
@@ -71,8 +88,18 @@ class SteadyStorage(optuna.storages.RDBStorage):
         base = super()._create_new_trial
         trial = retrying(lambda: base(study_id, template_trial))
         if trial.state == optuna.trial.TrialState.RUNNING:
+            self._held[trial._trial_id] = {}
             self.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())
         return trial
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        held = self._held.get(trial_id)
+        if held is None:
+            retrying(lambda: super(SteadyStorage, self).set_trial_user_attr(trial_id, key, value))
+            return
+        # Refused now, as Optuna would, rather than with the trial's state.
+        json.dumps(value)
+        held[key] = value
 
     def set_trial_state_values(
         self,
@@ -80,21 +107,38 @@ class SteadyStorage(optuna.storages.RDBStorage):
         state: optuna.trial.TrialState,
         values: Sequence[float] | None = None,
     ) -> bool:
+        held = self._held.get(trial_id, {}) if state.is_finished() else {}
         tries = 0
 
         def once() -> bool:
             nonlocal tries
             tries += 1
             try:
-                return super(SteadyStorage, self).set_trial_state_values(trial_id, state, values)
+                # Optuna's update takes this thread's scoped session, which then holds the
+                # attributes: its commit writes them with the state, and its rollback neither.
+                with _create_scoped_session(self.scoped_session) as session:
+                    for key, value in held.items():
+                        self._set_trial_attr_without_commit(
+                            session, models.TrialUserAttributeModel, trial_id, key, value
+                        )
+                    return super(SteadyStorage, self).set_trial_state_values(
+                        trial_id, state, values
+                    )
             except optuna.exceptions.UpdateFinishedTrialError:
                 # The commit of the try before went through; only its answer was lost.
                 if tries > 1 and self.get_trial(trial_id).state == state:
                     return True
                 raise
 
-        started = retrying(once)
+        try:
+            started = retrying(once)
+        finally:
+            if state.is_finished():
+                # Written, or the trial was finished by another (its dead worker's reaper):
+                # either way nothing more is written to it.
+                self._held.pop(trial_id, None)
         if started and state == optuna.trial.TrialState.RUNNING:
+            self._held[trial_id] = {}
             self.set_trial_system_attr(trial_id, WORKER_ATTR, this_worker())
         return started
 
