@@ -58,9 +58,7 @@ WORKER = textwrap.dedent(
 @pytest.mark.parametrize("point", ["before Optuna's state", "before tuner's record", "after both"])
 def test_a_kill_at_any_point_of_a_trials_end_leaves_tuner_and_optuna_agreeing(storage_url, point):
     if storage_url.startswith("postgresql"):
-        subprocess.run(
-            [sys.executable, "-m", "tuner.cli", "db", "upgrade", "--storage", storage_url]
-        )
+        subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
     worker = subprocess.run(
         [sys.executable, "-c", WORKER, point, storage_url], capture_output=True, text=True
     )
