@@ -13,8 +13,8 @@ optimizers with their Int/Choice settings (what selects a graph, issue 26), and,
 same with the schedule, its Int/Choice settings and the warmup added (what selected one before).
 
 ``--checkout DIR`` runs the tuner of another checkout of the repository (a ``git worktree`` of
-an earlier commit, say) with this environment's packages, so that two versions can be timed in
-one sitting: run it once with and once without.
+an earlier commit, say) with this environment's packages (``checkout.py``), so that two
+versions can be timed in one sitting: run it once with and once without.
 
     python benchmarks/first_screen.py [--cold] [--trials 60] [--checkout DIR]
 """
@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import pyte
+from checkout import COMMAND, checkout_env
 
 TUNER = Path(sys.executable).with_name("tuner")
 COLUMNS, LINES = 100, 40
@@ -104,8 +105,7 @@ def main() -> None:
         env["TMPDIR"] = folder
     command = [str(TUNER)]
     if options.checkout:
-        env["PYTHONPATH"] = str(options.checkout.resolve())
-        command = [sys.executable, "-c", "from tuner.cli import main; main()"]
+        env, command = checkout_env(options.checkout, env), COMMAND
     shots = screens([*command, "search", "--trials", str(options.trials)], folder, env)
     total = shots[-1][0]
     first = shots[0][0]

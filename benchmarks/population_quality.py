@@ -6,11 +6,11 @@ the known-good defaults included, no confirmation) each way, one after the other
 temporary SQLite file: ``--population`` ``1`` (every trial trained alone), ``auto`` (the
 default) and ``16`` (from the first trial), and the default search of each ``--checkout DIR``
 (another checkout of the repository, an earlier commit or a variant of this one, run with this
-environment's packages). Printed for each: the trials finished, the best complete trial's
-validation loss (the search's objective) and accuracy, how many optimizer families (an
-optimizer and its Int/Choice settings, what a population's members share) its complete trials
-tried, and the mean population (the trials over the trainings they took, a trial trained alone
-counting as one); then the medians over the seeds. Nothing is asserted.
+environment's packages: ``checkout.py``). Printed for each: the trials finished, the best
+complete trial's validation loss (the search's objective) and accuracy, how many optimizer
+families (an optimizer and its Int/Choice settings, what a population's members share) its
+complete trials tried, and the mean population (the trials over the trainings they took, a
+trial trained alone counting as one); then the medians over the seeds. Nothing is asserted.
 
     python benchmarks/population_quality.py [--seconds 60] [--seeds 3]
         [--populations 1,auto,16] [--checkout DIR ...]
@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from checkout import COMMAND, checkout_env
+
 TUNER = Path(sys.executable).with_name("tuner")
 WAYS = ("1", "auto", "16")
 
@@ -39,8 +41,7 @@ def search(seconds: float, seed: int, way: str) -> tuple[int, float, float, int,
     env = dict(os.environ)
     command = [str(TUNER), "search", "--population", way]
     if Path(way).is_dir():
-        env["PYTHONPATH"] = str(Path(way).resolve())
-        command = [sys.executable, "-c", "from tuner.cli import main; main()", "search"]
+        env, command = checkout_env(Path(way), env), [*COMMAND, "search"]
     with tempfile.TemporaryDirectory(prefix="tuner-quality-") as folder:
         url = f"sqlite:///{folder}/tuner.db"
         command += ["--timeout", str(seconds), "--trials", "1000000", "--seed", str(seed)]

@@ -52,6 +52,8 @@ took, a trial trained alone counting as one.
 the same seed and budget (issue 18: populations must not lower the best validation accuracy),
 as a third row, ``tuner K=1``, and prints its steps/s and accuracies beside tuner's.
 
+``--checkout DIR`` runs another checkout's tuner (``checkout.py``) in tuner's rows.
+
 ``--default-search`` then times ``tuner search`` with no argument but a temporary ``--storage``
 (60 trials, then its confirmation), once, against issue 15's 2 minutes; ``--seeds 0
 --default-search`` times it alone.
@@ -80,7 +82,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from checkout import COMMAND, checkout_env
+
 TUNER = Path(sys.executable).with_name("tuner")
+# How tuner is run: this environment's, or another checkout's (--checkout).
+TUNER_COMMAND = [str(TUNER)]
 OPENBLAS = Path("/usr/lib/x86_64-linux-gnu/libopenblas.so.0")
 # tuner's defaults for digits (plugins/tasks.py): the hand loop trains the same trials.
 STEPS, BATCH_SIZE, EVAL_EVERY = 300, 64, 50
@@ -329,7 +335,7 @@ def hand(seconds: float, seed: int, env: dict[str, str], folder: str) -> dict[st
 def tuner(seconds: float, seed: int, env: dict[str, str], folder: str, flags: list[str]) -> dict:
     """``tuner search``'s figures, read back from its storage through tuner's results API."""
     url = f"sqlite:///{folder}/tuner.db"
-    command = [str(TUNER), "search", "--timeout", str(seconds), "--trials", "1000000"]
+    command = [*TUNER_COMMAND, "search", "--timeout", str(seconds), "--trials", "1000000"]
     command += ["--storage", url, "--study", STUDY, "--seed", str(seed), "--quiet", *flags]
     done = run(command, env, folder, seconds)
     # Imported here, after the search: the hand loop's processes must never see tuner.
@@ -394,7 +400,7 @@ def answers(hand_row: dict, tuner_row: dict, env: dict[str, str], folder: str) -
     if hand_row["best"] is None or tuner_row["confirmed"] is None:
         print("  (no answer to train again: a search had no complete trial or confirmation)\n")
         return None
-    command = [str(TUNER), "export", STUDY, "--format", "json", "--storage", tuner_row["url"]]
+    command = [*TUNER_COMMAND, "export", STUDY, "--format", "json", "--storage", tuner_row["url"]]
     config = json.loads(run(command, env, folder, 60)["out"])
     path = Path(folder) / "answers.json"
     path.write_text(json.dumps({"tuner": config, "hand": hand_row["best"]["params"]}))
@@ -442,7 +448,7 @@ def default_search(env: dict[str, str], blas: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="tuner-default-") as folder:
         url = f"sqlite:///{folder}/default.db"
         # Its BLAS is looked at 4 s in, while it trains.
-        done = run([str(TUNER), "search", "--storage", url], env, folder, 8)
+        done = run([*TUNER_COMMAND, "search", "--storage", url], env, folder, 8)
         from tuner import open_results
 
         with open_results(url) as results:
@@ -557,6 +563,7 @@ def main() -> None:
         action="store_true",
         help=f"then time `tuner search` with its defaults against {DEFAULT_TARGET_S} s",
     )
+    parser.add_argument("--checkout", type=Path, help="run this checkout's tuner")
     parser.add_argument("--child", metavar="STORAGE", help=argparse.SUPPRESS)
     parser.add_argument("--retrain", metavar="ANSWERS", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -567,8 +574,13 @@ def main() -> None:
         print(json.dumps(retrain(args.retrain)))
         return
     env = environment(args.blas)
+    if args.checkout:
+        env = checkout_env(args.checkout, env)
+        TUNER_COMMAND[:] = COMMAND
     blas = args.blas or "each its own default"
-    helps = subprocess.run([TUNER, "search", "--help"], capture_output=True, text=True, env=env)
+    helps = subprocess.run(
+        [*TUNER_COMMAND, "search", "--help"], capture_output=True, text=True, env=env
+    )
     # A tuner that picks its BLAS itself is told to keep the bundled one, as the hand loop does.
     flags = ["--blas", "bundled"] if args.blas == "bundled" and "--blas" in helps.stdout else []
     if args.seeds > 0:
