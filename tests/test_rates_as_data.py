@@ -61,6 +61,20 @@ def assert_as_by_hand(result, by_hand):
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=RTOL, atol=ATOL)
 
 
+def assert_each_as_by_hand(task, optimizer, members, graphs):
+    """``members`` trained together, and each alone, as MLX's own loop trains it."""
+    run = {"steps": STEPS, "batch_size": BATCH, "eval_every": STEPS, "graphs": graphs}
+    together = train(task, optimizer, members, **run)
+    for member, member_result in zip(members, together, strict=True):
+        lone = run_trial(task, optimizer, member.schedule, member.sample, seed=member.seed, **run)
+        by_hand = train_by_hand(
+            task, optimizer, member.schedule, member.sample, steps=STEPS, batch_size=BATCH,
+            seed=member.seed,
+        )  # fmt: skip
+        assert_as_by_hand(lone, by_hand)
+        assert_as_by_hand(member_result, by_hand)
+
+
 def test_the_list_above_is_every_builtin_optimizer_and_schedule():
     assert len(BUILTIN) == 12
     assert set(SCHEDULES) == set(REGISTRY.schedules)
@@ -76,23 +90,7 @@ def test_every_schedule_with_and_without_warmup_trains_as_in_mlxs_own_loop(task,
         for i, (schedule, w) in enumerate(itertools.product(SCHEDULES, (0.0, 0.1)))
     ]
     graphs = GraphCache()
-    run = {"steps": STEPS, "batch_size": BATCH, "eval_every": STEPS, "graphs": graphs}
-
-    together = train(task, optimizer, members, **run)
-
-    for member, member_result in zip(members, together, strict=True):
-        lone = run_trial(task, optimizer, member.schedule, member.sample, seed=member.seed, **run)
-        by_hand = train_by_hand(
-            task,
-            optimizer,
-            member.schedule,
-            member.sample,
-            steps=STEPS,
-            batch_size=BATCH,
-            seed=member.seed,
-        )
-        assert_as_by_hand(lone, by_hand)
-        assert_as_by_hand(member_result, by_hand)
+    assert_each_as_by_hand(task, optimizer, members, graphs)
     # Twelve schedules and warmups, one graph: its step traced for 12 members and for one.
     assert len(graphs) == 1
     (graph,) = graphs.values()
@@ -131,20 +129,4 @@ def test_third_party_optimizers_and_schedules_train_as_in_mlxs_own_loop(
         Member(schedule, settings(optimizer, schedule, warmup), seed)
         for seed, warmup in enumerate((0.0, 0.1, 0.05))
     ]
-    run = {"steps": STEPS, "batch_size": BATCH, "eval_every": STEPS, "graphs": GraphCache()}
-
-    together = train(task, optimizer, members, **run)
-
-    for member, member_result in zip(members, together, strict=True):
-        lone = run_trial(task, optimizer, schedule, member.sample, seed=member.seed, **run)
-        by_hand = train_by_hand(
-            task,
-            optimizer,
-            schedule,
-            member.sample,
-            steps=STEPS,
-            batch_size=BATCH,
-            seed=member.seed,
-        )
-        assert_as_by_hand(lone, by_hand)
-        assert_as_by_hand(member_result, by_hand)
+    assert_each_as_by_hand(task, optimizer, members, GraphCache())

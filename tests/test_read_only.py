@@ -217,25 +217,32 @@ def test_a_database_tuner_never_switched_to_wal_is_read(tmp_path, mounted):
     assert [s["name"] for s in json.loads(result.stdout)] == ["s"]
 
 
-def test_a_database_left_with_commits_in_its_wal_is_read_whole_and_not_written(tmp_path, mounted):
+def sealed_with_commits_in_wal(tmp_path, mounted, suffixes):
+    """A read-only folder holding a copy of a study's files named by ``suffixes``, taken while
+    the study's last commit was in its -wal file alone."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     database = make_study(scratch)
     folder = tmp_path / "medium"
     folder.mkdir()
     mounted(folder)
-    # A writer that still has the file open, or was killed, leaves its last commits in the -wal
-    # file, which SQLite reads through the -shm file: copied while the writer holds both.
     writer = sqlite3.connect(database)
     try:
         writer.execute("PRAGMA wal_autocheckpoint = 0")
         with writer:
             writer.execute("UPDATE tuner_studies SET task = 'only-in-the-wal'")
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in suffixes:
             shutil.copy(f"{database}{suffix}", folder)
     finally:
         writer.close()
     seal(folder)
+    return folder
+
+
+def test_a_database_left_with_commits_in_its_wal_is_read_whole_and_not_written(tmp_path, mounted):
+    # A writer that still has the file open, or was killed, leaves its last commits in the -wal
+    # file, which SQLite reads through the -shm file: copied while the writer holds both.
+    folder = sealed_with_commits_in_wal(tmp_path, mounted, ("", "-wal", "-shm"))
 
     url = f"sqlite:///{folder / 't.db'}"
 
@@ -251,26 +258,10 @@ def test_a_database_left_with_commits_in_its_wal_is_read_whole_and_not_written(t
 def test_a_database_left_with_commits_in_its_wal_but_no_shm_is_refused_not_read_in_part(
     tmp_path, mounted
 ):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    database = make_study(scratch)
-    folder = tmp_path / "medium"
-    folder.mkdir()
-    mounted(folder)
     # A worker killed mid-search leaves its last commits in the -wal file; copied without the
     # -shm, into a folder that cannot hold a new one, SQLite can only read the file as immutable,
     # which skips the -wal and shows the study as it was before those commits.
-    writer = sqlite3.connect(database)
-    try:
-        writer.execute("PRAGMA wal_autocheckpoint = 0")
-        with writer:
-            writer.execute("UPDATE tuner_studies SET task = 'only-in-the-wal'")
-        for suffix in ("", "-wal"):
-            shutil.copy(f"{database}{suffix}", folder)
-    finally:
-        writer.close()
-    seal(folder)
-    copy = folder / "t.db"
+    copy = sealed_with_commits_in_wal(tmp_path, mounted, ("", "-wal")) / "t.db"
 
     read = tuner("studies", "--format", "json", "--storage", f"sqlite:///{copy}")
 

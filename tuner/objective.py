@@ -286,14 +286,9 @@ def _record(
         ending["population"] = population
     for key, value in {**result.metrics, **ending}.items():
         trial.set_user_attr(key, value)
-    # Optuna copies a trial's parameters at each read of them.
-    params = trial.params
-    return TrialRow(
-        number=trial.number,
-        optimizer=params.get("optimizer", "-"),
-        schedule=params.get("schedule", "-"),
-        params=params,
-        seed=seed,
+    return TrialRow.of_trial(
+        trial,
+        seed,
         steps=result.steps,
         wall_time_s=result.wall_time_s,
         step_time_s=result.step_time_s,

@@ -64,13 +64,9 @@ def _row(trial: optuna.trial.FrozenTrial, seed: int, silent: timedelta | None) -
     """The record of ``trial``, failed after its worker was ``silent`` so long (None: it never
     beat)."""
     ran, reason = reaped_because(trial, silent)
-    params = trial.params
-    return TrialRow(
-        number=trial.number,
-        optimizer=params.get("optimizer", "-"),
-        schedule=params.get("schedule", "-"),
-        params=params,
-        seed=seed,
+    return TrialRow.of_trial(
+        trial,
+        seed,
         steps=0,
         wall_time_s=ran.total_seconds(),
         step_time_s=None,
@@ -149,13 +145,9 @@ def _filled(trial: optuna.trial.FrozenTrial, seed: int) -> TrialRow:
     outcome = told["outcome"]
     if outcome not in tuple(Outcome) or Outcome(outcome).optuna_state != trial.state.name:
         outcome = _BY_STATE[trial.state.name]
-    params = trial.params
-    return TrialRow(
-        number=trial.number,
-        optimizer=params.get("optimizer", "-"),
-        schedule=params.get("schedule", "-"),
-        params=params,
-        seed=seed,
+    return TrialRow.of_trial(
+        trial,
+        seed,
         steps=told["steps"] or 0,
         wall_time_s=(trial.datetime_complete - trial.datetime_start).total_seconds(),
         step_time_s=None,

@@ -289,6 +289,21 @@ class TrialRow(_Ending, Base):
     value_type: Mapped[str | None] = mapped_column(String(8), init=False)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
 
+    @classmethod
+    def of_trial(cls, trial: Any, seed: int, **ending: Any) -> TrialRow:
+        """The record of Optuna's ``trial`` (a ``Trial`` or ``FrozenTrial``), which ran with
+        ``seed``: what it ran, from Optuna's side, and how it ended, from ``ending``."""
+        # Optuna copies a trial's parameters at each read of them.
+        params = trial.params
+        return cls(
+            number=trial.number,
+            optimizer=params.get("optimizer", "-"),
+            schedule=params.get("schedule", "-"),
+            params=params,
+            seed=seed,
+            **ending,
+        )
+
 
 class ConfirmationRow(_Ending, Base):
     """A confirmation run: a trial's configuration trained again after the search, in full,
