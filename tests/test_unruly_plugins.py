@@ -122,3 +122,26 @@ def test_a_signal_ends_a_search_whose_step_hangs(sqlite_url, signum):
     why = "the signal that stopped the search"
     assert outcomes(sqlite_url) == {0: ("failed", f"still running 3 s after {why}, {STUCK}")}
     assert optuna_states(sqlite_url) == ["FAIL"]
+
+
+def test_a_crash_in_native_code_leaves_its_trial_to_the_next_command_which_fails_it_at_once(
+    sqlite_url,
+):
+    args = ["--optimizers", "crasher", "--no-defaults", "--trials", "5"]
+    crashing = subprocess.Popen(search(sqlite_url, *args), stderr=subprocess.DEVNULL)
+    assert crashing.wait(timeout=120) == -signal.SIGSEGV
+    assert optuna_states(sqlite_url) == ["RUNNING"]
+
+    began = time.monotonic()
+    upgraded = subprocess.run(
+        [TUNER, "db", "upgrade", "--storage", sqlite_url], capture_output=True, text=True
+    )
+
+    # At once, not after the heartbeat's grace: its process is seen gone from this machine.
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert time.monotonic() - began < 30
+    # Failed, and its settings queued again, as any dead worker's trial.
+    assert optuna_states(sqlite_url) == ["FAIL", "WAITING"]
+    ((outcome, reason),) = outcomes(sqlite_url).values()
+    assert outcome == "failed"
+    assert reason.startswith(f"its worker, process {crashing.pid} on this machine, ended ")

@@ -1,7 +1,9 @@
 """Optimizers whose build, in a trial, ends the process (quitter), sleeps for an hour
-(sleeper) or loops in Python for ever (spinner). Each builds as Adam at the middle of its
-range, which is what the check before a search builds, so that only trials meet them."""
+(sleeper), loops in Python for ever (spinner) or crashes in native code (crasher). Each builds
+as Adam at the middle of its range, which is what the check before a search builds, so that
+only trials meet them."""
 
+import ctypes
 import sys
 import time
 
@@ -31,7 +33,15 @@ def spin(learning_rate, trigger):
     return optim.Adam(learning_rate)
 
 
+def crash(learning_rate, trigger):
+    if trigger != CHECKED:
+        # A read of address 0: SIGSEGV, as a fault in MLX's own code would give.
+        ctypes.string_at(0)
+    return optim.Adam(learning_rate)
+
+
 @hookimpl
 def tuner_register_optimizers(register):
-    for name, build in [("quitter", quit_), ("sleeper", sleep), ("spinner", spin)]:
+    builds = [("quitter", quit_), ("sleeper", sleep), ("spinner", spin), ("crasher", crash)]
+    for name, build in builds:
         register(OptimizerSpec(name, build, {"trigger": Float(0.0, 1.0)}, "unruly"))
