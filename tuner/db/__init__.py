@@ -26,18 +26,16 @@ from tuner.db.migrations import (
 from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow
 from tuner.db.optuna import (
     GRACE_BEATS,
-    WORKER_ATTR,
     beatless_trial_ids,
-    dead_here,
     heartbeat_s,
     optuna_storage,
     silence,
-    this_worker,
     unrecorded_ids,
 )
 from tuner.db.store import Store, open_store
 from tuner.db.to_results import run_of
 from tuner.db.urls import database_error, mask_url, parse_url, sqlite_path, storage_failure
+from tuner.db.workers import WORKER_ATTR, dead_here, this_worker
 
 __all__ = [
     "GRACE_BEATS",

@@ -11,7 +11,6 @@ Optuna's tables are Optuna's to create and migrate; tuner's are made ready first
 from __future__ import annotations
 
 import os
-import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -46,8 +45,6 @@ if TYPE_CHECKING:
     import optuna
 
 HEARTBEAT_ENV = "TUNER_HEARTBEAT_S"
-# The system attribute of a running trial that names its worker: machine and process.
-WORKER_ATTR = "tuner:worker"
 # A trial silent for this many heartbeats is a dead worker's.
 GRACE_BEATS = 3
 OPTUNA_CREATE_TRIES = 5
@@ -97,26 +94,6 @@ class _Stale:
         self._retry(study, trial)
         if self._reaped is not None:
             self._reaped(study, trial)
-
-
-def this_worker() -> str:
-    """This process, as :data:`WORKER_ATTR` names it."""
-    return f"{socket.gethostname()} {os.getpid()}"
-
-
-def dead_here(trial: optuna.trial.FrozenTrial) -> int | None:
-    """The process id of the worker of running ``trial`` when it ran on this machine and has
-    ended: its trial can be failed at once, not after the heartbeat's grace; None otherwise."""
-    host, _, pid = str(trial.system_attrs.get(WORKER_ATTR, "")).rpartition(" ")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return int(pid)
-    except PermissionError:
-        pass  # Alive, and another user's.
-    return None
 
 
 def heartbeat_s() -> int:

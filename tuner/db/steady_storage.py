@@ -27,8 +27,8 @@ from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from sqlalchemy.exc import SQLAlchemyError
 
-from tuner.db.optuna import WORKER_ATTR, this_worker
 from tuner.db.retry import retrying
+from tuner.db.workers import WORKER_ATTR, this_worker
 
 # The methods of RDBStorage that run a transaction, and none that calls another of them.
 _TRANSACTIONS = (
@@ -66,7 +66,7 @@ def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class SteadyStorage(optuna.storages.RDBStorage):
     """``RDBStorage`` that retries a transaction whose connection was lost, names the worker
-    of each trial it starts (:data:`~tuner.db.optuna.WORKER_ATTR`), so that a trial whose
+    of each trial it starts (:data:`~tuner.db.workers.WORKER_ATTR`), so that a trial whose
     worker on this machine has ended is failed at once, whose ``record_heartbeat`` never
     raises a database's error, and that writes the user attributes of a trial it started in
     the transaction that finishes it: until then they are held here, and a worker that dies
