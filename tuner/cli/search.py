@@ -67,11 +67,11 @@ def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
         default="auto",
         show_default=True,
         callback=_check_population,
-        help="Train trials that share an optimizer, a schedule and their discrete settings K "
-        "at a time, in one vectorised step, each still its own trial with its own seed and "
-        "result; auto grows K with the finished trials up to what the model's size and the "
-        "device allow (16 for small models on a CPU, from 256 finished trials), 1 trains "
-        "one trial at a time.",
+        help="Train trials that share an optimizer and its discrete settings K at a time, in "
+        "one vectorised step, each still its own trial with its own schedule, seed and "
+        "result; auto grows K with the finished trials, from 4 at 64 to what the model's size "
+        "and the device allow (16 for small models on a CPU, from 256 finished trials), 1 "
+        "trains one trial at a time.",
     )(command)
 
 
