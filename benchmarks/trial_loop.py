@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> None:
 
 def draw(optimizer: Any, schedule: Any, seed: int) -> Any:
     """A sample like a search's: every Float at random, lr log-uniform, Choices at their first."""
-    from tuner.space import Float, Sample
+    from tuner.params import Float
+    from tuner.space import Sample
 
     rng = np.random.default_rng(seed)
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from tuner.cli import cli
-from tuner.space import Choice, Float, Int
+from tuner.params import Choice, Float, Int
 
 PLUGINS = Path(__file__).parent / "search_plugins"
 FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]

@@ -28,8 +28,9 @@ from tuner.db import open_store
 from tuner.errors import BadInput
 from tuner.export import build_optimizer, eval_weights
 from tuner.lr import make_schedule
+from tuner.params import Float
 from tuner.plugins import BUILTIN, load_plugins
-from tuner.space import Float, Sample
+from tuner.space import Sample
 
 REGISTRY = load_plugins()
 

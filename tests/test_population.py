@@ -15,9 +15,10 @@ from mlx.utils import tree_flatten
 
 from tuner import Float, OptimizerSpec
 from tuner.graphs import GraphCache, Mode
+from tuner.params import Choice, Int
 from tuner.plugins import load_plugins
 from tuner.results import Outcome
-from tuner.space import Choice, Int, Sample
+from tuner.space import Sample
 from tuner.train import run_trial, train
 from tuner.trial import Member
 from tuner_builtins import tasks

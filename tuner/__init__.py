@@ -6,6 +6,7 @@ of a search space; so do ``search``, which runs a study, and ``open_results``, w
 
 from tuner.export import build_optimizer, eval_weights
 from tuner.hookspecs import hookimpl
+from tuner.params import Choice, Float, Int, Open
 from tuner.query import Results, open_results
 from tuner.results import (
     Comparison,
@@ -17,7 +18,6 @@ from tuner.results import (
     TrialDetail,
     TrialSummary,
 )
-from tuner.space import Choice, Float, Int, Open
 from tuner.specs import Default, Metric, OptimizerSpec, ScheduleSpec, Task, TaskSpec
 
 __version__ = "0.1.0"

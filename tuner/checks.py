@@ -15,8 +15,9 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
 from tuner.errors import BadInput
+from tuner.params import Choice, Float, Param
 from tuner.plugins import Registry
-from tuner.space import Choice, Float, Param, SearchSpace
+from tuner.space import SearchSpace
 from tuner.specs import OptimizerSpec, ScheduleSpec, Task
 
 # Enough validation rows to tell a loss that is a scalar from one per row.

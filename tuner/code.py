@@ -14,8 +14,8 @@ from typing import Any
 
 from tuner.errors import TunerError
 from tuner.export import EVAL_WEIGHTS, EVAL_WEIGHTS_CALL, Resolved, resolve
+from tuner.params import Float, Param
 from tuner.plugins import Registry
-from tuner.space import Float, Param
 
 LINE_LENGTH = 100
 

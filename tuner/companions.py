@@ -16,8 +16,9 @@ from typing import Any
 
 import optuna
 
+from tuner.params import Float
 from tuner.samplers import SeededPerTrial
-from tuner.space import Float, SearchSpace
+from tuner.space import SearchSpace
 
 # Numbers (weights and biases) a population step holds, at most, on each kind of device:
 # enough members to fill it, not so many that one member's matrix products fill it alone.

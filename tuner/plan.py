@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tuner.errors import BadInput, TunerError, did_you_mean
+from tuner.params import Choice, Param
 from tuner.plugins import Registry
-from tuner.space import Choice, Param, SearchSpace, build_space
+from tuner.space import SearchSpace, build_space
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("quartile", "median", "hyperband", "sha", "none")

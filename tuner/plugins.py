@@ -21,7 +21,7 @@ from pluggy import HookImpl
 
 from tuner import hookspecs
 from tuner.errors import BadInput, TunerError, did_you_mean
-from tuner.space import validate_space
+from tuner.params import validate_space
 from tuner.specs import OptimizerSpec, ScheduleSpec, TaskSpec
 
 ENTRY_POINT_GROUP = "tuner"

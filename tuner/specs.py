@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner.space import Param
+from tuner.params import Param
 
 
 @dataclass(frozen=True)
