@@ -233,20 +233,18 @@ def build_optimizer(
     about, since its optimizer may differ.
     """
     # tuner.lr imports MLX, which only building an optimizer needs: not `import tuner`.
-    import mlx.core as mx
-
-    from tuner.lr import as_float32, make_schedule
+    from tuner.lr import as_float32, float32_schedule
 
     resolved = resolve(config, load_plugins(plugins), steps)
     for change in resolved.changes:
         warnings.warn(change, stacklevel=2)
-    sample, steps, spec = resolved.sample, resolved.steps, resolved.schedule
-    schedule = make_schedule(
-        spec,
-        mx.array(sample.lr, dtype=mx.float32),
+    sample, steps = resolved.sample, resolved.steps
+    schedule = float32_schedule(
+        resolved.schedule,
+        sample.lr,
         steps,
         round(sample.warmup * steps),
-        as_float32(spec.space, sample.schedule_params),
+        sample.schedule_params,
     )
     optimizer = resolved.optimizer
     return optimizer.build(schedule, **as_float32(optimizer.space, sample.optimizer_params))

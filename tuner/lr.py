@@ -79,19 +79,26 @@ def as_float32(space: Mapping[str, Param], params: Mapping[str, Any]) -> dict[st
     }
 
 
+def float32_schedule(
+    spec: ScheduleSpec, lr: float, steps: int, warmup: int, params: Mapping[str, Any]
+) -> Callable[[Any], Any]:
+    """:func:`make_schedule` with the peak and the ``Float`` parameters as float32 arrays, as
+    a trial computes its rates and as the code ``tuner export`` writes computes them."""
+    peak = mx.array(lr, dtype=mx.float32)
+    return make_schedule(spec, peak, steps, warmup, as_float32(spec.space, params))
+
+
 def rate_table(
     spec: ScheduleSpec, lr: float, steps: int, warmup: int, params: Mapping[str, Any]
 ) -> mx.array:
     """The learning rate at every step from 0 to ``steps``, as a trial's optimizer sees it, in
     one float32 array: what a trial's compiled step reads its rate from.
 
-    The peak and the ``Float`` parameters enter as float32 arrays, as in the code ``tuner
-    export`` writes, which then computes the same rates to the bit. The schedule is called once
-    with every step, as the optimizer's uint64 step counter, and step by step when it cannot
-    take them all at once (it branches on the step in Python).
+    The schedule is :func:`float32_schedule`'s, so that exported code computes the same rates
+    to the bit. It is called once with every step, as the optimizer's uint64 step counter, and
+    step by step when it cannot take them all at once (it branches on the step in Python).
     """
-    peak = mx.array(lr, dtype=mx.float32)
-    schedule = make_schedule(spec, peak, steps, warmup, as_float32(spec.space, params))
+    schedule = float32_schedule(spec, lr, steps, warmup, params)
     counter = mx.arange(steps + 1, dtype=mx.uint64)
     try:
         rates = mx.broadcast_to(mx.array(schedule(counter), dtype=mx.float32), (steps + 1,))

@@ -40,11 +40,9 @@ class Apart:
         mx.eval(out, [(member["params"], member["opt_state"]) for member in self.members])
         return [loss.item() for loss, _ in out], [lr.item() for _, lr in out]
 
-    def validate(self, fn: Validate, vectorised: bool = False) -> dict[str, list[float]]:
+    def validate(self, fn: Validate) -> dict[str, list[float]]:
         """Each member's validation values, by name."""
-        values = [fn(member["params"], member["opt_state"]) for member in self.members]
-        mx.eval(values)
-        return {name: [value[name].item() for value in values] for name in values[0]}
+        return one_by_one(self, fn)
 
     def slot(self, slot: int) -> tuple[Any, Any]:
         """The weights and optimizer state in ``slot``."""
@@ -80,15 +78,11 @@ class Stacked:
         arrays["params"], arrays["opt_state"] = params, opt_state
         return loss.tolist(), lr.tolist()
 
-    def validate(self, fn: Validate, vectorised: bool = True) -> dict[str, list[float]]:
-        """Each slot's validation values, by name: ``fn`` vectorised over the stack, or of one
-        member, run for each slot."""
-        params, opt_state = self.arrays["params"], self.arrays["opt_state"]
-        if vectorised:
-            values = fn(params, opt_state)
-            mx.eval(values)
-            return {name: value.tolist() for name, value in values.items()}
-        return Apart([self.member(slot) for slot in range(len(self))]).validate(fn)
+    def validate(self, fn: Validate) -> dict[str, list[float]]:
+        """Each slot's validation values, by name, from ``fn`` vectorised over the stack."""
+        values = fn(self.arrays["params"], self.arrays["opt_state"])
+        mx.eval(values)
+        return {name: value.tolist() for name, value in values.items()}
 
     def slot(self, slot: int) -> tuple[Any, Any]:
         """The weights and optimizer state in ``slot``."""
@@ -120,3 +114,10 @@ class Stacked:
             moved.append(slots[slot] if slot in kept and slot not in seen else None)
             seen.add(slot)
         return moved
+
+
+def one_by_one(stack: Apart | Stacked, fn: Validate) -> dict[str, list[float]]:
+    """Each slot's validation values, by name, from ``fn`` of one member run for each slot."""
+    values = [fn(*stack.slot(slot)) for slot in range(len(stack))]
+    mx.eval(values)
+    return {name: [value[name].item() for value in values] for name in values[0]}

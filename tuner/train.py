@@ -34,7 +34,7 @@ from tuner.graphs import CompileFailed, Graph, GraphCache, Mode, TrialPlan
 from tuner.results import Outcome
 from tuner.space import Sample
 from tuner.specs import OptimizerSpec, ScheduleSpec, Task
-from tuner.stacks import Apart, Stacked
+from tuner.stacks import Apart, Stacked, one_by_one
 from tuner.trial import (
     Member,
     Stop,
@@ -253,7 +253,7 @@ class _Training:
             except Exception:
                 # A metric that cannot be traced is measured eagerly from now on.
                 graph.eager_validation = True
-        return self.stack.validate(graph.validate[Mode.EAGER], vectorised=False)
+        return one_by_one(self.stack, graph.validate[Mode.EAGER])
 
     def _evaluate(
         self, slots: list[int | None], logs: list[_Log], done: int, objective: str
