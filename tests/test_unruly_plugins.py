@@ -2,10 +2,9 @@
 trial fails that trial, and a step that hangs in Python is ended by the watchdog once
 --timeout or a signal has stopped the search."""
 
-import contextlib
 import json
+import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -32,16 +31,6 @@ def outcomes(url):
         check=True,
     )
     return {t["number"]: (t["outcome"], t["reason"]) for t in json.loads(listed.stdout)}
-
-
-def running(url):
-    """Whether a trial is running, read without making the database or its tables."""
-    path = url.removeprefix("sqlite:///")
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            return db.execute("SELECT 1 FROM trials WHERE state = 'RUNNING'").fetchone()
-    except sqlite3.OperationalError:
-        return False
 
 
 def optuna_states(url):
@@ -99,14 +88,19 @@ def test_a_step_that_hangs_ends_soon_after_timeout_recorded_as_failed(sqlite_url
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_ends_a_search_whose_step_hangs(sqlite_url, signum):
+def test_a_signal_ends_a_search_whose_step_hangs(sqlite_url, signum, tmp_path):
     args = ["--optimizers", "spinner", "--no-defaults", "--trials", "5"]
+    hanging = tmp_path / "hanging"
     process = subprocess.Popen(
-        search(sqlite_url, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        search(sqlite_url, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "UNRULY_HANGING": str(hanging)},
     )
     try:
         deadline = time.monotonic() + 60
-        while not running(sqlite_url):
+        while not hanging.exists():
             assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
             time.sleep(0.2)
         process.send_signal(signum)

@@ -1,11 +1,14 @@
 """Optimizers whose build, in a trial, ends the process (quitter), sleeps for an hour
 (sleeper), loops in Python for ever (spinner) or crashes in native code (crasher). Each builds
 as Adam at the middle of its range, which is what the check before a search builds, so that
-only trials meet them."""
+only trials meet them. Where UNRULY_HANGING names a file, the sleeper and the spinner create it
+as they begin to hang, so that a test can signal the search at that moment."""
 
 import ctypes
+import os
 import sys
 import time
+from pathlib import Path
 
 import mlx.optimizers as optim
 
@@ -21,13 +24,21 @@ def quit_(learning_rate, trigger):
     return optim.Adam(learning_rate)
 
 
+def hanging():
+    if "UNRULY_HANGING" in os.environ:
+        Path(os.environ["UNRULY_HANGING"]).touch()
+
+
 def sleep(learning_rate, trigger):
     if trigger != CHECKED:
+        hanging()
         time.sleep(3600)
     return optim.Adam(learning_rate)
 
 
 def spin(learning_rate, trigger):
+    if trigger != CHECKED:
+        hanging()
     while trigger != CHECKED:
         pass
     return optim.Adam(learning_rate)
