@@ -17,6 +17,7 @@ import optuna
 
 from tuner.companions import beating, family, fixed_family
 from tuner.db import ClaimLock, CurveRow, TrialRow
+from tuner.db.steady_storage import SteadyStorage
 from tuner.graphs import GraphCache
 from tuner.plan import Plan
 from tuner.results import Outcome
@@ -117,7 +118,7 @@ class Search:
     halt: Halt
     claim: ClaimLock
     progress: Progress
-    storage: optuna.storages.BaseStorage
+    storage: SteadyStorage
     # The record of each trial that Optuna's optimize runs, stored once Optuna has told its
     # state (tuner.study's after_trial).
     ended: dict[int, TrialRow]
@@ -154,7 +155,8 @@ def objective_for(search: Search) -> Callable[[optuna.Trial], float]:
         companions: list[optuna.Trial] = []
         told: set[int] = set()
         try:
-            with fixed_family(trial.study) as fix:
+            # One transaction for the settings of every member, not one a setting.
+            with search.storage.params_together(), fixed_family(trial.study) as fix:
                 try:
                     sample = plan.space.sample(trial)
                     room = config.trials - search.progress.claimed - 1

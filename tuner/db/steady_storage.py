@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import optuna
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from tuner.db.retry import retrying
 from tuner.db.workers import WORKER_ATTR, this_worker
@@ -44,7 +45,6 @@ _TRANSACTIONS = (
     "get_trial_user_attrs",
     "get_trial_system_attrs",
     "get_all_studies",
-    "_set_trial_param",
     "get_trial_param",
     "set_trial_intermediate_value",
     "set_trial_system_attr",
@@ -75,12 +75,15 @@ class SteadyStorage(optuna.storages.RDBStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The user attributes not yet written of each trial that this process started.
         self._held: dict[int, dict[str, Any]] = {}
+        # The parameters drawn within params_together, not yet written.
+        self._params: list[tuple[Any, ...]] | None = None
         super().__init__(*args, **kwargs)
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         # A storage sent to a worker process holds none of its parent's trials.
         super().__setstate__(state)
         self._held = {}
+        self._params = None
 
     def _create_new_trial(
         self, study_id: int, template_trial: optuna.trial.FrozenTrial | None = None
@@ -89,8 +92,59 @@ class SteadyStorage(optuna.storages.RDBStorage):
         trial = retrying(lambda: base(study_id, template_trial))
         if trial.state == optuna.trial.TrialState.RUNNING:
             self._held[trial._trial_id] = {}
-            self.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())
         return trial
+
+    def _get_prepared_new_trial(
+        self,
+        study_id: int,
+        template_trial: optuna.trial.FrozenTrial | None,
+        session: Session,
+    ) -> models.TrialModel:
+        trial = super()._get_prepared_new_trial(study_id, template_trial, session)
+        if template_trial is None:
+            # A trial that starts running: its worker named in the transaction that makes it.
+            self._set_trial_attr_without_commit(
+                session,
+                models.TrialSystemAttributeModel,
+                trial.trial_id,
+                WORKER_ATTR,
+                this_worker(),
+            )
+        return trial
+
+    @contextlib.contextmanager
+    def params_together(self) -> Iterator[None]:
+        """Within, the parameters that trials draw are held, and written at the end in one
+        transaction rather than one each: a trial's settings are all stored before it trains.
+        A worker that dies while they are drawn, or a draw that fails, leaves the trial
+        without them, where each written apart would have left some."""
+        self._params = []
+        try:
+            yield
+            params, self._params = self._params, None
+            if params:
+                retrying(lambda: self._write_params(params))
+        finally:
+            self._params = None
+
+    def _set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: optuna.distributions.BaseDistribution,
+        previous_distribution: optuna.distributions.BaseDistribution | None,
+    ) -> None:
+        param = (trial_id, param_name, param_value_internal, distribution, previous_distribution)
+        if self._params is not None:
+            self._params.append(param)
+        else:
+            retrying(lambda: self._write_params([param]))
+
+    def _write_params(self, params: Sequence[tuple[Any, ...]]) -> None:
+        with _create_scoped_session(self.scoped_session, True) as session:
+            for param in params:
+                self._set_trial_param_without_commit(session, *param)
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         held = self._held.get(trial_id)
