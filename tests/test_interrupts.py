@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -93,12 +94,13 @@ def test_ctrl_c_records_every_member_of_the_population_in_flight_and_retries_the
     process = start(url, "--trials", "40", "--population", "4", "--no-defaults", "--confirm", "0",
                     "--pruner", "none", "--steps", "4000")  # fmt: skip
     wait_for(process, "trial 3 ")
-    # The next population is asked for and training: four trials running at once.
+    # The next population is asked for and training: four trials running at once in each
+    # worker (--jobs auto runs one a core).
     deadline = time.monotonic() + 60
     while len(running(url, "s")) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     in_flight = running(url, "s")
-    assert len(in_flight) == 4
+    assert len(in_flight) >= 4
 
     press_ctrl_c(process)
     _, err = process.communicate(timeout=60)
@@ -109,13 +111,13 @@ def test_ctrl_c_records_every_member_of_the_population_in_flight_and_retries_the
     assert running(url, "s") == []
     with open_results(url) as results:
         stopped = results.trials("s", state="interrupted")
-    # That population, or the next if it ended before the signal came: four members at once.
+    # Those populations, or the next if one ended before the signal came: four members each.
     numbers = sorted(t.number for t in stopped)
-    assert len(numbers) == 4 and numbers[0] >= in_flight[0]
+    assert numbers and numbers[0] >= in_flight[0]
+    assert set(Counter(t.population for t in stopped).values()) == {4}
     assert {t.reason for t in stopped} <= {f"interrupted at step {n}" for n in range(4000)} | {
         "interrupted before its first step"
     }
-    assert len({t.population for t in stopped}) == 1
     queued = [
         t
         for t in optuna.load_study(study_name="s", storage=url).trials

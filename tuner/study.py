@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from importlib.metadata import version
@@ -200,7 +201,24 @@ def _optimize(
     claim: ClaimLock,
 ) -> str:
     config, name = plan.config, study.study_name
-    counted = partial(_counted, study, storage, progress, config.trials, halt, claim)
+    # The trials that had ended when this run began, and those it has shown since.
+    known: set[int] | None = None
+
+    def look(trials: list[optuna.trial.FrozenTrial]) -> None:
+        # Other workers' trials are shown as this one's are, as one process would show them.
+        nonlocal known
+        ended = {t.number: t for t in trials if t.state.is_finished()}
+        if known is None:
+            known = set(ended)
+        for number in sorted(ended.keys() - known):
+            known.add(number)
+            watcher.trial_ended(from_optuna(ended[number]), progress)
+
+    def own(number: int) -> None:
+        if known is not None:
+            known.add(number)
+
+    counted = partial(_counted, study, storage, progress, config.trials, halt, claim, look)
     if counted():
         return name
     ended: dict[int, TrialRow] = {}
@@ -229,6 +247,7 @@ def _optimize(
         watcher.trial_ended(from_optuna(trial, outcome), progress)
 
     def member_told(trial: optuna.trial.FrozenTrial, record: TrialRow) -> None:
+        own(trial.number)
         settle(trial, record)
         # Counted here until the next stock-taking, which the population's first trial makes.
         progress.finished += trial.state in FINISHED
@@ -236,6 +255,7 @@ def _optimize(
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         record = ended.pop(trial.number, None)
+        own(trial.number)
         settle(trial, record)
         if halt.is_set() or progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
             _take_stock(study, progress)
@@ -269,6 +289,7 @@ def _counted(
     trials: int,
     halt: Halt,
     claim: ClaimLock,
+    look: Callable[[list[optuna.trial.FrozenTrial]], None],
 ) -> bool:
     """Whether the study holds its count of finished trials, or will once other workers'
     trials in flight end: waiting for those rather than start one more, which would overshoot.
@@ -280,7 +301,7 @@ def _counted(
     running (the objective lets it go), so that the next worker to count counts that one."""
     if not claim.acquire(halt.is_set):
         return True
-    _take_stock(study, progress)
+    look(_take_stock(study, progress))
     # A dead worker's trial is failed within the grace; the beat more is for the reaping.
     deadline = time.monotonic() + (GRACE_BEATS + 1) * heartbeat_s()
     while progress.finished < trials <= progress.claimed and not halt.is_set():
@@ -288,16 +309,16 @@ def _counted(
             break
         time.sleep(AWAIT_S)
         reap(study, storage)
-        _take_stock(study, progress)
+        look(_take_stock(study, progress))
     if progress.claimed >= trials or halt.is_set():
         claim.release()
         return True
     return False
 
 
-def _take_stock(study: optuna.Study, progress: Progress) -> None:
+def _take_stock(study: optuna.Study, progress: Progress) -> list[optuna.trial.FrozenTrial]:
     """Count the study's finished and running trials, every worker's, and find its best, in
-    one read."""
+    one read, which it returns."""
     trials = study.get_trials(deepcopy=False)
     progress.finished = sum(trial.state in FINISHED for trial in trials)
     progress.running = sum(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
@@ -305,3 +326,4 @@ def _take_stock(study: optuna.Study, progress: Progress) -> None:
     sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
     best = min(complete, key=lambda t: (sign * t.value, t.number), default=None)
     progress.best = None if best is None else from_optuna(best, Outcome.COMPLETE)
+    return trials

@@ -1,5 +1,6 @@
 """The other workers of ``tuner search --jobs N``: ``tuner worker`` processes on the study that
-the search made, started as soon as it exists, and stopped with it.
+the search made, started as soon as it exists, and stopped with it. ``--jobs auto``, the
+default, is one a core on the CPU, as memory allows, and one process on a GPU.
 
 Each is a process of its own, so that each trains on a core of its own with its own BLAS thread
 and its own database connections: Optuna's distributed mode on one machine, no scheduler.
@@ -28,26 +29,82 @@ LIFELINE_ENV = "TUNER_LIFELINE_FD"
 STORAGE_ENV = "TUNER_STORAGE"
 
 
-def job_count(jobs: int, oversubscribe: bool) -> int:
-    """``--jobs``' count of worker processes: 0 means one a core. More than the cores is
-    refused without ``oversubscribe``: a typo such as 100000 would start that many."""
-    cores = os.cpu_count() or 1
-    count = jobs or cores
-    if count > cores and not oversubscribe:
+# What a worker may hold, for --jobs auto: a search of digits peaks near 300 MB; the rest is
+# room for larger models, and for what else the machine runs.
+WORKER_BYTES = 1 << 30
+
+
+def parse_jobs(value: str) -> int | None:
+    """``--jobs``: a count of worker processes, or None for auto (also written 0)."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise BadInput(f"--jobs '{value}': give auto or a number of processes, such as 2") from None
+    if count < 0:
+        raise BadInput(f"--jobs {count}: give auto or a number of processes, such as 2")
+    return count or None
+
+
+def cores() -> int:
+    """The cores this process may run on: fewer than the machine's under taskset or a
+    container's CPU set."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def job_count(jobs: int | None, oversubscribe: bool, device: str | None) -> int:
+    """``--jobs``' count of worker processes; None is auto. More than the cores is refused
+    without ``oversubscribe``: a typo such as 100000 would start that many."""
+    if jobs is None:
+        return auto_jobs(device)
+    count = jobs
+    if count > cores() and not oversubscribe:
         raise BadInput(
-            f"--jobs {count} is more than the {cores} cores here: the workers would wait on each "
+            f"--jobs {count} is more than the {cores()} cores here: the workers would wait on each "
             "other and could make the machine unresponsive; give --oversubscribe to start them "
             "anyway"
         )
     return count
 
 
-def watch_lifeline() -> None:
+def auto_jobs(device: str | None) -> int:
+    """``--jobs auto``: one process on a GPU, which a second would only share; on the CPU one
+    a core, each with its own BLAS thread, as far as the memory available allows."""
+    # Here for start-up time: MLX loads its kernels' libraries.
+    import mlx.core as mx
+
+    if device == "gpu" or (device is None and mx.is_available(mx.gpu)):
+        return 1
+    memory = available_memory()
+    fits = cores() if memory is None else memory // WORKER_BYTES
+    return max(1, min(cores(), fits))
+
+
+def available_memory() -> int | None:
+    """The bytes that new processes may take without swapping: Linux's MemAvailable, the
+    physical memory elsewhere, None where neither can be read."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def watch_lifeline() -> bool:
     """In a worker that ``tuner search --jobs`` started, stop as SIGTERM stops it once the
-    search is gone; elsewhere, nothing."""
+    search is gone, and return True; elsewhere, nothing, and False."""
     fd = os.environ.pop(LIFELINE_ENV, None)
     if fd is None:
-        return
+        return False
 
     def watch() -> None:
         # Nothing is ever written: the read returns when the search's end of the pipe closes.
@@ -55,6 +112,7 @@ def watch_lifeline() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="tuner-lifeline", daemon=True).start()
+    return True
 
 
 class Helpers:
@@ -79,7 +137,17 @@ class Helpers:
         self.processes: list[subprocess.Popen[bytes]] = []
         self._lifeline: int | None = None
 
-    def start(self, study: str) -> None:
+    def start(self, study: str) -> int:
+        """Start them on ``study``, no more than its trials still to run less the search's
+        own: return how many were started."""
+        # Here for start-up time: tuner.query brings in SQLAlchemy.
+        from tuner.query import open_results
+
+        with open_results(self.storage) as results:
+            left = self.trials - results.counts(study).finished
+        count = max(min(self.count, left - 1), 0)
+        if not count:
+            return 0
         command = [str(Path(sys.executable).with_name("tuner")), "worker", study]
         command += ["--trials", str(self.trials), "--confirm", "0", "--quiet"]
         command += ["--population", str(self.population or "auto")]
@@ -89,17 +157,28 @@ class Helpers:
         watched, self._lifeline = os.pipe()
         env = {**os.environ, STORAGE_ENV: self.storage, LIFELINE_ENV: str(watched)}
         # Their errors reach the terminal as they happen; their output is the study's name.
+        # Each in a session of its own, so that Ctrl-C reaches the search alone, which stops
+        # them as it stops, and the terminal shows one process's lines.
         self.processes = [
-            subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env, pass_fds=(watched,))
-            for _ in range(self.count)
+            subprocess.Popen(
+                command,
+                stdout=subprocess.DEVNULL,
+                env=env,
+                pass_fds=(watched,),
+                start_new_session=True,
+            )
+            for _ in range(count)
         ]
         os.close(watched)
+        return count
 
-    def stop(self, signum: int) -> None:
-        """Stop each as the search was stopped: its trial in flight is recorded as interrupted."""
+    def stop(self) -> None:
+        """Stop each as a signal stops the search: its trial in flight is recorded as
+        interrupted. SIGTERM, whatever stopped the search: one still starting ends at once
+        and silently, where SIGINT would print a traceback of its imports."""
         for process in self.processes:
             if process.poll() is None:
-                process.send_signal(signum)
+                process.send_signal(signal.SIGTERM)
 
     def failures(self) -> list[str]:
         """Once they have finished, a line for each that failed, saying what ended it: a

@@ -45,7 +45,8 @@ class Display(Watcher):
         live: bool,
         verbose: bool,
         blas: Blas | None = None,
-        on_started: Callable[[str], None] | None = None,
+        on_started: Callable[[str], int] | None = None,
+        failures: bool = True,
     ) -> None:
         self.continue_for = continue_for
         self.storage = storage
@@ -55,8 +56,12 @@ class Display(Watcher):
         self.verbose = verbose
         # Said under the study's name; None off Linux, where there is no BLAS to choose.
         self.blas = blas
-        # Called with the study's name once it exists: --jobs starts its other workers then.
+        # Called with the study's name once it exists: --jobs starts its other workers then,
+        # and says how many.
         self.on_started = on_started
+        self.workers = 1
+        # False in a worker of --jobs, whose search shows its failed trials.
+        self.failures = failures
         self.name: str | None = None
         self.started_at = time.monotonic()
         self.ends: list[float] = []
@@ -95,7 +100,11 @@ class Display(Watcher):
                 err=True,
             )
         if self.on_started is not None:
-            self.on_started(study)
+            self.workers += self.on_started(study)
+        if self.workers > 1 and (self.live or self.verbose):
+            click.echo(
+                f"Workers: {self.workers} processes on this machine (--jobs 1 for one)", err=True
+            )
         self.started_at = time.monotonic()
         if self.live:
             self._ticker = threading.Thread(target=self._tick, daemon=True)
@@ -118,7 +127,7 @@ class Display(Watcher):
         self.progress = progress
         if trial.outcome is Outcome.INTERRUPTED:
             self.interrupted = f"trial {trial.number} {trial.reason}, and recorded as interrupted"
-        elif trial.outcome is Outcome.FAILED:
+        elif trial.outcome is Outcome.FAILED and self.failures:
             self._say(f"trial {trial.number} failed: {trial.reason or 'unknown error'}")
         elif self.verbose:
             self._say(_trial_line(trial))
@@ -204,12 +213,14 @@ class Display(Watcher):
     def _left(self, elapsed: float) -> str:
         """The time left, from the median time between this run's trials: '?' until a few
         have ended, since the first ones also build kernels. A population's trials end
-        together, so the gaps are those between its ends and the last population's."""
+        together, and so do other workers' in this display, so the gaps are then averaged."""
         left = None
         if self.ran >= self.ETA_AFTER:
-            times = [self.started_at, *self.ends][-(10 * self.members + 1) :]
+            times = [self.started_at, *self.ends][-(10 * self.members * self.workers + 1) :]
             gaps = [b - a for a, b in itertools.pairwise(times)]
-            each = statistics.median(gaps) if self.members == 1 else sum(gaps) / len(gaps)
+            # Other workers' trials are seen together, when this one's end: their gaps are 0.
+            alone = self.members == 1 and self.workers == 1
+            each = statistics.median(gaps) if alone else sum(gaps) / len(gaps)
             left = each * max(self.total - self.progress.finished, 0)
         if self.timeout is not None and left is not None:
             left = min(left, max(self.timeout - elapsed, 0))
@@ -234,8 +245,12 @@ class CtrlC:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self, display: Display) -> None:
+    def __init__(self, display: Display, *, defer: bool = False) -> None:
         self.display = display
+        # A worker of --jobs, which its search stops at any moment: a signal before the search
+        # begins waits for it, since raised where it lands (a weakref callback, say) it may be
+        # printed and swallowed, and the worker would run on.
+        self.defer = defer
         self.stop = threading.Event()
         self.hurry = False
         # The first signal received, which the exit status reports as a shell would.
@@ -263,6 +278,8 @@ class CtrlC:
     @contextmanager
     def guarding(self) -> Iterator[None]:
         """Signals while inside stop the search between steps instead of raising."""
+        if self.stop.is_set():
+            raise SystemExit(self.status)
         self._guarded = True
         try:
             yield
@@ -271,6 +288,9 @@ class CtrlC:
 
     def _pressed(self, signum: int, frame: Any) -> None:
         self.signum = self.signum or signum
+        if not self._guarded and self.defer:
+            self.stop.set()
+            return
         if not self._guarded:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt

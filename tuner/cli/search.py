@@ -3,7 +3,6 @@ on Ctrl-C."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -15,7 +14,7 @@ from click.core import ParameterSource
 from tuner import blas as blas_choice
 from tuner.cli import load_registry, plugin_option, storage_option
 from tuner.cli.closing import closing, continue_command, given_options, interrupted, masked
-from tuner.cli.jobs import Helpers, job_count
+from tuner.cli.jobs import Helpers, job_count, parse_jobs
 from tuner.cli.progress import CtrlC, Display
 from tuner.errors import BadInput
 from tuner.plan import SearchConfig, parse_confirm, parse_population
@@ -57,6 +56,13 @@ def _check_population(ctx: click.Context, param: click.Parameter, value: str) ->
     except BadInput as error:
         raise click.BadParameter(str(error).removeprefix("--population "), ctx, param) from None
     return value
+
+
+def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    try:
+        return parse_jobs(value)
+    except BadInput as error:
+        raise click.BadParameter(str(error).removeprefix("--jobs "), ctx, param) from None
 
 
 def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -172,12 +178,15 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(min=0),
-    default=1,
+    metavar="[auto|N]",
+    default="auto",
     show_default=True,
-    metavar="N",
-    help="Worker processes on the study, this one included (0: one a core), at most the "
-    "cores; the others are tuner worker processes, which end with this one however it ends.",
+    envvar="TUNER_JOBS",
+    callback=_check_jobs,
+    help="Worker processes on the study, this one included, at most the cores: auto is one a "
+    "core on the CPU (as memory allows) and one on a GPU; never more than the trials left. "
+    "The others are tuner worker processes, which end with this one however it ends; 1 runs "
+    "one process, whose trials a seed replays exactly. Env: TUNER_JOBS.",
 )
 @click.option(
     "--oversubscribe",
@@ -227,7 +236,7 @@ def search_command(
     sampler: str,
     pruner: str,
     defaults: bool,
-    jobs: int,
+    jobs: int | None,
     oversubscribe: bool,
     confirm: str,
     blas: str,
@@ -265,13 +274,20 @@ def search_command(
         population=parse_population(population),
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
-    jobs = job_count(jobs, oversubscribe)
+    auto = jobs is None
+    jobs = job_count(jobs, oversubscribe, device)
     if jobs > 1:
         # Here for start-up time: tuner.db brings in SQLAlchemy.
         from tuner.db import parse_url
         from tuner.db.filesystems import refuse_shared_over_network
 
-        refuse_shared_over_network(parse_url(storage))
+        try:
+            refuse_shared_over_network(parse_url(storage))
+        except BadInput:
+            if not auto:
+                raise
+            # One process may keep its SQLite file there; auto asks for no more.
+            jobs = 1
     drive(ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=jobs)
 
 
@@ -285,10 +301,12 @@ def drive(
     quiet: bool,
     verbose: bool,
     jobs: int = 1,
+    helper: bool = False,
 ) -> None:
     """Run the search of ``config`` as ``tuner search`` and ``tuner worker`` do: its progress
     on stderr, its signals, and the leaderboard at the end; with ``jobs`` above 1, beside
-    that many less one ``tuner worker`` processes, with the confirmation runs after all."""
+    that many less one ``tuner worker`` processes, with the confirmation runs after all. A
+    ``helper`` (one of those processes) says nothing of how it ended: its search does."""
     # Here for start-up time: tuner.api brings in SQLAlchemy, and its search Optuna and MLX,
     # which `tuner search --help` and the other commands need not load.
     from tuner.api import prepare, run
@@ -307,15 +325,16 @@ def drive(
         verbose=verbose and not quiet,
         blas=blas_choice.load(blas),
         on_started=helpers.start if helpers.count else None,
+        failures=not helper,
     )
-    with CtrlC(display) as ctrl_c:
+    with CtrlC(display, defer=helper) as ctrl_c:
         try:
             plan = prepare(config, load_registry(plugins), storage)
             with ctrl_c.guarding():
                 try:
                     run(plan, storage, display, ctrl_c.stop)
                     if ctrl_c.stop.is_set():
-                        helpers.stop(ctrl_c.signum or signal.SIGINT)
+                        helpers.stop()
                     helpers.wait()
                     for failed in [] if ctrl_c.stop.is_set() else helpers.failures():
                         click.echo(failed, err=True)
@@ -325,23 +344,28 @@ def drive(
                         top, seeds = confirm
                         run_confirmations(plan, storage, display.name or "", top, seeds, display)
                 except BaseException:
-                    helpers.stop(signal.SIGTERM)
+                    helpers.stop()
                     helpers.wait()
                     raise
                 finally:
                     display.finish()
-                if ctrl_c.stop.is_set():
-                    what = display.interrupted or (
-                        "between trials, none cut short" if display.ran else "before any trial"
-                    )
-                    how = "Interrupted" if ctrl_c.name == "SIGINT" else f"Stopped by {ctrl_c.name}"
-                    click.echo(f"{how}: {what}.", err=True)
-                elif display.ran == 0:
-                    click.echo(
-                        f"Study {display.name} already holds {trials} finished trials: "
-                        "nothing to run. Ask for more with --trials.",
-                        err=True,
-                    )
+                if not helper:
+                    if ctrl_c.stop.is_set():
+                        what = display.interrupted or (
+                            "between trials, none cut short" if display.ran else "before any trial"
+                        )
+                        how = (
+                            "Interrupted"
+                            if ctrl_c.name == "SIGINT"
+                            else f"Stopped by {ctrl_c.name}"
+                        )
+                        click.echo(f"{how}: {what}.", err=True)
+                    elif display.ran == 0:
+                        click.echo(
+                            f"Study {display.name} already holds {trials} finished trials: "
+                            "nothing to run. Ask for more with --trials.",
+                            err=True,
+                        )
                 text = display.name
                 if not quiet and not ctrl_c.hurry:
                     text = closing(ctx, display.name, plan.config.metric, storage, trials)

@@ -67,7 +67,7 @@ def worker_command(
     Examples:
       tuner worker digits-brisk-otter --trials 200 --storage postgresql+psycopg://db/tuner
     """
-    watch_lifeline()
+    helper = watch_lifeline()
     # Here for start-up time: tuner.db brings in SQLAlchemy.
     from tuner.db import parse_url
     from tuner.db.filesystems import refuse_shared_over_network
@@ -90,7 +90,7 @@ def worker_command(
         population=parse_population(population),
         command=" ".join(["tuner", "worker", study, *given_options(ctx, leave_out=["study"])]),
     )
-    drive(ctx, config, plugins, storage, None, quiet=quiet, verbose=verbose)
+    drive(ctx, config, plugins, storage, None, quiet=quiet, verbose=verbose, helper=helper)
 
 
 COMMANDS = [worker_command]
