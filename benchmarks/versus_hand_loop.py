@@ -10,9 +10,12 @@ split (copied: a stratified 20 % test split taken out first, then the rest split
 50 steps, reported to Optuna for pruning. It samples sgd, adam, adamw or lion with a cosine
 decay and a log-uniform peak rate in ``1e-4..1`` (tuner's default range), and minimises the
 validation loss, as tuner does by default. ``tuner search --timeout SECONDS`` runs with its
-defaults (every optimizer and schedule, then its confirmation runs, ``--confirm 3x3``) on a new
-SQLite file. Each runs in a fresh process, one after the other; MLX's built kernels are reused
-from its disk cache, as in any run on a machine but the first.
+defaults (every optimizer and schedule, one worker process a core with ``--jobs auto``, then
+its confirmation runs, ``--confirm 3x3``) on a new SQLite file; ``--one-process`` adds a row
+for ``--jobs 1``. With several workers, a trial's time is summed over them, so the "outside
+trials" share of tuner's row can fall below zero. Each runs in a fresh process, one after the
+other; MLX's built kernels are reused from its disk cache, as in any run on a machine but the
+first.
 
 What is printed, for each:
 
@@ -559,6 +562,11 @@ def main() -> None:
         help="also run tuner search --population 1, as a third row",
     )
     parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="also run tuner search --jobs 1 (the default is one worker a core), as a row",
+    )
+    parser.add_argument(
         "--default-search",
         action="store_true",
         help=f"then time `tuner search` with its defaults against {DEFAULT_TARGET_S} s",
@@ -589,6 +597,8 @@ def main() -> None:
     rows: dict[str, list[dict[str, Any]]] = {"hand loop": [], "tuner": []}
     if args.without_populations:
         rows["tuner K=1"] = []
+    if args.one_process:
+        rows["tuner --jobs 1"] = []
     tests = []
     for seed in range(args.seeds):
         with tempfile.TemporaryDirectory(prefix="tuner-versus-") as folder:
@@ -599,6 +609,12 @@ def main() -> None:
                 os.mkdir(alone)
                 single = [*flags, "--population", "1"]
                 rows["tuner K=1"].append(tuner(args.seconds, seed, env, alone, single))
+            if args.one_process:
+                one = f"{folder}/one"
+                os.mkdir(one)
+                rows["tuner --jobs 1"].append(
+                    tuner(args.seconds, seed, env, one, [*flags, "--jobs", "1"])
+                )
             header(f"seed {seed}")
             for label, runs in rows.items():
                 show(label, runs[-1])

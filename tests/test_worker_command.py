@@ -15,7 +15,9 @@ from stored import stored_confirmations, stored_trials
 
 from tuner import open_results
 from tuner.cli import cli
+from tuner.cli.jobs import cores
 from tuner.db import parse_url
+from tuner.db.workers import WORKER_ATTR
 
 TUNER = Path(sys.executable).with_name("tuner")
 PLUGIN = Path(__file__).parent / "search_plugins" / "halving_default.py"
@@ -178,7 +180,7 @@ def tuner_connections(url):
 
 def test_jobs_beyond_the_cores_are_refused_in_one_line(tmp_path):
     db = tmp_path / "tuner.db"
-    jobs = str((os.cpu_count() or 1) + 1)
+    jobs = str(cores() + 1)
     command = [TUNER, "search", "--task", "synthetic", "--trials", "2", "--steps", "5"]
     command += ["--confirm", "0", "--jobs", jobs, "--storage", f"sqlite:///{db}"]
 
@@ -186,11 +188,67 @@ def test_jobs_beyond_the_cores_are_refused_in_one_line(tmp_path):
 
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (
-        f"Error: --jobs {jobs} is more than the {os.cpu_count()} cores here: the workers would "
+        f"Error: --jobs {jobs} is more than the {cores()} cores here: the workers would "
         "wait on each other and could make the machine unresponsive; give --oversubscribe to "
         "start them anyway\n"
     )
     assert not db.exists()
+
+
+@pytest.mark.parametrize("jobs", ["x", "-1", "2.5"])
+def test_a_jobs_that_is_no_count_is_refused_in_one_line(tmp_path, jobs):
+    db = tmp_path / "tuner.db"
+    command = [TUNER, "search", "--task", "synthetic", "--trials", "2", "--steps", "5"]
+    command += ["--confirm", "0", f"--jobs={jobs}", "--storage", f"sqlite:///{db}"]
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for '--jobs': '{jobs}': give auto or a number of processes, such "
+        "as 2"
+    )
+    assert not db.exists()
+
+
+def verbose_search(url, *more, env=None):
+    command = [TUNER, "search", "--task", "synthetic", "--study", "d", "--storage", url]
+    command += ["--confirm", "0", "--verbose", *more]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.skipif(cores() < 2, reason="one core: --jobs auto is one process")
+def test_a_default_search_runs_a_worker_a_core_and_shows_every_trial_once(sqlite_url):
+    env = {k: v for k, v in os.environ.items() if k != "TUNER_JOBS"}
+
+    done = verbose_search(sqlite_url, "--trials", "40", "--population", "1", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert f"Workers: {cores()} processes on this machine (--jobs 1 for one)" in done.stderr
+    lines = [line.split() for line in done.stderr.splitlines() if line.startswith("trial ")]
+    shown = sorted(int(words[1]) for words in lines)
+    trials = optuna.load_study(study_name="d", storage=sqlite_url).trials
+    # Every trial, whichever worker ran it, once; and not all by the search itself.
+    assert shown == [t.number for t in trials if t.state.name != "WAITING"]
+    assert len({t.system_attrs[WORKER_ATTR] for t in trials}) == cores()
+    assert len(shown) - sum(t.state.name == "FAIL" for t in trials) == 40
+
+
+@pytest.mark.parametrize("case", ["one trial left", "TUNER_JOBS=1", "--jobs 1"])
+def test_one_process_where_auto_would_start_workers_for_nothing_or_one_is_asked(sqlite_url, case):
+    env = {k: v for k, v in os.environ.items() if k != "TUNER_JOBS"}
+    more = ["--trials", "1"] if case == "one trial left" else ["--trials", "6"]
+    if case == "TUNER_JOBS=1":
+        env["TUNER_JOBS"] = "1"
+    if case == "--jobs 1":
+        more += ["--jobs", "1"]
+
+    done = verbose_search(sqlite_url, *more, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "Workers:" not in done.stderr
+    trials = optuna.load_study(study_name="d", storage=sqlite_url).trials
+    assert len({t.system_attrs[WORKER_ATTR] for t in trials}) == 1
 
 
 def workers_of(pid):

@@ -12,13 +12,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from tuner.params import Float
 from tuner.samplers import SeededPerTrial
 from tuner.space import SearchSpace
+
+if TYPE_CHECKING:
+    from tuner.db.steady_storage import SteadyStorage
 
 # Numbers (weights and biases) a population step holds, at most, on each kind of device:
 # enough members to fill it, not so many that one member's matrix products fill it alone.
@@ -79,9 +82,10 @@ def fixed_family(study: optuna.Study) -> Iterator[Callable[[Mapping[str, Any]], 
 
 
 @contextmanager
-def beating(storage: optuna.storages.BaseStorage, trials: Sequence[optuna.Trial]) -> Iterator[None]:
+def beating(storage: SteadyStorage, trials: Sequence[optuna.Trial]) -> Iterator[None]:
     """Record a heartbeat for each of ``trials`` as Optuna's ``optimize`` does for its own,
-    so that no worker takes them for a dead worker's while they train."""
+    so that no worker takes them for a dead worker's while they train: all in one
+    transaction, rather than one each."""
     interval = storage.get_heartbeat_interval() if trials else None
     if interval is None:
         yield
@@ -90,8 +94,7 @@ def beating(storage: optuna.storages.BaseStorage, trials: Sequence[optuna.Trial]
 
     def beat() -> None:
         while True:
-            for trial in trials:
-                storage.record_heartbeat(trial._trial_id)
+            storage.record_heartbeats([trial._trial_id for trial in trials])
             if done.wait(interval):
                 return
 
