@@ -20,9 +20,12 @@ Printed for each N:
 - whether the count stayed exact: finished trials == T, none running, none failed.
 
 Nothing is asserted. The server must let ``createdb`` and ``dropdb`` in without a password.
+``--checkout DIR`` runs the tuner of another checkout of the repository (a ``git worktree`` of
+an earlier commit, say) with this environment's packages (``checkout.py``), so that two
+versions are compared in one sitting.
 
     python benchmarks/coordination.py [--workers 1,2,4,8,16] [--trials 150]
-        [--host 127.0.0.1] [--port 5432] [--user postgres] [--sampler tpe]
+        [--host 127.0.0.1] [--port 5432] [--user postgres] [--sampler tpe] [--checkout DIR]
 """
 
 from __future__ import annotations
@@ -39,11 +42,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from checkout import COMMAND, checkout_env
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 TUNER = Path(sys.executable).with_name("tuner")
-PLUGIN = Path(__file__).with_name("instant_task.py")
+PLUGIN = Path(__file__).resolve().with_name("instant_task.py")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 SAMPLE_S = 0.05
 
@@ -79,7 +83,7 @@ def watch_connections(
     engine.dispose()
 
 
-def run(workers: int, trials: int, server: str, sampler: str) -> Run:
+def run(workers: int, trials: int, server: str, sampler: str, checkout: Path | None) -> Run:
     database = f"tuner_coordination_{os.getpid()}_{workers}"
     host, port, user = server.split(":")
     where = ["-h", host, "-p", port, "-U", user]
@@ -89,19 +93,24 @@ def run(workers: int, trials: int, server: str, sampler: str) -> Run:
     try:
         with tempfile.TemporaryDirectory() as folder:
             plugin = ["--plugin", str(PLUGIN), "--storage", url, "--population", "1", "--quiet"]
-            make = [TUNER, "search", "--task", "instant", "--study", "s", "--trials", "1"]
-            make += ["--sampler", sampler, "--confirm", "0", *plugin]
-            subprocess.run(make, check=True, capture_output=True)
             env = {**os.environ, "COORDINATION_TIMES": folder}
+            tuner = [TUNER]
+            if checkout:
+                env, tuner = checkout_env(checkout, env), COMMAND
+            make = [*tuner, "search", "--task", "instant", "--study", "s", "--trials", "1"]
+            make += ["--sampler", sampler, "--confirm", "0", *plugin]
+            # Run in the temporary folder: a checkout's tuner would come first on the path of
+            # python -c.
+            subprocess.run(make, check=True, capture_output=True, env=env, cwd=folder)
             stop, peak = threading.Event(), [0]
             watcher = threading.Thread(
                 target=watch_connections, args=(admin_url, database, stop, peak)
             )
             watcher.start()
             started = time.perf_counter()
-            command = [TUNER, "worker", "s", "--trials", str(trials), *plugin]
+            command = [*tuner, "worker", "s", "--trials", str(trials), *plugin]
             processes = [
-                subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+                subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, cwd=folder)
                 for _ in range(workers)
             ]
             codes = [process.wait() for process in processes]
@@ -110,7 +119,7 @@ def run(workers: int, trials: int, server: str, sampler: str) -> Run:
             watcher.join()
             if any(codes):
                 raise SystemExit(f"{workers} workers: exit statuses {codes}")
-            lines = [line.split() for file in Path(folder).iterdir() for line in file.open()]
+            lines = [line.split() for file in Path(folder).glob("*.times") for line in file.open()]
         waits = [float(wait) for wait, _hold, _let_go in lines]
         holds = [float(hold) for _wait, hold, _let_go in lines]
         taken = min(float(let_go) - float(hold) for _wait, hold, let_go in lines)
@@ -144,16 +153,18 @@ def main() -> None:
     parser.add_argument("--port", default="5432")
     parser.add_argument("--user", default="postgres")
     parser.add_argument("--sampler", default="tpe")
+    parser.add_argument("--checkout", type=Path, help="run this checkout's tuner")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     server = f"{args.host}:{args.port}:{args.user}"
     print(f"{args.trials} trials of the instant task, sampler {args.sampler}, --population 1")
+    print(f"tuner: {args.checkout or 'this checkout'}")
     print(
         "workers  starts/s  hold median  hold p99  wait median  lock use"
         "  peak connections (a worker)  exact  wall"
     )
     for workers in (int(n) for n in args.workers.split(",")):
-        result = run(workers, args.trials, server, args.sampler)
+        result = run(workers, args.trials, server, args.sampler, args.checkout)
         exact = result.finished == args.trials and result.running == result.failed == 0
         count = f"{result.finished} finished, {result.running} running, {result.failed} failed"
         print(
