@@ -17,6 +17,8 @@ Printed for each N:
   never free, the workers queue on it);
 - the PostgreSQL connections to that database, peak, from ``pg_stat_activity`` sampled every
   50 ms, and that peak a worker;
+- the transactions the server ran on that database a trial, waits for the lock among them
+  (``pg_stat_database``'s commits and rollbacks from the workers' start to their end);
 - whether the count stayed exact: finished trials == T, none running, none failed.
 
 Nothing is asserted. The server must let ``createdb`` and ``dropdb`` in without a password.
@@ -59,6 +61,7 @@ class Run:
     waits: list[float]
     lock_use: float
     peak_connections: int
+    transactions: int
     finished: int
     running: int
     failed: int
@@ -68,6 +71,15 @@ class Run:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def transactions(admin_url: str, database: str) -> int:
+    engine = create_engine(admin_url, poolclass=NullPool)
+    query = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :database"
+    with engine.connect() as connection:
+        count = connection.scalar(text(query), {"database": database})
+    engine.dispose()
+    return count
 
 
 def watch_connections(
@@ -107,6 +119,7 @@ def run(workers: int, trials: int, server: str, sampler: str, checkout: Path | N
                 target=watch_connections, args=(admin_url, database, stop, peak)
             )
             watcher.start()
+            before = transactions(admin_url, database)
             started = time.perf_counter()
             command = [*tuner, "worker", "s", "--trials", str(trials), *plugin]
             processes = [
@@ -117,6 +130,7 @@ def run(workers: int, trials: int, server: str, sampler: str, checkout: Path | N
             wall = time.perf_counter() - started
             stop.set()
             watcher.join()
+            ran = transactions(admin_url, database) - before
             if any(codes):
                 raise SystemExit(f"{workers} workers: exit statuses {codes}")
             lines = [line.split() for file in Path(folder).glob("*.times") for line in file.open()]
@@ -136,6 +150,7 @@ def run(workers: int, trials: int, server: str, sampler: str, checkout: Path | N
             waits=waits,
             lock_use=sum(holds) / (let_go - taken),
             peak_connections=peak[0],
+            transactions=ran,
             finished=sum(state in FINISHED for state in states),
             running=states.count(optuna.trial.TrialState.RUNNING),
             failed=states.count(optuna.trial.TrialState.FAIL),
@@ -161,7 +176,7 @@ def main() -> None:
     print(f"tuner: {args.checkout or 'this checkout'}")
     print(
         "workers  starts/s  hold median  hold p99  wait median  lock use"
-        "  peak connections (a worker)  exact  wall"
+        "  peak connections (a worker)  transactions a trial  exact  wall"
     )
     for workers in (int(n) for n in args.workers.split(",")):
         result = run(workers, args.trials, server, args.sampler, args.checkout)
@@ -174,6 +189,7 @@ def main() -> None:
             f"  {statistics.median(result.waits) * 1000:>8.0f} ms"
             f"  {result.lock_use:>8.2f}"
             f"  {result.peak_connections:>16} ({result.peak_connections / workers:.1f})"
+            f"  {result.transactions / args.trials:>20.0f}"
             f"  {'yes' if exact else 'NO: ' + count:>5}  {result.wall:>4.0f} s",
             flush=True,
         )
