@@ -24,8 +24,14 @@ from sqlalchemy.exc import DBAPIError
 from tuner.db.retry import connection_lost, retrying
 from tuner.db.urls import sqlite_path
 
-# How often a worker that waits for the lock looks again, and for a reason to stop waiting.
+# How often a worker that waits for the lock on SQLite looks again, and for a reason to stop
+# waiting.
 POLL_S = 0.05
+# How long a worker waits in PostgreSQL's queue for the lock before it looks for a reason to stop
+# waiting, and queues again.
+QUEUE_MS = 500
+# The SQLSTATE of a lock wait that lock_timeout ended.
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class ClaimLock:
@@ -50,8 +56,7 @@ class ClaimLock:
         while not self.held:
             if give_up():
                 return False
-            if not self._try():
-                time.sleep(POLL_S)
+            self._wait()
         return True
 
     def release(self) -> None:
@@ -70,27 +75,35 @@ class ClaimLock:
             file, self._file = self._file, None
             os.close(file)
 
-    def _try(self) -> bool:
+    def _wait(self) -> None:
+        """Take the lock, or wait a moment for it."""
         if self._engine.dialect.name == "postgresql":
-            return retrying(self._try_advisory_lock)
+            retrying(self._queue_for_advisory_lock)
+            return
         file = os.open(f"{sqlite_path(self._engine.url)}-claims", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(file)
-            return False
+            time.sleep(POLL_S)
+            return
         self._file = file
-        return True
 
-    def _try_advisory_lock(self) -> bool:
-        connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    def _queue_for_advisory_lock(self) -> None:
+        # Queued in the server, which hands the lock to the first in its queue the moment it
+        # is let go: waiters neither poll the database nor leave the lock idle between polls.
+        connection = self._engine.connect()
         try:
-            taken = connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key})
+            # SET LOCAL ends with the transaction; the session's lock outlives it.
+            with connection.begin():
+                connection.execute(text(f"SET LOCAL lock_timeout = {QUEUE_MS}"))
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
+        except DBAPIError as error:
+            connection.close()
+            if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                return
+            raise
         except BaseException:
             connection.close()
             raise
-        if taken:
-            self._connection = connection
-        else:
-            connection.close()
-        return bool(taken)
+        self._connection = connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -172,9 +172,10 @@ def engine_kwargs(url: str, *, read_only: bool = False) -> dict[str, Any]:
     return {
         **strict,
         # Every worker process holds two pools, tuner's and Optuna's, that keep one connection
-        # each (more only while Optuna's heartbeat thread overlaps a write): N workers keep 2N
-        # open, against PostgreSQL's default max_connections of 100. Beyond ~45 workers, put a
-        # pooler such as PgBouncer in front.
+        # each (more while Optuna's heartbeat thread overlaps a write, or the claim lock's
+        # session is held): N workers peak at 2.5-3N (benchmarks/coordination.py), against
+        # PostgreSQL's default max_connections of 100. Beyond ~35 workers, raise it; PgBouncer's
+        # transaction pooling would break the claim lock, a session advisory lock.
         "pool_size": 1,
         "max_overflow": 4,
         "pool_pre_ping": True,

@@ -1,0 +1,113 @@
+"""The claim lock on PostgreSQL, with real worker processes: a worker that waits for it waits
+in the server's queue for the lock, not by asking again and again, and takes it when it is let
+go. A database of its own, so that the advisory lock of its study is no other test's."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from tuner.db import ClaimLock
+from tuner.db.engine import make_engine
+
+TUNER = Path(sys.executable).with_name("tuner")
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+OPTIONS = ["--quiet", "--population", "1", "--storage"]
+
+
+@pytest.fixture
+def database():
+    """(URL of a new database, an engine on the server's, to look at its locks)."""
+    server = os.environ.get("TUNER_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("TUNER_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server")
+    name = f"tuner_claims_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False), admin
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def held(database):
+    """(URL, admin engine, the claim lock of study ``q``, held), ``q`` holding one trial: as
+    another worker holds it between its count and its new trial."""
+    url, admin = database
+    search = [TUNER, "search", "--task", "synthetic", "--steps", "1", "--study", "q"]
+    subprocess.run([*search, "--trials", "1", "--confirm", "0", *OPTIONS, url], check=True)
+    engine = make_engine(url)
+    lock = ClaimLock(engine, "q")
+    assert lock.acquire(lambda: False)
+    try:
+        yield url, admin, lock
+    finally:
+        lock.release()
+        engine.dispose()
+
+
+def test_a_worker_waits_for_the_claim_lock_in_the_servers_queue_and_takes_it_once_let_go(held):
+    url, admin, lock = held
+    worker = subprocess.Popen(
+        [TUNER, "worker", "q", "--trials", "3", *OPTIONS, url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not _queued(admin, url):
+        assert worker.poll() is None, worker.stderr.read()
+        assert time.monotonic() < deadline, "the worker never queued for the claim lock"
+        time.sleep(0.1)
+    assert len(optuna.load_study(study_name="q", storage=url).trials) == 1
+    lock.release()
+
+    _, errors = worker.communicate(timeout=60)
+    assert worker.returncode == 0, errors
+    trials = optuna.load_study(study_name="q", storage=url).trials
+    assert [t.state in FINISHED for t in trials] == [True] * 3
+
+
+def test_a_worker_queued_for_the_claim_lock_stops_at_ctrl_c_without_a_trial(held):
+    url, admin, _ = held
+    worker = subprocess.Popen(
+        [TUNER, "worker", "q", "--trials", "3", *OPTIONS, url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not _queued(admin, url):
+        assert worker.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    worker.send_signal(signal.SIGINT)
+    # Within the server's lock_timeout, when it looks whether it was stopped.
+    assert worker.wait(timeout=5) == 130
+    assert not _queued(admin, url)
+    assert len(optuna.load_study(study_name="q", storage=url).trials) == 1
+
+
+def _queued(admin, url) -> bool:
+    """Whether a session of ``url``'s database waits for an advisory lock."""
+    with admin.connect() as connection:
+        return bool(
+            connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks JOIN pg_database d ON d.oid = database "
+                    "WHERE locktype = 'advisory' AND NOT granted AND d.datname = :name"
+                ),
+                {"name": make_url(url).database},
+            )
+        )
