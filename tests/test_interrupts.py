@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from tuner.cli.jobs import cores
 from tuner.cli.progress import CtrlC, Display
 from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins
@@ -143,7 +144,8 @@ def test_sigterm_and_sighup_stop_a_search_as_ctrl_c_does(tmp_path, signum, statu
     assert out.splitlines()[0].startswith("Top ")
     assert running(url, "s") == []
     with open_results(url) as results:
-        assert len(results.trials("s", state="interrupted")) == 1
+        # The trial in flight in each worker (--jobs auto).
+        assert 1 <= len(results.trials("s", state="interrupted")) <= cores()
 
 
 def test_a_second_ctrl_c_skips_the_leaderboard_and_is_never_swallowed(tmp_path):

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from tuner import open_results
 from tuner.cli import cli
+from tuner.cli.jobs import cores
 
 PLUGINS = Path(__file__).parent / "search_plugins"
 TUNER = Path(sys.executable).with_name("tuner")
@@ -392,11 +393,13 @@ def test_piped_it_prints_a_line_a_trial_only_when_verbose(storage):
     lines = verbose.stderr.splitlines()
     assert lines[0].startswith("Study piped (continued) in sqlite:///")
     # On Linux the BLAS that MLX calls comes next (see test_blas.py).
-    trials = [line for line in lines[1:] if not line.startswith("BLAS: ")]
+    # And how many workers train, with --jobs auto on more than one core.
+    trials = [line for line in lines[1:] if not line.startswith(("BLAS: ", "Workers: "))]
     # Then a line for each confirmation run that the first search had not run.
     confirmations = [line for line in trials if " confirmed, seed " in line]
     trials = [line for line in trials if line not in confirmations]
-    assert [line.split()[:2] for line in trials] == [["trial", str(n)] for n in (3, 4, 5)]
+    # Each worker's trials, in the order they ended.
+    assert sorted(line.split()[:2] for line in trials) == [["trial", str(n)] for n in (3, 4, 5)]
     assert trials[-1] == verbose.stderr.splitlines()[-len(confirmations) - 1]
 
 
@@ -417,11 +420,14 @@ def test_timeout_stops_the_trial_in_flight_at_its_next_step(storage):
 
     assert result.exit_code == 0, result.output
     with open_results(storage) as results:
-        (trial,) = results.trials("late")
+        trials = results.trials("late")
         counts = results.study("late").counts
-    assert trial.outcome == "interrupted" and 0 < trial.steps < 50000
-    assert trial.reason == f"stopped by --timeout at step {trial.steps}"
-    assert (counts.complete, counts.failed, counts.interrupted) == (0, 0, 1)
+    # The trial in flight in each worker (--jobs auto).
+    assert 1 <= len(trials) <= cores()
+    for trial in trials:
+        assert trial.outcome == "interrupted" and 0 < trial.steps < 50000
+        assert trial.reason == f"stopped by --timeout at step {trial.steps}"
+    assert (counts.complete, counts.failed, counts.interrupted) == (0, 0, len(trials))
     assert result.stdout.splitlines()[-1].endswith("--confirm 1x2")
 
 
@@ -439,7 +445,9 @@ def test_the_command_that_continues_a_study_leaves_out_what_the_study_keeps(stor
 
 
 def test_a_trial_stopped_before_its_end_is_tried_again_when_the_study_goes_on(storage):
+    # One process: one trial stopped, then tried again.
     long = ["--study", "again", "--steps", "8000", "--eval-every", "4000", "--confirm", "0"]
+    long += ["--jobs", "1"]
     assert search(storage, *long, "--timeout", "0.5", "--no-defaults").exit_code == 0
 
     result = search(storage, *long, "--trials", "1")

@@ -1,6 +1,7 @@
 """`tuner worker`: a process that joins a study with the settings it was made with."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -249,6 +250,33 @@ def test_one_process_where_auto_would_start_workers_for_nothing_or_one_is_asked(
     assert "Workers:" not in done.stderr
     trials = optuna.load_study(study_name="d", storage=sqlite_url).trials
     assert len({t.system_attrs[WORKER_ATTR] for t in trials}) == 1
+
+
+WORKERLESS = """
+import sys
+
+if sys.argv[1:2] == ["worker"]:
+    raise RuntimeError("this plugin refuses to load in a worker")
+"""
+
+
+@pytest.mark.skipif(cores() < 2, reason="one core: --jobs auto is one process")
+def test_a_worker_of_jobs_that_fails_alone_is_said_once_by_the_search(sqlite_url, tmp_path):
+    plugin = tmp_path / "workerless.py"
+    plugin.write_text(WORKERLESS)
+    env = {k: v for k, v in os.environ.items() if k != "TUNER_JOBS"}
+
+    done = verbose_search(sqlite_url, "--trials", "12", "--plugin", plugin, env=env)
+
+    assert done.returncode == 0, done.stderr
+    failed = [line for line in done.stderr.splitlines() if "this plugin refuses" in line]
+    assert len(failed) == 1
+    assert re.fullmatch(
+        r"A worker of --jobs \(process \d+\) failed with exit status 2: .*this plugin refuses "
+        r"to load in a worker.*",
+        failed[0],
+    )
+    assert len(stored_trials(sqlite_url, "d")) == 12
 
 
 def workers_of(pid):

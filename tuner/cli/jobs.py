@@ -16,9 +16,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from tuner.errors import BadInput
 
@@ -38,13 +40,9 @@ def parse_jobs(value: str) -> int | None:
     """``--jobs``: a count of worker processes, or None for auto (also written 0)."""
     if value.strip().lower() == "auto":
         return None
-    try:
-        count = int(value)
-    except ValueError:
-        raise BadInput(f"--jobs '{value}': give auto or a number of processes, such as 2") from None
-    if count < 0:
-        raise BadInput(f"--jobs {count}: give auto or a number of processes, such as 2")
-    return count or None
+    if not value.strip().isdigit():
+        raise BadInput(f"--jobs '{value}': give auto or a number of processes, such as 2")
+    return int(value) or None
 
 
 def cores() -> int:
@@ -135,6 +133,8 @@ class Helpers:
         self.plugins = plugins
         self.population = population
         self.processes: list[subprocess.Popen[bytes]] = []
+        # What each printed on stderr: said by the search only for one that failed alone.
+        self._errors: list[IO[bytes]] = []
         self._lifeline: int | None = None
 
     def start(self, study: str) -> int:
@@ -156,18 +156,22 @@ class Helpers:
             command += ["--plugin", plugin]
         watched, self._lifeline = os.pipe()
         env = {**os.environ, STORAGE_ENV: self.storage, LIFELINE_ENV: str(watched)}
-        # Their errors reach the terminal as they happen; their output is the study's name.
+        # The terminal shows one process's lines, the search's: their output is the study's
+        # name, and their errors (a full disk, a deleted study) are mostly the search's own.
         # Each in a session of its own, so that Ctrl-C reaches the search alone, which stops
-        # them as it stops, and the terminal shows one process's lines.
+        # them as it stops.
+        # Open while the search runs, read once they end; nameless on disk, gone with it.
+        self._errors = [tempfile.TemporaryFile() for _ in range(count)]  # noqa: SIM115
         self.processes = [
             subprocess.Popen(
                 command,
                 stdout=subprocess.DEVNULL,
+                stderr=errors,
                 env=env,
                 pass_fds=(watched,),
                 start_new_session=True,
             )
-            for _ in range(count)
+            for errors in self._errors
         ]
         os.close(watched)
         return count
@@ -184,7 +188,7 @@ class Helpers:
         """Once they have finished, a line for each that failed, saying what ended it: a
         worker killed by a signal printed nothing of its own."""
         lines = []
-        for process in self.processes:
+        for process, errors in zip(self.processes, self._errors, strict=True):
             code = process.returncode
             if code is not None and code < 0:
                 lines.append(
@@ -193,9 +197,12 @@ class Helpers:
                     "again as a dead worker's."
                 )
             elif code:
+                errors.seek(0)
+                said = errors.read().decode(errors="replace").strip().splitlines()
+                last = said[-1].removeprefix("Error: ") if said else "it said nothing"
                 lines.append(
                     f"A worker of --jobs (process {process.pid}) failed with exit status "
-                    f"{code}: its error is above."
+                    f"{code}: {last}"
                 )
         return lines
 
