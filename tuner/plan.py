@@ -19,6 +19,9 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("quartile", "median", "hyperband", "sha", "none")
 # Optuna's samplers seed numpy's RandomState, which takes no seed outside 0..2**32 - 1.
 MAX_SEED = 2**32 - 1
+# The Optuna study attribute that holds the --trials of the search that last ran on it: what a
+# tuner worker without --trials works to.
+COUNT_ATTR = "tuner.trials"
 # Optuna's limit on a study's name, and the width of tuner's column for it.
 MAX_STUDY_NAME = 512
 # A trial keeps the loss, learning rate and time of every step in memory (about 100 bytes a
@@ -57,6 +60,9 @@ class SearchConfig:
     confirm: tuple[int, int] = (3, 3)
     # Trials of one graph trained together; None picks a size for the task and the device.
     population: int | None = None
+    # Whether ``trials`` becomes the study's count, which a tuner worker without --trials
+    # works to: a search's does; a worker's own --trials is its own.
+    sets_count: bool = True
 
 
 @dataclass(frozen=True)
