@@ -97,6 +97,22 @@ def test_an_unknown_name_after_an_import_failure_fails_with_that_failure():
     assert "plugin 'import_error': ModuleNotFoundError" in str(raised.value)
 
 
+def test_a_typo_is_exit_2_whatever_another_plugin_had_refused(tmp_path, monkeypatch):
+    # An installed plugin that registers a name tuner has since made a built-in of.
+    monkeypatch.setenv("TUNER_PLUGINS", str(BROKEN / "builtin_clash.py"))
+    db = tmp_path / "tuner.db"
+
+    result = CliRunner().invoke(
+        cli, ["search", "--optimizers", "adamz", "--storage", f"sqlite:///{db}"]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Error: unknown optimizer 'adamz'; did you mean 'adam'?"
+    )
+    assert not db.exists()
+
+
 def test_an_unknown_name_suggests_the_nearest():
     with pytest.raises(BadInput, match="unknown schedule 'cosin'; did you mean 'cosine'"):
         load_plugins().get("schedule", "cosin")

@@ -58,6 +58,8 @@ class PluginError:
 
     plugin: str
     message: str
+    # Whether it is one spec refused, not the plugin failing: it cannot have hidden another name.
+    refusal: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return f"plugin '{self.plugin}': {self.message}"
@@ -86,8 +88,7 @@ class Registry:
         if (kind, name) in self.refused:
             raise TunerError(str(self.refused[(kind, name)]))
         message = f"unknown {kind} '{name}'{did_you_mean(name, specs)}"
-        refusals = list(self.refused.values())
-        broken = [e for e in self.errors if e not in refusals]
+        broken = [e for e in self.errors if not e.refusal]
         if broken:
             raise TunerError(f"{message} ({'; '.join(map(str, broken))})")
         raise BadInput(message)
@@ -239,7 +240,7 @@ def _registrar(registry: Registry, kind: str, info: PluginInfo) -> Callable[[Any
         try:
             _validate(registry, kind, spec)
         except ValueError as reason:
-            error = PluginError(info.name, f"{kind} '{name}' refused: {reason}")
+            error = PluginError(info.name, f"{kind} '{name}' refused: {reason}", refusal=True)
             registry.errors.append(error)
             if isinstance(name, str) and (kind, name) not in registry.owners:
                 registry.refused[(kind, name)] = error
