@@ -19,7 +19,7 @@ from tuner.errors import BadInput
 from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
 from tuner.plan import Plan, SearchConfig, parse_confirm, parse_population, plan_search
-from tuner.plugins import Registry, load_plugins
+from tuner.plugins import Registry, load_plugins, refuse_failed
 from tuner.query import open_results
 from tuner.specs import Metric, Task, TaskSpec
 from tuner.watcher import Watcher
@@ -124,6 +124,7 @@ def search(
         command=f"tuner.search(task={task!r}, trials={trials}, seed={seed})",
     )
     registry = load_plugins(extra)
+    refuse_failed(registry, plugins)
     for error in registry.errors:
         warnings.warn(str(error), stacklevel=2)
     stop = threading.Event()

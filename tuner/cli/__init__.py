@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from tuner.errors import TunerError
-from tuner.plugins import Registry, load_plugins
+from tuner.plugins import Registry, load_plugins, refuse_failed
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 # As a shell reports a process that SIGPIPE ended (128 + 13), `git log | head` for one.
@@ -100,8 +100,8 @@ def _plugins_found(
     ctx: click.Context, param: click.Parameter, values: Sequence[str]
 ) -> Sequence[str]:
     # A plugin typed for this command that is not there is a typo: refused before anything is
-    # opened or written. One that is there but fails to load is only warned about, as are those
-    # of TUNER_PLUGINS, which is standing configuration.
+    # opened or written. One that is there but fails to load is refused once loaded (see
+    # load_registry); those of TUNER_PLUGINS, which is standing configuration, are warnings.
     for value in values:
         if value.endswith(".py"):
             if not Path(value).is_file():
@@ -140,8 +140,10 @@ def format_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[...,
 
 
 def load_registry(plugins: Sequence[str]) -> Registry:
-    """Load every plugin, warning on stderr about each one that failed."""
+    """Load every plugin, refusing one of ``plugins`` that failed to load (BadInput), and
+    warning on stderr about each other one that failed."""
     registry = load_plugins(plugins)
+    refuse_failed(registry, plugins)
     for error in registry.errors:
         click.echo(f"Warning: {error}", err=True)
     return registry
