@@ -165,7 +165,7 @@ def test_a_second_ctrl_c_skips_the_leaderboard_and_is_never_swallowed(tmp_path):
 
 
 def test_inside_a_search_a_press_stops_it_and_a_second_hurries_it():
-    display = Display(lambda study, trials: "", "x.db", 1, None, live=False, verbose=False)
+    display = Display(lambda study: "", "x.db", 1, None, live=False, verbose=False)
     ctrl_c = CtrlC(display)
     # Python's own handler, or SIG_IGN where a shell started the tests in the background.
     before = signal.getsignal(signal.SIGINT)

@@ -275,6 +275,20 @@ def test_the_continue_command_it_prints_continues_the_study(storage):
     assert len(finished(storage, "c")) == 4
 
 
+def test_the_continue_command_adds_to_the_trials_the_study_holds(storage):
+    assert search(storage, "--trials", "5", "--study", "held").exit_code == 0
+
+    asked_fewer = search(storage, "--trials", "3", "--study", "held")
+
+    assert asked_fewer.exit_code == 0, asked_fewer.output
+    assert "Study held already holds 5 finished trials: nothing to run." in asked_fewer.stderr
+    go_on = asked_fewer.stdout.splitlines()[-1].removeprefix("Continue it: ")
+    assert shlex.split(go_on)[1:6] == ["search", "--study", "held", "--trials", "8"]
+    again = CliRunner().invoke(cli, shlex.split(go_on)[1:])
+    assert again.exit_code == 0, again.output
+    assert len(finished(storage, "held")) == 8
+
+
 def test_the_recorded_command_is_the_one_typed_whatever_sys_argv_holds(storage, monkeypatch):
     # A bare `pytest` leaves sys.argv[1:] empty; a command line must not depend on it.
     monkeypatch.setattr(sys, "argv", ["pytest"])
@@ -371,7 +385,7 @@ def test_a_second_study_with_the_same_seed_and_settings_says_it_repeats_the_firs
     first = search(storage, "--trials", "2")
     name = first.stdout.strip().splitlines()[-1].split()[5]
 
-    second = search(storage, "--trials", "2")
+    second = search(storage, "--trials", "3")
     other_seed = search(storage, "--trials", "2", "--seed", "1")
 
     assert first.stderr == ""
@@ -379,7 +393,7 @@ def test_a_second_study_with_the_same_seed_and_settings_says_it_repeats_the_firs
     assert second.stderr.startswith(
         f"Note: study {name} has this seed and these settings: this study will repeat its "
         f"trials.\n      Give another --seed for new trials, or add trials to {name}:\n"
-        f"      tuner search --study {name} --trials 4 "
+        f"      tuner search --study {name} --trials 5 "
     )
     assert other_seed.stderr == ""
 

@@ -31,8 +31,7 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
         confirmation = results.confirmation(name)
         if confirmation.configs:
             board += f"\n\n{confirmation_table(confirmation)}"
-        # A study cut short by Ctrl-C or --timeout continues to the count it was given.
-        more = trials * 2 if results.study(name).counts.finished >= trials else trials
+        more = next_count(results.study(name).counts.finished, trials)
     given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE
     where = f" --storage {shlex.quote(masked(storage))}" if given else ""
     quoted = shlex.quote(name)
@@ -45,6 +44,24 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
         f"Look closer: {indent.join(look)}\n"
         f"Continue it: {continue_command(ctx, name, more)}"
     )
+
+
+def next_count(finished: int, asked: int) -> int:
+    """The --trials that continues a study holding ``finished`` trials after a search asked
+    for ``asked``: that count when it was cut short (Ctrl-C, --timeout), or else as many
+    trials again, added to those it holds."""
+    return asked if finished < asked else finished + asked
+
+
+def finished_trials(storage: str, name: str) -> int:
+    """The trials of study ``name`` that --trials counts, as the study holds them now."""
+    with open_results(storage) as results:
+        return results.study(name).counts.finished
+
+
+def continue_adding(ctx: click.Context, storage: str, name: str, asked: int) -> str:
+    """The command that continues study ``name`` with as many trials again as were asked."""
+    return continue_command(ctx, name, finished_trials(storage, name) + asked)
 
 
 def interrupted(ctx: click.Context, name: str | None, trials: int) -> str:

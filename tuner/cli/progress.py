@@ -37,7 +37,7 @@ class Display(Watcher):
 
     def __init__(
         self,
-        continue_for: Callable[[str, int], str],
+        continue_for: Callable[[str], str],
         storage: str,
         total: int,
         timeout: float | None,
@@ -91,7 +91,7 @@ class Display(Watcher):
                 f"Note: study {twins[0]} has this seed and these settings: this study will "
                 "repeat its trials.\n"
                 f"      Give another --seed for new trials, or add trials to {twins[0]}:\n"
-                f"      {self.continue_for(twins[0], self.total * 2)}",
+                f"      {self.continue_for(twins[0])}",
                 err=True,
             )
         if self.on_started is not None:

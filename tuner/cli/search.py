@@ -14,7 +14,14 @@ from click.core import ParameterSource
 
 from tuner import blas as blas_choice
 from tuner.cli import load_registry, plugin_option, storage_option
-from tuner.cli.closing import closing, continue_command, given_options, interrupted, masked
+from tuner.cli.closing import (
+    closing,
+    continue_adding,
+    finished_trials,
+    given_options,
+    interrupted,
+    masked,
+)
 from tuner.cli.jobs import Helpers, job_count
 from tuner.cli.progress import CtrlC, Display
 from tuner.errors import BadInput
@@ -299,7 +306,7 @@ def drive(
     if helpers.count:
         config = replace(config, confirm=(0, 0))
     display = Display(
-        lambda study, more: continue_command(ctx, study, more),
+        lambda study: continue_adding(ctx, storage, study, trials),
         masked(storage),
         trials,
         config.timeout,
@@ -338,7 +345,8 @@ def drive(
                     click.echo(f"{how}: {what}.", err=True)
                 elif display.ran == 0:
                     click.echo(
-                        f"Study {display.name} already holds {trials} finished trials: "
+                        f"Study {display.name} already holds "
+                        f"{finished_trials(storage, display.name or '')} finished trials: "
                         "nothing to run. Ask for more with --trials.",
                         err=True,
                     )
