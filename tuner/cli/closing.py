@@ -98,7 +98,9 @@ STUDY_KEEPS += ("optimizers", "schedules", "space")
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     """The ``tuner search`` (or ``tuner worker``) that continues this study: the options
     given, with its name and a new --trials, each word quoted for a shell to paste into."""
-    given = given_options(ctx, leave_out=("study", "trials", "quiet", "verbose", *STUDY_KEEPS))
+    given = given_options(
+        ctx, leave_out=("study", "new", "trials", "quiet", "verbose", *STUDY_KEEPS)
+    )
     quoted = shlex.quote(study)
     named = [quoted] if ctx.command.name == "worker" else ["--study", quoted]
     return " ".join(["tuner", str(ctx.command.name), *named, "--trials", str(trials), *given])

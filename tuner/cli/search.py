@@ -24,6 +24,7 @@ from tuner.cli.closing import (
 )
 from tuner.cli.jobs import Helpers, job_count
 from tuner.cli.progress import CtrlC, Display
+from tuner.cli.typos import check_study_name
 from tuner.errors import BadInput
 from tuner.plan import SearchConfig, parse_confirm, parse_population
 
@@ -127,6 +128,12 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     metavar="NAME",
     help="Study to create or continue [a new readable name].",
 )
+@click.option(
+    "--new",
+    is_flag=True,
+    help="--study names a new study, even one a typo away from a study that exists: without "
+    "it, such a name is asked about on a terminal and refused elsewhere.",
+)
 @storage_option
 @click.option(
     "--seed",
@@ -224,6 +231,7 @@ def search_command(
     batch_size: int | None,
     eval_every: int | None,
     study: str | None,
+    new: bool,
     storage: str,
     seed: int | None,
     device: str | None,
@@ -272,6 +280,8 @@ def search_command(
         population=parse_population(population),
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
+    if study is not None:
+        check_study_name(storage, study, new)
     jobs = job_count(jobs, oversubscribe)
     if jobs > 1:
         # Here for start-up time: tuner.db brings in SQLAlchemy.
