@@ -40,6 +40,8 @@ def start(url, *args, study="s"):
     whole group, the compiler MLX runs included."""
     return subprocess.Popen(
         [TUNER, "search", "--storage", url, *SLOW, "--study", study, "--verbose", *args],
+        # On PATH, so that the commands it prints begin with tuner, not the path to it.
+        env={**os.environ, "PATH": f"{TUNER.parent}{os.pathsep}{os.environ['PATH']}"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
+from tuner.cli import program
 from tuner.cli.trials import confirmation_table, trial_table
 from tuner.query import open_results
 from tuner.results import Outcome
@@ -35,9 +36,10 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
     given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE
     where = f" --storage {shlex.quote(masked(storage))}" if given else ""
     quoted = shlex.quote(name)
-    look = [f"tuner best {quoted}{where}", f"tuner compare {quoted}{where}"]
+    tuner = program()
+    look = [f"{tuner} best {quoted}{where}", f"{tuner} compare {quoted}{where}"]
     if top:
-        look.insert(1, f"tuner show {quoted} {top[0].number}{where}")
+        look.insert(1, f"{tuner} show {quoted} {top[0].number}{where}")
     indent = "\n" + " " * len("Look closer: ")
     return (
         f"{board}\n\nStudy {name} in {masked(storage)}.\n"
@@ -103,7 +105,7 @@ def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     )
     quoted = shlex.quote(study)
     named = [quoted] if ctx.command.name == "worker" else ["--study", quoted]
-    return " ".join(["tuner", str(ctx.command.name), *named, "--trials", str(trials), *given])
+    return " ".join([program(), str(ctx.command.name), *named, "--trials", str(trials), *given])
 
 
 def masked(url: str) -> str:
