@@ -118,6 +118,10 @@ def test_ctrl_c_records_every_member_of_the_population_in_flight_and_retries_the
         "interrupted before its first step"
     }
     assert len({t.population for t in stopped}) == 1
+    # The line that says what was cut short names every member, not one of them.
+    assert numbers == list(range(numbers[0], numbers[0] + 4))
+    (said,) = [line for line in err.splitlines() if line.startswith("Interrupted: ")]
+    assert said.startswith(f"Interrupted: trials {numbers[0]}-{numbers[-1]} "), said
     queued = [
         t
         for t in optuna.load_study(study_name="s", storage=url).trials
