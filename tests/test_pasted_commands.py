@@ -44,7 +44,7 @@ def test_the_printed_commands_run_on_the_study_and_nothing_else(tmp_path, name):
     continued = pasted(go_on, tmp_path)
 
     assert continued.returncode == 0, (go_on, continued.stderr)
-    assert "Top 4 of 4 complete trials" in continued.stdout
+    assert "Top 4 of 4 finished trials" in continued.stdout
     assert sorted(os.listdir(tmp_path)) == ["tuner.db", "tuner.db-claims"]
 
 

@@ -275,6 +275,18 @@ def test_the_continue_command_it_prints_continues_the_study(storage):
     assert len(finished(storage, "c")) == 4
 
 
+def test_the_leaderboard_and_tuner_best_agree_on_the_trials_they_count(storage):
+    searched = search(storage, "--trials", "8", "--study", "agree", "--timeout", "120")
+    best = CliRunner().invoke(cli, ["best", "agree", "--storage", storage])
+
+    assert best.exit_code == 0, best.output
+    board = searched.stdout.split("\n\n")[0]
+    assert board == best.stdout.split("\n\n")[0].rstrip("\n")
+    assert board.startswith("Top 5 of 8 finished trials by val_loss, lowest first")
+    # As typed, not as click hands the number back (120.0).
+    assert " --timeout 120 " in searched.stdout.splitlines()[-1]
+
+
 def test_the_continue_command_adds_to_the_trials_the_study_holds(storage):
     assert search(storage, "--trials", "5", "--study", "held").exit_code == 0
 

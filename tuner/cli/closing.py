@@ -12,7 +12,8 @@ import click
 from click.core import ParameterSource
 
 from tuner.cli import program
-from tuner.cli.trials import confirmation_table, trial_table
+from tuner.cli.output import WIDTH, wrap
+from tuner.cli.trials import best_title, confirmation_table, trial_table
 from tuner.query import open_results
 from tuner.results import Outcome
 
@@ -24,10 +25,10 @@ LEADERBOARD_SIZE = 5
 
 
 def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: int) -> str:
-    """The leaderboard of the top complete trials, and the commands that look closer at the
+    """The leaderboard of the top trials, and the commands that look closer at the
     study and continue it, each of which can be copied alone."""
     with open_results(storage) as results:
-        top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome is Outcome.COMPLETE]
+        top = results.best(name, LEADERBOARD_SIZE)
         board = leaderboard(name, metric, top, results)
         confirmation = results.confirmation(name)
         if confirmation.configs:
@@ -87,9 +88,16 @@ def given_options(ctx: click.Context, leave_out: Sequence[str] = ()) -> list[str
             words += [param.opts[-1]] if value else []
             continue
         for one in value if param.multiple else [value]:
-            text = masked(one) if param.name == "storage" else str(one)
+            text = masked(one) if param.name == "storage" else _as_typed(one)
             words += [param.opts[-1], shlex.quote(text)]
     return words
+
+
+def _as_typed(value: object) -> str:
+    # click hands --timeout 120 back as 120.0, which no one typed.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 # What a resumed study takes from its record: the command that continues it need not say.
@@ -116,10 +124,12 @@ def masked(url: str) -> str:
 
 
 def leaderboard(name: str, metric: str, top: Sequence[TrialSummary], results: Results) -> str:
-    """The best complete trials as a table, best first, with the task's other metrics."""
-    if not top:
+    """The best finished trials as a table, best first, with the task's other metrics, as
+    ``tuner best`` shows them; a line that says so when none is complete."""
+    if not any(t.outcome is Outcome.COMPLETE for t in top):
         counts = Counter(t.outcome for t in results.trials(name))
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         return f"No complete trial yet in study {name} ({summary or 'no trials'})."
-    complete = results.study(name).counts.complete
-    return f"Top {len(top)} of {complete} complete trials by {metric}\n{trial_table(top, metric)}"
+    summary = results.study(name)
+    title = best_title(len(top), summary.counts.finished, metric, summary.direction)
+    return f"{wrap(title, WIDTH)}\n{trial_table(top, metric)}"
