@@ -270,10 +270,12 @@ class StudyResults:
         with open_results(self.storage) as results:
             return results.to_dataframe(self.name)
 
-    def export(self, trial: int | None = None) -> dict[str, Any]:
+    def export(self, trial: int | None = None, steps: int | None = None) -> dict[str, Any]:
         """The JSON config of a trial (by default the confirmed winner, or else the best
-        complete one), as ``tuner export --format json`` prints it."""
-        return export_trial(self.storage, self.name, trial, load_plugins(self.plugins)).config
+        complete one), as ``tuner export --format json`` prints it: its schedule over
+        ``steps`` (the trial's own by default), its warmup the same fraction of them."""
+        registry = load_plugins(self.plugins)
+        return export_trial(self.storage, self.name, trial, registry, steps).config
 
     def optimizer(self, trial: int | None = None, steps: int | None = None) -> Any:
         """The ``mlx.optimizers`` optimizer of a trial, built as the trial built it."""
