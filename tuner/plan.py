@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,7 +45,7 @@ class SearchConfig:
     batch_size: int | None = None
     eval_every: int | None = None
     study: str | None = None
-    # None: a resumed study's own seed, or 0 for a new one.
+    # None: a resumed study's own seed, or a random one for a new study.
     seed: int | None = None
     device: str | None = None
     optimizers: Sequence[str] | None = None
@@ -194,7 +195,7 @@ def plan_search(
         "sampler": config.sampler,
         "pruner": config.pruner,
     }
-    config = replace(config, metric=metric, seed=0 if seed is None else seed)
+    config = replace(config, metric=metric, seed=random_seed() if seed is None else seed)
     starts = starting_points(space, registry) if config.defaults and not stored else []
     return Plan(
         config,
@@ -209,6 +210,13 @@ def plan_search(
         starts,
         parameters,
     )
+
+
+def random_seed() -> int:
+    """A new study's seed when none is given: drawn, so that running the same command again
+    searches anew rather than repeating the trials of the last study; stored and printed, so
+    that the study can still be replayed."""
+    return secrets.randbelow(MAX_SEED + 1)
 
 
 def _check_sizes(

@@ -34,6 +34,7 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
         if confirmation.configs:
             board += f"\n\n{confirmation_table(confirmation)}"
         more = next_count(results.study(name).counts.finished, trials)
+        seed = results.provenance(name).seed
     given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE
     where = f" --storage {shlex.quote(masked(storage))}" if given else ""
     quoted = shlex.quote(name)
@@ -43,7 +44,7 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
         look.insert(1, f"{tuner} show {quoted} {top[0].number}{where}")
     indent = "\n" + " " * len("Look closer: ")
     return (
-        f"{board}\n\nStudy {name} in {masked(storage)}.\n"
+        f"{board}\n\nStudy {name} in {masked(storage)}, seed {seed}.\n"
         f"Look closer: {indent.join(look)}\n"
         f"Continue it: {continue_command(ctx, name, more)}"
     )

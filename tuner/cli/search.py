@@ -139,7 +139,7 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--seed",
     type=int,
     help="Seeds the sampler and every trial: the same seed draws the same trials "
-    "[0; a resumed study's own].",
+    "[a new study's is drawn at random, stored and printed; a resumed study keeps its own].",
 )
 @click.option(
     "--device",
