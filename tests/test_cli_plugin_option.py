@@ -1,5 +1,6 @@
 """`--plugin` on the command line: a file or module that cannot be found is a usage error before
-anything is opened or written; one that is found but fails to load stays a warning."""
+anything is opened or written; one that is found but fails to load is a usage error too, once
+loaded, but for `tuner plugins`, which shows it; those of TUNER_PLUGINS stay warnings."""
 
 import json
 import subprocess
@@ -13,6 +14,8 @@ from tuner.cli import cli
 
 TUNER = Path(sys.executable).with_name("tuner")
 GOOD = str(Path(__file__).parent / "broken_plugins" / "good.py")
+SYNTAX_ERROR = str(Path(__file__).parent / "broken_plugins" / "syntax_error.py")
+TINY = ["--task", "synthetic", "--trials", "1", "--steps", "5", "--confirm", "0"]
 
 
 def tuner(*args):
@@ -120,3 +123,45 @@ def test_tuner_plugins_env_naming_a_missing_file_stays_a_warning(monkeypatch):
     assert json.loads(result.stdout)["errors"] == [
         {"plugin": "nope", "message": "FileNotFoundError: no such file: ./nope.py"}
     ]
+
+
+def test_search_refuses_a_plugin_that_fails_to_load_and_writes_nothing(tmp_path):
+    database = tmp_path / "t.db"
+
+    result = subprocess.run(
+        [TUNER, "search", *TINY, "--plugin", SYNTAX_ERROR, "--storage", f"sqlite:///{database}"],
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"Error: --plugin {SYNTAX_ERROR} failed to load: syntax error in syntax_error.py, line 1\n"
+    )
+    assert result.stdout == ""
+    assert not database.exists()
+
+
+def test_tuner_plugins_env_failing_to_load_stays_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNER_PLUGINS", SYNTAX_ERROR)
+
+    result = tuner("search", *TINY, "--storage", f"sqlite:///{tmp_path / 't.db'}")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        "Warning: plugin 'syntax_error': syntax error in syntax_error.py, line 1"
+    )
+
+
+def test_a_plugin_loaded_twice_under_one_name_is_one_line(tmp_path, monkeypatch):
+    # As when a plugin file is installed as a package of the same name, and still named.
+    monkeypatch.setenv("TUNER_PLUGINS", GOOD)
+
+    result = tuner("search", *TINY, "--plugin", GOOD, "--storage", f"sqlite:///{tmp_path / 't.db'}")
+
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result.stderr) == (
+        f"Error: --plugin {GOOD} failed to load: a plugin of that name is loaded already, "
+        f"from {GOOD}: load it once\n"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -461,6 +461,8 @@ def test_a_driver_message_that_echoes_the_password_is_scrubbed():
     [
         ("mysql://root:s3cret@localhost/tuner", "unsupported storage URL scheme 'mysql'"),
         ("tuner.db", "not a storage URL: 'tuner.db'; "),
+        ("sqlite:/tuner.db", "for the file tuner.db here, sqlite:///tuner.db; for /tuner.db, "),
+        ("sqlite:tuner.db", "sqlite:///tuner.db"),
         ("sqlite://", "in-memory database"),
         ("sqlite:///:memory:", "in-memory database"),
         ("postgresql+psycopg2://u:s3cret@h/db", "through psycopg 3, not postgresql+psycopg2"),
@@ -477,6 +479,24 @@ def test_a_bad_storage_url_is_bad_input_and_writes_nothing(tmp_path, url, messag
         assert "s3cret" not in str(error.value)
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_short_sqlite_url_is_never_suggested_inside_another():
+    with pytest.raises(BadInput) as error:
+        db.parse_url("sqlite:/tuner.db")
+
+    assert "sqlite:///sqlite:" not in str(error.value)
+
+
+def test_a_postgres_url_is_a_postgresql_one(postgres_url):
+    url = postgres_url.replace("postgresql+psycopg://", "postgres://", 1)
+    assert url.startswith("postgres://")
+
+    open_store(url).close()
+    optuna.create_study(storage=optuna_storage(url), study_name="via-postgres")
+
+    assert db.parse_url(url).drivername == "postgresql+psycopg"
+    assert optuna.get_all_study_names(optuna_storage(postgres_url)) == ["via-postgres"]
 
 
 def test_a_file_that_is_not_a_database_is_bad_input_and_left_alone(tmp_path):

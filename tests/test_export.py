@@ -23,6 +23,7 @@ from mlx.utils import tree_flatten, tree_map
 from stored import stored_studies
 
 from tuner import open_results
+from tuner.api import StudyResults
 from tuner.cli import cli
 from tuner.db import open_store
 from tuner.errors import BadInput
@@ -103,6 +104,8 @@ def studies(tmp_path_factory):
         search(
             storage,
             f"{optimizer}-{schedule}",
+            # New, though adam-linear is a typo away from adamw-linear.
+            "--new",
             *(
                 "--optimizers",
                 optimizer,
@@ -250,6 +253,7 @@ def test_the_json_config_names_what_built_the_trial(studies):
         "source": {
             "study": "adamw-linear",
             "trial": 0,
+            "steps": STEPS,
             "outcome": "complete",
             "metric": "val_loss",
             "value": record.value,
@@ -300,6 +304,43 @@ def test_build_optimizer_stretches_the_schedule_and_its_warmup_over_other_steps(
     expected, _ = trajectory(tuners_own(record.params, 100), 100)
     assert rates == expected
     assert rates[1] != record.lrs[1], "the warmup must be 10 steps long, not 3"
+
+
+@pytest.mark.parametrize("warmup", [0.1, 0.0])
+def test_export_steps_stretches_the_schedule_of_both_formats_and_the_api(studies, warmup):
+    study = next(f"{o}-{s}" for o, s, w in PAIRS if w == warmup and s in ("linear", "cosine"))
+    (record,) = trials_of(studies, study)
+    longer = 4 * STEPS
+
+    code = export(studies, study, "--steps", str(longer))
+    as_json = export(studies, study, "--steps", str(longer), "--format", "json")
+    config = json.loads(as_json.stdout)
+
+    assert code.exit_code == 0, code.output
+    assert (config["steps"], config["source"]["steps"]) == (longer, STEPS)
+    assert StudyResults(study, studies).export(steps=longer) == config
+    expected, _ = trajectory(tuners_own(record.params, longer), longer)
+    for built in (run_code(code.stdout), build_optimizer(config)):
+        rates, _ = trajectory(built, longer)
+        assert rates == expected
+    said = f"the schedule is stretched from the trial's {STEPS} steps to {longer}"
+    if warmup:
+        said += (
+            f"; its warmup stays a fraction, {warmup:g} of them: {round(warmup * longer)} "
+            f"steps, not {round(warmup * STEPS)}"
+        )
+    else:
+        said += "; it has no warmup"
+    assert f"Note: {said}\n" in code.stderr
+
+
+def test_export_steps_of_zero_is_a_usage_error(studies):
+    zero = export(studies, "adam-constant", "--steps", "0")
+
+    assert zero.exit_code == 2
+    assert "Invalid value for '--steps': 0 is not in the range x>=1." in zero.stderr
+    with pytest.raises(BadInput, match="steps must be at least 1, got 0"):
+        StudyResults("adam-constant", studies).export(steps=0)
 
 
 def test_without_trial_the_best_is_exported(storage):

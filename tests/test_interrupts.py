@@ -42,6 +42,8 @@ def start(url, *args, study="s"):
     whole group, the compiler MLX runs included."""
     return subprocess.Popen(
         [TUNER, "search", "--storage", url, *SLOW, "--study", study, "--verbose", *args],
+        # On PATH, so that the commands it prints begin with tuner, not the path to it.
+        env={**os.environ, "PATH": f"{TUNER.parent}{os.pathsep}{os.environ['PATH']}"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -115,10 +117,17 @@ def test_ctrl_c_records_every_member_of_the_population_in_flight_and_retries_the
     # Those populations, or the next if one ended before the signal came: four members each.
     numbers = sorted(t.number for t in stopped)
     assert numbers and numbers[0] >= in_flight[0]
-    assert set(Counter(t.population for t in stopped).values()) == {4}
+    populations = Counter(t.population for t in stopped)
+    assert set(populations.values()) == {4}
     assert {t.reason for t in stopped} <= {f"interrupted at step {n}" for n in range(4000)} | {
         "interrupted before its first step"
     }
+    # The line that says what was cut short names every member of the search's own population.
+    (said,) = [line for line in err.splitlines() if line.startswith("Interrupted: ")]
+    members = {p: sorted(t.number for t in stopped if t.population == p) for p in populations}
+    assert any(
+        said.startswith(f"Interrupted: trials {each[0]}-{each[-1]} ") for each in members.values()
+    ), said
     queued = [
         t
         for t in optuna.load_study(study_name="s", storage=url).trials
@@ -169,7 +178,7 @@ def test_a_second_ctrl_c_skips_the_leaderboard_and_is_never_swallowed(tmp_path):
 
 
 def test_inside_a_search_a_press_stops_it_and_a_second_hurries_it():
-    display = Display(lambda study, trials: "", "x.db", 1, None, live=False, verbose=False)
+    display = Display(lambda study: "", "x.db", 1, None, live=False, verbose=False)
     ctrl_c = CtrlC(display)
     # Python's own handler, or SIG_IGN where a shell started the tests in the background.
     before = signal.getsignal(signal.SIGINT)

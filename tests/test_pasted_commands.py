@@ -44,5 +44,55 @@ def test_the_printed_commands_run_on_the_study_and_nothing_else(tmp_path, name):
     continued = pasted(go_on, tmp_path)
 
     assert continued.returncode == 0, (go_on, continued.stderr)
-    assert "Top 4 of 4 complete trials" in continued.stdout
+    assert "Top 4 of 4 finished trials" in continued.stdout
     assert sorted(os.listdir(tmp_path)) == ["tuner.db", "tuner.db-claims"]
+
+
+def printed_commands(stdout):
+    (go_on,) = re.findall(r"^Continue it: (.*)$", stdout, re.MULTILINE)
+    look = re.search(r"^Look closer: (.*?)\n\S", stdout, re.MULTILINE | re.DOTALL)
+    return [line.strip() for line in look.group(1).splitlines()] + [go_on]
+
+
+def test_where_tuner_is_not_on_path_the_commands_run_it_as_it_was_invoked(tmp_path):
+    # As after the quickstart, which runs .venv/bin/tuner without activating the venv.
+    bare = {**os.environ, "PATH": "/usr/bin:/bin"}
+    invoked = os.path.relpath(TUNER, tmp_path)
+    storage = f"sqlite:///{tmp_path / 'tuner.db'}"
+    searched = subprocess.run(
+        [invoked, "search", *FAST, "--trials", "2", "--study", "s", "--storage", storage],
+        cwd=tmp_path,
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert searched.returncode == 0, searched.stderr
+
+    for line in printed_commands(searched.stdout):
+        assert line.startswith(f"{invoked} "), line
+        ran = subprocess.run(
+            ["bash", "-c", line], cwd=tmp_path, env=bare, capture_output=True, text=True
+        )
+        assert ran.returncode == 0, (line, ran.stderr)
+
+
+def test_where_tuner_is_on_path_the_commands_say_tuner(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'tuner.db'}"
+    on_path = {**os.environ, "PATH": f"{TUNER.parent}{os.pathsep}{os.environ['PATH']}"}
+    searched = subprocess.run(
+        [TUNER, "search", *FAST, "--trials", "2", "--study", "s", "--storage", storage],
+        cwd=tmp_path,
+        env=on_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert searched.returncode == 0, searched.stderr
+    assert [line.split()[:2] for line in printed_commands(searched.stdout)] == [
+        ["tuner", "best"],
+        ["tuner", "show"],
+        ["tuner", "compare"],
+        ["tuner", "search"],
+    ]

@@ -97,6 +97,22 @@ def test_an_unknown_name_after_an_import_failure_fails_with_that_failure():
     assert "plugin 'import_error': ModuleNotFoundError" in str(raised.value)
 
 
+def test_a_typo_is_exit_2_whatever_another_plugin_had_refused(tmp_path, monkeypatch):
+    # An installed plugin that registers a name tuner has since made a built-in of.
+    monkeypatch.setenv("TUNER_PLUGINS", str(BROKEN / "builtin_clash.py"))
+    db = tmp_path / "tuner.db"
+
+    result = CliRunner().invoke(
+        cli, ["search", "--optimizers", "adamz", "--storage", f"sqlite:///{db}"]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Error: unknown optimizer 'adamz'; did you mean 'adam'?"
+    )
+    assert not db.exists()
+
+
 def test_an_unknown_name_suggests_the_nearest():
     with pytest.raises(BadInput, match="unknown schedule 'cosin'; did you mean 'cosine'"):
         load_plugins().get("schedule", "cosin")
@@ -176,8 +192,8 @@ def test_tuner_plugins_json_is_the_registrys_json():
     assert list(registry.to_json()) == ["plugins", "optimizers", "schedules", "tasks", "errors"]
 
 
-def run_tuner(*args, cwd, pythonpath=None):
-    env = {**os.environ, "TUNER_DEBUG": ""}
+def run_tuner(*args, cwd, pythonpath=None, **more_env):
+    env = {**os.environ, "TUNER_DEBUG": "", **more_env}
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     return subprocess.run(
@@ -187,16 +203,20 @@ def run_tuner(*args, cwd, pythonpath=None):
 
 def test_a_search_goes_on_past_a_plugin_that_calls_sys_exit(tmp_path):
     database = tmp_path / "t.db"
-    result = run_tuner(
-        *("search", "--task", "synthetic", "--trials", "1", "--confirm", "0", "--quiet"),
-        *("--optimizers", "sgd", "--schedules", "constant", "--study", "s"),
-        *("--storage", f"sqlite:///{database}", "--plugin", BROKEN / "exits.py"),
-        cwd=tmp_path,
-    )
+    search = ("search", "--task", "synthetic", "--trials", "1", "--confirm", "0", "--quiet")
+    search += ("--optimizers", "sgd", "--schedules", "constant", "--study", "s")
+    search += ("--storage", f"sqlite:///{database}")
+    exits = str(BROKEN / "exits.py")
 
-    assert result.returncode == 0, result.stderr
-    assert "Warning: plugin 'exits': called sys.exit(3)" in result.stderr.splitlines()
-    assert result.stdout.strip() == "s"
+    named = run_tuner(*search, "--plugin", exits, cwd=tmp_path)
+    standing = run_tuner(*search, cwd=tmp_path, TUNER_PLUGINS=exits)
+
+    # Asked for on the command line, it is refused; standing configuration is only warned of.
+    assert named.returncode == 2, named.stderr
+    assert named.stderr == f"Error: --plugin {exits} failed to load: called sys.exit(3)\n"
+    assert standing.returncode == 0, standing.stderr
+    assert "Warning: plugin 'exits': called sys.exit(3)" in standing.stderr.splitlines()
+    assert standing.stdout.strip() == "s"
 
 
 def test_an_entry_point_that_calls_sys_exit_is_listed_among_the_errors(tmp_path):

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -276,6 +277,65 @@ def test_the_continue_command_it_prints_continues_the_study(storage):
     assert len(finished(storage, "c")) == 4
 
 
+def test_the_leaderboard_and_tuner_best_agree_on_the_trials_they_count(storage):
+    searched = search(storage, "--trials", "8", "--study", "agree", "--timeout", "120")
+    best = CliRunner().invoke(cli, ["best", "agree", "--storage", storage])
+
+    assert best.exit_code == 0, best.output
+    board = searched.stdout.split("\n\n")[0]
+    assert board == best.stdout.split("\n\n")[0].rstrip("\n")
+    assert board.startswith("Top 5 of 8 finished trials by val_loss, lowest first")
+    # As typed, not as click hands the number back (120.0).
+    assert " --timeout 120 " in searched.stdout.splitlines()[-1]
+
+
+def printed_seed(result):
+    (seed,) = re.findall(r"^Study \S+ in \S+, seed (\d+)\.$", result.stdout, re.MULTILINE)
+    return int(seed)
+
+
+def test_a_new_study_without_a_seed_draws_one_stores_and_prints_it(storage):
+    first = search(storage, "--trials", "4", "--study", "first")
+    second = search(storage, "--trials", "4", "--study", "second")
+
+    seeds = [printed_seed(first), printed_seed(second)]
+    with open_results(storage) as results:
+        assert [results.provenance(s).seed for s in ("first", "second")] == seeds
+    assert seeds[0] != seeds[1]
+    params = [[t.params for t in finished(storage, s)] for s in ("first", "second")]
+    assert params[0] != params[1], "a second search must not repeat the first's trials"
+    # Neither was told it repeats another: the note is for a seed given twice.
+    assert first.stderr == second.stderr == ""
+
+
+def test_the_printed_seed_replays_the_study_exactly(storage):
+    first = search(storage, "--trials", "5", "--study", "first")
+
+    replay = search(
+        storage, "--trials", "5", "--study", "replay", "--seed", str(printed_seed(first))
+    )
+
+    assert replay.exit_code == 0, replay.output
+    with open_results(storage) as results:
+        ran = [[(t.params, t.value) for t in results.trials(s)] for s in ("first", "replay")]
+    assert ran[0] == ran[1]
+    assert "Note: study first has this seed and these settings" in replay.stderr
+
+
+def test_the_continue_command_adds_to_the_trials_the_study_holds(storage):
+    assert search(storage, "--trials", "5", "--study", "held").exit_code == 0
+
+    asked_fewer = search(storage, "--trials", "3", "--study", "held")
+
+    assert asked_fewer.exit_code == 0, asked_fewer.output
+    assert "Study held already holds 5 finished trials: nothing to run." in asked_fewer.stderr
+    go_on = asked_fewer.stdout.splitlines()[-1].removeprefix("Continue it: ")
+    assert shlex.split(go_on)[1:6] == ["search", "--study", "held", "--trials", "8"]
+    again = CliRunner().invoke(cli, shlex.split(go_on)[1:])
+    assert again.exit_code == 0, again.output
+    assert len(finished(storage, "held")) == 8
+
+
 def test_the_recorded_command_is_the_one_typed_whatever_sys_argv_holds(storage, monkeypatch):
     # A bare `pytest` leaves sys.argv[1:] empty; a command line must not depend on it.
     monkeypatch.setattr(sys, "argv", ["pytest"])
@@ -369,10 +429,11 @@ def test_each_command_it_suggests_carries_the_storage_and_runs_alone(tmp_path):
 
 
 def test_a_second_study_with_the_same_seed_and_settings_says_it_repeats_the_first(storage):
-    first = search(storage, "--trials", "2")
+    # A seed given: without one, a new study draws its own.
+    first = search(storage, "--trials", "2", "--seed", "5")
     name = first.stdout.strip().splitlines()[-1].split()[5]
 
-    second = search(storage, "--trials", "2")
+    second = search(storage, "--trials", "3", "--seed", "5")
     other_seed = search(storage, "--trials", "2", "--seed", "1")
 
     assert first.stderr == ""
@@ -380,7 +441,7 @@ def test_a_second_study_with_the_same_seed_and_settings_says_it_repeats_the_firs
     assert second.stderr.startswith(
         f"Note: study {name} has this seed and these settings: this study will repeat its "
         f"trials.\n      Give another --seed for new trials, or add trials to {name}:\n"
-        f"      tuner search --study {name} --trials 4 "
+        f"      tuner search --study {name} --trials 5 "
     )
     assert other_seed.stderr == ""
 

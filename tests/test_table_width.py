@@ -2,13 +2,17 @@
 `--wide` shows the tables whole."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
 
 from tuner.cli import cli
+from tuner.cli.trials import confirmation_table, trial_table
+from tuner.compare import judge_confirmed
 from tuner.plugins import load_plugins
 from tuner.query import FINISHED
+from tuner.results import Confirmed, Outcome, Run, TrialSummary
 
 WIDTH = 100
 # The optimizers and schedules with the most settings, so that the tables are at their widest.
@@ -140,3 +144,38 @@ def test_wide_tables_are_whole_and_one_line_a_row(search, trials):
         assert f"  {entry['description']}" in plugins
     command = json.loads(tuner("show", "wide", "0", "--storage", url, "--format", "json"))
     assert f"\ncommand     {command['provenance']['command']}\n" in page
+
+
+def test_a_confirmation_of_the_longest_names_and_two_test_metrics_fits_100_columns():
+    registry = load_plugins()
+    optimizer = max(registry.optimizers, key=len)
+    schedule = max(registry.schedules, key=len)
+    trial = TrialSummary(
+        number=1234, outcome=Outcome.COMPLETE, value=0.123456789, optimizer=optimizer,
+        schedule=schedule, params={"lr": 0.000123456, "warmup": 0.05}, duration_s=1.5,
+        steps=300, metrics={"accuracy": 0.987654}, reason=None, default=None,
+        finished_at=None, population=None,
+    )  # fmt: skip
+    runs = [
+        Run(seed, Outcome.COMPLETE, 0.1234567 + seed * 0.00123457, 300, 1.5,
+            {"accuracy": 0.98}, {"accuracy": 0.987654321, "val_loss": 0.123456789}, None)
+        for seed in range(3)
+    ]  # fmt: skip
+    confirmed = judge_confirmed("s", "val_loss", "minimize", [Confirmed(trial, runs)] * 2)
+
+    assert too_wide(confirmation_table(confirmed)) == []
+
+
+def test_a_reason_is_never_cut_to_its_column():
+    trial = TrialSummary(
+        number=7, outcome=Outcome.PRUNED, value=0.5, optimizer="schedule_free_adamw",
+        schedule="constant", params={"lr": 0.01, "schedule_free_adamw.beta1": 0.9},
+        duration_s=0.2, steps=50, metrics={}, reason="pruned at step 50 by the quartile pruner",
+        default=None, finished_at=None, population=None,
+    )  # fmt: skip
+    wide = [replace(trial, metrics={f"metric_{i}": 0.123456 for i in range(1)})]
+
+    shown = trial_table(wide, "val_loss")
+
+    assert too_wide(shown) == []
+    assert "pruned at step 50 by the quartile pruner" in shown

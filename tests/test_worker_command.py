@@ -87,12 +87,22 @@ def test_a_worker_needs_the_plugins_the_study_searches(sqlite_url):
 def test_a_worker_of_a_study_that_is_not_there_says_so(sqlite_url):
     assert tuner(*SEARCH, "--trials", "1", "--storage", sqlite_url).exit_code == 0
     result = tuner("worker", "x", "--trials", "3", "--storage", sqlite_url)
-    missing = tuner("worker", "w", "--storage", sqlite_url)
 
     assert result.exit_code == 2
     assert result.stderr.strip() == f"Error: no study 'x' in {sqlite_url}; known: w"
-    assert missing.exit_code == 2
-    assert "Missing option '--trials'" in missing.stderr
+
+
+def test_a_worker_without_trials_works_to_the_count_of_the_last_search(sqlite_url):
+    assert tuner(*SEARCH, "--trials", "2", "--storage", sqlite_url).exit_code == 0
+    cut_short = tuner(*SEARCH, "--trials", "5", "--storage", sqlite_url, "--timeout", "0.01")
+    assert cut_short.exit_code == 0, cut_short.output
+    assert len(stored_trials(sqlite_url, "w")) < 5
+    assert tuner("worker", "w", "--trials", "3", "--storage", sqlite_url).exit_code == 0
+
+    result = tuner("worker", "w", "--storage", sqlite_url)
+
+    assert result.exit_code == 0, result.output
+    assert len(stored_trials(sqlite_url, "w")) == 5
 
 
 def test_jobs_run_workers_beside_the_search_and_stop_them_at_its_count(storage_url):

@@ -19,7 +19,7 @@ from tuner.errors import BadInput
 from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
 from tuner.plan import Plan, SearchConfig, parse_confirm, parse_population, plan_search
-from tuner.plugins import Registry, load_plugins
+from tuner.plugins import Registry, load_plugins, refuse_failed
 from tuner.query import open_results
 from tuner.specs import Metric, Task, TaskSpec
 from tuner.watcher import Watcher
@@ -124,6 +124,7 @@ def search(
         command=f"tuner.search(task={task!r}, trials={trials}, seed={seed})",
     )
     registry = load_plugins(extra)
+    refuse_failed(registry, plugins)
     for error in registry.errors:
         warnings.warn(str(error), stacklevel=2)
     stop = threading.Event()
@@ -269,10 +270,12 @@ class StudyResults:
         with open_results(self.storage) as results:
             return results.to_dataframe(self.name)
 
-    def export(self, trial: int | None = None) -> dict[str, Any]:
+    def export(self, trial: int | None = None, steps: int | None = None) -> dict[str, Any]:
         """The JSON config of a trial (by default the confirmed winner, or else the best
-        complete one), as ``tuner export --format json`` prints it."""
-        return export_trial(self.storage, self.name, trial, load_plugins(self.plugins)).config
+        complete one), as ``tuner export --format json`` prints it: its schedule over
+        ``steps`` (the trial's own by default), its warmup the same fraction of them."""
+        registry = load_plugins(self.plugins)
+        return export_trial(self.storage, self.name, trial, registry, steps).config
 
     def optimizer(self, trial: int | None = None, steps: int | None = None) -> Any:
         """The ``mlx.optimizers`` optimizer of a trial, built as the trial built it."""

@@ -56,13 +56,18 @@ class Resolved:
     changes: list[str]
 
 
-def export_trial(storage: str, study: str, number: int | None, registry: Registry) -> Export:
-    """The config of trial ``number`` of ``study`` (the best one when None).
+def export_trial(
+    storage: str, study: str, number: int | None, registry: Registry, steps: int | None = None
+) -> Export:
+    """The config of trial ``number`` of ``study`` (the best one when None), its schedule over
+    ``steps`` (the trial's own by default), its warmup the same fraction of them.
 
     Raises BadInput for a study or trial that is not there, a study with no complete trial to
     choose, and a trial still running. A pruned or failed trial is exported when asked for by
     number, with a note that says how it ended: its settings are as valid as any.
     """
+    if steps is not None and steps < 1:
+        raise BadInput(f"steps must be at least 1, got {steps}")
     with open_results(storage) as results:
         confirmation = results.confirmation(study)
         trial = results.trial(study, _chosen(results, study, number, confirmation))
@@ -84,10 +89,11 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
         "schedule": _part(registry, "schedule", sample.schedule, sample.schedule_params, ran),
         "lr": sample.lr,
         "warmup": sample.warmup,
-        "steps": settings["steps"],
+        "steps": steps or settings["steps"],
         "source": {
             "study": study,
             "trial": trial.number,
+            "steps": settings["steps"],
             "outcome": str(trial.outcome),
             "metric": settings["metric"],
             # JSON has no NaN.
@@ -104,6 +110,8 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
         }
     resolved = resolve(config, registry)
     notes = resolved.changes
+    if config["steps"] != settings["steps"]:
+        notes.append(_stretched(sample.warmup, settings["steps"], config["steps"]))
     if resolved.optimizer.eval_weights is not None:
         notes.append(
             f"{EVAL_WEIGHTS.format(resolved.optimizer.name)}: {EVAL_WEIGHTS_CALL.format('')}"
@@ -120,6 +128,17 @@ def export_trial(storage: str, study: str, number: int | None, registry: Registr
         how = how if how.startswith(trial.outcome) else f"{trial.outcome}: {how}"
         notes.insert(0, f"trial {trial.number} did not complete ({how}); exported as asked")
     return Export(config, notes)
+
+
+def _stretched(warmup: float, trained: int, steps: int) -> str:
+    """What an export over other steps than the trial's says of its schedule."""
+    said = f"the schedule is stretched from the trial's {trained} steps to {steps}"
+    if not warmup:
+        return f"{said}; it has no warmup"
+    return (
+        f"{said}; its warmup stays a fraction, {warmup:g} of them: "
+        f"{round(warmup * steps)} steps, not {round(warmup * trained)}"
+    )
 
 
 def _chosen(results: Results, study: str, number: int | None, confirmation: Confirmation) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,6 +20,9 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("quartile", "median", "hyperband", "sha", "none")
 # Optuna's samplers seed numpy's RandomState, which takes no seed outside 0..2**32 - 1.
 MAX_SEED = 2**32 - 1
+# The Optuna study attribute that holds the --trials of the search that last ran on it: what a
+# tuner worker without --trials works to.
+COUNT_ATTR = "tuner.trials"
 # Optuna's limit on a study's name, and the width of tuner's column for it.
 MAX_STUDY_NAME = 512
 # A trial keeps the loss, learning rate and time of every step in memory (about 100 bytes a
@@ -41,7 +45,7 @@ class SearchConfig:
     batch_size: int | None = None
     eval_every: int | None = None
     study: str | None = None
-    # None: a resumed study's own seed, or 0 for a new one.
+    # None: a resumed study's own seed, or a random one for a new study.
     seed: int | None = None
     device: str | None = None
     optimizers: Sequence[str] | None = None
@@ -57,6 +61,9 @@ class SearchConfig:
     confirm: tuple[int, int] = (3, 3)
     # Trials of one graph trained together; None picks a size for the task and the device.
     population: int | None = None
+    # Whether ``trials`` becomes the study's count, which a tuner worker without --trials
+    # works to: a search's does; a worker's own --trials is its own.
+    sets_count: bool = True
 
 
 @dataclass(frozen=True)
@@ -188,7 +195,7 @@ def plan_search(
         "sampler": config.sampler,
         "pruner": config.pruner,
     }
-    config = replace(config, metric=metric, seed=0 if seed is None else seed)
+    config = replace(config, metric=metric, seed=random_seed() if seed is None else seed)
     starts = starting_points(space, registry) if config.defaults and not stored else []
     return Plan(
         config,
@@ -203,6 +210,13 @@ def plan_search(
         starts,
         parameters,
     )
+
+
+def random_seed() -> int:
+    """A new study's seed when none is given: drawn, so that running the same command again
+    searches anew rather than repeating the trials of the last study; stored and printed, so
+    that the study can still be replayed."""
+    return secrets.randbelow(MAX_SEED + 1)
 
 
 def _check_sizes(

@@ -58,6 +58,8 @@ class PluginError:
 
     plugin: str
     message: str
+    # Whether it is one spec refused, not the plugin failing: it cannot have hidden another name.
+    refusal: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return f"plugin '{self.plugin}': {self.message}"
@@ -86,8 +88,7 @@ class Registry:
         if (kind, name) in self.refused:
             raise TunerError(str(self.refused[(kind, name)]))
         message = f"unknown {kind} '{name}'{did_you_mean(name, specs)}"
-        refusals = list(self.refused.values())
-        broken = [e for e in self.errors if e not in refusals]
+        broken = [e for e in self.errors if not e.refusal]
         if broken:
             raise TunerError(f"{message} ({'; '.join(map(str, broken))})")
         raise BadInput(message)
@@ -132,6 +133,11 @@ def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
     infos: dict[str, PluginInfo] = {}
 
     def add(name: str, load: Callable[[], object], version: str | None, source: str) -> None:
+        if name in infos:
+            # Pluggy's own error would print every loaded plugin's module on one line.
+            taken = f"a plugin of that name is loaded already, from {infos[name].source}"
+            registry.errors.append(PluginError(name, f"{taken}: load it once"))
+            return
         try:
             plugin = load()
             # subset_hook_caller, which calls each plugin on its own, keeps plugins in a set.
@@ -178,6 +184,17 @@ def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
                 if failure not in registry.errors:
                     registry.errors.append(failure)
     return registry
+
+
+def refuse_failed(registry: Registry, named: Sequence[str | object]) -> None:
+    """Raise BadInput for the first of the plugins ``named`` (paths and modules asked for by
+    name, as --plugin asks) that failed to load, or whose hook failed: asked for, it is
+    meant to run, and a search without it is not what was asked for. A spec it registered
+    that was refused is not a failure to load: using that name says why."""
+    asked = {_plugin_name(item): item for item in named if isinstance(item, str)}
+    for error in registry.errors:
+        if error.plugin in asked and not error.refusal:
+            raise BadInput(f"--plugin {asked[error.plugin]} failed to load: {error.message}")
 
 
 def _raised_in(error: BaseException, wrappers: Sequence[HookImpl], callee: HookImpl) -> HookImpl:
@@ -239,7 +256,7 @@ def _registrar(registry: Registry, kind: str, info: PluginInfo) -> Callable[[Any
         try:
             _validate(registry, kind, spec)
         except ValueError as reason:
-            error = PluginError(info.name, f"{kind} '{name}' refused: {reason}")
+            error = PluginError(info.name, f"{kind} '{name}' refused: {reason}", refusal=True)
             registry.errors.append(error)
             if isinstance(name, str) and (kind, name) not in registry.owners:
                 registry.refused[(kind, name)] = error

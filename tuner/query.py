@@ -405,8 +405,9 @@ class Results:
         if not count:
             raise BadInput(f"study '{study.name}' has no trial {number}: it has no trials yet")
         raise BadInput(
-            f"study '{study.name}' has no trial {number}: its {count} trials are numbered "
-            f"0 to {count - 1}"
+            # Not "its N trials": Optuna numbers the trials queued to run again too, which
+            # tuner studies does not count.
+            f"study '{study.name}' has no trial {number}: its trials are numbered 0 to {count - 1}"
         )
 
     def _optuna_trials(self, ids: list[int]) -> list[TrialSummary]:

@@ -31,7 +31,7 @@ from tuner.errors import BadInput, TunerError
 from tuner.graphs import check_device
 from tuner.names import new_study_name
 from tuner.objective import Halt, Search, objective_for
-from tuner.plan import Plan, differences
+from tuner.plan import COUNT_ATTR, Plan, differences
 from tuner.query import from_optuna, open_results
 from tuner.reaping import fill_in, reap, reaped_because, reaping_storage
 from tuner.results import Outcome
@@ -156,6 +156,8 @@ def _search(
         for params, source in plan.starts[: config.trials]:
             # Tried first, so that the search never ends worse than the textbook setting.
             study.enqueue_trial(params, user_attrs={"default": source})
+    if config.sets_count:
+        study.set_user_attr(COUNT_ATTR, config.trials)
     # Reaped now, not when the next trial starts: a study that is full starts none.
     reaped = reap(study, storage)
     fill_in(study, storage, storage_url)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from tuner.errors import TunerError
-from tuner.plugins import Registry, load_plugins
+from tuner.plugins import Registry, load_plugins, refuse_failed
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 # As a shell reports a process that SIGPIPE ended (128 + 13), `git log | head` for one.
@@ -100,8 +102,8 @@ def _plugins_found(
     ctx: click.Context, param: click.Parameter, values: Sequence[str]
 ) -> Sequence[str]:
     # A plugin typed for this command that is not there is a typo: refused before anything is
-    # opened or written. One that is there but fails to load is only warned about, as are those
-    # of TUNER_PLUGINS, which is standing configuration.
+    # opened or written. One that is there but fails to load is refused once loaded (see
+    # load_registry); those of TUNER_PLUGINS, which is standing configuration, are warnings.
     for value in values:
         if value.endswith(".py"):
             if not Path(value).is_file():
@@ -140,8 +142,10 @@ def format_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[...,
 
 
 def load_registry(plugins: Sequence[str]) -> Registry:
-    """Load every plugin, warning on stderr about each one that failed."""
+    """Load every plugin, refusing one of ``plugins`` that failed to load (BadInput), and
+    warning on stderr about each other one that failed."""
     registry = load_plugins(plugins)
+    refuse_failed(registry, plugins)
     for error in registry.errors:
         click.echo(f"Warning: {error}", err=True)
     return registry
@@ -160,8 +164,27 @@ def storage_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+# How this process was started (sys.argv[0]) when through the console script; None when tuner
+# is a library (tuner.search, click's test runner).
+_invoked_as: str | None = None
+
+
 def main() -> None:
+    global _invoked_as
+    _invoked_as = sys.argv[0]
     cli(prog_name="tuner")
+
+
+def program() -> str:
+    """The first word of a command printed to be run: ``tuner`` where a shell finds this
+    tuner by that name; otherwise the path it was invoked by, as ``.venv/bin/tuner`` is
+    before its virtual environment is activated."""
+    if _invoked_as is None:
+        return "tuner"
+    found = shutil.which("tuner")
+    if found is not None and Path(found).resolve() == Path(_invoked_as).resolve():
+        return "tuner"
+    return shlex.quote(_invoked_as)
 
 
 def _add_commands() -> None:

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from tuner.cli.trials import confirmation_table, trial_table
+from tuner.cli import program
+from tuner.cli.output import WIDTH, wrap
+from tuner.cli.trials import best_title, confirmation_table, trial_table
 from tuner.query import open_results
 from tuner.results import Outcome
 
@@ -23,28 +25,47 @@ LEADERBOARD_SIZE = 5
 
 
 def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: int) -> str:
-    """The leaderboard of the top complete trials, and the commands that look closer at the
+    """The leaderboard of the top trials, and the commands that look closer at the
     study and continue it, each of which can be copied alone."""
     with open_results(storage) as results:
-        top = [t for t in results.best(name, LEADERBOARD_SIZE) if t.outcome is Outcome.COMPLETE]
+        top = results.best(name, LEADERBOARD_SIZE)
         board = leaderboard(name, metric, top, results)
         confirmation = results.confirmation(name)
         if confirmation.configs:
             board += f"\n\n{confirmation_table(confirmation)}"
-        # A study cut short by Ctrl-C or --timeout continues to the count it was given.
-        more = trials * 2 if results.study(name).counts.finished >= trials else trials
+        more = next_count(results.study(name).counts.finished, trials)
+        seed = results.provenance(name).seed
     given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE
     where = f" --storage {shlex.quote(masked(storage))}" if given else ""
     quoted = shlex.quote(name)
-    look = [f"tuner best {quoted}{where}", f"tuner compare {quoted}{where}"]
+    tuner = program()
+    look = [f"{tuner} best {quoted}{where}", f"{tuner} compare {quoted}{where}"]
     if top:
-        look.insert(1, f"tuner show {quoted} {top[0].number}{where}")
+        look.insert(1, f"{tuner} show {quoted} {top[0].number}{where}")
     indent = "\n" + " " * len("Look closer: ")
     return (
-        f"{board}\n\nStudy {name} in {masked(storage)}.\n"
+        f"{board}\n\nStudy {name} in {masked(storage)}, seed {seed}.\n"
         f"Look closer: {indent.join(look)}\n"
         f"Continue it: {continue_command(ctx, name, more)}"
     )
+
+
+def next_count(finished: int, asked: int) -> int:
+    """The --trials that continues a study holding ``finished`` trials after a search asked
+    for ``asked``: that count when it was cut short (Ctrl-C, --timeout), or else as many
+    trials again, added to those it holds."""
+    return asked if finished < asked else finished + asked
+
+
+def finished_trials(storage: str, name: str) -> int:
+    """The trials of study ``name`` that --trials counts, as the study holds them now."""
+    with open_results(storage) as results:
+        return results.study(name).counts.finished
+
+
+def continue_adding(ctx: click.Context, storage: str, name: str, asked: int) -> str:
+    """The command that continues study ``name`` with as many trials again as were asked."""
+    return continue_command(ctx, name, finished_trials(storage, name) + asked)
 
 
 def interrupted(ctx: click.Context, name: str | None, trials: int) -> str:
@@ -68,9 +89,16 @@ def given_options(ctx: click.Context, leave_out: Sequence[str] = ()) -> list[str
             words += [param.opts[-1]] if value else []
             continue
         for one in value if param.multiple else [value]:
-            text = masked(one) if param.name == "storage" else str(one)
+            text = masked(one) if param.name == "storage" else _as_typed(one)
             words += [param.opts[-1], shlex.quote(text)]
     return words
+
+
+def _as_typed(value: object) -> str:
+    # click hands --timeout 120 back as 120.0, which no one typed.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 # What a resumed study takes from its record: the command that continues it need not say.
@@ -81,10 +109,12 @@ STUDY_KEEPS += ("optimizers", "schedules", "space")
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     """The ``tuner search`` (or ``tuner worker``) that continues this study: the options
     given, with its name and a new --trials, each word quoted for a shell to paste into."""
-    given = given_options(ctx, leave_out=("study", "trials", "quiet", "verbose", *STUDY_KEEPS))
+    given = given_options(
+        ctx, leave_out=("study", "new", "trials", "quiet", "verbose", *STUDY_KEEPS)
+    )
     quoted = shlex.quote(study)
     named = [quoted] if ctx.command.name == "worker" else ["--study", quoted]
-    return " ".join(["tuner", str(ctx.command.name), *named, "--trials", str(trials), *given])
+    return " ".join([program(), str(ctx.command.name), *named, "--trials", str(trials), *given])
 
 
 def masked(url: str) -> str:
@@ -95,10 +125,12 @@ def masked(url: str) -> str:
 
 
 def leaderboard(name: str, metric: str, top: Sequence[TrialSummary], results: Results) -> str:
-    """The best complete trials as a table, best first, with the task's other metrics."""
-    if not top:
+    """The best finished trials as a table, best first, with the task's other metrics, as
+    ``tuner best`` shows them; a line that says so when none is complete."""
+    if not any(t.outcome is Outcome.COMPLETE for t in top):
         counts = Counter(t.outcome for t in results.trials(name))
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         return f"No complete trial yet in study {name} ({summary or 'no trials'})."
-    complete = results.study(name).counts.complete
-    return f"Top {len(top)} of {complete} complete trials by {metric}\n{trial_table(top, metric)}"
+    summary = results.study(name)
+    title = best_title(len(top), summary.counts.finished, metric, summary.direction)
+    return f"{wrap(title, WIDTH)}\n{trial_table(top, metric)}"

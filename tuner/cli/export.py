@@ -29,10 +29,22 @@ from tuner.export import export_trial
     show_default=True,
     help="python: MLX code that builds the optimizer; json: a config for tuner.build_optimizer.",
 )
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Stretch the schedule over N steps, to train longer (or shorter) than the trial; "
+    "the warmup stays the same fraction of them [the trial's steps].",
+)
 @storage_option
 @plugin_option
 def export_command(
-    study: str, number: int | None, fmt: str, storage: str, plugins: Sequence[str]
+    study: str,
+    number: int | None,
+    fmt: str,
+    steps: int | None,
+    storage: str,
+    plugins: Sequence[str],
 ) -> None:
     """Print a trial's optimizer and schedule as MLX code, or as a JSON config.
 
@@ -47,9 +59,10 @@ def export_command(
     Examples:
       tuner export digits-brisk-otter > best_optimizer.py
       tuner export digits-brisk-otter --trial 12 --format json > trial12.json
+      tuner export digits-brisk-otter --steps 3000 > train_longer.py
     """
     registry = load_registry(plugins)
-    exported = export_trial(storage, study, number, registry)
+    exported = export_trial(storage, study, number, registry, steps)
     code = python_code(exported.config, registry) if fmt == "python" else None
     for note in exported.notes:
         click.echo(f"Note: {note}", err=True)

@@ -37,7 +37,7 @@ class Display(Watcher):
 
     def __init__(
         self,
-        continue_for: Callable[[str, int], str],
+        continue_for: Callable[[str], str],
         storage: str,
         total: int,
         timeout: float | None,
@@ -75,7 +75,8 @@ class Display(Watcher):
         self.members = 1
         self.kernels = False
         self.stopping = False
-        self.interrupted: str | None = None
+        # The trials that a stop cut short, with why: every member of a population in flight.
+        self.cut_short: list[tuple[int, str | None]] = []
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -96,7 +97,7 @@ class Display(Watcher):
                 f"Note: study {twins[0]} has this seed and these settings: this study will "
                 "repeat its trials.\n"
                 f"      Give another --seed for new trials, or add trials to {twins[0]}:\n"
-                f"      {self.continue_for(twins[0], self.total * 2)}",
+                f"      {self.continue_for(twins[0])}",
                 err=True,
             )
         if self.on_started is not None:
@@ -109,6 +110,19 @@ class Display(Watcher):
         if self.live:
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
+
+    @property
+    def interrupted(self) -> str | None:
+        """Which trials the stop cut short, and how, in words; None when it cut none."""
+        if not self.cut_short:
+            return None
+        numbers = sorted(each for each, _ in self.cut_short)
+        reasons = sorted({reason or "stopped" for _, reason in self.cut_short})
+        # The members of a population stop at the same step, for the same reason.
+        how = reasons[0] if len(reasons) == 1 else "stopped"
+        if len(numbers) == 1:
+            return f"trial {numbers[0]} {how}, and recorded as interrupted"
+        return f"trials {_numbers(numbers)} {how}, and recorded as interrupted"
 
     def trial_started(self, number: int, sample: Sample, steps: int, members: int = 1) -> None:
         self.trial = (number, f"{sample.optimizer}+{sample.schedule}", steps)
@@ -126,7 +140,7 @@ class Display(Watcher):
         self.ends.append(time.monotonic())
         self.progress = progress
         if trial.outcome is Outcome.INTERRUPTED:
-            self.interrupted = f"trial {trial.number} {trial.reason}, and recorded as interrupted"
+            self.cut_short.append((trial.number, trial.reason))
         elif trial.outcome is Outcome.FAILED and self.failures:
             self._say(f"trial {trial.number} failed: {trial.reason or 'unknown error'}")
         elif self.verbose:
@@ -303,3 +317,14 @@ class CtrlC:
 def _clock(seconds: float) -> str:
     minutes, seconds = divmod(int(seconds), 60)
     return f"{minutes:d}:{seconds:02d}"
+
+
+def _numbers(numbers: Sequence[int]) -> str:
+    """Trial numbers in few words: runs of consecutive ones as ``3-10``."""
+    runs: list[list[int]] = []
+    for each in numbers:
+        if runs and each == runs[-1][-1] + 1:
+            runs[-1].append(each)
+        else:
+            runs.append([each])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)

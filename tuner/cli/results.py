@@ -17,7 +17,7 @@ import click
 
 from tuner.cli import format_option, storage_option
 from tuner.cli.output import echo_json, number, table, wide_option, wrap
-from tuner.cli.trials import confirmation_table, trial_table
+from tuner.cli.trials import best_title, confirmation_table, trial_table
 from tuner.compare import GROUPINGS
 from tuner.query import SORTS, open_results
 from tuner.results import Comparison, Outcome, StudySummary
@@ -170,8 +170,8 @@ def best_command(
     if not best:
         click.echo(f"No finished trial in study {study}{among} ({counts}).")
         return
-    title = f"Top {len(best)} of {counts.finished} finished trials by {summary.metric}{among}"
-    title = wrap(f"{title}, {_order(summary.direction)}", width)
+    title = best_title(len(best), counts.finished, summary.metric, summary.direction, among)
+    title = wrap(title, width)
     click.echo(f"{title}\n{trial_table(best, summary.metric, width)}")
     if confirmation.configs:
         click.echo(f"\n{confirmation_table(confirmation, width)}")
@@ -184,11 +184,6 @@ def _among(optimizers: Sequence[str], schedules: Sequence[str]) -> str:
         if names
     ]
     return f" with {' and '.join(chosen)}" if chosen else ""
-
-
-def _order(direction: str) -> str:
-    better = "lowest" if direction == "minimize" else "highest"
-    return f"{better} first; complete trials before pruned ones"
 
 
 @click.command("trials")

@@ -13,9 +13,17 @@ from click.core import ParameterSource
 
 from tuner import blas as blas_choice
 from tuner.cli import load_registry, plugin_option, storage_option
-from tuner.cli.closing import closing, continue_command, given_options, interrupted, masked
+from tuner.cli.closing import (
+    closing,
+    continue_adding,
+    finished_trials,
+    given_options,
+    interrupted,
+    masked,
+)
 from tuner.cli.jobs import Helpers, job_count, parse_jobs
 from tuner.cli.progress import CtrlC, Display
+from tuner.cli.typos import check_study_name
 from tuner.errors import BadInput
 from tuner.plan import SearchConfig, parse_confirm, parse_population
 
@@ -126,12 +134,18 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     metavar="NAME",
     help="Study to create or continue [a new readable name].",
 )
+@click.option(
+    "--new",
+    is_flag=True,
+    help="--study names a new study, even one a typo away from a study that exists: without "
+    "it, such a name is asked about on a terminal and refused elsewhere.",
+)
 @storage_option
 @click.option(
     "--seed",
     type=int,
     help="Seeds the sampler and every trial: the same seed draws the same trials "
-    "[0; a resumed study's own].",
+    "[a new study's is drawn at random, stored and printed; a resumed study keeps its own].",
 )
 @click.option(
     "--device",
@@ -226,6 +240,7 @@ def search_command(
     batch_size: int | None,
     eval_every: int | None,
     study: str | None,
+    new: bool,
     storage: str,
     seed: int | None,
     device: str | None,
@@ -274,6 +289,8 @@ def search_command(
         population=parse_population(population),
         command=" ".join(["tuner", "search", *given_options(ctx)]),
     )
+    if study is not None:
+        check_study_name(storage, study, new)
     auto = jobs is None
     jobs = job_count(jobs, oversubscribe, device)
     if jobs > 1:
@@ -317,7 +334,7 @@ def drive(
     if helpers.count:
         config = replace(config, confirm=(0, 0))
     display = Display(
-        lambda study, more: continue_command(ctx, study, more),
+        lambda study: continue_adding(ctx, storage, study, trials),
         masked(storage),
         trials,
         config.timeout,
@@ -362,7 +379,8 @@ def drive(
                         click.echo(f"{how}: {what}.", err=True)
                     elif display.ran == 0:
                         click.echo(
-                            f"Study {display.name} already holds {trials} finished trials: "
+                            f"Study {display.name} already holds "
+                            f"{finished_trials(storage, display.name or '')} finished trials: "
                             "nothing to run. Ask for more with --trials.",
                             err=True,
                         )

@@ -14,8 +14,8 @@ from tuner.results import Confirmation, Outcome, TrialSummary
 def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None = WIDTH) -> str:
     """Trials as a table, in the order given: value, the other metrics, the optimizer and
     schedule with their own settings, and time; outcome and steps when not all are complete,
-    and the reason when one has one. To fit ``width``, the settings go under each row and the
-    reasons are cut short."""
+    and the reason when one has one. To fit ``width``, the settings and the reason go under
+    each row."""
     others = sorted({k for t in trials for k in t.metrics} - {metric})
     unfinished = any(t.outcome is not Outcome.COMPLETE for t in trials)
     reasons = any(t.reason for t in trials)
@@ -39,7 +39,18 @@ def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None =
         if reasons:
             row.append(shorten(trial.reason or "-", REASON_WIDTH, placeholder="…"))
         rows.append(row)
-    return table(headers, rows, width=width, below=["settings"], shrink=["reason"])
+    # The reason goes under its row, whole to REASON_WIDTH: cut to a column's width, it read
+    # "prune…".
+    return table(headers, rows, width=width, below=["settings", "reason"])
+
+
+def best_title(shown: int, finished: int, metric: str, direction: str, among: str = "") -> str:
+    """The line above the best trials, in ``tuner best`` and at the end of a search."""
+    better = "lowest" if direction == "minimize" else "highest"
+    return (
+        f"Top {shown} of {finished} finished trials by {metric}{among}, {better} first; "
+        "complete trials before pruned ones"
+    )
 
 
 # Long enough to tell reasons apart; `tuner show` prints one whole.
@@ -99,7 +110,9 @@ def confirmation_table(confirmation: Confirmation, width: int | None = WIDTH) ->
                 settings(trial),
             ]
         )
-    board = table(headers, rows, width=width, below=["settings"])
+    # The longest optimizer and schedule names, with two test metrics, need the search's
+    # value under the row too.
+    board = table(headers, rows, width=width, below=["search", "settings"])
     title = (
         f"Confirmed: the best configurations trained again in full, each with the same "
         f"{max(len(c.runs) for c in confirmation.configs)} fresh seeds; the mean and standard "

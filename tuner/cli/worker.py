@@ -11,7 +11,8 @@ from tuner.cli import plugin_option, storage_option
 from tuner.cli.closing import given_options
 from tuner.cli.jobs import watch_lifeline
 from tuner.cli.search import check_confirm, drive, output_options, population_option
-from tuner.plan import SearchConfig, parse_confirm, parse_population
+from tuner.errors import BadInput
+from tuner.plan import COUNT_ATTR, SearchConfig, parse_confirm, parse_population
 from tuner.query import open_results
 
 
@@ -20,9 +21,9 @@ from tuner.query import open_results
 @click.option(
     "--trials",
     type=click.IntRange(min=1),
-    required=True,
     help="Finished trials the study should hold, counting every worker's: each worker stops "
-    "once it does, or will once the trials in flight end.",
+    "once it does, or will once the trials in flight end [the --trials of the search that "
+    "last ran on it].",
 )
 @click.option(
     "--timeout",
@@ -46,7 +47,7 @@ from tuner.query import open_results
 @output_options
 def worker_command(
     study: str,
-    trials: int,
+    trials: int | None,
     timeout: float | None,
     confirm: str,
     storage: str,
@@ -65,6 +66,7 @@ def worker_command(
 
     \b
     Examples:
+      tuner worker digits-brisk-otter --storage postgresql+psycopg://db/tuner
       tuner worker digits-brisk-otter --trials 200 --storage postgresql+psycopg://db/tuner
     """
     helper = watch_lifeline()
@@ -77,6 +79,8 @@ def worker_command(
         stored = results.study(study)
         settings = results.settings(study)
         seed = results.provenance(study).seed
+    if trials is None:
+        trials = _study_count(storage, study)
     ctx = click.get_current_context()
     config = SearchConfig(
         task=stored.task,
@@ -88,9 +92,26 @@ def worker_command(
         pruner=settings.get("pruner", "median"),
         confirm=parse_confirm(confirm),
         population=parse_population(population),
+        sets_count=False,
         command=" ".join(["tuner", "worker", study, *given_options(ctx, leave_out=["study"])]),
     )
     drive(ctx, config, plugins, storage, None, quiet=quiet, verbose=verbose, helper=helper)
+
+
+def _study_count(storage: str, study: str) -> int:
+    """The --trials of the search that last ran on ``study``."""
+    # Here for start-up time, as tuner.db above.
+    import optuna
+
+    from tuner.db.optuna import read_only_storage
+
+    attrs = optuna.load_study(study_name=study, storage=read_only_storage(storage)).user_attrs
+    if COUNT_ATTR not in attrs:
+        raise BadInput(
+            f"study '{study}' holds no count of trials (an earlier tuner made it): "
+            "give the count with --trials"
+        )
+    return int(attrs[COUNT_ATTR])
 
 
 COMMANDS = [worker_command]

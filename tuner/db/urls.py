@@ -34,8 +34,7 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        hint = f"; for a file there, sqlite:///{url}" if "://" not in url else ""
-        raise BadInput(f"not a storage URL: '{mask_url(url)}'; {_USAGE}{hint}") from None
+        raise BadInput(f"not a storage URL: '{mask_url(url)}'; {_USAGE}{_file_hint(url)}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.drivername not in ("sqlite", "sqlite+pysqlite"):
@@ -53,8 +52,9 @@ def parse_url(url: str) -> URL:
         if path.is_dir():
             raise BadInput(f"{path} is a folder, not a SQLite database file")
         return parsed
-    if backend == "postgresql":
-        if parsed.drivername == "postgresql":
+    # postgres:// is what Heroku, Render and others hand out, and what libpq takes.
+    if backend in ("postgresql", "postgres"):
+        if parsed.drivername in ("postgresql", "postgres"):
             return parsed.set(drivername="postgresql+psycopg")
         if parsed.drivername != "postgresql+psycopg":
             raise BadInput(
@@ -63,6 +63,19 @@ def parse_url(url: str) -> URL:
             )
         return parsed
     raise BadInput(f"unsupported storage URL scheme '{parsed.drivername}'; {_USAGE}")
+
+
+def _file_hint(url: str) -> str:
+    """The SQLite URL of the file that ``url`` seems to name, as a hint: a bare path, or a
+    sqlite: URL short of its slashes."""
+    if "://" in url:
+        return ""
+    scheme, colon, rest = url.partition(":")
+    if not colon or scheme != "sqlite":
+        return f"; for a file there, sqlite:///{url}"
+    path = rest.lstrip("/")
+    here = f"; for the file {path} here, sqlite:///{path}"
+    return here + (f"; for /{path}, sqlite:////{path}" if rest.startswith("/") else "")
 
 
 def sqlite_path(url: URL) -> Path:
