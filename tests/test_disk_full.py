@@ -1,6 +1,7 @@
 """A full disk says so in one line and loses no finished trial: a real small filesystem (a
 tmpfs mounted for the test, which needs the right to mount; skipped, saying why, without it)."""
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -109,6 +110,7 @@ def test_after_making_room_the_same_command_fails_the_trial_left_running_at_once
     # Not after the heartbeat's grace of 90 s: its worker is known to have ended.
     assert time.monotonic() - started < 30
     for number in running:
-        assert f"trial {number} failed: its worker, process {full.pid}" in again.stderr
+        # The search's, or one of its workers' (--jobs auto).
+        assert re.search(rf"trial {number} failed: its worker, process \d+ on this", again.stderr)
     states = [t.state.name for t in optuna.load_study(study_name="f", storage=url).trials]
     assert "RUNNING" not in states
