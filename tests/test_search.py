@@ -16,6 +16,10 @@ from click.testing import CliRunner
 from tuner import open_results
 from tuner.cli import cli
 from tuner.cli.jobs import cores
+from tuner.plan import SearchConfig, plan_search
+from tuner.plugins import load_plugins
+from tuner.samplers import trial_seed
+from tuner.study import run_search
 
 PLUGINS = Path(__file__).parent / "search_plugins"
 TUNER = Path(sys.executable).with_name("tuner")
@@ -518,3 +522,23 @@ def test_a_trial_stopped_before_its_end_is_tried_again_when_the_study_goes_on(st
         stopped, again = results.trials("again")
     assert (stopped.outcome, again.outcome) == ("interrupted", "complete")
     assert again.params == stopped.params
+
+
+def test_a_search_that_finds_its_new_study_made_meanwhile_samples_with_the_study_s_seed(
+    tmp_path,
+):
+    # Planned before the study exists, as two searches started at once on a new study plan,
+    # each drawing a seed of its own; the other one makes it first.
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    config = SearchConfig(task="synthetic", optimizers=["adam", "sgd"], trials=4, study="race",
+                          schedules=["constant", "cosine"], steps=5, seed=8)  # fmt: skip
+    late = plan_search(config, load_plugins())
+    first = ["--study", "race", "--trials", "2", "--steps", "5", "--seed", "7", "--jobs", "1"]
+    assert search(url, *first).exit_code == 0
+
+    run_search(late, url)
+
+    with open_results(url) as results:
+        seeds = [results.trial("race", number).seed for number in range(4)]
+        assert results.provenance("race").seed == 7
+    assert seeds == [trial_seed(7, number) for number in range(4)]

@@ -133,6 +133,12 @@ def _search(
             store.save_study(record)
         # Another worker's, when it started this study first.
         changes = differences(results.settings(name), plan.settings)
+        seed = results.provenance(name).seed
+    if seed is not None and seed != config.seed:
+        # Made meanwhile by a search that drew another seed (neither was given one): the
+        # study has one seed, which every worker samples with.
+        plan = replace(plan, config=replace(config, seed=seed))
+        config = plan.config
     if changes:
         raise BadInput(
             f"study '{name}' was created with {'; '.join(changes)}: "
