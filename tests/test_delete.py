@@ -3,9 +3,6 @@ transaction, and nothing else does; a study whose Optuna side another tool delet
 such and can be deleted; bad input changes nothing."""
 
 import json
-import os
-import pty
-import select as polling
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
+from on_a_terminal import answer
 from sqlalchemy import MetaData, select
 
 from tuner.cli import cli
@@ -223,34 +221,6 @@ def test_bad_input_deletes_nothing(sqlite_url, tmp_path):
     )
     assert nowhere.exit_code == 2 and not (tmp_path / "none.db").exists()
     assert rows(url) == before
-
-
-def answer(args, reply, cwd):
-    """Run ``tuner`` on a terminal and type ``reply`` once it asks; its output and status."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [TUNER, *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=os.environ
-    )
-    os.close(slave)
-    output = b""
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = polling.select([master], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            output += data
-            if output.endswith(b"[y/N]: "):
-                os.write(master, reply)
-        return output.decode(), process.wait(timeout=30)
-    finally:
-        os.close(master)
 
 
 def test_on_a_terminal_it_asks_first(sqlite_url, tmp_path):

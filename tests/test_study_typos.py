@@ -1,16 +1,12 @@
 """A --study one typo away from a study that exists: asked about on a terminal, refused off one,
 unless --new says that a new study is meant."""
 
-import os
-import pty
-import select
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
+from on_a_terminal import answer
 from stored import stored_studies
 
 from tuner.cli import cli
@@ -65,33 +61,6 @@ def test_a_numbered_series_and_a_name_far_from_any_are_new_studies(sqlite_url):
     assert search(sqlite_url, "run2").exit_code == 0
     assert search(sqlite_url, "other").exit_code == 0
     assert names(sqlite_url) == ["other", "run1", "run2"]
-
-
-def answer(args, reply, cwd):
-    """Run the installed ``tuner`` on a terminal, type ``reply`` once it asks; its output and
-    status."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen([TUNER, *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd)
-    os.close(slave)
-    output = b""
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            output += data
-            if output.endswith(b"[y/N]: "):
-                os.write(master, reply)
-        return output.decode(), process.wait(timeout=30)
-    finally:
-        os.close(master)
 
 
 def test_on_a_terminal_a_typo_is_asked_about_first(sqlite_url, tmp_path):
