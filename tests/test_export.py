@@ -25,7 +25,7 @@ from stored import stored_studies
 from tuner import open_results
 from tuner.api import StudyResults
 from tuner.cli import cli
-from tuner.db import open_store
+from tuner.db import WORKER_ATTR, open_store
 from tuner.errors import BadInput
 from tuner.export import build_optimizer, eval_weights
 from tuner.lr import make_schedule
@@ -558,7 +558,8 @@ def test_a_study_with_nothing_to_export_says_why(storage):
     studies = optuna.storages.RDBStorage(storage)
     optuna.create_study(study_name="empty", storage=studies)
     running = optuna.create_study(study_name="running", storage=studies)
-    running.ask()
+    # Named as tuner names its workers' trials: a trial without a name is another client's.
+    studies.set_trial_system_attr(running.ask()._trial_id, WORKER_ATTR, "elsewhere 1")
     # As tuner search records them when it starts, before any trial ends.
     store = open_store(storage)
     for name in ("empty", "running"):

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from tuner import open_results
 from tuner.cli import cli
-from tuner.db import CurveRow, StudyRow, TrialRow, open_store
+from tuner.db import WORKER_ATTR, CurveRow, StudyRow, TrialRow, open_store
 
 # Each trial's population: 2 to 5 trained together, and 6 to 21 with 23 and 25 (a second
 # worker's trials came between them); the rest trained alone.
@@ -191,6 +191,8 @@ def test_a_running_member_only_optuna_knows_is_counted_in_its_population(tmp_pat
     for _ in range(TRIALS):  # The trials that tuner recorded.
         study.add_trial(optuna.trial.create_trial(value=0.0))
     running = study.ask()
+    # Named as tuner names its workers' trials: a trial without a name is another client's.
+    running.storage.set_trial_system_attr(running._trial_id, WORKER_ATTR, "elsewhere 1")
     running.set_user_attr("population", 2)
 
     with open_results(url) as results:

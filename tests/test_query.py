@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from tuner import Counts, GroupStats, open_results
 from tuner.cli import cli
 from tuner.compare import MIN_FOR_SPREAD, group_stats, judge
-from tuner.db import CurveRow, StudyRow, TrialRow, downgrade, open_store, upgrade
+from tuner.db import WORKER_ATTR, CurveRow, StudyRow, TrialRow, downgrade, open_store, upgrade
 from tuner.errors import BadInput, TunerError
 
 FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
@@ -146,10 +146,17 @@ def test_compare_groups_and_judges(searched):
             assert comparison.clear == (comparison.gap > comparison.spread)
 
 
+def tuners(trial):
+    """``trial``, named as tuner names the trials its workers run (here one on another
+    machine): a trial without a name is another Optuna client's, which tuner leaves out."""
+    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, "elsewhere 1")
+    return trial
+
+
 def test_running_and_unrecorded_failed_trials_come_from_optuna(copied):
     study = optuna.load_study(study_name="s", storage=copied)
-    running = study.ask({"optimizer": CategoricalDistribution(["adam", "sgd"])})
-    interrupted = study.ask({"optimizer": CategoricalDistribution(["adam", "sgd"])})
+    running = tuners(study.ask({"optimizer": CategoricalDistribution(["adam", "sgd"])}))
+    interrupted = tuners(study.ask({"optimizer": CategoricalDistribution(["adam", "sgd"])}))
     study.tell(interrupted, state=TrialState.FAIL)
 
     with open_results(copied) as results:
@@ -184,10 +191,16 @@ def test_trials_only_optuna_knows_are_filtered_and_ranked_with_the_rest(storage_
     for _, state, value, optimizer in only_optuna:
         params = {"optimizer": optimizer}
         study.add_trial(
-            optuna.trial.create_trial(state=state, value=value, params=params, distributions=choice)
+            optuna.trial.create_trial(
+                state=state,
+                value=value,
+                params=params,
+                distributions=choice,
+                system_attrs={WORKER_ATTR: "elsewhere 1"},
+            )
         )
     study.enqueue_trial({"optimizer": "sgd"})
-    running = study.ask(choice)
+    running = tuners(study.ask(choice))
 
     with open_results(storage_url) as results:
         best = results.best("c", 3)

@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from tuner.cli import cli
+from tuner.db import WORKER_ATTR
 
 TUNER = Path(sys.executable).with_name("tuner")
 SEARCH = (
@@ -84,7 +85,9 @@ def make_study(folder: Path) -> Path:
     )
     assert search.returncode == 0, search.stderr
     storage = optuna.storages.RDBStorage(url)
-    optuna.load_study(study_name="s", storage=storage).ask()
+    running = optuna.load_study(study_name="s", storage=storage).ask()
+    # Named as tuner names its workers' trials: a trial without a name is another client's.
+    storage.set_trial_system_attr(running._trial_id, WORKER_ATTR, "elsewhere 1")
     # Closed, as the search would close it, so that its file can be sealed.
     storage.engine.dispose()
     return database

@@ -20,16 +20,16 @@ COLUMNS, LINES = 100, 40
 STATUS = re.compile(r"(\d+)/(\d+) trials  (\d+:\d\d) elapsed  (\S+) left")
 
 
-def screens(args, cwd, env, seconds=120):
+def screens(args, cwd, env, seconds=120, columns=COLUMNS):
     """Run ``tuner`` on a terminal: yield (seconds since the first output, screen text) each
     time the screen changes, until the process exits; then its exit status."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, columns, 0, 0))
     process = subprocess.Popen(
         [TUNER, *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env
     )
     os.close(slave)
-    screen = pyte.Screen(COLUMNS, LINES)
+    screen = pyte.Screen(columns, LINES)
     stream = pyte.ByteStream(screen)
     first = None
     deadline = time.monotonic() + seconds
@@ -82,3 +82,23 @@ def test_the_study_and_a_status_line_come_at_once_and_the_clock_runs_while_kerne
     assert lefts[0] == "?"
     assert any(left.startswith("~") for left in lefts)
     assert "Top 5 of " in shots[-1][1]
+
+
+def test_the_confirmation_runs_to_come_are_in_the_time_left_and_a_cut_line_names_the_seed(
+    tmp_path,
+):
+    env = {**os.environ, "TMPDIR": str(tmp_path), "TERM": "xterm"}
+    args = ["search", "--task", "synthetic", "--optimizers", "adam", "--schedules", "constant"]
+    # Runs of a second or two each, three of them after the search.
+    args += ["--trials", "3", "--steps", "6000", "--eval-every", "2000", "--pruner", "none"]
+    args += ["--confirm", "1x3", "--jobs", "1", "--study", "c"]
+
+    shots, status = screens(args, tmp_path, env, columns=80)
+
+    assert status == 0
+    first = re.compile(r"confirming trial \d+, seed 1/3")
+    confirming = [row for _, screen in shots for row in screen.splitlines() if first.search(row)]
+    assert confirming, shots[-1][1]
+    lefts = {STATUS.search(row)[4] for row in confirming}
+    # Two runs at least are still to come, each as long as a trial's 6000 steps.
+    assert "~0:00" not in lefts and "?" not in lefts, lefts

@@ -162,7 +162,8 @@ class Results:
                     in_optuna=False,
                 )
             unrecorded = self._optuna_trials(self._unrecorded_ids(connection, record))
-            return self._sql.summary(connection, record, unrecorded)
+            foreign = self._unrecorded_ids(connection, record, ours=False)
+            return self._sql.summary(connection, record, unrecorded, len(foreign))
 
     def settings(self, study: str) -> dict[str, Any]:
         """The settings ``tuner search`` stored for the study: its ``task``, ``metric``,
@@ -268,18 +269,21 @@ class Results:
         # Imported here for start-up time, as Optuna's storage is.
         from optuna.trial import TrialState
 
+        from tuner.db.workers import tuner_made
+
         with self._reading() as connection:
             record = self._live(connection, study)
             storage = self._read_only_optuna()
             study_id = storage.get_study_id_from_name(record.name)
-            return storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+            complete = (TrialState.COMPLETE,)
+            trials = storage.get_all_trials(study_id, deepcopy=False, states=complete)
+            return [trial for trial in trials if tuner_made(trial)]
 
     def to_dataframe(self, study: str) -> pandas.DataFrame:
         """Every trial of ``study``, one row each, in the columns of ``tuner trials --format
         csv``: the JSON of :class:`TrialSummary` flattened (``params.lr``, ``metrics.r2``)."""
         try:
-            # Optional: only this method needs pandas.
-            import pandas
+            import pandas  # optional: only this method needs it
         except ImportError:
             raise TunerError("to_dataframe needs pandas: pip install 'tuner[pandas]'") from None
         return pandas.json_normalize([trial.to_json() for trial in self.trials(study)])
@@ -381,18 +385,14 @@ class Results:
             self._optuna_tables = self._optuna.has_optuna_tables(connection)
         return self._optuna_tables
 
-    def _unrecorded_ids(self, connection: Connection, study: Row) -> list[int]:
-        """Optuna's ids of the study's trials that have no row of ours: running ones, and
-        those that failed before their record was written.
-
-        Optuna's storage cannot say which these are without reading every trial it has with
-        all its parameters (its ``get_n_trials`` does), or every failed one by state, seconds
-        for a large study. So this reads the ids and numbers of Optuna's ``trials`` table, the
-        columns every Optuna version has had, against our rows, in one indexed query.
-        """
+    def _unrecorded_ids(
+        self, connection: Connection, study: Row, *, ours: bool = True
+    ) -> list[int]:
+        """Optuna's ids of the study's trials that tuner ran and has no row of: running ones,
+        and those that failed before their record was written; ``ours`` False: others'."""
         if not self._has_optuna_tables(connection):
             return []
-        return self._optuna.unrecorded_ids(connection, study)
+        return self._optuna.unrecorded_ids(connection, study, ours=ours)
 
     def _optuna_trial_id(self, connection: Connection, study: Row, number: int) -> int:
         """Optuna's id of trial ``number``; BadInput, saying which numbers exist, if none."""

@@ -191,7 +191,10 @@ class StudySummary:
 
     ``in_optuna`` is False when Optuna's side of the study was deleted by another tool
     (``optuna delete-study``, optuna-dashboard) after tuner recorded trials of it: then it has
-    no trials to count or rank, and ``tuner delete`` removes what tuner kept.
+    no trials to count or rank, and ``tuner delete`` removes what tuner kept. ``foreign`` counts
+    the trials that another Optuna client wrote into the study (a script's ``study.optimize``
+    or ``study.add_trial``): tuner has no record of them and leaves them out of its counts,
+    listings and rankings.
     """
 
     name: str
@@ -202,6 +205,7 @@ class StudySummary:
     best: TrialSummary | None
     created_at: datetime
     in_optuna: bool = True
+    foreign: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -213,6 +217,7 @@ class StudySummary:
             "best": None if self.best is None else self.best.to_json(),
             "created_at": self.created_at.isoformat(),
             "in_optuna": self.in_optuna,
+            "foreign_trials": self.foreign,
         }
 
 

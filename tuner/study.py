@@ -26,6 +26,7 @@ from tuner.db import (
     open_store,
     parse_url,
     storage_failure,
+    tuner_made,
 )
 from tuner.errors import BadInput, TunerError
 from tuner.graphs import check_device
@@ -326,8 +327,8 @@ def _counted(
 
 def _take_stock(study: optuna.Study, progress: Progress) -> list[optuna.trial.FrozenTrial]:
     """Count the study's finished and running trials, every worker's, and find its best, in
-    one read, which it returns."""
-    trials = study.get_trials(deepcopy=False)
+    one read, which it returns: tuner's trials, not those another Optuna client wrote."""
+    trials = [trial for trial in study.get_trials(deepcopy=False) if tuner_made(trial)]
     progress.finished = sum(trial.state in FINISHED for trial in trials)
     progress.running = sum(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -13,7 +13,7 @@ from click.core import ParameterSource
 
 from tuner.cli import program
 from tuner.cli.output import WIDTH, wrap
-from tuner.cli.trials import best_title, confirmation_table, trial_table
+from tuner.cli.trials import best_title, confirmation_table, left_out, trial_table
 from tuner.query import open_results
 from tuner.results import Outcome
 
@@ -133,4 +133,5 @@ def leaderboard(name: str, metric: str, top: Sequence[TrialSummary], results: Re
         return f"No complete trial yet in study {name} ({summary or 'no trials'})."
     summary = results.study(name)
     title = best_title(len(top), summary.counts.finished, metric, summary.direction)
-    return f"{wrap(title, WIDTH)}\n{trial_table(top, metric)}"
+    note = f"\n\n{left_out(summary)}" if summary.foreign else ""
+    return f"{wrap(title, WIDTH)}\n{trial_table(top, metric)}{note}"

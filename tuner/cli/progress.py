@@ -3,7 +3,6 @@ thread keeps ticking on a terminal, and a SIGINT handler that stops a search bet
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import signal
 import statistics
@@ -47,6 +46,8 @@ class Display(Watcher):
         blas: Blas | None = None,
         on_started: Callable[[str], int] | None = None,
         failures: bool = True,
+        confirm_runs: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.continue_for = continue_for
         self.storage = storage
@@ -63,14 +64,25 @@ class Display(Watcher):
         # False in a worker of --jobs, whose search shows its failed trials.
         self.failures = failures
         self.name: str | None = None
-        self.started_at = time.monotonic()
+        self.clock = clock
+        self.started_at = clock()
         self.ends: list[float] = []
+        # Seconds a step of this run's trials took, each trial's whole time over its steps: a
+        # population's members share theirs, so this is what K runs together cost a step.
+        self.step_s: list[float] = []
+        # The confirmation runs (K x S of --confirm) still to come after the search, and how
+        # long those of this run took.
+        self.confirm_runs = confirm_runs
+        self.run_started: float | None = None
+        self.run_s: list[float] = []
         self.progress = Progress(total)
         # The trial in flight: its number, optimizer+schedule and steps; the steps it has run.
         self.trial: tuple[int, str, int] | None = None
         # The confirmation run in flight: its seed's index, of how many.
         self.seed: tuple[int, int] | None = None
         self.step = 0
+        # The steps of a trial of the search, which a confirmation run trains too.
+        self.steps = 0
         # The trials training together with the one in flight, itself included.
         self.members = 1
         self.kernels = False
@@ -106,7 +118,7 @@ class Display(Watcher):
             click.echo(
                 f"Workers: {self.workers} processes on this machine (--jobs 1 for one)", err=True
             )
-        self.started_at = time.monotonic()
+        self.started_at = self.clock()
         if self.live:
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
@@ -126,6 +138,7 @@ class Display(Watcher):
 
     def trial_started(self, number: int, sample: Sample, steps: int, members: int = 1) -> None:
         self.trial = (number, f"{sample.optimizer}+{sample.schedule}", steps)
+        self.steps = steps
         self.members = members
         self.step = 0
         self.kernels = False
@@ -137,8 +150,10 @@ class Display(Watcher):
         self.step = done
 
     def trial_ended(self, trial: TrialSummary, progress: Progress) -> None:
-        self.ends.append(time.monotonic())
+        self.ends.append(self.clock())
         self.progress = progress
+        if trial.duration_s and trial.steps:
+            self.step_s.append(trial.duration_s / trial.steps)
         if trial.outcome is Outcome.INTERRUPTED:
             self.cut_short.append((trial.number, trial.reason))
         elif trial.outcome is Outcome.FAILED and self.failures:
@@ -149,12 +164,17 @@ class Display(Watcher):
 
     def confirming(self, trial: TrialSummary, index: int, seeds: int, steps: int) -> None:
         self.trial = (trial.number, f"{trial.optimizer}+{trial.schedule}", steps)
+        self.steps = steps
+        self.run_started = self.clock()
         self.seed = (index, seeds)
         self.members = 1
         self.step = 0
         self.kernels = False
 
     def confirmed(self, trial: TrialSummary, index: int, seeds: int, run: Run) -> None:
+        if self.run_started is not None:
+            self.run_s.append(self.clock() - self.run_started)
+            self.run_started = None
         if run.outcome is not Outcome.COMPLETE:
             self._say(
                 f"confirmation of trial {trial.number}, seed {index + 1}/{seeds}: "
@@ -188,22 +208,25 @@ class Display(Watcher):
     def _draw(self) -> None:
         if not self.live or self._closed.is_set():
             return
-        elapsed = time.monotonic() - self.started_at
+        # Room for the "^C" a terminal echoes after it: at the edge it would wrap to a new line,
+        # which the next redraw does not clear.
+        line = self.status_line(shutil.get_terminal_size().columns - 3)
+        with self._lock:
+            click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
+
+    def status_line(self, width: int) -> str:
+        """The status line, cut to ``width``: what it is doing comes before the best so far,
+        which the cut takes first."""
+        elapsed = self.clock() - self.started_at
         parts = [
             f"{self.progress.finished}/{self.total} trials",
             f"{_clock(elapsed)} elapsed",
             f"{self._left(elapsed)} left",
-            self._best(),
             self._doing(),
+            self._best(),
         ]
-        # Room for the "^C" a terminal echoes after it: at the edge it would wrap to a new line,
-        # which the next redraw does not clear.
-        width = shutil.get_terminal_size().columns - 3
         line = "  ".join(p for p in parts if p)
-        if len(line) > width:
-            line = line[: width - 1] + "…"
-        with self._lock:
-            click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
+        return line if len(line) <= width else line[: width - 1] + "…"
 
     def _best(self) -> str:
         best = self.progress.best
@@ -219,26 +242,62 @@ class Display(Watcher):
         if self.members > 1:
             what = f"trials {number}+{self.members - 1}"
         if self.seed is not None:
-            what = f"confirming trial {number} (seed {self.seed[0] + 1}/{self.seed[1]})"
+            what = f"confirming trial {number}, seed {self.seed[0] + 1}/{self.seed[1]}"
         if self.kernels and self.step == 0:
             return f"{what}: building kernels for {combination}…"
         return f"{what}: {combination} step {self.step}/{steps}"
 
     def _left(self, elapsed: float) -> str:
-        """The time left, from the median time between this run's trials: '?' until a few
-        have ended, since the first ones also build kernels. A population's trials end
-        together, and so do other workers' in this display, so the gaps are then averaged."""
-        left = None
-        if self.ran >= self.ETA_AFTER:
-            times = [self.started_at, *self.ends][-(10 * self.members * self.workers + 1) :]
-            gaps = [b - a for a, b in itertools.pairwise(times)]
-            # Other workers' trials are seen together, when this one's end: their gaps are 0.
-            alone = self.members == 1 and self.workers == 1
-            each = statistics.median(gaps) if alone else sum(gaps) / len(gaps)
-            left = each * max(self.total - self.progress.finished, 0)
-        if self.timeout is not None and left is not None:
-            left = min(left, max(self.timeout - elapsed, 0))
-        return "?" if left is None else f"~{_clock(left)}"
+        """The time left, the search's and the confirmation runs' after it, from what this run
+        has measured: '?' until it has measured enough; a range where two measures disagree;
+        'N+' while this process builds kernels, whose time no measure foresees."""
+        search = self._search_left(elapsed)
+        runs = self._runs_left()
+        if search is None or runs is None:
+            return "?"
+        low, high = search[0] + runs, search[1] + runs
+        if self.kernels and self.step == 0:
+            return f"{_clock(low)}+"
+        # Within a quarter of each other, or seconds apart, the two measures agree.
+        if high - low > max(0.25 * high, 5):
+            return f"~{_clock(low)}-{_clock(high)}"
+        return f"~{_clock(high)}"
+
+    def _search_left(self, elapsed: float) -> tuple[float, float] | None:
+        """The search's time left, low and high, from the pace of the whole run and of its
+        second half: trials that build kernels, mostly the first of each graph, slow the one
+        more than the other, and so do populations that grow. Paces over time, not the gaps
+        between trials: a population's trials end together, and other workers' trials reach
+        this display in bunches (see tuner.study's ``look``)."""
+        left = max(self.total - self.progress.finished, 0)
+        if not left:
+            return (0.0, 0.0)
+        if self.ran < self.ETA_AFTER or elapsed <= 0:
+            return None
+        half = elapsed / 2
+        recent = sum(end > self.started_at + half for end in self.ends)
+        paces = [elapsed / self.ran] + ([half / recent] if recent else [])
+        low, high = min(paces) * left, max(paces) * left
+        if self.timeout is not None:
+            # --timeout bounds the search alone.
+            low, high = (min(x, max(self.timeout - elapsed, 0)) for x in (low, high))
+        return (low, high)
+
+    def _runs_left(self) -> float | None:
+        """The confirmation runs' time left: each as long as this run's took, or before one
+        has ended, as long as a search trial's steps took at their pace."""
+        runs = max(self.confirm_runs - len(self.run_s), 0)
+        if not runs:
+            return 0.0
+        if self.run_s:
+            each = statistics.mean(self.run_s)
+        elif self.step_s and self.steps:
+            each = statistics.median(self.step_s) * self.steps
+        else:
+            return None
+        # The run in flight counts down, but no run is over before it ends.
+        done = 0.0 if self.run_started is None else self.clock() - self.run_started
+        return each * runs - min(done, 0.9 * each)
 
 
 def _trial_line(trial: TrialSummary) -> str:

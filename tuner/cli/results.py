@@ -17,7 +17,7 @@ import click
 
 from tuner.cli import format_option, storage_option
 from tuner.cli.output import echo_json, number, table, wide_option, wrap
-from tuner.cli.trials import best_title, confirmation_table, trial_table
+from tuner.cli.trials import best_title, confirmation_table, left_out, trial_table
 from tuner.compare import GROUPINGS
 from tuner.query import SORTS, open_results
 from tuner.results import Comparison, Outcome, StudySummary
@@ -60,6 +60,7 @@ def studies_command(storage: str, width: int | None, fmt: str) -> None:
         studies = results.studies()
         optuna_only = results.optuna_only_studies()
         note = _optuna_only_note(results.storage, optuna_only, results.has_tuner_tables)
+    note = "\n".join(n for n in [*(left_out(s, width) for s in studies), wrap(note, width)] if n)
     if fmt == "json":
         echo_json([study.to_json() for study in studies])
         # The JSON lists tuner's studies alone, in its stable form; the rest is said aside.
@@ -71,7 +72,7 @@ def studies_command(storage: str, width: int | None, fmt: str) -> None:
     elif not note:
         click.echo(f"No study in {results.storage} yet: tuner search makes one.")
     if note:
-        click.echo(wrap(note, width))
+        click.echo(note)
 
 
 def _optuna_only_note(storage: str, optuna_only: dict[str, int], has_tables: bool) -> str:
@@ -160,21 +161,24 @@ def best_command(
     chosen = {"optimizer": optimizers or None, "schedule": schedules or None}
     with open_results(storage) as results:
         best = results.best(study, n, **chosen)
+        summary = results.study(study)
         if fmt != "table":
             _echo_records([trial.to_json() for trial in best], fmt)
+            _note_aside(summary)
             return
-        summary = results.study(study)
         counts = results.counts(study, **chosen)
         confirmation = results.confirmation(study)
     among = _among(optimizers, schedules)
     if not best:
         click.echo(f"No finished trial in study {study}{among} ({counts}).")
-        return
-    title = best_title(len(best), counts.finished, summary.metric, summary.direction, among)
-    title = wrap(title, width)
-    click.echo(f"{title}\n{trial_table(best, summary.metric, width)}")
-    if confirmation.configs:
+    else:
+        title = best_title(len(best), counts.finished, summary.metric, summary.direction, among)
+        title = wrap(title, width)
+        click.echo(f"{title}\n{trial_table(best, summary.metric, width)}")
+    if best and confirmation.configs:
         click.echo(f"\n{confirmation_table(confirmation, width)}")
+    if summary.foreign:
+        click.echo(f"\n{left_out(summary, width)}")
 
 
 def _among(optimizers: Sequence[str], schedules: Sequence[str]) -> str:
@@ -234,13 +238,17 @@ def trials_command(
             sort=sort,
             limit=limit,
         )
-        summary = results.study(study) if fmt == "table" else None
-    if summary is None:
+        summary = results.study(study)
+    if fmt != "table":
         _echo_records([trial.to_json() for trial in trials], fmt)
-    elif not trials:
+        _note_aside(summary)
+        return
+    if not trials:
         click.echo(f"No trial of study {study} matches ({summary.counts}).")
     else:
         click.echo(trial_table(trials, summary.metric, width))
+    if summary.foreign:
+        click.echo(f"\n{left_out(summary, width)}")
 
 
 @click.command("compare")
@@ -266,13 +274,17 @@ def compare_command(study: str, by: str, storage: str, width: int | None, fmt: s
     with open_results(storage) as results:
         comparison = results.compare(study, by)
         confirmation = results.confirmation(study)
+        summary = results.study(study)
     confirmed = confirmation if confirmation.configs else None
     if fmt == "json":
         echo_json({**comparison.to_json(), "confirmation": confirmed and confirmed.to_json()})
+        _note_aside(summary)
         return
     click.echo(_comparison_table(comparison, width))
     if confirmed is not None:
         click.echo(f"\n{confirmation_table(confirmed, width)}")
+    if summary.foreign:
+        click.echo(f"\n{left_out(summary, width)}")
 
 
 def _comparison_table(comparison: Comparison, width: int | None) -> str:
@@ -293,6 +305,12 @@ def _comparison_table(comparison: Comparison, width: int | None) -> str:
     headers = [comparison.by, "trials", "complete", "pruned", "diverged"]
     headers += [f"best {comparison.metric}", "median", "IQR", "best trial"]
     return f"{table(headers, rows, width=width)}\n\n{wrap(comparison.verdict, width)}"
+
+
+def _note_aside(study: StudySummary) -> None:
+    # On stderr, so that the JSON or CSV on stdout stays in its stable form.
+    if study.foreign:
+        click.echo(left_out(study, None), err=True)
 
 
 def _echo_records(records: list[dict[str, Any]], fmt: str) -> None:

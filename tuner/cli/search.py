@@ -343,6 +343,7 @@ def drive(
         blas=blas_choice.load(blas),
         on_started=helpers.start if helpers.count else None,
         failures=not helper,
+        confirm_runs=confirm[0] * confirm[1],
     )
     with CtrlC(display, defer=helper) as ctrl_c:
         try:

@@ -8,7 +8,7 @@ from textwrap import shorten
 from typing import Any
 
 from tuner.cli.output import WIDTH, number, table, wrap
-from tuner.results import Confirmation, Outcome, TrialSummary
+from tuner.results import Confirmation, Outcome, StudySummary, TrialSummary
 
 
 def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None = WIDTH) -> str:
@@ -50,6 +50,20 @@ def best_title(shown: int, finished: int, metric: str, direction: str, among: st
     return (
         f"Top {shown} of {finished} finished trials by {metric}{among}, {better} first; "
         "complete trials before pruned ones"
+    )
+
+
+def left_out(study: StudySummary, width: int | None = WIDTH) -> str:
+    """The line that says how many of the study's trials another Optuna client wrote, which
+    every count and ranking of tuner's leaves out; empty when there are none."""
+    if not study.foreign:
+        return ""
+    n, one = study.foreign, study.foreign == 1
+    trials, are, them = ("1 trial", "is", "it") if one else (f"{n} trials", "are", "them")
+    return wrap(
+        f"Note: {trials} of study {study.name} written by another Optuna client {are} left "
+        f"out: tuner has no record of {them}, so it neither counts nor ranks {them}.",
+        width,
     )
 
 

@@ -35,7 +35,7 @@ from tuner.db.optuna import (
 from tuner.db.store import Store, open_store
 from tuner.db.to_results import run_of
 from tuner.db.urls import database_error, mask_url, parse_url, sqlite_path, storage_failure
-from tuner.db.workers import WORKER_ATTR, dead_here, this_worker
+from tuner.db.workers import WORKER_ATTR, dead_here, this_worker, tuner_made
 
 __all__ = [
     "GRACE_BEATS",
@@ -68,6 +68,7 @@ __all__ = [
     "sqlite_path",
     "storage_failure",
     "this_worker",
+    "tuner_made",
     "unrecorded_ids",
     "upgrade",
 ]

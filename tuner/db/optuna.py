@@ -28,17 +28,20 @@ from sqlalchemy import (
     exists,
     func,
     inspect,
+    or_,
     select,
     table,
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.sql import ColumnElement
 
 from tuner.db.engine import engine_kwargs, forget_in_forked_children
 from tuner.db.models import StudyRow, TrialRow
 from tuner.db.retry import retrying
 from tuner.db.store import open_store
 from tuner.db.urls import mask_url, parse_url, storage_failure
+from tuner.db.workers import OUTCOME_ATTR, WORKER_ATTR
 from tuner.errors import BadInput, TunerError
 
 if TYPE_CHECKING:
@@ -220,22 +223,40 @@ def optuna_only_studies(connection: Connection, *, ours: bool) -> dict[str, int]
     return {name: count for name, count in connection.execute(query)}
 
 
-def unrecorded_ids(connection: Connection, study: Row) -> list[int]:
+def unrecorded_ids(connection: Connection, study: Row, *, ours: bool = True) -> list[int]:
     """Optuna's ids of the study's trials that have no row of ours, in one indexed query
     against our rows, but for those enqueued and not yet started (WAITING), which are no
-    trials yet. Call only when :func:`has_optuna_tables`."""
+    trials yet: those tuner ran, or with ``ours`` False those another Optuna client wrote
+    (see :func:`~tuner.db.workers.tuner_made`). Call only when :func:`has_optuna_tables`.
+
+    Optuna's storage cannot say which these are without reading every trial it has with all
+    its parameters (its ``get_n_trials`` does), or every failed one by state, seconds for a
+    large study. So this reads the ids and numbers of Optuna's ``trials`` table, the columns
+    every Optuna version has had, and its attributes' keys, against our rows."""
     trials, studies = optuna_tables()
-    ours = TrialRow.__table__.c
-    recorded = exists().where(ours.study_id == study.id, ours.number == trials.c.number)
+    rows = TrialRow.__table__.c
+    recorded = exists().where(rows.study_id == study.id, rows.number == trials.c.number)
+    made = _tuner_made(trials)
     query = (
         select(trials.c.trial_id)
         .join(studies, studies.c.study_id == trials.c.study_id)
         # PostgreSQL holds the state as an enum of Optuna's, which compares only with its own.
         .where(studies.c.study_name == study.name, ~recorded)
         .where(cast(trials.c.state, String) != "WAITING")
+        .where(made if ours else ~made)
         .order_by(trials.c.number)
     )
     return list(connection.scalars(query))
+
+
+def _tuner_made(trials: Any) -> ColumnElement[bool]:
+    """:func:`~tuner.db.workers.tuner_made` in SQL, for a trial of Optuna's ``trials``."""
+    system = table("trial_system_attributes", column("trial_id"), column("key"))
+    user = table("trial_user_attributes", column("trial_id"), column("key"))
+    return or_(
+        exists().where(system.c.trial_id == trials.c.trial_id, system.c.key == WORKER_ATTR),
+        exists().where(user.c.trial_id == trials.c.trial_id, user.c.key == OUTCOME_ATTR),
+    )
 
 
 def optuna_trial_id(connection: Connection, study_name: str, number: int) -> int | None:

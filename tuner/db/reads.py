@@ -81,9 +81,11 @@ def twins(connection: Connection, seed: int, settings: dict[str, Any]) -> list[s
     return [name for name, stored in rows if stored == settings]
 
 
-def summary(connection: Connection, study: Row, unrecorded: list[TrialSummary]) -> StudySummary:
-    """The study with its counts and best trial; ``unrecorded`` are the trials only Optuna
-    knows."""
+def summary(
+    connection: Connection, study: Row, unrecorded: list[TrialSummary], foreign: int
+) -> StudySummary:
+    """The study with its counts and best trial; ``unrecorded`` are tuner's trials that only
+    Optuna knows, and ``foreign`` counts those another Optuna client wrote, left out."""
     top = trials(connection, study, {}, FINISHED, "value", 1, unrecorded)
     return StudySummary(
         name=study.name,
@@ -93,6 +95,7 @@ def summary(connection: Connection, study: Row, unrecorded: list[TrialSummary]) 
         counts=counts(connection, study, {}, unrecorded),
         best=top[0] if top else None,
         created_at=study.created_at,
+        foreign=foreign,
     )
 
 

@@ -40,6 +40,15 @@ def _headline(data: StudyData) -> str:
         best = summary.best
         text += f" Best: trial {best.number}, {best.optimizer}+{best.schedule}, "
         text += f"{summary.metric} {tables.number(best.value)} ({best.outcome})."
+    if summary.foreign:
+        # Neither counted above nor drawn below: tuner has no record of them.
+        n = summary.foreign
+        what = (
+            "1 trial written by another Optuna client is"
+            if n == 1
+            else f"{n} trials written by another Optuna client are"
+        )
+        text += f" {what} left out."
     return text
 
 
