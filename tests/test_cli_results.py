@@ -18,6 +18,7 @@ from tuner.cli import cli
 
 TUNER = Path(sys.executable).with_name("tuner")
 FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
+ONE_SEEDED = ["--jobs", "1", "--seed", "0"]
 NEVER_BUILDS = """
 import dataclasses
 import itertools
@@ -57,7 +58,9 @@ def search(storage, *args):
 def storage(tmp_path_factory):
     """One real search of 12 trials, and an empty study beside it."""
     url = f"sqlite:///{tmp_path_factory.mktemp('results') / 'tuner.db'}"
-    assert search(url, *FAST, "--trials", "12", "--study", "s", "--confirm", "0").exit_code == 0
+    # One process and a seed: the same trials every run.
+    made = search(url, *FAST, "--trials", "12", "--study", "s", "--confirm", "0", *ONE_SEEDED)
+    assert made.exit_code == 0
     empty = search(url, *FAST, "--study", "empty", "--timeout", "0.000001")
     assert "No complete trial yet in study empty (no trials)." in empty.stdout
     return url
@@ -342,7 +345,7 @@ def test_studies_and_show_agree_on_a_study_with_a_trial_queued_again(tmp_path):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
     # Cut short by --timeout: the trial is interrupted, and its settings queued to run again.
     cut = search(url, *FAST, "--study", "cut", "--steps", "50000", "--eval-every", "25000",
-                 "--timeout", "1", "--confirm", "0")  # fmt: skip
+                 "--timeout", "1", "--confirm", "0", "--jobs", "1")  # fmt: skip
     assert cut.exit_code == 0, cut.output
 
     listed = json.loads(tuner(url, "studies", "--format", "json").stdout)
