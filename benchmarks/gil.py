@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from functools import partial
 
 from tuner import blas
 
@@ -41,7 +42,7 @@ def train_for(seconds: float) -> float:
     grad = nn.value_and_grad(model, loss)
     state = [model.state, optimizer.state]
 
-    @mx.compile
+    @partial(mx.compile, inputs=state, outputs=state)
     def step(x: mx.array, y: mx.array) -> mx.array:
         value, grads = grad(model, x, y)
         optimizer.update(model, grads)

@@ -354,6 +354,8 @@ def drive(
                     if ctrl_c.stop.is_set():
                         helpers.stop()
                     helpers.wait()
+                    if ctrl_c.stop.is_set() and display.name:
+                        display.cut_short += helpers.cut_short(display.name)
                     for failed in [] if ctrl_c.stop.is_set() else helpers.failures():
                         click.echo(failed, err=True)
                     if helpers.count and confirm[0] and not ctrl_c.stop.is_set():

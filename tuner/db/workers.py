@@ -19,7 +19,12 @@ OUTCOME_ATTR = "outcome"
 
 def this_worker() -> str:
     """This process, as :data:`WORKER_ATTR` names it."""
-    return f"{socket.gethostname()} {os.getpid()}"
+    return worker_named(os.getpid())
+
+
+def worker_named(pid: int) -> str:
+    """Process ``pid`` of this machine, as :data:`WORKER_ATTR` names it."""
+    return f"{socket.gethostname()} {pid}"
 
 
 def tuner_made(trial: optuna.trial.FrozenTrial) -> bool:
