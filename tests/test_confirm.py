@@ -89,7 +89,7 @@ def test_the_verdict_tells_a_clear_winner_from_none(sqlite_url, args, clear):
     result = tuner(
         "search", "--task", "synthetic", "--storage", sqlite_url, "--study", "v",
         "--trials", "4", "--schedules", "constant", "--space", "warmup=0", "--no-defaults",
-        "--confirm", "2x3", *args,
+        "--confirm", "2x3", "--seed", "0", "--jobs", "1", *args,
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output

@@ -344,7 +344,9 @@ def test_export_steps_of_zero_is_a_usage_error(studies):
 
 
 def test_without_trial_the_best_is_exported(storage):
-    search(storage, "s", "--optimizers", "adam,sgd", "--schedules", "cosine", "--trials", "4")
+    # No confirmation runs, whose winner export would take first.
+    search(storage, "s", "--optimizers", "adam,sgd", "--schedules", "cosine", "--trials", "4",
+           "--confirm", "0")  # fmt: skip
     best = optuna.load_study(study_name="s", storage=storage).best_trial
 
     config = json.loads(export(storage, "s", "--format", "json").stdout)
@@ -496,11 +498,14 @@ def test_a_code_hook_that_fails_names_its_plugin(storage, tmp_path):
         "    register(OptimizerSpec('plain', lambda learning_rate: optim.SGD(learning_rate), {},\n"
         "                           code=lambda learning_rate: 'optim.SGD(('))\n"
     )
-    search(storage, "b", "--plugin", plugin, "--optimizers", "plain", "--trials", "1")
+    # A seed whose one trial completes: a diverged one would leave nothing to export.
+    search(
+        storage, "b", "--plugin", plugin, "--optimizers", "plain", "--trials", "1", "--seed", "0"
+    )
 
     result = export(storage, "b", "--plugin", plugin)
 
-    assert result.exit_code == 1
+    assert result.exit_code == 1, result.output
     assert result.stdout == ""
     assert result.stderr.startswith("Error: plugin 'broken_code': the code of optimizer 'plain'")
     assert export(storage, "b", "--plugin", plugin, "--format", "json").exit_code == 0

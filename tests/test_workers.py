@@ -14,8 +14,13 @@ import sqlalchemy
 from click.testing import CliRunner
 from stored import stored_trials
 
+from tuner import open_results
 from tuner.cli import cli
 from tuner.db import optuna_storage
+from tuner.errors import TunerError
+from tuner.plan import SearchConfig, plan_search
+from tuner.plugins import load_plugins
+from tuner.study import run_search
 
 TUNER = Path(sys.executable).with_name("tuner")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -191,3 +196,17 @@ def test_a_heartbeat_that_is_not_a_whole_number_of_seconds_is_refused(tmp_path, 
         f"Error: TUNER_HEARTBEAT_S='{value}': give a whole number of seconds, 1 or more\n"
     )
     assert not database.exists()
+
+
+def test_a_worker_whose_study_was_deleted_as_it_started_makes_none(sqlite_url):
+    # A worker of --jobs starts seconds after its search made the study; deleted meanwhile,
+    # the study must stay deleted, so that the search says why it stopped.
+    config = SearchConfig(task="synthetic", trials=3, study="gone", steps=5, seed=0, worker=True)
+    plan = plan_search(config, load_plugins())
+
+    with pytest.raises(TunerError, match=r"^study 'gone' is gone: deleted while this worker"):
+        run_search(plan, sqlite_url)
+
+    assert optuna.get_all_study_names(storage=sqlite_url) == []
+    with open_results(sqlite_url) as results:
+        assert results.study_names() == []

@@ -61,9 +61,10 @@ class SearchConfig:
     confirm: tuple[int, int] = (3, 3)
     # Trials of one graph trained together; None picks a size for the task and the device.
     population: int | None = None
-    # Whether ``trials`` becomes the study's count, which a tuner worker without --trials
-    # works to: a search's does; a worker's own --trials is its own.
-    sets_count: bool = True
+    # A tuner worker's: it joins a study that a search made and never makes one (the study
+    # gone since it looked was deleted), and its --trials stays its own, where a search's
+    # becomes the study's count, which a worker without --trials works to.
+    worker: bool = False
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,8 @@ def _search(
     names = optuna.get_all_study_names(storage=storage)
     name = config.study or new_study_name(config.task, names)
     new = name not in names
+    if new and config.worker:
+        raise TunerError(f"study '{name}' is gone: deleted while this worker started")
     with open_results(storage_url) as results:
         if not new and name not in results.study_names():
             raise BadInput(
@@ -163,7 +165,7 @@ def _search(
         for params, source in plan.starts[: config.trials]:
             # Tried first, so that the search never ends worse than the textbook setting.
             study.enqueue_trial(params, user_attrs={"default": source})
-    if config.sets_count:
+    if not config.worker:
         study.set_user_attr(COUNT_ATTR, config.trials)
     # Reaped now, not when the next trial starts: a study that is full starts none.
     reaped = reap(study, storage)

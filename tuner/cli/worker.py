@@ -92,7 +92,7 @@ def worker_command(
         pruner=settings.get("pruner", "median"),
         confirm=parse_confirm(confirm),
         population=parse_population(population),
-        sets_count=False,
+        worker=True,
         command=" ".join(["tuner", "worker", study, *given_options(ctx, leave_out=["study"])]),
     )
     drive(ctx, config, plugins, storage, None, quiet=quiet, verbose=verbose, helper=helper)
