@@ -1,6 +1,7 @@
-"""Storage fixtures shared by the tests: a SQLite file per test, and a PostgreSQL schema per
-test on the server that TUNER_TEST_POSTGRES_URL names. Without that variable the PostgreSQL
-tests are skipped, and say why, so that CI can refuse a run that skipped them.
+"""Fixtures shared by the tests: seed 0 where a search is given none, a SQLite file per test,
+and a PostgreSQL schema per test on the server that TUNER_TEST_POSTGRES_URL names. Without
+that variable the PostgreSQL tests are skipped, and say why, so that CI can refuse a run that
+skipped them.
 """
 
 import os
@@ -11,6 +12,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+
+@pytest.fixture(autouse=True)
+def seeded(monkeypatch) -> None:
+    """Seed 0 for every search a test starts without --seed, where a new study would draw one
+    at random: a test reads what one seed's trials do. The tests of the drawn seed unset it."""
+    monkeypatch.setenv("TUNER_SEED", "0")
 
 
 @pytest.fixture

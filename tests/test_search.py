@@ -298,7 +298,8 @@ def printed_seed(result):
     return int(seed)
 
 
-def test_a_new_study_without_a_seed_draws_one_stores_and_prints_it(storage):
+def test_a_new_study_without_a_seed_draws_one_stores_and_prints_it(storage, monkeypatch):
+    monkeypatch.delenv("TUNER_SEED")
     first = search(storage, "--trials", "4", "--study", "first")
     second = search(storage, "--trials", "4", "--study", "second")
 
@@ -312,12 +313,12 @@ def test_a_new_study_without_a_seed_draws_one_stores_and_prints_it(storage):
     assert first.stderr == second.stderr == ""
 
 
-def test_the_printed_seed_replays_the_study_exactly(storage):
-    first = search(storage, "--trials", "5", "--study", "first")
+def test_the_printed_seed_replays_the_study_exactly(storage, monkeypatch):
+    monkeypatch.delenv("TUNER_SEED")
+    first = search(storage, "--trials", "5", "--study", "first", "--jobs", "1")
 
-    replay = search(
-        storage, "--trials", "5", "--study", "replay", "--seed", str(printed_seed(first))
-    )
+    seed = str(printed_seed(first))
+    replay = search(storage, "--trials", "5", "--study", "replay", "--seed", seed, "--jobs", "1")
 
     assert replay.exit_code == 0, replay.output
     with open_results(storage) as results:
