@@ -166,6 +166,8 @@ def objective_for(search: Search) -> Callable[[optuna.Trial], float]:
                 # The count needs the trials written as running, not their settings: drawing
                 # those, most of a claim's time, runs beside the other workers' claims.
                 search.claim.release()
+            # From their ask, not their training: they sample outside the lock now, as long
+            # as that takes, and a trial that never beat is taken for a dead worker's.
             with beating(search.storage, companions):
                 # One transaction for the settings of every member, not one a setting.
                 with search.storage.params_together():
