@@ -96,3 +96,19 @@ def test_the_default_pruner_acts_from_the_first_eval_once_five_trials_finished()
     five = [("complete", [0.1, 0.1])] * 5 + [("pruned", [0.2])] * 3
     assert not stopped(study_of(default_pruner(), *four), 0.15, 5.0)
     assert stopped(study_of(default_pruner(), *five), 0.15, 5.0)
+
+
+def test_trials_asked_together_each_draw_what_they_draw_asked_alone():
+    # A population's trials are all asked before the first samples.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    alone = optuna.create_study(sampler=make_sampler("tpe", 5))
+    drawn = []
+    for _ in range(3):
+        trial = alone.ask()
+        drawn.append(trial.suggest_float("rate", 0.01, 1.0, log=True))
+        alone.tell(trial, 1.0)
+
+    together = optuna.create_study(sampler=make_sampler("tpe", 5))
+    trials = [together.ask() for _ in range(3)]
+
+    assert [t.suggest_float("rate", 0.01, 1.0, log=True) for t in trials] == drawn

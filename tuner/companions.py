@@ -1,16 +1,17 @@
 """The Optuna side of a population: the trials that train beside the one Optuna's ``optimize``
 runs, asked with its family fixed, kept beating while they train.
 
-Who trains together: the first trial samples its family (the optimizer and its discrete
-settings: what selects a graph), then K - 1 more are asked with that family fixed and the rest
-(the schedule, the warmup, the learning rate, each ``Float``) sampled by the study's sampler as
-usual. ``benchmarks/README.md`` says why this rather than grouping K trials sampled freely.
+Who trains together: K trials are asked at once, under the claim lock, which the count needs,
+and sampled once it is let go: the first samples its family (the optimizer and its discrete
+settings: what selects a graph), then the K - 1 others sample with that family fixed and the
+rest (the schedule, the warmup, the learning rate, each ``Float``) drawn by the study's sampler
+as usual. ``benchmarks/README.md`` says why this rather than grouping K trials sampled freely.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -60,24 +61,31 @@ def family(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def fixed_family(study: optuna.Study) -> Iterator[Callable[[Mapping[str, Any]], None]]:
-    """Within, ``fix(params)`` has the trials that ``study`` asks for from then on, and the
-    values they suggest, keep ``params``; Optuna's sampler draws the rest, each as a draw of
-    its own rather than its one best guess where it can (TPE: one candidate). A trial queued in
-    the study (a default, a setting cut short) is taken first, as Optuna takes it, with its
-    own parameters."""
+def apart(study: optuna.Study) -> Iterator[None]:
+    """Within, the trials that ``study`` asks for will each be drawn as a draw of its own rather
+    than the sampler's one best guess where it can (TPE: one candidate): a population's
+    members, drawn one after another from the same trials, would otherwise all land near the
+    same guess. Their samplers are made as they are asked, so this covers the asks."""
     base = study.sampler
-
-    def fix(params: Mapping[str, Any]) -> None:
-        if isinstance(base, SeededPerTrial):
-            base.apart = True
-        study.sampler = optuna.samplers.PartialFixedSampler(dict(params), base)
-
+    if isinstance(base, SeededPerTrial):
+        base.apart = True
     try:
-        yield fix
+        yield
     finally:
         if isinstance(base, SeededPerTrial):
             base.apart = False
+
+
+@contextmanager
+def fixed_family(study: optuna.Study, params: Mapping[str, Any]) -> Iterator[None]:
+    """Within, the values that the trials of ``study`` suggest keep ``params``; Optuna's sampler
+    draws the rest, each trial with its own sampler. A trial taken from the study's queue (a
+    default, a setting cut short) keeps its own parameters, as Optuna keeps them."""
+    base = study.sampler
+    study.sampler = optuna.samplers.PartialFixedSampler(dict(params), base)
+    try:
+        yield
+    finally:
         study.sampler = base
 
 

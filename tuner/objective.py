@@ -15,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from tuner.companions import beating, family, fixed_family
+from tuner.companions import apart, beating, family, fixed_family
 from tuner.db import ClaimLock, CurveRow, TrialRow
 from tuner.db.steady_storage import SteadyStorage
 from tuner.graphs import GraphCache
@@ -133,7 +133,7 @@ def objective_for(search: Search) -> Callable[[optuna.Trial], float]:
     Once ``halt`` is set, the trial in flight ends at its next step as interrupted. The trial
     has been written as running when the objective begins; with populations, the claim lock
     is kept until its companions are written too, so that no worker counts past the trials
-    asked for.
+    asked for, and let go before any of them samples.
     """
     plan, config = search.plan, search.plan.config
     graphs = GraphCache()
@@ -155,21 +155,28 @@ def objective_for(search: Search) -> Callable[[optuna.Trial], float]:
         companions: list[optuna.Trial] = []
         told: set[int] = set()
         try:
-            # One transaction for the settings of every member, not one a setting.
-            with search.storage.params_together(), fixed_family(trial.study) as fix:
-                try:
-                    sample = plan.space.sample(trial)
-                    room = config.trials - search.progress.claimed - 1
-                    size = search.population()
-                    if size > 1 and room > 0:
-                        fix(family(plan.space, trial.params))
-                        count = min(size - 1, room)
-                        companions = [trial.study.ask() for _ in range(count)]
-                finally:
-                    search.claim.release()
-                members = [(trial, sample)] + [(c, plan.space.sample(c)) for c in companions]
-            with beating(search.storage, companions), watchdog(search.halt):
-                lead = _train(search, graphs, members, told)
+            try:
+                room = config.trials - search.progress.claimed - 1
+                size = search.population()
+                if size > 1 and room > 0:
+                    with apart(trial.study):
+                        for _ in range(min(size - 1, room)):
+                            companions.append(trial.study.ask())
+            finally:
+                # The count needs the trials written as running, not their settings: drawing
+                # those, most of a claim's time, runs beside the other workers' claims.
+                search.claim.release()
+            # From their ask, not their training: they sample outside the lock now, as long
+            # as that takes, and a trial that never beat is taken for a dead worker's.
+            with beating(search.storage, companions):
+                # One transaction for the settings of every member, not one a setting.
+                with search.storage.params_together():
+                    members = [(trial, plan.space.sample(trial))]
+                    if companions:
+                        with fixed_family(trial.study, family(plan.space, trial.params)):
+                            members += [(c, plan.space.sample(c)) for c in companions]
+                with watchdog(search.halt):
+                    lead = _train(search, graphs, members, told)
         except (Exception, Stuck, SystemExit) as error:
             reason = _why(error)
             for companion in companions:

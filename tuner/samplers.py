@@ -61,11 +61,14 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
         # Optuna's samplers find it incrementally, from the trials finished since they last
         # looked, while a sampler made anew would look at every trial again, each trial.
         self._spaces = make(seed, False)
-        self._sampler = self._spaces
+        # Each trial's own, from its ask to its tell, by number: a population's trials are all
+        # asked before any of them samples, so that the claim lock is let go before sampling.
+        self._samplers: dict[int, optuna.samplers.BaseSampler] = {}
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self._sampler = self._make(trial_seed(self._seed, trial.number), self.apart)
-        self._sampler.before_trial(study, trial)
+        sampler = self._make(trial_seed(self._seed, trial.number), self.apart)
+        self._samplers[trial.number] = sampler
+        sampler.before_trial(study, trial)
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial
@@ -78,7 +81,7 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
         trial: optuna.trial.FrozenTrial,
         search_space: dict[str, optuna.distributions.BaseDistribution],
     ) -> dict[str, Any]:
-        return self._sampler.sample_relative(study, trial, search_space)
+        return self._samplers[trial.number].sample_relative(study, trial, search_space)
 
     def sample_independent(
         self,
@@ -87,7 +90,8 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
         param_name: str,
         param_distribution: optuna.distributions.BaseDistribution,
     ) -> Any:
-        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+        sampler = self._samplers[trial.number]
+        return sampler.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
         self,
@@ -96,7 +100,7 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
         state: optuna.trial.TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self._sampler.after_trial(study, trial, state, values)
+        self._samplers.pop(trial.number).after_trial(study, trial, state, values)
 
 
 def make_pruner(name: str, steps: int, eval_every: int) -> optuna.pruners.BasePruner:
