@@ -230,6 +230,30 @@ def test_a_jobs_that_is_no_count_is_refused_in_one_line(tmp_path, jobs):
     assert not db.exists()
 
 
+def test_a_tuner_jobs_that_is_no_count_is_refused_naming_it(tmp_path):
+    db = tmp_path / "tuner.db"
+    command = [
+        TUNER,
+        "search",
+        "--task",
+        "synthetic",
+        "--trials",
+        "2",
+        "--storage",
+        f"sqlite:///{db}",
+    ]
+    env = {**os.environ, "TUNER_JOBS": "many"}
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--jobs': 'many' (from TUNER_JOBS): give auto or a number of "
+        "processes, such as 2"
+    )
+    assert not db.exists()
+
+
 def verbose_search(url, *more, env=None):
     command = [TUNER, "search", "--task", "synthetic", "--study", "d", "--storage", url]
     command += ["--confirm", "0", "--verbose", *more]

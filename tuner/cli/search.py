@@ -70,7 +70,11 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> int |
     try:
         return parse_jobs(value)
     except BadInput as error:
-        raise click.BadParameter(str(error).removeprefix("--jobs "), ctx, param) from None
+        # Said, to someone who set TUNER_JOBS long ago and types no --jobs.
+        given = ctx.get_parameter_source("jobs") is ParameterSource.ENVIRONMENT
+        where = " (from TUNER_JOBS)" if given else ""
+        why = str(error).removeprefix("--jobs ").replace(":", f"{where}:", 1)
+        raise click.BadParameter(why, ctx, param) from None
 
 
 def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
