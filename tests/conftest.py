@@ -16,8 +16,8 @@ from sqlalchemy.pool import NullPool
 
 @pytest.fixture(autouse=True)
 def seeded(monkeypatch) -> None:
-    """Seed 0 for every search a test starts without --seed, where a new study would draw one
-    at random: a test reads what one seed's trials do. The tests of the drawn seed unset it."""
+    """Seed 0 for every new study a test makes without --seed, where it would draw one at
+    random: a test reads what one seed's trials do. The tests of the drawn seed unset it."""
     monkeypatch.setenv("TUNER_SEED", "0")
 
 

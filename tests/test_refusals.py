@@ -205,3 +205,23 @@ def test_a_study_resumed_without_a_seed_goes_on_with_its_own(tmp_path):
         assert results.provenance("s").seed == 7
         # Its own, drawn, not the other study's.
         assert results.provenance("new").seed != 7
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "4294967296"])
+def test_a_tuner_seed_that_is_no_seed_is_refused_in_one_line(tmp_path, monkeypatch, value):
+    db = tmp_path / "tuner.db"
+    monkeypatch.setenv("TUNER_SEED", value)
+
+    done = subprocess.run(
+        [TUNER, "search", "--task", "synthetic", "--trials", "1", "--storage", f"sqlite:///{db}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"Error: TUNER_SEED='{value}': give a new study's seed, a whole number from 0 to "
+        "4294967295\n"
+    )
+    assert not db.exists()

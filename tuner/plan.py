@@ -5,6 +5,7 @@ study runs. It knows nothing of Optuna, so a request is refused before anything 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,8 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("quartile", "median", "hyperband", "sha", "none")
 # Optuna's samplers seed numpy's RandomState, which takes no seed outside 0..2**32 - 1.
 MAX_SEED = 2**32 - 1
+# The seed of a new study given none, where it is set, rather than a drawn one.
+SEED_ENV = "TUNER_SEED"
 # The Optuna study attribute that holds the --trials of the search that last ran on it: what a
 # tuner worker without --trials works to.
 COUNT_ATTR = "tuner.trials"
@@ -214,10 +217,18 @@ def plan_search(
 
 
 def random_seed() -> int:
-    """A new study's seed when none is given: drawn, so that running the same command again
-    searches anew rather than repeating the trials of the last study; stored and printed, so
-    that the study can still be replayed."""
-    return secrets.randbelow(MAX_SEED + 1)
+    """A new study's seed when none is given: ``TUNER_SEED`` where it is set (a resumed study
+    keeps its own), else drawn, so that running the same command again searches anew rather
+    than repeating the trials of the last study; stored and printed, so that the study can
+    still be replayed."""
+    given = os.environ.get(SEED_ENV, "").strip()
+    if not given:
+        return secrets.randbelow(MAX_SEED + 1)
+    if not given.isdigit() or int(given) > MAX_SEED:
+        raise BadInput(
+            f"{SEED_ENV}='{given}': give a new study's seed, a whole number from 0 to {MAX_SEED}"
+        )
+    return int(given)
 
 
 def _check_sizes(

@@ -148,10 +148,9 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--seed",
     type=int,
-    envvar="TUNER_SEED",
     help="Seeds the sampler and every trial: the same seed draws the same trials with --jobs 1 "
-    "[a new study's is drawn at random, stored and printed; a resumed study keeps its own]. "
-    "Env: TUNER_SEED.",
+    "[a new study's is TUNER_SEED or drawn at random, stored and printed; a resumed study keeps "
+    "its own].",
 )
 @click.option(
     "--device",
