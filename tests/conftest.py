@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -44,6 +44,25 @@ def postgres_url() -> Iterator[str]:
             # A connection a test left open must not hang the whole run.
             connection.execute(text("SET LOCAL lock_timeout = '10s'"))
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def own_database() -> Iterator[tuple[str, Engine]]:
+    """A new database on the server, for a test whose locks or connections must be its own:
+    (its URL, an engine on the server's database), dropped afterwards."""
+    server = os.environ.get("TUNER_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("TUNER_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server")
+    name = f"tuner_own_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False), admin
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
 
 

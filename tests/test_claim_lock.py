@@ -8,14 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import optuna
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from tuner.db import ClaimLock
 from tuner.db.engine import make_engine
@@ -27,28 +25,10 @@ HELD_SAMPLING = Path(__file__).parent / "search_plugins" / "held_sampling.py"
 
 
 @pytest.fixture
-def database():
-    """(URL of a new database, an engine on the server's, to look at its locks)."""
-    server = os.environ.get("TUNER_TEST_POSTGRES_URL")
-    if not server:
-        pytest.skip("TUNER_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server")
-    name = f"tuner_claims_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False), admin
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def held(database):
+def held(own_database):
     """(URL, admin engine, the claim lock of study ``q``, held), ``q`` holding one trial: as
     another worker holds it between its count and its new trial."""
-    url, admin = database
+    url, admin = own_database
     search = [TUNER, "search", "--task", "synthetic", "--steps", "1", "--study", "q"]
     subprocess.run([*search, "--trials", "1", "--confirm", "0", *OPTIONS, url], check=True)
     engine = make_engine(url)
@@ -103,9 +83,9 @@ def test_a_worker_queued_for_the_claim_lock_stops_at_ctrl_c_without_a_trial(held
 
 @pytest.mark.parametrize("population", [1, 4])
 def test_another_worker_takes_the_claim_lock_while_a_worker_samples_its_trials(
-    database, tmp_path, population
+    own_database, tmp_path, population
 ):
-    url, _ = database
+    url, _ = own_database
     search = [TUNER, "search", "--task", "synthetic", "--steps", "1", "--study", "q"]
     subprocess.run([*search, "--trials", "1", "--confirm", "0", *OPTIONS, url], check=True)
     mark = tmp_path / "sampling"

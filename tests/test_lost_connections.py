@@ -3,18 +3,15 @@ failover or an administrator does): each operation is tried again on a new conne
 search goes on, leaving no trial running and every record agreeing with Optuna's state. A
 database of its own for each test, so that ending its connections ends no one else's."""
 
-import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import optuna
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 from stored import stored_trials
 
 from tuner.results import Outcome
@@ -23,15 +20,9 @@ TUNER = Path(sys.executable).with_name("tuner")
 
 
 @pytest.fixture
-def database():
+def database(own_database):
     """(URL of a new database, a function that ends every connection to it)."""
-    server = os.environ.get("TUNER_TEST_POSTGRES_URL")
-    if not server:
-        pytest.skip("TUNER_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server")
-    name = f"tuner_lost_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url, admin = own_database
 
     def terminate() -> int:
         with admin.connect() as connection:
@@ -40,15 +31,10 @@ def database():
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE datname = :name AND pid <> pg_backend_pid()"
                 ),
-                {"name": name},
+                {"name": make_url(url).database},
             )
 
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False), terminate
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return url, terminate
 
 
 def test_twenty_rounds_of_ended_connections_under_two_jobs_lose_nothing(database):
