@@ -54,19 +54,24 @@ def printed_commands(stdout):
     return [line.strip() for line in look.group(1).splitlines()] + [go_on]
 
 
-def test_where_tuner_is_not_on_path_the_commands_run_it_as_it_was_invoked(tmp_path):
-    # As after the quickstart, which runs .venv/bin/tuner without activating the venv.
-    bare = {**os.environ, "PATH": "/usr/bin:/bin"}
-    invoked = os.path.relpath(TUNER, tmp_path)
-    storage = f"sqlite:///{tmp_path / 'tuner.db'}"
-    searched = subprocess.run(
-        [invoked, "search", *FAST, "--trials", "2", "--study", "s", "--storage", storage],
-        cwd=tmp_path,
-        env=bare,
+def two_trials(program, folder, env):
+    """A search of two trials in ``folder``, run as ``program`` with ``env``."""
+    storage = f"sqlite:///{folder / 'tuner.db'}"
+    return subprocess.run(
+        [program, "search", *FAST, "--trials", "2", "--study", "s", "--storage", storage],
+        cwd=folder,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_where_tuner_is_not_on_path_the_commands_run_it_as_it_was_invoked(tmp_path):
+    # As after the quickstart, which runs .venv/bin/tuner without activating the venv.
+    bare = {**os.environ, "PATH": "/usr/bin:/bin"}
+    invoked = os.path.relpath(TUNER, tmp_path)
+    searched = two_trials(invoked, tmp_path, bare)
     assert searched.returncode == 0, searched.stderr
 
     for line in printed_commands(searched.stdout):
@@ -78,16 +83,8 @@ def test_where_tuner_is_not_on_path_the_commands_run_it_as_it_was_invoked(tmp_pa
 
 
 def test_where_tuner_is_on_path_the_commands_say_tuner(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'tuner.db'}"
     on_path = {**os.environ, "PATH": f"{TUNER.parent}{os.pathsep}{os.environ['PATH']}"}
-    searched = subprocess.run(
-        [TUNER, "search", *FAST, "--trials", "2", "--study", "s", "--storage", storage],
-        cwd=tmp_path,
-        env=on_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    searched = two_trials(TUNER, tmp_path, on_path)
 
     assert searched.returncode == 0, searched.stderr
     assert [line.split()[:2] for line in printed_commands(searched.stdout)] == [
