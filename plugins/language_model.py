@@ -19,7 +19,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from tuner import Metric, Task, TaskSpec, hookimpl
+from tuner import Choice, Metric, Open, Task, TaskSpec, hookimpl
 
 CONTEXT = 64
 WIDTH = 64
@@ -45,6 +45,11 @@ def tuner_register_tasks(register: Callable[[TaskSpec], None]) -> None:
                 f"a causal transformer ({LAYERS} layers, width {WIDTH}, {HEADS} heads, "
                 f"context {CONTEXT}) predicting the next byte of this Python's standard library"
             ),
+            # Searched only when --space names them: tinylm.layers=1,2,3, tinylm.dropout=0,0.1
+            space={
+                "layers": Choice((1, 2, 3), limits=(1, 12)),
+                "dropout": Choice((0.0, 0.1, 0.2), limits=(0.0, Open(1.0))),
+            },
         )
     )
 
@@ -81,11 +86,11 @@ class TinyLM(nn.Module):
     """Byte and position embeddings, MLX's pre-norm transformer encoder under a causal mask,
     and a linear read-out to the next byte's logits."""
 
-    def __init__(self) -> None:
+    def __init__(self, layers: int = LAYERS, dropout: float = 0.0) -> None:
         super().__init__()
         self.embedding = nn.Embedding(BYTES, WIDTH)
         self.position = nn.Embedding(CONTEXT, WIDTH)
-        self.encoder = nn.TransformerEncoder(LAYERS, WIDTH, HEADS)
+        self.encoder = nn.TransformerEncoder(layers, WIDTH, HEADS, dropout=dropout)
         self.out = nn.Linear(WIDTH, BYTES)
 
     def __call__(self, x: mx.array) -> mx.array:

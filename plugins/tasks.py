@@ -18,13 +18,15 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from tuner import Metric, Task, TaskSpec, hookimpl
+from tuner import Choice, Metric, Task, TaskSpec, hookimpl
 
 # The split is part of the task's definition: every trial, process and machine validates on
 # the same images, and the same held-out images test the confirmation runs.
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 VALID_FRACTION = 0.2
+# The MLP's hidden width, unless a study searches it.
+HIDDEN = 128
 
 
 @hookimpl
@@ -37,6 +39,8 @@ def tuner_register_tasks(register: Callable[[TaskSpec], None]) -> None:
                 "MLP 64-128-10 on scikit-learn's 8×8 digits "
                 "(1797 images: 1151 train, 287 valid, 359 test)"
             ),
+            # Searched only when --space names it: digits.hidden=64,128,256
+            space={"hidden": Choice((64, 128, 256), limits=(1, 4096))},
         )
     )
     register(
@@ -108,7 +112,7 @@ def build_digits() -> Task:
     rest, test = stratified_split(y, TEST_FRACTION, SPLIT_SEED)
     train, valid = (rest[part] for part in stratified_split(y[rest], VALID_FRACTION, SPLIT_SEED))
     return Task(
-        model=lambda: MLP([64, 128, 10]),
+        model=lambda hidden=HIDDEN: MLP([64, hidden, 10]),
         train=(mx.array(x[train]), mx.array(y[train])),
         valid=(mx.array(x[valid]), mx.array(y[valid])),
         loss=cross_entropy,

@@ -250,6 +250,8 @@ def test_the_json_config_names_what_built_the_trial(studies):
         "lr": record.params["lr"],
         "warmup": record.params["warmup"],
         "steps": STEPS,
+        "batch_size": 32,
+        "task": {"name": "synthetic", "params": {}},
         "source": {
             "study": "adamw-linear",
             "trial": 0,

@@ -27,7 +27,8 @@ ROWS = 4
 def check_trainable(
     name: str, task: Task, registry: Registry, space: SearchSpace, steps: int
 ) -> int:
-    """Raise BadInput unless task ``name``'s loss is a scalar with a gradient, and every
+    """Raise BadInput unless task ``name``'s loss is a scalar with a gradient, with each
+    setting of its searched parameters too, and every
     schedule and optimizer of ``space`` builds and takes a step of the task's model, each with
     the middle of its parameters' ranges and with each value of each choice; return how many
     numbers (weights and biases) the model holds."""
@@ -35,7 +36,11 @@ def check_trainable(
     lr = mx.array(space.shared["lr"].midpoint(), dtype=mx.float32)
     for schedule, params in space.schedules.items():
         _check_schedule(registry.schedules[schedule], params, lr, steps)
-    model, grads = _check_loss(name, task)
+    model, grads = _check_loss(name, task, {})
+    for settings in _settings(space.task_params) if space.task_params else ():
+        # The model factory receives plain Python values, as a trial's sample holds them.
+        plain = {k: v.item() if isinstance(v, mx.array) else v for k, v in settings.items()}
+        _check_loss(name, task, plain)
     for optimizer, params in space.optimizers.items():
         _check_optimizer(registry.optimizers[optimizer], params, lr, model, grads, name)
     return sum(array.size for _, array in tree_flatten(model.parameters()))
@@ -88,15 +93,18 @@ def _check_one_schedule(spec: ScheduleSpec, settings: dict[str, Any], lr: Any, s
         )
 
 
-def _check_loss(name: str, task: Task) -> tuple[nn.Module, Any]:
-    """A new model of the task and its gradient on a few validation rows."""
+def _check_loss(name: str, task: Task, params: Mapping[str, Any]) -> tuple[nn.Module, Any]:
+    """A new model of the task, given its parameters ``params``, and its gradient on a few
+    validation rows."""
     x, y = (part[:ROWS] for part in task.valid)
+    given = "".join(f" {key}={value}" for key, value in params.items())
     try:
-        model = task.model()
+        model = task.model(**params)
         loss = task.loss(model, x, y)
     except Exception as error:
         raise BadInput(
-            f"the loss of task '{name}' fails on {ROWS} validation rows: {_why(error)}"
+            f"the loss of task '{name}'{' with' + given if given else ''} fails on {ROWS} "
+            f"validation rows: {_why(error)}"
         ) from None
     if not isinstance(loss, mx.array) or loss.ndim != 0:
         what = f"an array of shape {loss.shape}" if isinstance(loss, mx.array) else _kind(loss)

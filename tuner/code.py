@@ -98,6 +98,13 @@ def _about(config: Mapping[str, Any], steps: int, warmup: int) -> list[str]:
         f"{config['optimizer']['name']}",
         f"# on the {config['schedule']['name']} schedule over {steps} steps{warmed}.",
     ]
+    task = config.get("task")
+    if task is not None:
+        params = "".join(f", {key}={value!r}" for key, value in task["params"].items())
+        about.append(
+            f"# Found with batches of {config['batch_size']} rows on task {task['name']}"
+            f"{' (its model given' + params[1:] + ')' if params else ''}."
+        )
     if source.get("population") is not None:
         about.append(
             f"# It trained together with the other trials of population {source['population']}."

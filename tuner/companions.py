@@ -3,7 +3,8 @@ runs, asked with its family fixed, kept beating while they train.
 
 Who trains together: K trials are asked at once, under the claim lock, which the count needs,
 and sampled once it is let go: the first samples its family (the optimizer and its discrete
-settings: what selects a graph), then the K - 1 others sample with that family fixed and the
+settings, the batch size and the task's parameters where searched: what selects a graph), then
+the K - 1 others sample with that family fixed and the
 rest (the schedule, the warmup, the learning rate, each ``Float``) drawn by the study's sampler
 as usual. ``benchmarks/README.md`` says why this rather than grouping K trials sampled freely.
 """
@@ -51,12 +52,17 @@ def auto_size(parameters: int, device: str, finished: int) -> int:
 
 def family(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters of ``params`` that select a graph: the optimizer and its settings that
-    are not ``Float``, what members of a population share."""
+    are not ``Float``, the batch size and the task's parameters where searched; what members
+    of a population share."""
     optimizer = params["optimizer"]
     fixed = {"optimizer": optimizer}
     for name, param in space.optimizers[optimizer].items():
         if not isinstance(param, Float):
             fixed[f"{optimizer}.{name}"] = params[f"{optimizer}.{name}"]
+    if "batch_size" in space.shared:
+        fixed["batch_size"] = params["batch_size"]
+    for name in space.task_params:
+        fixed[f"{space.task}.{name}"] = params[f"{space.task}.{name}"]
     return fixed
 
 

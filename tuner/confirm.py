@@ -58,7 +58,7 @@ def run_confirmations(
     graphs = GraphCache()
     try:
         for trial in trials:
-            sample = Sample.from_params(trial.params)
+            sample = Sample.from_params(trial.params, plan.config.task)
             for index in range(seeds):
                 seed = confirmation_seed(study_seed, index)
                 if (trial.number, seed) in done:
@@ -94,7 +94,7 @@ def _run(
             plan.registry.schedules[sample.schedule],
             sample,
             steps=plan.steps,
-            batch_size=plan.batch_size,
+            batch_size=plan.batch_size_of(sample),
             eval_every=plan.eval_every,
             seed=seed,
             graphs=graphs,

@@ -79,7 +79,7 @@ def export_trial(
             "export it when it has finished"
         )
     try:
-        sample = Sample.from_params(trial.params)
+        sample = Sample.from_params(trial.params, settings["task"])
     except ValueError as error:
         raise BadInput(f"trial {trial.number} of study '{study}': {error}") from None
     ran = trial.provenance.plugins
@@ -90,6 +90,9 @@ def export_trial(
         "lr": sample.lr,
         "warmup": sample.warmup,
         "steps": steps or settings["steps"],
+        # What the optimizer's numbers were found with: the batch and the model they train.
+        "batch_size": sample.batch_size or settings["batch_size"],
+        "task": {"name": settings["task"], "params": sample.task_params},
         "source": {
             "study": study,
             "trial": trial.number,

@@ -3,8 +3,9 @@ step and validation, compiled to train a population of members at once or one at
 
 On the CPU ``mx.compile`` builds C++ kernels with every Python float baked in as a constant, and
 a search runs hundreds of short trials that differ only in their numbers. So a trial's settings
-are split in two (:class:`TrialPlan`): what selects a graph (the task, the optimizer with its
-Int/Choice parameters, the batch size) and what flows into it as arrays: each ``Float`` of the
+are split in two (:class:`TrialPlan`): what selects a graph (the task with the parameters its
+model factory received, the optimizer with its Int/Choice parameters, the batch size) and what
+flows into it as arrays: each ``Float`` of the
 optimizer, and the learning rate at every step. The schedule (a plugin's, behind the warmup) is
 a function of the step alone, so it is evaluated once before a trial trains and the step looks
 its rate up in that table; the schedule, its settings, the warmup and the step count select no
@@ -40,6 +41,9 @@ class TrialPlan:
     optimizer: OptimizerSpec
     hp: dict[str, Any]
     static: dict[str, Any]
+    # What the task's model factory receives: each value shapes the model, or is a constant
+    # of its graph.
+    task_params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -50,7 +54,9 @@ class TrialPlan:
         static = {k: v for k, v in params.items() if k not in floats}
         warmup = round(sample.warmup * steps)
         rates = rate_table(schedule, sample.lr, steps, warmup, sample.schedule_params)
-        return cls(optimizer, {"optimizer": floats, "rates": rates}, static)
+        return cls(
+            optimizer, {"optimizer": floats, "rates": rates}, static, dict(sample.task_params)
+        )
 
     def key(self, task: Task, batch_size: int) -> tuple[Any, ...]:
         return (
@@ -60,6 +66,7 @@ class TrialPlan:
             tuple(sorted(self.hp["optimizer"])),
             tuple(sorted(self.static.items())),
             batch_size,
+            tuple(sorted(self.task_params.items())),
         )
 
     def build_optimizer(self, hp: Mapping[str, Any]) -> Any:

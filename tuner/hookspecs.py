@@ -130,11 +130,17 @@ def tuner_register_schedules(register):
 
 @hookspec
 def tuner_register_tasks(register):
-    """Register training tasks: call ``register(TaskSpec(name, build, description))``.
+    """Register training tasks: call ``register(TaskSpec(name, build, description, space))``.
+
+    ``space``, optional, declares the task's own parameters (``Float``, ``Int``, ``Choice``,
+    as an optimizer's), searched only once ``--space TASK.PARAM=VALUES`` names one; each value
+    searched is a graph of its own, so declare a ``Choice`` where you can.
 
     ``build()`` returns a ``tuner.Task`` and is called once per process, so load data there:
-    - ``model``: a function of no arguments returning a new ``mlx.nn.Module``; tuner seeds MLX
-      and numpy before it calls it, so its initial weights depend on the trial's seed only;
+    - ``model``: a function returning a new ``mlx.nn.Module``, called with a keyword argument
+      for each parameter of ``space`` that the study searches, so give each a default; tuner
+      seeds MLX and numpy before it calls it, so its initial weights depend on the trial's seed
+      only;
     - ``train`` and ``valid``: ``(x, y)`` pairs of ``mx.array``, split on the first axis;
     - ``loss(model, x, y)``: the mean loss of a batch as a scalar ``mx.array``;
     - ``metrics``: optional ``{name: Metric(fn, direction)}``, where ``fn(model, x, y)``

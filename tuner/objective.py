@@ -241,7 +241,7 @@ def _train(
                 for trial, sample in group
             ],
             steps=plan.steps,
-            batch_size=plan.batch_size,
+            batch_size=plan.batch_size_of(sample),
             eval_every=plan.eval_every,
             graphs=graphs,
             objective=config.metric,

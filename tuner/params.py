@@ -253,6 +253,9 @@ def _check_value(value: Any, declared: Param, where: str) -> None:
         kinds = {type(v) for v in declared.values}
         if type(value) not in kinds and not (_number(value) and kinds <= {int, float}):
             raise BadInput(f"{where}: {_format_value(value)!r} is not one of {declared}")
+        # A choice of whole numbers (a width, a batch size, a count) takes no fractions.
+        if kinds == {int} and not isinstance(value, int):
+            raise BadInput(f"{where}: {_format_value(value)} is not a whole number")
     elif not _number(value):
         raise BadInput(f"{where}: {value!r} is not a finite number")
     elif isinstance(declared, Int) and not isinstance(value, int):

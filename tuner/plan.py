@@ -15,7 +15,7 @@ from typing import Any
 from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.params import Choice, Param
 from tuner.plugins import Registry
-from tuner.space import SearchSpace, build_space
+from tuner.space import Sample, SearchSpace, build_space
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("quartile", "median", "hyperband", "sha", "none")
@@ -87,6 +87,10 @@ class Plan:
     starts: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     # The numbers (weights and biases) of the task's model: what --population auto sizes by.
     parameters: int = 0
+
+    def batch_size_of(self, sample: Sample) -> int:
+        """The batch size a trial of ``sample`` trains with: its own where it is searched."""
+        return sample.batch_size or self.batch_size
 
 
 def plan_search(
@@ -167,6 +171,8 @@ def plan_search(
             {name: spec.space for name, spec in optimizers.items()},
             {name: spec.space for name, spec in schedules.items()},
             config.space,
+            config.task,
+            task_spec.space,
         )
     task = task_spec.build()
     steps = config.steps or task.steps
@@ -183,6 +189,8 @@ def plan_search(
         )
     batch_size = config.batch_size or task.batch_size
     _check_sizes(requested, config.task, task, steps, batch_size)
+    if "batch_size" in space.shared:
+        _check_batch_sizes(requested, space.shared["batch_size"], config.task, task, steps)
     _check_warmup(space.shared["warmup"], steps)
     # Here, not above: MLX loads with the task, once the BLAS it calls is chosen.
     from tuner.checks import check_trainable
@@ -260,6 +268,31 @@ def _check_sizes(
             f"{steps} steps of {batch_size} rows draw {drawn} rows, more than {MAX_ROWS_DRAWN}: "
             "a trial holds the order of all its rows in memory from its first step "
             "(16 bytes a row); ask for fewer --steps or a smaller --batch-size"
+        )
+
+
+def _check_batch_sizes(
+    requested: SearchConfig, searched: Param, name: str, task: Any, steps: int
+) -> None:
+    """Refuse a searched batch size that the task cannot use or a trial cannot hold, as
+    ``--batch-size`` is refused."""
+    if requested.batch_size is not None:
+        raise BadInput(
+            f"--batch-size {requested.batch_size} and --space batch_size={searched}: give one, "
+            "a fixed batch size or the ones to search"
+        )
+    rows = task.train[0].shape[0]
+    largest = max(searched.values) if isinstance(searched, Choice) else searched.high
+    if largest > rows:
+        raise BadInput(
+            f"--space batch_size={searched}: {largest} is more than the {rows} training rows "
+            f"of task '{name}': a batch holds at most all of them"
+        )
+    if steps * largest > MAX_ROWS_DRAWN:
+        raise BadInput(
+            f"--space batch_size={searched}: {steps} steps of {largest} rows draw "
+            f"{steps * largest} rows, more than {MAX_ROWS_DRAWN}: a trial holds the order of "
+            "all its rows in memory from its first step (16 bytes a row)"
         )
 
 

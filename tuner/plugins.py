@@ -104,16 +104,15 @@ class Registry:
 
     def to_json(self) -> dict[str, Any]:
         """What ``tuner plugins --format json`` prints: the plugins, each optimizer, schedule
-        and task with the plugin that registered it (and its space, but for a task; and an
-        optimizer's known-good settings), and the errors."""
+        and task with the plugin that registered it and its space (and an optimizer's
+        known-good settings), and the errors."""
         data: dict[str, Any] = {"plugins": [asdict(p) for p in self.plugins]}
         for kind in KINDS:
             data[f"{kind}s"] = []
             for name, spec in self.specs(kind).items():
                 entry = {"name": name, "plugin": self.plugin_of(kind, name).name}
                 entry["description"] = spec.description
-                if kind != "task":
-                    entry["space"] = {p: param.to_json() for p, param in spec.space.items()}
+                entry["space"] = {p: param.to_json() for p, param in spec.space.items()}
                 if kind == "optimizer":
                     entry["defaults"] = [asdict(default) for default in spec.defaults]
                 data[f"{kind}s"].append(entry)
@@ -283,7 +282,8 @@ def _validate(registry: Registry, kind: str, spec: Any) -> None:
             raise ValueError(f"{hook} must be callable, not {type(value).__name__}")
     space = getattr(spec, "space", {})
     validate_space(space)
-    _check_signature(spec.build, given, space)
+    # A task's parameters go to its model factory, not to its build().
+    _check_signature(spec.build, given, {} if kind == "task" else space)
 
 
 def _check_signature(build: Callable[..., Any], given: tuple[str, ...], space: Any) -> None:

@@ -2,11 +2,16 @@
 ``--space``'s parameters (:mod:`tuner.params`), and the conditional sampling of one trial's
 settings from an Optuna trial.
 
+Beside the optimizer and its schedule, a study may search the batch size and its task's own
+parameters, which its model factory receives; both are fixed until ``--space`` names them, and
+each of their values is a graph of its own (a shape, or a constant of the model's).
+
 It knows nothing of MLX: a space is names and ranges, and a sample is plain Python values.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +25,9 @@ LR = Float(1e-4, 1.0, log=True)
 # Warmup is a fraction of the steps: none, or the 5 % and 10 % that common practice uses.
 WARMUP = Choice((0.0, 0.05, 0.1))
 SHARED = {"lr": LR, "warmup": WARMUP}
+# Searched only when ``--space batch_size=32,64,128`` says so: a choice, since each batch size
+# is a shape of the step's, and so a graph of its own.
+BATCH_SIZE = Choice((32, 64, 128), limits=(1, math.inf))
 
 
 @dataclass(frozen=True)
@@ -32,14 +40,19 @@ class Sample:
     schedule_params: dict[str, Any]
     lr: float
     warmup: float
+    # None: the study's batch size, not searched.
+    batch_size: int | None = None
+    # What the task's model factory receives; empty unless the study searches them.
+    task_params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Sample:
+    def from_params(cls, params: Mapping[str, Any], task: str = "") -> Sample:
         """The sample a trial drew, from Optuna's flat ``trial.params``.
 
         Optuna keeps one flat dict per trial, named as :meth:`SearchSpace.sample` suggests them:
-        ``optimizer``, ``schedule``, ``lr``, ``warmup``, then ``<optimizer>.<param>`` and
-        ``<schedule>.<param>``. Plugin names hold no dot, so the prefix names the owner.
+        ``optimizer``, ``schedule``, ``lr``, ``warmup``, ``batch_size`` where searched, then
+        ``<optimizer>.<param>``, ``<schedule>.<param>`` and ``<task>.<param>``. Plugin names
+        hold no dot, so the prefix names the owner; ``task`` names the study's task.
         Raises ValueError when a shared parameter is missing.
         """
         missing = [name for name in ("optimizer", "schedule", *SHARED) if name not in params]
@@ -57,16 +70,22 @@ class Sample:
             schedule_params=own(params["schedule"]),
             lr=params["lr"],
             warmup=params["warmup"],
+            batch_size=params.get("batch_size"),
+            task_params=own(task) if task else {},
         )
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """A categorical optimizer and schedule, each with its own conditional parameters."""
+    """A categorical optimizer and schedule, each with its own conditional parameters; the
+    shared ones (``lr``, ``warmup``, and ``batch_size`` where searched); and the parameters of
+    the ``task`` that are searched, which its model factory receives."""
 
     optimizers: dict[str, dict[str, Param]]
     schedules: dict[str, dict[str, Param]]
     shared: dict[str, Param] = field(default_factory=lambda: dict(SHARED))
+    task: str = ""
+    task_params: dict[str, Param] = field(default_factory=dict)
 
     def sample(self, trial: Any) -> Sample:
         """Draw one trial's settings from an ``optuna.Trial``."""
@@ -80,16 +99,20 @@ class SearchSpace:
             schedule_params=_suggest_all(trial, schedule, self.schedules[schedule]),
             lr=shared["lr"],
             warmup=shared["warmup"],
+            batch_size=shared.get("batch_size"),
+            task_params=_suggest_all(trial, self.task, self.task_params),
         )
 
     def to_json(self) -> dict[str, Any]:
         def params(space: Mapping[str, Param]) -> dict[str, Any]:
             return {name: p.to_json() for name, p in space.items()}
 
+        task = {"task": {self.task: params(self.task_params)}} if self.task_params else {}
         return {
             **{name: p.to_json() for name, p in self.shared.items()},
             "optimizers": {name: params(s) for name, s in self.optimizers.items()},
             "schedules": {name: params(s) for name, s in self.schedules.items()},
+            **task,
         }
 
     @classmethod
@@ -99,10 +122,13 @@ class SearchSpace:
         def params(space: Mapping[str, Any]) -> dict[str, Param]:
             return {name: param_from_json(p) for name, p in space.items()}
 
+        ((task, task_params),) = data.get("task", {"": {}}).items()
         return cls(
             optimizers={name: params(s) for name, s in data["optimizers"].items()},
             schedules={name: params(s) for name, s in data["schedules"].items()},
-            shared=params({name: data[name] for name in SHARED}),
+            shared=params({name: data[name] for name in (*SHARED, "batch_size") if name in data}),
+            task=task,
+            task_params=params(task_params),
         )
 
 
@@ -130,15 +156,20 @@ def build_space(
     optimizers: Mapping[str, Mapping[str, Param]],
     schedules: Mapping[str, Mapping[str, Param]],
     overrides: Sequence[str] = (),
+    task: str = "",
+    task_space: Mapping[str, Param] | None = None,
 ) -> SearchSpace:
     """The search space over the given optimizers and schedules, with ``--space`` overrides.
 
-    Each override is ``NAME=VALUE`` for a shared parameter (``lr``, ``warmup``) or
-    ``PLUGIN.PARAM=VALUE`` for one optimizer's or schedule's parameter.
+    Each override is ``NAME=VALUE`` for a shared parameter (``lr``, ``warmup``,
+    ``batch_size``) or ``PLUGIN.PARAM=VALUE`` for one optimizer's or schedule's parameter, or
+    one of ``task_space``, the parameters that ``task`` declares: those are searched only once
+    named here, as is the batch size.
     """
     space = SearchSpace(
         optimizers={name: dict(p) for name, p in optimizers.items()},
         schedules={name: dict(p) for name, p in schedules.items()},
+        task=task,
     )
     for expr in overrides:
         key, sep, value = expr.partition("=")
@@ -147,19 +178,20 @@ def build_space(
             raise BadInput(f"--space '{expr}': expected NAME=VALUE, like lr=1e-4..1e-1:log")
         plugin, dot, name = key.rpartition(".")
         if not dot:
-            if name not in space.shared:
-                hint = did_you_mean(name, space.shared)
+            if name not in [*space.shared, "batch_size"]:
+                hint = did_you_mean(name, [*space.shared, "batch_size"])
                 raise BadInput(
                     f"--space '{expr}': unknown shared parameter '{name}'{hint}; "
-                    "plugin parameters are written PLUGIN.PARAM"
+                    "plugin and task parameters are written PLUGIN.PARAM"
                 )
-            target = space.shared
+            target, declared = space.shared, space.shared.get(name, BATCH_SIZE)
         else:
-            target = _plugin_space(space, plugin, expr)
-            if name not in target:
-                hint = did_you_mean(name, target) if target else "; it has no parameters"
+            target, declared = _plugin_space(space, plugin, expr, task_space or {})
+            if name not in declared:
+                hint = did_you_mean(name, declared) if declared else "; it has no parameters"
                 raise BadInput(f"--space '{expr}': '{plugin}' has no parameter '{name}'{hint}")
-        target[name] = parse_param(value, target[name], f"--space {key}")
+            declared = declared[name]
+        target[name] = parse_param(value, declared, f"--space {key}")
     _check_shared(space.shared)
     return space
 
@@ -179,11 +211,23 @@ def _check_shared(shared: Mapping[str, Param]) -> None:
         )
 
 
-def _plugin_space(space: SearchSpace, plugin: str, expr: str) -> dict[str, Param]:
-    found = [group[plugin] for group in (space.optimizers, space.schedules) if plugin in group]
+def _plugin_space(
+    space: SearchSpace, plugin: str, expr: str, task_space: Mapping[str, Param]
+) -> tuple[dict[str, Param], Mapping[str, Param]]:
+    """Where ``PLUGIN.PARAM`` of ``expr`` goes, and what its plugin declares: an optimizer's
+    or schedule's space is both; a task's searched parameters are kept apart from those it
+    declares."""
+    found: list[tuple[dict[str, Param], Mapping[str, Param]]] = [
+        (group[plugin], group[plugin])
+        for group in (space.optimizers, space.schedules)
+        if plugin in group
+    ]
+    if plugin == space.task:
+        found.append((space.task_params, task_space))
     if len(found) > 1:
-        raise BadInput(f"--space '{expr}': '{plugin}' is both an optimizer and a schedule")
+        raise BadInput(f"--space '{expr}': '{plugin}' names more than one plugin here")
     if not found:
-        hint = did_you_mean(plugin, [*space.optimizers, *space.schedules])
+        names = [*space.optimizers, *space.schedules, *([space.task] if space.task else [])]
+        hint = did_you_mean(plugin, names)
         raise BadInput(f"--space '{expr}': '{plugin}' is not a chosen optimizer or schedule{hint}")
     return found[0]

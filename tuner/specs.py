@@ -74,11 +74,19 @@ class ScheduleSpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A training task: ``build()`` returns a ``tuner.Task``."""
+    """A training task: ``build()`` returns a ``tuner.Task``.
+
+    ``space``, optional, declares the task's own parameters (a hidden width, a dropout rate),
+    which its model factory receives as keyword arguments. None is searched until
+    ``--space TASK.PARAM=VALUES`` names it; until then the factory's own defaults hold, so a
+    factory gives each a default. The declared ranges are what ``tuner plugins`` shows, and
+    their limits those ``--space`` may choose within.
+    """
 
     name: str
     build: Callable[[], Task]
     description: str = ""
+    space: Mapping[str, Param] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,7 @@ class Task:
     the data, nor pay to make it.
     """
 
-    model: Callable[[], Any]
+    model: Callable[..., Any]
     train: tuple[Any, Any]
     valid: tuple[Any, Any]
     loss: Callable[[Any, Any, Any], Any]

@@ -170,7 +170,7 @@ class _Training:
         for member, plan in zip(self.members, self.plans, strict=True):
             mx.random.seed(member.seed)
             np.random.seed(member.seed)
-            model = self.task.model()
+            model = self.task.model(**plan.task_params)
             if self.graph.model is None:
                 self.graph.model = model
             # Built eagerly, so that the compiled step always sees one tree structure.

@@ -22,7 +22,9 @@ def plugins_command(plugins: Sequence[str], width: int | None, fmt: str) -> None
     """List the plugins loaded, what each one registers, and every search space.
 
     A plugin that failed to load is listed under errors, with the reason. Each search space
-    is on a line of its own under its optimizer or schedule; --wide gives it a column.
+    is on a line of its own under its optimizer, schedule or task; --wide gives it a column.
+    An optimizer's and a schedule's space is searched whenever they are; a task's parameters
+    only where --space names them (tuner search --space digits.hidden=64,128).
     """
     registry = load_plugins(plugins)
     if fmt == "json":
@@ -32,6 +34,8 @@ def plugins_command(plugins: Sequence[str], width: int | None, fmt: str) -> None
     click.echo(table(["plugin", "version", "source"], rows, width=width, shrink=["source"]))
     for kind in KINDS:
         click.echo(f"\n{kind.capitalize()}s")
+        if kind == "task":
+            click.echo("A task's space is searched only where --space names it: TASK.PARAM=VALUES")
         rows = []
         for name, spec in registry.specs(kind).items():
             space = " ".join(f"{p}={param}" for p, param in getattr(spec, "space", {}).items())

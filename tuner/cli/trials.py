@@ -72,21 +72,30 @@ REASON_WIDTH = 60
 
 
 def settings(trial: TrialSummary) -> str:
-    """The trial's own optimizer parameters, then its schedule's and its warmup unless none:
-    two groups, since an optimizer and a schedule may name a parameter alike."""
+    """The trial's own optimizer parameters, then its schedule's and its warmup unless none,
+    then its batch size and task parameters where the study searches them: groups, since an
+    optimizer and a schedule may name a parameter alike."""
+    plugins = (f"{trial.optimizer}.", f"{trial.schedule}.")
 
-    def of(plugin: str) -> list[str]:
-        prefix = f"{plugin}."
+    def of(prefix: str) -> list[str]:
         return [
             f"{key.removeprefix(prefix)}={value_text(value)}"
             for key, value in trial.params.items()
             if key.startswith(prefix)
         ]
 
-    schedule = of(trial.schedule)
+    optimizer, schedule = of(plugins[0]), of(plugins[1])
     if trial.params.get("warmup"):
         schedule.append(f"warmup={value_text(trial.params['warmup'])}")
-    text = " | ".join(" ".join(group) or "-" for group in (of(trial.optimizer), schedule))
+    groups = [" ".join(optimizer) or "-", " ".join(schedule) or "-"]
+    model = [
+        f"{key.partition('.')[2] or key}={value_text(value)}"
+        for key, value in trial.params.items()
+        if key == "batch_size" or ("." in key and not key.startswith(plugins))
+    ]
+    if model:
+        groups.append(" ".join(model))
+    text = " | ".join(groups)
     return f"default ({trial.default}): {text}" if trial.default else text
 
 

@@ -34,7 +34,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, css: str = "
 
 
 def own_settings(trial: TrialSummary) -> str:
-    """The settings of the trial's optimizer and schedule, and its warmup."""
+    """The settings of the trial's optimizer and schedule, its warmup, and its batch size and
+    task parameters where the study searches them."""
     own = [
         f"{key}={text(value)}"
         for key, value in trial.params.items()
@@ -42,6 +43,12 @@ def own_settings(trial: TrialSummary) -> str:
     ]
     if trial.params.get("warmup"):
         own.append(f"warmup={text(trial.params['warmup'])}")
+    plugins = (f"{trial.optimizer}.", f"{trial.schedule}.")
+    own += [
+        f"{key}={text(value)}"
+        for key, value in trial.params.items()
+        if key == "batch_size" or ("." in key and not key.startswith(plugins))
+    ]
     return " ".join(own) or "-"
 
 
