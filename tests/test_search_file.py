@@ -205,7 +205,7 @@ def test_tuner_search_reads_the_file_or_a_mapping_and_takes_a_space_mapping(tmp_
     storage = f"sqlite:///{tmp_path / 'tuner.db'}"
     config = write(tmp_path, FAST + 'trials = 2\n[space]\nlr = "1e-3..1e-1:log"\n')
 
-    with pytest.warns(UserWarning, match=r"search.toml:5: jobs is tuner search's alone"):
+    with pytest.warns(UserWarning, match=r"search.toml:5: jobs is tuner search's alone") as said:
         results = tuner.search(
             config=config,
             storage=storage,
@@ -213,6 +213,8 @@ def test_tuner_search_reads_the_file_or_a_mapping_and_takes_a_space_mapping(tmp_
             space={"lr": (1e-3, 1e-2, "log"), "sgd": {"momentum": 0.9}},
         )
 
+    # Said of the caller's line, not of tuner's.
+    assert {w.filename for w in said if "jobs is" in str(w.message)} == {__file__}
     assert results.summary().counts.finished == 2
     space = space_of(storage, "from-file")
     assert space["lr"] == {"type": "float", "low": 0.001, "high": 0.01, "log": True}
@@ -285,3 +287,17 @@ def test_the_example_file_names_every_key_and_runs_with_the_installed_tuner(tmp_
         "high": 0.3,
         "log": False,
     }
+
+
+def test_show_config_leaves_out_a_storage_url_that_holds_a_password(postgres_url, tmp_path):
+    url = postgres_url.replace("postgres@", "postgres:s3cret@")
+    made = search("--storage", url, "--config", str(write(tmp_path, FAST + "trials = 1\n")))
+    assert made.exit_code == 0, made.output
+    study = made.stdout.strip().splitlines()[-1].split()[5]
+
+    shown = CliRunner().invoke(cli, ["show", study, "--config", "--storage", url])
+
+    assert shown.exit_code == 0, shown.output
+    assert "s3cret" not in shown.stdout
+    assert "storage" not in read(write(tmp_path, shown.stdout, "shown.toml")).settings
+    assert "# storage is left out, as its URL holds a password: give --storage." in shown.stdout

@@ -140,7 +140,8 @@ def search(
     registry = load_plugins(extra)
     refuse_failed(registry, plugins)
     for error in registry.errors:
-        warnings.warn(str(error), stacklevel=2)
+        # 3: the caller's line, above search and file_options.
+        warnings.warn(str(error), stacklevel=3)
     stop = threading.Event()
     with _stopped_by_ctrl_c(stop):
         return run(prepare(config, registry, storage), storage, stop=stop, plugins=plugins)
@@ -214,7 +215,8 @@ def _load_blas(choice: str | None) -> None:
             f"MLX runs its {running.name}: mlx was imported before tuner could load OpenBLAS, "
             "which is installed and several times faster. In a new process, call "
             "tuner.blas.load() before importing mlx; blas='bundled' silences this.",
-            stacklevel=3,
+            # The caller's line, above _load_blas, search and file_options.
+            stacklevel=4,
         )
 
 

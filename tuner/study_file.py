@@ -29,17 +29,21 @@ def study_settings(results: Results, study: str, storage: str) -> dict[str, Any]
     settings: dict[str, Any] = {"study": study}
     if _password(storage) is None:
         settings["storage"] = storage
-    settings |= {key: stored[key] for key in ("task", "metric")}
+    settings |= _kept(stored, "task", "metric")
     settings["trials"] = attrs.get(COUNT_ATTR, results.study(study).counts.finished)
     settings["seed"] = results.provenance(study).seed
-    settings |= {key: stored[key] for key in ("steps", "batch_size", "eval_every")}
-    settings |= {key: stored[key] for key in ("sampler", "pruner")}
+    settings |= _kept(stored, "steps", "batch_size", "eval_every", "sampler", "pruner")
     # A new study tries its known-good settings first: trials that say so tell it did.
     settings["defaults"] = any(t.default is not None for t in results.trials(study))
     settings["optimizers"] = list(stored["space"]["optimizers"])
     settings["schedules"] = list(stored["space"]["schedules"])
     settings["space"] = dict(stored_space(stored["space"]))
     return settings
+
+
+def _kept(stored: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    # What an older tuner did not store is left to the search's default.
+    return {key: stored[key] for key in keys if key in stored}
 
 
 def _password(url: str) -> str | None:

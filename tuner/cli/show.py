@@ -16,6 +16,7 @@ from tuner.cli.output import SPARKLINE, echo_json, number, sparkline, table, wid
 from tuner.cli.trials import value_text
 from tuner.query import open_results
 from tuner.results import Confirmed, StudySummary, TrialDetail
+from tuner.study_file import study_settings, to_toml
 
 # The least width of the keys of a page's facts: its longest key, so that the page of a trial
 # trained alone lines up as a population member's does.
@@ -72,9 +73,6 @@ def show_command(
 
 
 def _search_file(study: str, storage: str) -> str:
-    # Here for start-up time, as tuner.query: tuner show of a trial needs none of it.
-    from tuner.study_file import study_settings, to_toml
-
     with open_results(storage) as results:
         settings = study_settings(results, study, storage)
     header = (
