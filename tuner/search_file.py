@@ -13,6 +13,7 @@ expression it stands for (``lr = {low = 1e-4, high = 0.1, log = true}`` is
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
@@ -96,12 +97,10 @@ def _auto_or_count(value: Any) -> str:
 def _confirm(value: Any) -> str:
     if is_int(value) and value == 0:
         return "0"
-    try:
-        if isinstance(value, str):
+    if isinstance(value, str):
+        with contextlib.suppress(BadInput):
             top, seeds = parse_confirm(value)
             return f"{top}x{seeds}" if top else "0"
-    except BadInput:
-        pass
     raise Wrong(f'must be "KxS", the K best with S seeds each ("3x3"), or 0, not {kind_of(value)}')
 
 
