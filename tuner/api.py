@@ -4,6 +4,7 @@ registered task or one given as its parts, and a view of the study's results to 
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import threading
@@ -21,6 +22,7 @@ from tuner.hookspecs import hookimpl
 from tuner.plan import Plan, SearchConfig, parse_confirm, parse_population, plan_search
 from tuner.plugins import Registry, load_plugins, refuse_failed
 from tuner.query import open_results
+from tuner.search_file import file_options
 from tuner.specs import Metric, Task, TaskSpec
 from tuner.watcher import Watcher
 
@@ -40,6 +42,7 @@ DEFAULT_STORAGE = "sqlite:///tuner.db"
 CUSTOM = "custom"
 
 
+@file_options
 def search(
     task: str | None = None,
     *,
@@ -60,7 +63,7 @@ def search(
     device: str | None = None,
     optimizers: Sequence[str] | None = None,
     schedules: Sequence[str] | None = None,
-    space: Sequence[str] = (),
+    space: Sequence[str] | Mapping[str, Any] = (),
     metric: str | None = None,
     sampler: str = "tpe",
     pruner: str = "quartile",
@@ -69,6 +72,8 @@ def search(
     defaults: bool = True,
     confirm: str = "3x3",
     population: str | int = "auto",
+    # Read by file_options, which passes on the options it holds instead.
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
 ) -> StudyResults:
     """Run a study, as ``tuner search`` does, and return its results.
 
@@ -82,6 +87,15 @@ def search(
     ``KxS``: after the search, the K best configurations are trained again with S seeds each
     (``"0"`` for none). ``population`` is ``--population``: ``"auto"``, or K, the trials of
     one optimizer, schedule and discrete settings trained together.
+
+    ``space`` narrows the search space as ``--space`` does: its expressions
+    (``["lr=1e-4..1e-1:log"]``), or a mapping of the same parameters to ranges, values or
+    lists of values to choose from: ``{"lr": (1e-4, 1e-1, "log"), "sgd.momentum": 0.9,
+    "sgd.nesterov": [True, False]}``; a tuple is a range, and a dict ``{"low": 1e-4, "high":
+    0.1, "log": True}`` or a string ``"1e-4..1e-1:log"`` are too, as in a search file.
+    ``config`` is a search file (the path of its TOML, as ``tuner search --config`` reads it)
+    or the mapping it holds: its options are taken where these are not passed, its space
+    overridden parameter by parameter by ``space``.
 
     ``blas`` is ``"auto"`` (OpenBLAS where installed, on Linux) or ``"bundled"`` (the mlx wheel's
     own); None reads ``TUNER_BLAS``. It counts only before MLX is first imported: afterwards the
@@ -126,7 +140,8 @@ def search(
     registry = load_plugins(extra)
     refuse_failed(registry, plugins)
     for error in registry.errors:
-        warnings.warn(str(error), stacklevel=2)
+        # 3: the caller's line, above search and file_options.
+        warnings.warn(str(error), stacklevel=3)
     stop = threading.Event()
     with _stopped_by_ctrl_c(stop):
         return run(prepare(config, registry, storage), storage, stop=stop, plugins=plugins)
@@ -200,7 +215,8 @@ def _load_blas(choice: str | None) -> None:
             f"MLX runs its {running.name}: mlx was imported before tuner could load OpenBLAS, "
             "which is installed and several times faster. In a new process, call "
             "tuner.blas.load() before importing mlx; blas='bundled' silences this.",
-            stacklevel=3,
+            # The caller's line, above _load_blas, search and file_options.
+            stacklevel=4,
         )
 
 

@@ -35,7 +35,11 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
             board += f"\n\n{confirmation_table(confirmation)}"
         more = next_count(results.study(name).counts.finished, trials)
         seed = results.provenance(name).seed
-    given = ctx.get_parameter_source("storage") is ParameterSource.COMMANDLINE
+    # From a search file too: the commands printed here take no --config.
+    given = ctx.get_parameter_source("storage") in (
+        ParameterSource.COMMANDLINE,
+        ParameterSource.DEFAULT_MAP,
+    )
     where = f" --storage {shlex.quote(masked(storage))}" if given else ""
     quoted = shlex.quote(name)
     tuner = program()

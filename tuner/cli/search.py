@@ -23,6 +23,7 @@ from tuner.cli.closing import (
 )
 from tuner.cli.jobs import Helpers, job_count, parse_jobs
 from tuner.cli.progress import CtrlC, Display
+from tuner.cli.search_file import config_option
 from tuner.cli.typos import check_study_name
 from tuner.errors import BadInput
 from tuner.plan import SearchConfig, parse_confirm, parse_population
@@ -107,6 +108,7 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command("search")
+@config_option
 @click.option("--task", help="The task to train [the first registered: the built-in digits].")
 @click.option(
     "--trials",
@@ -284,6 +286,7 @@ def search_command(
       tuner search
       tuner search --task synthetic --trials 20 --optimizers adam,sgd
       tuner search --study mine --space lr=1e-3..1e-1:log --space sgd.momentum=0.9
+      tuner search --config examples/search.toml --trials 100
     """
     ctx = click.get_current_context()
     config = SearchConfig(

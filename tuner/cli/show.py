@@ -16,6 +16,7 @@ from tuner.cli.output import SPARKLINE, echo_json, number, sparkline, table, wid
 from tuner.cli.trials import value_text
 from tuner.query import open_results
 from tuner.results import Confirmed, StudySummary, TrialDetail
+from tuner.study_file import study_settings, to_toml
 
 # The least width of the keys of a page's facts: its longest key, so that the page of a trial
 # trained alone lines up as a population member's does.
@@ -27,12 +28,36 @@ MEMBERS_WIDTH = 48
 
 @click.command("show")
 @click.argument("study")
-@click.argument("number", type=int)
+@click.argument("number", type=int, required=False)
 @storage_option
 @wide_option
 @format_option("table", "json")
-def show_command(study: str, number: int, storage: str, width: int | None, fmt: str) -> None:
-    """Show one trial of STUDY in full: parameters, outcome, timings, provenance, curve."""
+@click.option(
+    "--config",
+    "as_file",
+    is_flag=True,
+    help="Print the options STUDY was made with as a search file (TOML), in place of a "
+    "trial: `tuner search --config FILE` continues the study, or repeats its trials under "
+    "another study name.",
+)
+def show_command(
+    study: str, number: int | None, storage: str, width: int | None, fmt: str, as_file: bool
+) -> None:
+    """Show one trial of STUDY in full: parameters, outcome, timings, provenance, curve.
+
+    \b
+    Examples:
+      tuner show brisk-otter 12
+      tuner show brisk-otter --config > search.toml
+    """
+    ctx = click.get_current_context()
+    if as_file:
+        if number is not None or fmt != "table":
+            raise click.UsageError("--config prints a study's search file: give STUDY alone")
+        click.echo(_search_file(study, storage), nl=False)
+        return
+    if number is None:
+        raise click.MissingParameter(ctx=ctx, param=ctx.command.params[1], param_hint="'NUMBER'")
     with open_results(storage) as results:
         trial = results.trial(study, number)
         summary = results.study(study)
@@ -45,6 +70,21 @@ def show_command(study: str, number: int, storage: str, width: int | None, fmt: 
         echo_json({**trial.to_json(), "confirmation": confirmed and confirmed.to_json()})
     else:
         click.echo(_trial_page(trial, summary, confirmed, members, width))
+
+
+def _search_file(study: str, storage: str) -> str:
+    with open_results(storage) as results:
+        settings = study_settings(results, study, storage)
+    header = (
+        f"The options that made study {study}, as `tuner show --config` wrote them.\n"
+        "`tuner search --config FILE` continues it (raise trials for more), or with another\n"
+        "study repeats its trials. Options the study does not keep (timeout, device, confirm,\n"
+        "population, jobs, plugins given with --plugin) are left to their defaults: add them\n"
+        "as examples/search.toml shows."
+    )
+    if "storage" not in settings:
+        header += "\nstorage is left out, as its URL holds a password: give --storage."
+    return to_toml(settings, header)
 
 
 def _trial_page(
