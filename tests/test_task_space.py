@@ -149,3 +149,19 @@ def test_a_fixed_and_a_searched_batch_size_are_refused(tmp_path, seen):
     assert result.exit_code == 2
     assert "give one, a fixed batch size or the ones to search" in result.output
     assert not db.exists()
+
+
+def test_a_search_file_of_the_study_continues_it(storage, seen, tmp_path):
+    assert tuner("search", "--storage", storage, "--study", "f", "--trials", 2, *FAST,
+                 *SEARCHED).exit_code == 0  # fmt: skip
+    written = tuner("show", "f", "--config", "--storage", storage)
+    assert written.exit_code == 0, written.output
+    (tmp_path / "f.toml").write_text(written.output)
+
+    again = tuner("search", "--config", tmp_path / "f.toml", "--trials", 3, "--plugin", PLUGIN,
+                  "--jobs", 1, "--confirm", 0)  # fmt: skip
+
+    assert again.exit_code == 0, again.output
+    trials = trials_of(storage, "f")
+    assert len(trials) == 3
+    assert all({"batch_size", "sized.width"} <= set(t.params) for t in trials)

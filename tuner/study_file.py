@@ -32,7 +32,9 @@ def study_settings(results: Results, study: str, storage: str) -> dict[str, Any]
     settings |= _kept(stored, "task", "metric")
     settings["trials"] = attrs.get(COUNT_ATTR, results.study(study).counts.finished)
     settings["seed"] = results.provenance(study).seed
-    settings |= _kept(stored, "steps", "batch_size", "eval_every", "sampler", "pruner")
+    # A searched batch size is the space's; the fixed one is then only the study's default.
+    fixed = () if "batch_size" in stored["space"] else ("batch_size",)
+    settings |= _kept(stored, "steps", *fixed, "eval_every", "sampler", "pruner")
     # A new study tries its known-good settings first: trials that say so tell it did.
     settings["defaults"] = any(t.default is not None for t in results.trials(study))
     settings["optimizers"] = list(stored["space"]["optimizers"])
