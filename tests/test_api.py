@@ -93,6 +93,13 @@ def test_a_task_missing_a_part_is_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "t.db").exists()
 
 
+def test_metrics_without_the_parts_of_a_task_are_refused(tmp_path):
+    with pytest.raises(BadInput, match=r"^metrics and test go with a task given by its parts"):
+        tuner.search("synthetic", storage=f"sqlite:///{tmp_path / 't.db'}", metrics=[accuracy])
+
+    assert not (tmp_path / "t.db").exists()
+
+
 def test_the_notebook_example_runs_and_reads_its_results_back(tmp_path):
     result = subprocess.run(
         [sys.executable, EXAMPLE], capture_output=True, text=True, cwd=tmp_path, timeout=600
@@ -240,10 +247,42 @@ def test_a_callable_that_cannot_run_is_refused_before_anything_is_written(tmp_pa
     assert not (tmp_path / "t.db").exists()
 
 
+PLAIN_METRIC = """
+import dataclasses
+from tuner import TaskSpec, hookimpl
+from tuner.plugins import load_plugins
+
+def r2(model, x, y):
+    return 1 - ((model(x).squeeze(-1) - y) ** 2).mean() / y.var()
+
+def build():
+    return dataclasses.replace(load_plugins().tasks["synthetic"].build(), metrics={"r2": r2})
+
+@hookimpl
+def tuner_register_tasks(register):
+    register(TaskSpec("plain", build, "a metric that is a plain function"))
+"""
+
+
+def test_the_command_line_refuses_a_registered_metric_that_is_no_metric(tmp_path):
+    (tmp_path / "plain.py").write_text(PLAIN_METRIC)
+    command = [Path(sys.executable).with_name("tuner"), "search", "--task", "plain"]
+    command += ["--plugin", tmp_path / "plain.py", "--storage", f"sqlite:///{tmp_path / 't.db'}"]
+
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == (
+        "Error: metric 'r2' of task 'plain' is a function, not a tuner.Metric: give Metric(fn), "
+        "or Metric(fn, 'minimize')\n"
+    )
+    assert not (tmp_path / "t.db").exists()
+
+
 @pytest.mark.parametrize(("confirm", "runs"), [(0, 0), ("0", 0), ((1, 2), 2), ("1x2", 2)])
 def test_confirm_is_0_a_pair_or_kxs(sqlite_url, confirm, runs):
     results = tuner.search(
-        storage=sqlite_url, study="c", trials=2, confirm=confirm, quiet=True, **FAST, **halves()
+        storage=sqlite_url, study="c", trials=2, confirm=confirm, **FAST, **halves()
     )
 
     assert sum(len(config.runs) for config in results.confirmation().configs) == runs
@@ -257,17 +296,19 @@ def test_a_confirm_that_is_no_count_is_one_line(tmp_path, confirm):
     assert not (tmp_path / "t.db").exists()
 
 
-def test_a_progress_bar_counts_the_trials_and_quiet_shows_none(sqlite_url, capsys):
-    tuner.search(storage=sqlite_url, study="bar", trials=3, confirm=(1, 1), **FAST, **halves())
+def test_a_progress_bar_counts_the_trials_then_the_confirmation_runs(sqlite_url, capsys):
+    tuner.search(storage=sqlite_url, study="bar", trials=3, confirm="1x1", **FAST, **halves())
+
     shown = capsys.readouterr()
-
-    tuner.search(storage=sqlite_url, study="quiet", trials=3, quiet=True, **FAST, **halves())
-    quiet = capsys.readouterr()
-
     assert shown.out == ""
     assert "bar: 100%" in shown.err and "3/3" in shown.err and "best val_loss" in shown.err
     assert "confirming: 100%" in shown.err and "1/1" in shown.err
-    assert quiet.out == quiet.err == ""
+
+
+def test_quiet_shows_nothing(sqlite_url, capsys):
+    tuner.search(storage=sqlite_url, study="quiet", trials=2, quiet=True, **FAST, **halves())
+
+    assert capsys.readouterr() == ("", "")
 
 
 @pytest.fixture(scope="module")
@@ -278,8 +319,7 @@ def searched(tmp_path_factory):
         study="read",
         trials=8,
         confirm="2x2",
-        metrics=[accuracy],
-        quiet=True,
+        metrics={"accuracy": Metric(accuracy)},
         **FAST,
         **halves(),
     )

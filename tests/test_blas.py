@@ -166,7 +166,7 @@ import tuner
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     tuner.search("digits", trials=1, steps=10, storage="sqlite:///{tmp_path / "t.db"}",
-                 device="cpu", quiet=True)
+                 device="cpu")
 print(tuner.blas.load(), "|", *[str(w.message) for w in caught])
 """
     said = python(code)
@@ -187,8 +187,7 @@ import mlx.core
 
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    tuner.search("digits", trials=1, steps=10, storage="sqlite:///{tmp_path / "t.db"}",
-                 quiet=True)
+    tuner.search("digits", trials=1, steps=10, storage="sqlite:///{tmp_path / "t.db"}")
 print(tuner.blas.load(), "|", *[str(w.message) for w in caught])
 """
     said = python(code)

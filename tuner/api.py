@@ -116,6 +116,11 @@ def search(
         task = task or CUSTOM
         built = inline_task(model, train, valid, loss, metrics, test)  # type: ignore[arg-type]
         extra.append(_Inline(TaskSpec(task, lambda: built, "given to tuner.search")))
+    elif metrics is not None or test is not None:
+        raise BadInput(
+            "metrics and test go with a task given by its parts: give model, train, valid and "
+            "loss too, or register the task with them"
+        )
     config = SearchConfig(
         task=task,
         trials=trials,
