@@ -48,9 +48,9 @@ def inline_task(
 def as_arrays(name: str, pair: Any) -> tuple[mx.array, mx.array]:
     """``pair``, an ``(x, y)`` of the same number of rows, as MLX arrays.
 
-    Floats become float32, MLX's own (numpy's are float64, which MLX's GPUs cannot run).
-    Whole numbers and booleans keep their type: class labels and token ids must stay integers
-    for ``cross_entropy`` and ``nn.Embedding``. MLX arrays are kept as they are.
+    Floats become float32, what MLX trains in (numpy's are float64, which MLX runs on its
+    CPU alone). Whole numbers and booleans keep their type: class labels and token ids must
+    stay integers for ``cross_entropy`` and ``nn.Embedding``. MLX arrays are kept as they are.
     """
     if hasattr(pair, "shape"):
         raise BadInput(f"{name} is one array: give a pair (x, y), the rows and their targets")
