@@ -7,10 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-# tuner first, as a notebook should: MLX, imported next, then loads OpenBLAS, with no warning.
-import tuner
-
-# isort: split
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -18,6 +14,7 @@ import pandas as pd
 import pytest
 from test_report import browser  # noqa: F401
 
+import tuner
 from tuner import Metric, open_results
 from tuner.errors import BadInput
 
