@@ -157,11 +157,33 @@ def test_one_blas_thread_unless_openblas_num_threads_says_otherwise():
 
 
 @needs_openblas
-def test_after_mlx_has_loaded_the_bundled_blas_stays_and_tuner_search_says_so(tmp_path):
+def test_after_mlx_has_loaded_the_bundled_blas_stays_and_a_search_on_the_cpu_says_so(tmp_path):
     code = f"""
 import warnings
 import mlx.core
 import tuner
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    tuner.search("digits", trials=1, steps=10, storage="sqlite:///{tmp_path / "t.db"}",
+                 device="cpu")
+print(tuner.blas.load(), "|", *[str(w.message) for w in caught])
+"""
+    said = python(code)
+
+    assert said.startswith(
+        "bundled reference BLAS (mlx was imported before tuner could load OpenBLAS) | "
+        "MLX runs its bundled reference BLAS: mlx was imported before tuner, which would have "
+        "loaded OpenBLAS"
+    )
+
+
+@needs_openblas
+def test_mlx_imported_after_tuner_loads_openblas_and_a_search_gives_no_warning(tmp_path):
+    code = f"""
+import warnings
+import tuner
+import mlx.core
 
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -170,10 +192,19 @@ print(tuner.blas.load(), "|", *[str(w.message) for w in caught])
 """
     said = python(code)
 
-    assert said.startswith(
-        "bundled reference BLAS (mlx was imported before tuner could load OpenBLAS) | "
-        "MLX runs its bundled reference BLAS: mlx was imported before tuner could load OpenBLAS"
-    )
+    assert said.startswith("OpenBLAS 0.") and said.endswith("|")
+
+
+@needs_openblas
+@pytest.mark.parametrize(
+    ("setup", "env"),
+    [("", {"TUNER_BLAS": "bundled"}), ("tuner.blas.load('bundled')", {})],
+    ids=["TUNER_BLAS", "load"],
+)
+def test_mlx_imported_after_tuner_keeps_the_bundled_blas_when_asked(setup, env):
+    code = f"import tuner\n{setup}\nimport mlx.core\nprint(tuner.blas.load())"
+
+    assert python(code, **env) == "bundled reference BLAS (as asked)"
 
 
 @needs_openblas

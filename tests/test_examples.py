@@ -1,8 +1,10 @@
 """The example plugins load the ways the README says, and what they register trains compiled,
-the way a search trains it.
+the way a search trains it; the notebook example runs as a script.
 """
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import mlx.core as mx
@@ -102,3 +104,25 @@ def test_inverse_sqrt_falls_to_a_share_of_the_peak_by_its_timescale(package):
     assert first == pytest.approx(LR)
     assert at_timescale == pytest.approx(LR / math.sqrt(2), rel=1e-6)
     assert last == after == pytest.approx(LR / math.sqrt(5))
+
+
+def test_the_notebook_example_searches_numpy_data_shows_a_bar_and_reads_a_dataframe(tmp_path):
+    run = subprocess.run(
+        [sys.executable, EXAMPLES / "notebook.py"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert "flowers: 100%" in run.stderr and "10/10" in run.stderr, run.stderr
+    assert "confirming: 100%" in run.stderr and "4/4" in run.stderr, run.stderr
+    assert "Warning" not in run.stderr
+    header, *rows = run.stdout.splitlines()[:6]
+    assert header.split() == [
+        "rank", "number", "optimizer", "schedule", "params.lr", "value", "outcome"
+    ]  # fmt: skip
+    assert [int(row.split()[0]) for row in rows] == [1, 2, 3, 4, 5]
+    assert "leads: mean accuracy" in run.stdout
+    assert (tmp_path / "flowers.db").exists()

@@ -13,7 +13,7 @@ import mlx.optimizers as optim
 import numpy as np
 import pytest
 
-from tuner import Choice, Float, Int, Metric, OptimizerSpec, ScheduleSpec
+from tuner import Choice, Float, Int, Metric, OptimizerSpec, ScheduleSpec, blas
 from tuner.graphs import GraphCache
 from tuner.space import Sample
 from tuner.train import run_trial
@@ -174,8 +174,14 @@ def test_same_seed_gives_the_same_trial_and_another_seed_another(task, trial):
 
 
 def test_same_seed_gives_the_same_losses_in_a_fresh_process(task, trial):
+    # On this process's BLAS: another sums in another order, to other last bits. Which one runs
+    # here depends on whether a test module imported tuner before mlx (see tuner.blas).
+    running = blas.load()
+    same = "bundled" if running is not None and running.name == blas.BUNDLED else "auto"
     script = """
 import json, sys
+import tuner.blas
+tuner.blas.load({blas!r})
 sys.path.insert(0, {tests!r})
 from test_train import trial_with
 from tuner.graphs import GraphCache
@@ -185,7 +191,7 @@ print(json.dumps({{"losses": result.losses, "value": result.value}}))
 """
     tests = str(Path(__file__).parent)
     out = subprocess.run(
-        [sys.executable, "-c", script.format(tests=tests)],
+        [sys.executable, "-c", script.format(tests=tests, blas=same)],
         capture_output=True,
         text=True,
         check=True,

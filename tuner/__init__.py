@@ -2,8 +2,11 @@
 
 The plugin API lives here: ``hookimpl``, the specs a plugin registers, and the parameter types
 of a search space; so do ``search``, which runs a study, and ``open_results``, which reads one.
+Importing it arranges for MLX, whoever imports it next, to load on the faster BLAS (see
+:mod:`tuner.blas`).
 """
 
+from tuner import blas
 from tuner.export import build_optimizer, eval_weights
 from tuner.hookspecs import hookimpl
 from tuner.params import Choice, Float, Int, Open
@@ -21,6 +24,9 @@ from tuner.results import (
 from tuner.specs import Default, Metric, OptimizerSpec, ScheduleSpec, Task, TaskSpec
 
 __version__ = "0.1.0"
+
+# None of the imports above loads MLX: a notebook's `import mlx` after `import tuner` comes first.
+blas.load_with_mlx()
 
 
 def __getattr__(name: str) -> object:

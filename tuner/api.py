@@ -23,7 +23,7 @@ from tuner.plan import Plan, SearchConfig, parse_confirm, parse_population, plan
 from tuner.plugins import Registry, load_plugins, refuse_failed
 from tuner.query import open_results
 from tuner.search_file import file_options
-from tuner.specs import Metric, Task, TaskSpec
+from tuner.specs import Metric, TaskSpec
 from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def search(
     train: tuple[Any, Any] | None = None,
     valid: tuple[Any, Any] | None = None,
     loss: Callable[[Any, Any, Any], Any] | None = None,
-    metrics: Mapping[str, Metric] | None = None,
+    metrics: Mapping[str, Metric | Callable[..., Any]] | Sequence[Any] | None = None,
     test: tuple[Any, Any] | None = None,
     storage: str = DEFAULT_STORAGE,
     study: str | None = None,
@@ -70,8 +70,9 @@ def search(
     plugins: Sequence[str] = (),
     blas: str | None = None,
     defaults: bool = True,
-    confirm: str = "3x3",
+    confirm: str | int | tuple[int, int] = "3x3",
     population: str | int = "auto",
+    quiet: bool = False,
     # Read by file_options, which passes on the options it holds instead.
     config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
 ) -> StudyResults:
@@ -82,11 +83,19 @@ def search(
     x, y)`` and, optionally, ``metrics`` and a held-out ``test`` set ``(x, y)``, which only
     the confirmation runs read; ``task`` then names it (``"custom"`` by default), and
     it is searched with ``steps`` (300), ``batch_size`` (64) and ``eval_every`` (50) unless
-    they are given. The other options are those of ``tuner search``, with the same defaults;
-    running again with the same ``study`` continues it. ``confirm`` is ``--confirm``'s
-    ``KxS``: after the search, the K best configurations are trained again with S seeds each
-    (``"0"`` for none). ``population`` is ``--population``: ``"auto"``, or K, the trials of
-    one optimizer, schedule and discrete settings trained together.
+    they are given. The arrays may be numpy's, or anything numpy takes: floats become float32,
+    whole numbers and booleans keep their type (class labels stay integers). ``metrics`` maps
+    names to functions ``fn(model, x, y)`` that return a scalar ``mx.array``, or is a list of
+    such functions, each named by its ``__name__``; a plain function is maximized, and
+    ``Metric(fn, "minimize")`` minimizes it. The model, the loss and each metric are tried
+    once on a few validation rows before anything is written, as the command line does.
+
+    The other options are those of ``tuner search``, with the same defaults; running again
+    with the same ``study`` continues it. ``confirm`` is ``--confirm``: ``"KxS"`` or ``(K, S)``
+    trains the K best configurations again after the search, with S seeds each; ``0`` trains
+    none. ``population`` is ``--population``: ``"auto"``, or K, the trials of one optimizer,
+    schedule and discrete settings trained together. A progress bar counts the trials, as a
+    widget in a notebook and on stderr elsewhere; ``quiet=True`` shows none.
 
     ``space`` narrows the search space as ``--space`` does: its expressions
     (``["lr=1e-4..1e-1:log"]``), or a mapping of the same parameters to ranges, values or
@@ -98,24 +107,34 @@ def search(
     overridden parameter by parameter by ``space``.
 
     ``blas`` is ``"auto"`` (OpenBLAS where installed, on Linux) or ``"bundled"`` (the mlx wheel's
-    own); None reads ``TUNER_BLAS``. It counts only before MLX is first imported: afterwards the
-    BLAS MLX loaded with stays, and a warning says so where OpenBLAS was missed.
+    own); None reads ``TUNER_BLAS``. It counts only before MLX is first imported, and
+    ``import tuner`` makes MLX load OpenBLAS whoever imports it next: import tuner before mlx.
+    When mlx came first, MLX keeps its bundled BLAS, and a search on the CPU warns that it is
+    several times slower.
 
     Ctrl-C (interrupting a notebook's kernel) stops the trial in flight, which is recorded as
     interrupted, and returns the results so far. Bad options raise
     :class:`tuner.errors.BadInput` with the one-line message the command prints.
     """
-    _load_blas(blas)
+    _load_blas(blas, device)
+    confirm_counts = _confirm(confirm)
     parts = {"model": model, "train": train, "valid": valid, "loss": loss}
     extra: list[str | object] = list(plugins)
     if any(part is not None for part in parts.values()):
         missing = [name for name, part in parts.items() if part is None]
         if missing:
             raise BadInput(f"a task given by its parts needs {', '.join(missing)} too")
+        # Here, not at the top: it imports MLX, once the BLAS is chosen.
+        from tuner.parts import inline_task
+
         task = task or CUSTOM
-        held_out = None if test is None else lambda: test
-        built = Task(**parts, metrics=dict(metrics or {}), test=held_out)  # type: ignore[arg-type]
+        built = inline_task(model, train, valid, loss, metrics, test)  # type: ignore[arg-type]
         extra.append(_Inline(TaskSpec(task, lambda: built, "given to tuner.search")))
+    elif metrics is not None or test is not None:
+        raise BadInput(
+            "metrics and test go with a task given by its parts: give model, train, valid and "
+            "loss too, or register the task with them"
+        )
     config = SearchConfig(
         task=task,
         trials=trials,
@@ -133,7 +152,7 @@ def search(
         pruner=pruner,
         metric=metric,
         defaults=defaults,
-        confirm=parse_confirm(confirm),
+        confirm=confirm_counts,
         population=parse_population(str(population)),
         command=f"tuner.search(task={task!r}, trials={trials}, seed={seed})",
     )
@@ -144,7 +163,34 @@ def search(
         warnings.warn(str(error), stacklevel=3)
     stop = threading.Event()
     with _stopped_by_ctrl_c(stop):
-        return run(prepare(config, registry, storage), storage, stop=stop, plugins=plugins)
+        plan = prepare(config, registry, storage)
+        # Here: tqdm.auto imports IPython where it is installed, which the command line,
+        # importing this module, does not need.
+        from tuner.progress_bar import ProgressBar
+
+        runs = confirm_counts[0] * confirm_counts[1]
+        bar = None if quiet else ProgressBar(trials, plan.config.metric or "value", runs)
+        try:
+            return run(plan, storage, bar, stop, plugins)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _confirm(confirm: str | int | tuple[int, int]) -> tuple[int, int]:
+    """``confirm`` as ``(K, S)``: ``--confirm``'s ``"KxS"``, a pair, or 0 for none."""
+    if isinstance(confirm, str):
+        return parse_confirm(confirm)
+    if isinstance(confirm, int) and confirm == 0:
+        return 0, 0
+    if isinstance(confirm, tuple | list) and len(confirm) == 2:
+        top, seeds = confirm
+        if all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in confirm):
+            return top, seeds
+    raise BadInput(
+        f"confirm={confirm!r}: give (K, S) or 'KxS', the K best configurations with S seeds "
+        "each, such as (3, 3), or 0 for none"
+    )
 
 
 def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
@@ -205,19 +251,25 @@ def run(
 _warned_blas = False
 
 
-def _load_blas(choice: str | None) -> None:
+def _load_blas(choice: str | None, device: str | None) -> None:
     # The plugins and the task, loaded next, import MLX: the BLAS goes first.
     global _warned_blas
     running = blas_choice.load(choice)
-    if running is not None and running.late and not _warned_blas:
-        _warned_blas = True
-        warnings.warn(
-            f"MLX runs its {running.name}: mlx was imported before tuner could load OpenBLAS, "
-            "which is installed and several times faster. In a new process, call "
-            "tuner.blas.load() before importing mlx; blas='bundled' silences this.",
-            # The caller's line, above _load_blas, search and file_options.
-            stacklevel=4,
-        )
+    if running is None or not running.late or _warned_blas:
+        return
+    # Loaded already, since the BLAS is late: only MLX's CPU calls it.
+    import mlx.core as mx
+
+    if device == "gpu" or (device is None and mx.is_available(mx.gpu)):
+        return
+    _warned_blas = True
+    warnings.warn(
+        f"MLX runs its {running.name}: mlx was imported before tuner, which would have "
+        "loaded OpenBLAS, installed and several times faster. Restart the kernel (or the "
+        "process) and import tuner before mlx; blas='bundled' silences this.",
+        # The caller's line, above _load_blas, search and file_options.
+        stacklevel=4,
+    )
 
 
 class _Inline:
@@ -282,9 +334,19 @@ class StudyResults:
             return results.confirmation(self.name)
 
     def to_dataframe(self) -> pandas.DataFrame:
-        """Every trial, one row each, flattened as ``tuner trials --format csv`` is."""
+        """Every trial, one row each, flattened as ``tuner trials --format csv`` is, with the
+        ``rank`` of each finished one, its ``outcome`` and ``finished_at`` as a datetime."""
         with open_results(self.storage) as results:
             return results.to_dataframe(self.name)
+
+    def _repr_html_(self) -> str:
+        """The study, its five best trials and its confirmation, as a notebook shows it."""
+        from tuner.views import study_html
+
+        with open_results(self.storage) as results:
+            summary = results.study(self.name)
+            best = results.best(self.name, 5) if summary.in_optuna else []
+            return study_html(summary, best, results.confirmation(self.name))
 
     def export(self, trial: int | None = None, steps: int | None = None) -> dict[str, Any]:
         """The JSON config of a trial (by default the confirmed winner, or else the best

@@ -4,17 +4,24 @@ The ``mlx-cpu`` wheel links the reference BLAS it bundles: a compiled ``digits``
 about 3× faster on OpenBLAS. The dynamic linker binds MLX's BLAS calls once, when ``mlx.core``
 is first imported, and looks in the process's global scope first: a BLAS loaded there before
 then (``RTLD_GLOBAL``, as ``LD_PRELOAD`` would) serves every call, and once MLX has loaded
-nothing can change it. So :func:`load` must run before anything imports MLX. On macOS MLX uses
-Accelerate and Metal: there is nothing to choose.
+nothing can change it. So :func:`load` must run before anything imports MLX: ``import tuner``
+calls :func:`load_with_mlx`, so that whatever imports MLX after tuner (a notebook's cell, a
+plugin, a task) loads OpenBLAS first. On macOS MLX uses Accelerate and Metal: there is nothing to
+choose.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import importlib.abc
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 from tuner.errors import BadInput
 
@@ -71,6 +78,29 @@ def load(choice: str | None = None) -> Blas | None:
         return _running
     _running = _choose(choice, mlx_loaded)
     return _running
+
+
+class _BeforeMlx(importlib.abc.MetaPathFinder):
+    """Chooses the BLAS as MLX's core is about to load, unless it was chosen already: with
+    ``TUNER_BLAS``, since a later ``load("bundled")`` would come too late. It finds nothing
+    itself; the usual finders load MLX next."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname == "mlx.core" and _running is None:
+            # A TUNER_BLAS that is no choice: a search refuses it, in its own words.
+            with contextlib.suppress(BadInput):
+                load()
+        return None
+
+
+def load_with_mlx() -> None:
+    """Choose the BLAS when MLX is first imported, if nothing chose it before: ``import tuner``
+    then ``import mlx`` runs MLX on OpenBLAS, with no call to :func:`load`. Harmless once MLX has
+    loaded, or called again."""
+    if sys.platform == "linux" and not any(isinstance(f, _BeforeMlx) for f in sys.meta_path):
+        sys.meta_path.insert(0, _BeforeMlx())
 
 
 def _choose(choice: str, mlx_loaded: bool) -> Blas:

@@ -1,6 +1,6 @@
 """What a search tries once before anything is written: each chosen schedule and optimizer built
-and run for a step, and the task's loss on a few rows. A setting that can never train would
-otherwise fail trial after trial, and leave a study of failures behind.
+and run for a step, and the task's model, loss and metrics on a few rows. A setting that can
+never train would otherwise fail trial after trial, and leave a study of failures behind.
 """
 
 from __future__ import annotations
@@ -18,25 +18,27 @@ from tuner.errors import BadInput
 from tuner.params import Choice, Float, Param
 from tuner.plugins import Registry
 from tuner.space import SearchSpace
-from tuner.specs import OptimizerSpec, ScheduleSpec, Task
+from tuner.specs import Metric, OptimizerSpec, ScheduleSpec, Task
 
 # Enough validation rows to tell a loss that is a scalar from one per row.
 ROWS = 4
+DIRECTIONS = ("maximize", "minimize")
 
 
 def check_trainable(
     name: str, task: Task, registry: Registry, space: SearchSpace, steps: int
 ) -> int:
-    """Raise BadInput unless task ``name``'s loss is a scalar with a gradient, with each
-    setting of its searched parameters too, and every
-    schedule and optimizer of ``space`` builds and takes a step of the task's model, each with
-    the middle of its parameters' ranges and with each value of each choice; return how many
-    numbers (weights and biases) the model holds."""
+    """Raise BadInput unless task ``name``'s model is made, its loss is a scalar with a
+    gradient (with each setting of the task's searched parameters too) and each metric a
+    scalar, and every schedule and optimizer of ``space`` builds and takes a step of the model,
+    each with the middle of its parameters' ranges and with each value of each choice; return
+    how many numbers (weights and biases) the model holds."""
     # An array whatever its space, as a trial's peak rate always is.
     lr = mx.array(space.shared["lr"].midpoint(), dtype=mx.float32)
     for schedule, params in space.schedules.items():
         _check_schedule(registry.schedules[schedule], params, lr, steps)
     model, grads = _check_loss(name, task, {})
+    _check_metrics(name, task, model)
     for settings in _settings(space.task_params) if space.task_params else ():
         # The model factory receives plain Python values, as a trial's sample holds them.
         plain = {k: v.item() if isinstance(v, mx.array) else v for k, v in settings.items()}
@@ -100,24 +102,64 @@ def _check_loss(name: str, task: Task, params: Mapping[str, Any]) -> tuple[nn.Mo
     given = "".join(f" {key}={value}" for key, value in params.items())
     try:
         model = task.model(**params)
+    except Exception as error:
+        raise BadInput(
+            f"the model of task '{name}'{' with' + given if given else ''} cannot be made: "
+            f"{_why(error)}"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise BadInput(
+            f"the model of task '{name}' is {_kind(model)}, not an mlx.nn.Module: give a "
+            "function that returns a new model"
+        )
+    try:
         loss = task.loss(model, x, y)
     except Exception as error:
         raise BadInput(
             f"the loss of task '{name}'{' with' + given if given else ''} fails on {ROWS} "
             f"validation rows: {_why(error)}"
         ) from None
-    if not isinstance(loss, mx.array) or loss.ndim != 0:
-        what = f"an array of shape {loss.shape}" if isinstance(loss, mx.array) else _kind(loss)
-        raise BadInput(
-            f"the loss of task '{name}' is {what} on {ROWS} validation rows, not a scalar: "
-            "reduce it, to its mean say"
-        )
+    _require_scalar(f"the loss of task '{name}'", loss)
     try:
         _, grads = nn.value_and_grad(model, task.loss)(model, x, y)
         mx.eval(grads)
     except Exception as error:
         raise BadInput(f"the loss of task '{name}' has no gradient: {_why(error)}") from None
     return model, grads
+
+
+def _check_metrics(name: str, task: Task, model: nn.Module) -> None:
+    """Each metric of the task, on a few validation rows of its untrained model."""
+    x, y = (part[:ROWS] for part in task.valid)
+    for metric_name, metric in task.metrics.items():
+        said = f"metric '{metric_name}' of task '{name}'"
+        if not isinstance(metric, Metric):
+            raise BadInput(
+                f"{said} is {_kind(metric)}, not a tuner.Metric: give Metric(fn), or "
+                f"Metric(fn, 'minimize')"
+            )
+        if metric.direction not in DIRECTIONS:
+            raise BadInput(f"{said} has direction '{metric.direction}': give maximize or minimize")
+        try:
+            value = metric.fn(model, x, y)
+            mx.eval(value)
+        except Exception as error:
+            raise BadInput(f"{said} fails on {ROWS} validation rows: {_why(error)}") from None
+        _require_scalar(said, value)
+
+
+def _require_scalar(said: str, value: Any) -> None:
+    # Training reads it with .item() and differentiates it: a number MLX computed, one.
+    if not isinstance(value, mx.array):
+        raise BadInput(
+            f"{said} returns {_kind(value)} on {ROWS} validation rows, not an mx.array: "
+            "compute it with mlx"
+        )
+    if value.ndim != 0:
+        raise BadInput(
+            f"{said} is an array of shape {value.shape} on {ROWS} validation rows, not a "
+            "scalar: reduce it, to its mean say"
+        )
 
 
 def _check_optimizer(
@@ -159,4 +201,7 @@ def _check_one_optimizer(
 
 
 def _kind(value: object) -> str:
-    return "None" if value is None else f"a {type(value).__name__}"
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

@@ -109,6 +109,12 @@ class Results:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _repr_html_(self) -> str:
+        """The studies, as a notebook shows this object."""
+        from tuner.views import studies_html
+
+        return studies_html(self.storage, self.studies())
+
     # --- The questions ---------------------------------------------------------------------
 
     def study_names(self) -> list[str]:
@@ -281,12 +287,12 @@ class Results:
 
     def to_dataframe(self, study: str) -> pandas.DataFrame:
         """Every trial of ``study``, one row each, in the columns of ``tuner trials --format
-        csv``: the JSON of :class:`TrialSummary` flattened (``params.lr``, ``metrics.r2``)."""
-        try:
-            import pandas  # optional: only this method needs it
-        except ImportError:
-            raise TunerError("to_dataframe needs pandas: pip install 'tuner[pandas]'") from None
-        return pandas.json_normalize([trial.to_json() for trial in self.trials(study)])
+        csv`` (the JSON of :class:`TrialSummary` flattened: ``params.lr``, ``metrics.r2``), with
+        each finished trial's ``rank`` as :meth:`best` ranks (see
+        :func:`tuner.views.trials_frame`)."""
+        from tuner.views import trials_frame
+
+        return trials_frame(self.trials(study, sort="value"))
 
     def compare(self, study: str, by: str = "optimizer") -> Comparison:
         """The study's trials grouped by ``optimizer`` or ``schedule``, and which group leads,

@@ -146,7 +146,7 @@ SCHEMA: dict[str, Check] = {
     "verbose": _flag,
 }
 # The options of the command alone, which tuner.search, one search in this process, has not.
-CLI_ONLY = frozenset({"new", "jobs", "oversubscribe", "quiet", "verbose"})
+CLI_ONLY = frozenset({"new", "jobs", "oversubscribe", "verbose"})
 
 
 class Lines:
