@@ -48,11 +48,13 @@ def describe_confirmation(storage_url: str, name: str) -> None:
     from tuner.query import open_results
 
     with open_results(storage_url) as results:
-        confirmation = results.confirmation(name)
+        shown = confirmation_attrs(results.confirmation(name))
+    if not shown:
+        return
     storage = optuna_storage(storage_url)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
-        for key, value in confirmation_attrs(confirmation).items():
+        for key, value in shown.items():
             study.set_user_attr(key, value)
     finally:
         storage.remove_session()
