@@ -36,7 +36,8 @@ def studies(tmp_path_factory):
     """A study whose best configurations were confirmed, and one that was not, each reported."""
     folder = tmp_path_factory.mktemp("answer")
     url = f"sqlite:///{folder / 'tuner.db'}"
-    run(folder, "search", *FAST, "--study", CONFIRMED, "--confirm", "2x2", "--storage", url)
+    made = ["--study", CONFIRMED, "--confirm", "2x2", "--pruner", "none", "--storage", url]
+    run(folder, "search", *FAST, *made)
     run(folder, "search", *FAST, "--study", "plain", "--confirm", "0", "--storage", url)
     for name, out in ((CONFIRMED, "confirmed.html"), ("plain", "plain.html")):
         run(folder, "report", name, "-o", out, "--storage", url)
@@ -147,7 +148,8 @@ def test_the_commands_in_the_box_run_as_written(studies, browser):
     with open_results(url) as results:
         confirmation = results.confirmation(CONFIRMED)
         (narrowed,) = set(results.study_names()) - set(before)
-        space = results.settings(narrowed)["space"]
+        settings = results.settings(narrowed)
+        space = settings["space"]
         searched = results.study(narrowed)
     assert [len(config.runs) for config in confirmation.configs] == [5, 5]
     complete = [t for t in top if t.outcome == "complete"]
@@ -156,3 +158,4 @@ def test_the_commands_in_the_box_run_as_written(studies, browser):
     low, high = space["lr"]["low"], space["lr"]["high"]
     assert low < min(t.lr for t in complete) and max(t.lr for t in complete) < high
     assert searched.task == "synthetic" and searched.counts.finished == 6
+    assert (settings["steps"], settings["pruner"]) == (10, "none")

@@ -104,7 +104,8 @@ def next_commands(
     """What to run next, each with why: export the answer, confirm it with more seeds, and
     search again where the top trials are."""
     name = shlex.quote(data.name)
-    tail = _plugins(data) + ([] if storage is None else ["--storage", shlex.quote(storage)])
+    tail = _plugins(data) + ([] if storage is None else ["--storage", storage])
+    tail = [shlex.quote(word) for word in tail]
     tuner = program()
     confirmed = data.confirmation.configs
     seeds = max((len(c.runs) for c in confirmed), default=0)
@@ -129,7 +130,7 @@ def next_commands(
 
 def _narrowed(data: StudyData) -> list[str]:
     """The options of a new search over the top complete trials' optimizers, schedules and
-    learning rates, with the study's task, metric and budget."""
+    learning rates, with the study's task, metric and budget, and its other choices."""
     top = ranked_complete(data)[:NARROW_TOP]
     optimizers = list(dict.fromkeys(str(t.optimizer) for t in top))
     schedules = list(dict.fromkeys(str(t.schedule) for t in top))
@@ -146,17 +147,31 @@ def _narrowed(data: StudyData) -> list[str]:
         low = float(f"{min(rates) / LR_MARGIN:.2g}")
         high = float(f"{max(rates) * LR_MARGIN:.2g}")
         words += ["--space", f"lr={low:g}..{high:g}:log"]
+    chosen = {*optimizers, *schedules}
+    for expr in _given(data, "--space"):
+        # The study's other narrowings, but of what is no longer searched: refused, those.
+        key = expr.partition("=")[0].strip()
+        owner, dot, _ = key.rpartition(".")
+        if key != "lr" and (not dot or owner in chosen):
+            words += ["--space", expr]
+    for option in ("--sampler", "--pruner", "--device"):
+        words += [part for value in _given(data, option) for part in (option, value)]
     # As many trials as this study's search counted: a narrower space needs no more.
     words += ["--trials", str(data.summary.counts.finished)]
     return [shlex.quote(word) for word in words]
 
 
-def _plugins(data: StudyData) -> list[str]:
-    """The ``--plugin`` options of the search that made the study, which its optimizers and
-    task may need."""
+def _given(data: StudyData, option: str) -> list[str]:
+    """The values given to ``option`` in the command that made the study; none when it was
+    made otherwise (by ``tuner.search``)."""
     try:
         words = shlex.split(data.provenance.command)
     except ValueError:
         return []
-    found = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "--plugin"]
-    return [part for plugin in found for part in ("--plugin", shlex.quote(plugin))]
+    return [words[i + 1] for i, word in enumerate(words[:-1]) if word == option]
+
+
+def _plugins(data: StudyData) -> list[str]:
+    """The ``--plugin`` options of the search that made the study, which its optimizers and
+    task may need."""
+    return [part for plugin in _given(data, "--plugin") for part in ("--plugin", plugin)]
