@@ -64,9 +64,14 @@ def answer_box(data: StudyData, storage: str | None) -> str:
             )
     else:
         title = f"Best trial, unconfirmed: trial {trial.number}, {trial.optimizer}+{trial.schedule}"
+        why = (
+            "none of its confirmation runs completed"
+            if data.confirmation.configs
+            else "no confirmation run has trained it again"
+        )
         lines = [
-            f"{metric} {tables.number(trial.value)}, from one seed: no confirmation run has "
-            "trained it again, so its lead may be luck; no p-value yet.",
+            f"{metric} {tables.number(trial.value)}, from one seed: {why}, so its lead may be "
+            "luck; no p-value yet.",
             data.by_optimizer.verdict,
         ]
     parts = [f'<h2 class="answer-title">{html.escape(title)}</h2>']
