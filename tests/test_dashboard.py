@@ -1,5 +1,6 @@
 """Optuna's own tools see what tuner knows of each trial: its outcome (diverged included),
-reason, steps and metrics, as user attributes; `tuner dashboard` serves optuna-dashboard on
+reason, steps and metrics, as user attributes, and of each study: its task, objective, steps
+and confirmed winner with the verdict; `tuner dashboard` serves optuna-dashboard on
 the storage, whose API shows them."""
 
 import json
@@ -13,13 +14,16 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from wsgiref.util import setup_testing_defaults
 
 import optuna
 import pytest
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
+from tuner import open_results
 from tuner.cli import cli
+from tuner.cli.dashboard import dashboard_app
 from tuner.optuna_trials import from_optuna
 
 TUNER = Path(sys.executable).with_name("tuner")
@@ -234,3 +238,61 @@ def test_an_address_beyond_loopback_needs_public_and_is_warned_of(small):
         f"Warning: http://0.0.0.0:{base.rpartition(':')[2]} is open to anyone who can reach "
         "it, with no password: they read every study in the storage.\n"
     )
+
+
+def test_optuna_dashboard_s_api_returns_the_study_s_attributes_and_confirmed_winner(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    args = ["--task", "synthetic", "--optimizers", "adam,sgd", "--steps", "10"]
+    args += ["--eval-every", "5", "--trials", "4", "--confirm", "2x2"]
+    searched = tuner(url, "search", *args, "--study", "c")
+    plain = tuner(url, "search", *args[:-2], "--confirm", "0", "--study", "p")
+    assert searched.exit_code == 0 and plain.exit_code == 0, searched.output + plain.output
+    with open_results(url) as results:
+        confirmation = results.confirmation("c")
+    winner = confirmation.winner
+
+    app = dashboard_app(url)
+    studies = wsgi_get(app, "/api/studies")["study_summaries"]
+    shown = {
+        s["study_name"]: {
+            a["key"]: a["value"]
+            for a in wsgi_get(app, f"/api/studies/{s['study_id']}?after=0")["user_attrs"]
+        }
+        for s in studies
+    }
+    listed = subprocess.run(
+        [Path(sys.executable).with_name("optuna"), "studies", "--storage", url, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    for name in ("c", "p"):
+        assert {"task": "synthetic", "metric": "val_loss", "steps": "10"}.items() <= (
+            shown[name].items()
+        )
+    trial = winner.trial
+    assert shown["c"]["confirmed_winner"] == (
+        f"trial {trial.number}, {trial.optimizer}+{trial.schedule}: mean val_loss "
+        f"{winner.mean:.4g} ± {winner.std:.3g} over 2 seeds"
+    )
+    assert shown["c"]["verdict"] == confirmation.verdict
+    assert float(shown["c"]["p_value"]) == pytest.approx(confirmation.p_value)
+    assert "`tuner report c` draws them" in shown["c"]["confirmation"]
+    assert "2 configurations trained again with 2 seeds" in shown["c"]["confirmation"]
+    assert shown["p"]["confirmation"].startswith("none yet: `tuner confirm p` trains")
+    assert "confirmed_winner" not in shown["p"]
+    by_cli = {s["name"]: s["user_attrs"] for s in json.loads(listed.stdout)}
+    assert by_cli["c"]["confirmed_winner"] == shown["c"]["confirmed_winner"]
+    assert by_cli["p"]["steps"] == 10
+
+
+def wsgi_get(app, path):
+    """What ``app`` answers a GET of ``path``, as JSON, called as a WSGI server calls it."""
+    environ = {}
+    setup_testing_defaults(environ)
+    environ["PATH_INFO"], _, environ["QUERY_STRING"] = path.partition("?")
+    status = []
+    body = b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+    assert status == ["200 OK"], (status, body[:200])
+    return json.loads(body)

@@ -5,16 +5,15 @@ studies with nothing to draw, and bad input, which writes nothing.
 
 Without a browser these tests skip and say why; under CI (CI=true) they fail instead."""
 
-import io
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from browser import Opened, chromium, not_blank
 from click.testing import CliRunner
 
 from tuner import open_results
@@ -41,10 +40,6 @@ def build():
 def tuner_register_tasks(register):
     register(TaskSpec("broken", build, "builds no model for a trial"))
 """
-DRAWN = (
-    ".scatterlayer .points path, .scatterlayer .js-line, .barlayer .point path, "
-    ".boxlayer .box, .boxlayer .points path, .heatmaplayer image"
-)
 
 
 def tuner(storage, *args):
@@ -59,11 +54,15 @@ def search(storage, *args):
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory):
-    """A real search with confirmation runs, a second seed of it, an empty study and one whose
-    trials all failed, in one file."""
+    """A real search with confirmation runs, trained in populations, a second seed of it (too
+    few complete trials for importances), an empty study and one whose trials all failed, in
+    one file."""
     folder = tmp_path_factory.mktemp("report")
     url = f"sqlite:///{folder / 'tuner.db'}"
-    search(url, *FAST, "--trials", "24", "--study", "s", "--confirm", "2x2")
+    # Every trial complete, none a textbook default, in populations of 4: enough for the
+    # importances.
+    whole = ["--pruner", "none", "--no-defaults", "--population", "4", "--steps", "30"]
+    search(url, *FAST, *whole, "--trials", "26", "--study", "s", "--confirm", "2x2")
     search(url, *FAST, "--trials", "16", "--study", "s2", "--seed", "1", "--confirm", "0")
     search(url, *FAST, "--study", "empty", "--timeout", "0.000001")
     (folder / "broken.py").write_text(NEVER_BUILDS)
@@ -72,66 +71,10 @@ def studies(tmp_path_factory):
     return url, folder
 
 
-def unavailable(reason):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}: CI must run the browser tests")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, headless, through playwright."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("no browser: playwright is not installed (pip install playwright)")
-    chromium = os.environ.get("TUNER_TEST_CHROMIUM") or shutil.which("chromium")
-    if chromium is None:
-        unavailable("no browser: Chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium, args=["--headless", "--no-sandbox"]
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
-
-
-class Opened:
-    """A page opened offline: what it logged as errors, and what it asked of the network."""
-
-    def __init__(self, browser, path):
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
-        self.errors, self.requests = [], []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.route("**/*", self._offline)
-        self.page.goto(path.as_uri())
-        self.page.wait_for_function(
-            "[...document.querySelectorAll('.plotly-graph-div')].every(d => d._fullLayout)"
-        )
-
-    def _offline(self, route):
-        if route.request.url.startswith("file:"):
-            route.continue_()
-        else:
-            self.requests.append(route.request.url)
-            route.abort()
-
-    def figures(self):
-        """Each figure's key, its traces, and the marks drawn in its SVG."""
-        return {
-            key: (traces, marks)
-            for key, traces, marks in self.page.evaluate(
-                "[...document.querySelectorAll('.figure')].map(f => {"
-                "  const gd = f.querySelector('.plotly-graph-div');"
-                "  return [f.dataset.figure, gd.data.length,"
-                f"    gd.querySelectorAll('{DRAWN}').length];"
-                "})"
-            )
-        }
-
-    def text(self):
-        return self.page.inner_text("body")
 
 
 def report(url, folder, *args):
@@ -142,44 +85,105 @@ def report(url, folder, *args):
     return out
 
 
-def not_blank(png):
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    colors = image.getcolors(maxcolors=1 << 20)
-    white = next((n for n, color in colors if color == (255, 255, 255)), 0)
-    return len(colors) > 50 and white < 0.97 * image.width * image.height
-
-
 def test_a_report_draws_every_figure_offline_with_the_study_s_data(studies, browser):
     url, folder = studies
     path = report(url, folder, "s", "--top", "5")
     with open_results(url) as results:
         trials = results.trials("s")
         complete = results.complete_trials("s")
+        verdicts = [results.compare("s").verdict, results.confirmation("s").verdict]
     finished = ("complete", "pruned", "diverged")
     valued = [t for t in trials if t.outcome in finished and math.isfinite(t.value or math.nan)]
+    assert len(complete) >= 20
 
     opened = Opened(browser, path)
     figures = opened.figures()
     shot = opened.page.screenshot(full_page=True)
 
     assert opened.errors == [] and opened.requests == []
-    twice = {
-        o for o in ("adam", "sgd", "lion") if sum(t.params["optimizer"] == o for t in complete) > 1
-    }
+    counts = {o: sum(t.params["optimizer"] == o for t in complete) for o in ("adam", "sgd", "lion")}
+    ten = {o for o, n in counts.items() if n >= 10}
     expected = {"history", "by-optimizer", "by-schedule", "confirmation", "curves", "schedules"}
-    assert set(figures) == expected | {"importances"} | {f"parallel-{o}" for o in twice}
+    expected |= {"lr-slice", "importances"} | {f"parallel-{o}" for o in ten}
+    assert set(figures) == expected
     assert all(traces > 0 and marks > 0 for traces, marks in figures.values()), figures
     # A point for each finished trial with a value, and the line of the best so far.
     assert figures["history"][1] == len(valued) + 1
+    # A point for each, again, against its learning rate.
+    assert figures["lr-slice"][1] == len(valued)
     # Five curves of training loss and five of validation, then five schedules.
     assert figures["curves"][0] == 10 and figures["schedules"][0] == 5
     assert path.stat().st_size < 10_000_000
     assert not_blank(shot)
     text = opened.text()
-    assert "Optimizer " in text and " leads: its best val_loss " in text
-    assert "Welch's t-test" in text or "within the seed-to-seed noise" in text
+    assert verdicts[0] in text and verdicts[1] in text
+    if len(ten) < 3:
+        assert "No parallel coordinates for " in text
+
+
+def test_curves_are_coloured_by_optimizer_and_schedule_with_one_legend_entry_a_pair(
+    studies, browser
+):
+    url, folder = studies
+    path = report(url, folder, "s", "--top", "10")
+    with open_results(url) as results:
+        pairs = [f"{t.optimizer}+{t.schedule}" for t in results.best("s", 10)]
+
+    opened = Opened(browser, path)
+    curves = opened.traces("curves")
+
+    colour = {}
+    for trace in curves:
+        assert colour.setdefault(trace["name"], trace["line"]["color"]) == trace["line"]["color"]
+    assert sorted(colour) == sorted(set(pairs))
+    assert len(set(colour.values())) == len(colour)
+    assert sorted(t["name"] for t in curves if t["showlegend"]) == sorted(set(pairs))
+
+
+def test_no_legend_covers_its_chart_or_scrolls(studies, browser):
+    url, folder = studies
+    # Curves of every trial, where one legend entry a trial would scroll.
+    opened = Opened(browser, report(url, folder, "s", "--top", "26"))
+
+    overlaps = opened.page.evaluate(
+        """[...document.querySelectorAll('.figure')].flatMap(f => {
+          const legend = f.querySelector('.legend');
+          if (!legend) return [];
+          const l = legend.getBoundingClientRect();
+          const scrolls = !!legend.querySelector('.scrollbar')
+            && legend.querySelector('.scrollbar').getBoundingClientRect().height > 0;
+          const covered = [...f.querySelectorAll('.draglayer .nsewdrag')].some(d => {
+            const p = d.getBoundingClientRect();
+            return l.left < p.right && p.left < l.right && l.top < p.bottom && p.top < l.bottom;
+          });
+          return covered || scrolls ? [f.dataset.figure] : [];
+        })"""
+    )
+
+    assert overlaps == []
+
+
+def test_trials_that_trained_together_are_shown_as_populations(studies, browser):
+    url, folder = studies
+    with open_results(url) as results:
+        trials = results.trials("s")
+    populations = {t.population for t in trials if t.population is not None}
+    assert len(populations) > 1
+
+    opened = Opened(browser, report(url, folder, "s"))
+    layout = opened.page.evaluate(
+        "document.querySelector('[data-figure=\"history\"] .plotly-graph-div').layout"
+    )
+
+    sizes = {p: sum(t.population == p for t in trials) for p in populations}
+    assert len(layout["shapes"]) == len(populations)
+    assert sorted(a["text"] for a in layout["annotations"]) == sorted(
+        f"population {p} ({n})" for p, n in sizes.items()
+    )
+    together = sum(t.population is not None for t in trials)
+    assert f"{together} trials trained together, in {len(populations)} populations." in (
+        opened.text(".lead")
+    )
 
 
 def test_a_report_of_two_studies_compares_them(studies, browser):

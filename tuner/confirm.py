@@ -21,6 +21,7 @@ from tuner.plan import Plan
 from tuner.query import open_results
 from tuner.results import Outcome
 from tuner.space import Sample
+from tuner.study_attrs import describe_confirmation
 from tuner.train import run_trial
 from tuner.trial import TrialResult, failure
 from tuner.watcher import Watcher
@@ -35,6 +36,20 @@ def confirmation_seed(study_seed: int, index: int) -> int:
 
 
 def run_confirmations(
+    plan: Plan,
+    storage_url: str,
+    study: str,
+    top: int,
+    seeds: int,
+    watcher: Watcher | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """As :func:`_confirm`; then the verdict is written where Optuna's tools read it."""
+    _confirm(plan, storage_url, study, top, seeds, watcher, stop)
+    describe_confirmation(storage_url, study)
+
+
+def _confirm(
     plan: Plan,
     storage_url: str,
     study: str,

@@ -37,6 +37,7 @@ from tuner.query import from_optuna, open_results
 from tuner.reaping import fill_in, reap, reaped_because, reaping_storage
 from tuner.results import Outcome
 from tuner.samplers import make_pruner, make_sampler
+from tuner.study_attrs import describe_study
 from tuner.watcher import Progress, Watcher
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -161,6 +162,7 @@ def _search(
         # Another worker's, made first: its maker alone enqueues the defaults.
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     else:
+        describe_study(study, plan.settings)
         # No more than the trials asked for: the rest would wait in the study, unstarted.
         for params, source in plan.starts[: config.trials]:
             # Tried first, so that the search never ends worse than the textbook setting.

@@ -1,7 +1,9 @@
 """``tuner dashboard``: optuna-dashboard on a storage of tuner's, to read.
 
 optuna-dashboard reads Optuna's tables, which tuner's do not disturb; each trial carries
-tuner's outcome, reason, steps and metrics as user attributes, so the dashboard shows them.
+tuner's outcome, reason, steps and metrics as user attributes, and each study its task,
+objective, steps, and confirmed winner with the verdict (:mod:`tuner.study_attrs`), so the
+dashboard shows them.
 Its API can also delete, create and change studies, without asking who asks, and has no
 read-only mode: only its reads are let through.
 """
@@ -52,8 +54,9 @@ READS = ("GET", "HEAD")
 def dashboard_command(host: str, port: int, public: bool, storage: str) -> None:
     """Start optuna-dashboard on the storage, read-only, until Ctrl-C.
 
-    It shows tuner's studies as Optuna holds them, each trial with tuner's outcome (diverged
-    included), reason, steps and metrics among its user attributes. Only reads reach it: a
+    It shows tuner's studies as Optuna holds them: each study with its task, metric, steps and
+    confirmed winner with the verdict among its user attributes, and each trial with tuner's
+    outcome (diverged included), reason, steps and metrics among its own. Only reads reach it: a
     request to delete, create or change a study or a note is answered 405. It needs the
     dashboard extra: pip install 'tuner[dashboard]'.
 
@@ -71,18 +74,16 @@ def dashboard_command(host: str, port: int, public: bool, storage: str) -> None:
     # Here for start-up time, and because the extra may be missing: optuna-dashboard brings in
     # Optuna and bottle; wsgiref serves it, as optuna-dashboard's own command does.
     try:
-        import optuna_dashboard
+        import optuna_dashboard  # noqa: F401  (checked before anything is read)
     except ModuleNotFoundError as error:
         raise missing_extra(error, "tuner dashboard") from None
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-    from tuner.db.optuna import read_only_storage
-
     with open_results(storage) as results:
         if not results.study_names():
             raise BadInput(f"no study in {results.storage} yet: tuner search makes one")
-    app = _reads_only(optuna_dashboard.wsgi(read_only_storage(storage)))
+    app = dashboard_app(storage)
 
     class Server(ThreadingMixIn, WSGIServer):
         # A page asks for several things at once, as with optuna-dashboard's own command.
@@ -112,6 +113,15 @@ def dashboard_command(host: str, port: int, public: bool, storage: str) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _stop)
         server.serve_forever()
+
+
+def dashboard_app(storage: str) -> WSGIApplication:
+    """optuna-dashboard's WSGI app on ``storage``, to which only reads are passed."""
+    import optuna_dashboard
+
+    from tuner.db.optuna import read_only_storage
+
+    return _reads_only(optuna_dashboard.wsgi(read_only_storage(storage)))
 
 
 def _loopback(host: str) -> bool:

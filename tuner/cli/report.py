@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tuner.cli import storage_option
+from tuner.cli import DEFAULT_STORAGE, storage_option
 from tuner.errors import missing_extra
 
 
@@ -33,10 +33,14 @@ from tuner.errors import missing_extra
 def report_command(studies: Sequence[str], output: Path, top: int, storage: str) -> None:
     """Draw STUDY in one HTML file that opens in any browser, with no network.
 
-    For one study: the optimization history coloured by optimizer, the values of each
+    For one study: first, the answer (the confirmed winner, or else the best trial marked
+    unconfirmed), its settings and verdict, and the commands to run next (export it, confirm
+    it with more seeds, search again narrowed to the top trials); then the optimization
+    history coloured by optimizer, populations shaded, the values of each
     optimizer and schedule, the confirmation runs and their verdict, the K best trials'
-    learning curves and schedules, parameter importances and parallel coordinates (Optuna's
-    plots), the leaderboard and the provenance. For several studies, such as one task
+    learning curves and schedules, the learning rate against the value for each optimizer,
+    parameter importances and parallel coordinates (Optuna's plots, from 20 complete sampled
+    trials on), the leaderboard and the provenance. For several studies, such as one task
     searched with several seeds: their best values trial by trial, with the band they span,
     and where each optimizer stands in each. Needs the report extra: pip install
     'tuner[report]'.
@@ -56,7 +60,7 @@ def report_command(studies: Sequence[str], output: Path, top: int, storage: str)
     to_stdout = str(output) == "-"
     if not to_stdout:
         check_destination(output)
-    page = render_report(storage, studies, top)
+    page = render_report(storage, studies, top, name_storage=storage != DEFAULT_STORAGE)
     if to_stdout:
         click.echo(page, nl=False)
         return

@@ -3,8 +3,9 @@ nothing to draw yet.
 
 Optuna's own plots (``optuna.visualization``) draw the parameter importances and the parallel
 coordinates; plotly draws the rest, which Optuna has no plot for: trials coloured by
-optimizer, groups of complete trials beside the pruned ones, the curves and schedules tuner
-records, and the confirmation runs. Every optimizer has one colour throughout.
+optimizer, with the populations that trained together shaded, groups of complete trials beside
+the pruned ones, and the confirmation runs. Every optimizer has one colour in these; the
+curves (:mod:`~tuner.report.curves`) colour each optimizer and schedule pair.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from tuner.report.read import StudyData, StudyDetail
-from tuner.results import Comparison, Outcome, TrialDetail, TrialSummary
+from tuner.results import Comparison, Outcome, TrialSummary
 
 TEMPLATE = "plotly_white"
 # Enough colours that the optimizers of a study rarely share one.
 PALETTE = qualitative.Plotly + qualitative.Dark24
-# Points of a curve drawn: a trial keeps every step's loss, up to a million.
-CURVE_POINTS = 1000
 # The settings every trial has, beside those of its optimizer and its schedule.
 SHARED = ("lr", "warmup", "schedule")
 FAINT = 0.35
+# Legend entries a row holds, about, at the report's width.
+LEGEND_COLUMNS = 5
 
 
 def colors(names: Sequence[str]) -> dict[str, str]:
@@ -51,6 +52,29 @@ def scaled(figure: go.Figure, values: Sequence[float], **axis: int) -> go.Figure
 
 def label(trial: TrialSummary) -> str:
     return f"#{trial.number} {trial.optimizer}+{trial.schedule}"
+
+
+def pair(trial: TrialSummary) -> str:
+    return f"{trial.optimizer}+{trial.schedule}"
+
+
+def legend_below(figure: go.Figure, entries: int, height: int) -> go.Figure:
+    """``figure`` with its legend in rows under the plot, the figure taller by as much: a
+    legend beside it, past a dozen entries, scrolls and covers the traces at its edge."""
+    room = 70 + 22 * math.ceil(entries / LEGEND_COLUMNS)
+    figure.update_layout(
+        height=height + room,
+        margin={"t": 40, "b": room},
+        legend={
+            "orientation": "h",
+            "yref": "container",
+            "y": 0,
+            "yanchor": "bottom",
+            "x": 0,
+            "xanchor": "left",
+        },
+    )
+    return figure
 
 
 def history(data: StudyData) -> go.Figure | None:
@@ -85,9 +109,10 @@ def history(data: StudyData) -> go.Figure | None:
                     "symbol": "circle" if complete else "circle-open",
                     "opacity": 1 if complete else FAINT,
                 },
-                text=[f"{label(t)} ({t.outcome})" for t in ours],
+                text=[f"{label(t)} ({t.outcome}){_together(t)}" for t in ours],
                 hovertemplate="%{text}<br>" + metric + " %{y:.4g}<extra></extra>",
             )
+    _populations(figure, data.trials)
     sign = -1 if data.summary.direction == "maximize" else 1
     steps, best = [], None
     for trial in sorted(data.trials, key=lambda t: t.number):
@@ -107,15 +132,35 @@ def history(data: StudyData) -> go.Figure | None:
             line={"shape": "hv", "color": "black", "width": 2},
             name="best so far",
         )
-    figure.update_layout(
-        template=TEMPLATE,
-        xaxis_title="trial",
-        yaxis_title=metric,
-        legend_title_text="optimizer",
-        height=460,
-        margin={"t": 30},
-    )
+    figure.update_layout(template=TEMPLATE, xaxis_title="trial", yaxis_title=metric)
+    legend_below(figure, len(data.optimizers) + 1, 430)
     return scaled(figure, [t.value for t in finished if finite(t.value)])
+
+
+def _together(trial: TrialSummary) -> str:
+    return "" if trial.population is None else f", population {trial.population}"
+
+
+def _populations(figure: go.Figure, trials: Sequence[TrialSummary]) -> None:
+    """A grey band over the trial numbers of each population, whose trials trained together:
+    a population's values are sampled at once, before any of its members has a value."""
+    members: dict[int, list[int]] = {}
+    for trial in trials:
+        if trial.population is not None:
+            members.setdefault(trial.population, []).append(trial.number)
+    for i, (lead, numbers) in enumerate(sorted(members.items())):
+        figure.add_vrect(
+            x0=min(numbers) - 0.5,
+            x1=max(numbers) + 0.5,
+            fillcolor="grey",
+            # Alternating, so that populations one after another stay apart.
+            opacity=0.18 if i % 2 else 0.08,
+            line_width=0,
+            layer="below",
+            annotation_text=f"population {lead} ({len(numbers)})",
+            annotation_position="top left",
+            annotation_font_size=10,
+        )
 
 
 def by_group(data: StudyData, comparison: Comparison) -> go.Figure | None:
@@ -176,86 +221,6 @@ def by_group(data: StudyData, comparison: Comparison) -> go.Figure | None:
     for row, outcomes in ((1, (Outcome.COMPLETE,)), (2, (Outcome.PRUNED, Outcome.DIVERGED))):
         scaled(figure, [t.value for t in data.trials if t.outcome in outcomes], row=row, col=1)
     return figure
-
-
-def _thin(values: Sequence[float]) -> tuple[list[int], list[float | None]]:
-    """At most :data:`CURVE_POINTS` evenly spaced steps of a curve, its last among them;
-    values that are not finite as gaps."""
-    stride = max(1, math.ceil(len(values) / CURVE_POINTS))
-    steps = [*range(0, len(values), stride)]
-    if values and steps[-1] != len(values) - 1:
-        steps.append(len(values) - 1)
-    return steps, [values[s] if math.isfinite(values[s]) else None for s in steps]
-
-
-def _style(trial: TrialDetail, palette: dict[str, str]) -> dict[str, object]:
-    faint = trial.outcome is not Outcome.COMPLETE
-    return {
-        "legendgroup": str(trial.number),
-        "opacity": FAINT if faint else 1,
-        "line": {
-            "color": palette.get(trial.optimizer or "", "grey"),
-            "dash": "dot" if faint else "solid",
-            "width": 1.5,
-        },
-    }
-
-
-def curves(data: StudyData, detail: StudyDetail) -> go.Figure | None:
-    """The training loss at every step and the objective at every evaluation of the best
-    trials, coloured by optimizer; pruned and diverged ones faint and dotted."""
-    drawn = [t for t in detail.top if t.losses or t.evals]
-    if not drawn:
-        return None
-    metric = data.summary.metric
-    palette = colors(data.optimizers)
-    figure = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=("training loss, every step", f"validation {metric}, at each evaluation"),
-        horizontal_spacing=0.08,
-    )
-    for trial in drawn:
-        steps, losses = _thin(trial.losses)
-        name = f"{label(trial)}" + (
-            "" if trial.outcome is Outcome.COMPLETE else f" ({trial.outcome})"
-        )
-        figure.add_scatter(
-            x=steps, y=losses, mode="lines", name=name, **_style(trial, palette), row=1, col=1
-        )
-        evals = [e for e in trial.evals if finite(e.get(metric))]
-        figure.add_scatter(
-            x=[e["step"] for e in evals],
-            y=[e[metric] for e in evals],
-            mode="lines+markers",
-            name=name,
-            showlegend=False,
-            **_style(trial, palette),
-            row=1,
-            col=2,
-        )
-    figure.update_xaxes(title_text="step")
-    figure.update_layout(template=TEMPLATE, height=460, margin={"t": 30})
-    scaled(figure, [v for t in drawn for v in t.losses], row=1, col=1)
-    return scaled(figure, [e.get(metric) for t in drawn for e in t.evals], row=1, col=2)
-
-
-def schedules(data: StudyData, detail: StudyDetail) -> go.Figure | None:
-    """The learning rate of the best trials at every step, as they ran it, warmup included."""
-    drawn = [t for t in detail.top if t.lrs]
-    if not drawn:
-        return None
-    palette = colors(data.optimizers)
-    figure = go.Figure()
-    for trial in drawn:
-        steps, rates = _thin(trial.lrs)
-        figure.add_scatter(
-            x=steps, y=rates, mode="lines", name=label(trial), **_style(trial, palette)
-        )
-    figure.update_layout(
-        template=TEMPLATE, xaxis_title="step", yaxis_title="learning rate", height=420
-    )
-    return scaled(figure, [v for t in drawn for v in t.lrs if v > 0])
 
 
 def confirmation(data: StudyData) -> go.Figure | None:
@@ -327,31 +292,33 @@ def _in_memory(data: StudyData, trials: Sequence[optuna.trial.FrozenTrial]) -> o
     return study
 
 
-def importances(data: StudyData, detail: StudyDetail) -> go.Figure | None:
+def importances(data: StudyData, detail: StudyDetail) -> tuple[go.Figure | None, list[str]]:
     """Optuna's parameter importances over the complete trials, every parameter of every
-    optimizer and schedule among them."""
+    optimizer and schedule among them; and what Optuna warned of as it computed them, each
+    once, for the page to show rather than hide."""
     if len(detail.complete) < 2:
-        return None
-    with warnings.catch_warnings():
-        # Optuna warns of every parameter that few trials have: most of a conditional space.
-        warnings.simplefilter("ignore")
+        return None, []
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
         figure = optuna.visualization.plot_param_importances(
             _in_memory(data, detail.complete), target_name=data.summary.metric
         )
     figure.update_layout(
         template=TEMPLATE, height=max(360, 22 * len(figure.data[0].y) + 120), margin={"t": 60}
     )
-    return figure
+    experimental = optuna.exceptions.ExperimentalWarning
+    said = [str(w.message) for w in warned if not issubclass(w.category, experimental)]
+    return figure, list(dict.fromkeys(said))
 
 
-def parallel(data: StudyData, detail: StudyDetail) -> dict[str, go.Figure]:
+def parallel(data: StudyData, detail: StudyDetail, least: int) -> dict[str, go.Figure]:
     """Optuna's parallel coordinates of each optimizer's complete trials, over the settings
-    every trial has and the optimizer's own; for the optimizers with two complete trials or
-    more."""
+    every trial has and the optimizer's own; for the optimizers with ``least`` complete
+    trials or more."""
     figures = {}
     for optimizer in data.optimizers:
         ours = [t for t in detail.complete if t.params.get("optimizer") == optimizer]
-        if len(ours) < 2:
+        if len(ours) < least:
             continue
         own = sorted({p for t in ours for p in t.params if p.startswith(f"{optimizer}.")})
         figure = optuna.visualization.plot_parallel_coordinate(

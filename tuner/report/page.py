@@ -54,6 +54,26 @@ th { border-bottom: 2px solid #bbb; }
 table.pairs td:first-child { color: #666; white-space: nowrap; }
 table.wide { display: block; overflow-x: auto; }
 .figure { margin: 8px 0 20px; }
+.answer { border: 2px solid #2a6ebb; border-radius: 6px; background: #f3f8fe; margin: 16px 0;
+          padding: 4px 18px 12px; }
+.answer h2 { border: none; margin: 12px 0 6px; }
+.command { display: flex; gap: 8px; align-items: flex-start; margin: 2px 0 10px; }
+.command code { flex: 1; background: #fff; border: 1px solid #ccd; padding: 6px 8px;
+                font: 13px/1.4 ui-monospace, monospace; user-select: all; overflow-wrap: anywhere; }
+"""
+# Copies a command of the answer box; where the clipboard is refused (a page opened from a
+# file may be), the command is selected instead, for Ctrl-C.
+SCRIPT = """
+function copyCommand(button) {
+  const code = button.previousElementSibling;
+  const select = () => window.getSelection().selectAllChildren(code);
+  if (navigator.clipboard) {
+    navigator.clipboard.writeText(code.innerText).then(
+      () => { button.textContent = "Copied"; }, select);
+  } else {
+    select();
+  }
+}
 """
 
 
@@ -70,6 +90,7 @@ def render(title: str, lead: Sequence[str], sections: Sequence[Section]) -> str:
 <title>{html.escape(title)}</title>
 <style>{STYLE}</style>
 <script>{get_plotlyjs()}</script>
+<script>{SCRIPT}</script>
 </head>
 <body>
 <h1>{html.escape(title)}</h1>

@@ -11,9 +11,13 @@ from tuner.report.read import read_detail, read_study
 from tuner.report.study_page import study_page
 
 
-def render_report(url: str, studies: Sequence[str], top: int = 10) -> str:
+def render_report(
+    url: str, studies: Sequence[str], top: int = 10, *, name_storage: bool = True
+) -> str:
     """The HTML report of ``studies`` at ``url``: of one study in full, with its ``top``
-    finished trials' curves, or comparing several. BadInput names a study that is not there."""
+    finished trials' curves, or comparing several. BadInput names a study that is not there.
+    The commands it gives name the storage with ``--storage`` when ``name_storage``; they run
+    on the default storage, or TUNER_STORAGE, otherwise."""
     if not studies:
         raise BadInput("name a study to report, or several to compare")
     twice = sorted({name for name in studies if list(studies).count(name) > 1})
@@ -27,4 +31,4 @@ def render_report(url: str, studies: Sequence[str], top: int = 10) -> str:
         storage = results.storage
     if detail is None:
         return comparison_page(data, storage)
-    return study_page(data[0], detail, storage)
+    return study_page(data[0], detail, storage, storage if name_storage else None)

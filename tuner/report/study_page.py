@@ -8,23 +8,37 @@ import shlex
 
 import plotly.graph_objects as go
 
-from tuner.report import figures, tables
+from tuner.report import curves, figures, slices, tables
+from tuner.report.answer import answer_box
 from tuner.report.page import Chart, Section, paragraph, render
 from tuner.report.read import StudyData, StudyDetail
-from tuner.results import Comparison
+from tuner.results import Comparison, Outcome
+
+# Below these counts, importances and parallel coordinates say more of the sample than of the
+# settings: Optuna's fANOVA fits a random forest to the trials, and a conditional space gives
+# each optimizer's own settings a fraction of them. The textbook defaults tried first sit at
+# a few fixed points and do not count.
+MIN_FOR_IMPORTANCE = 20
+MIN_FOR_PARALLEL = 10
 
 
-def study_page(data: StudyData, detail: StudyDetail, storage: str) -> str:
-    """The page of study ``data``, read from ``storage`` (its URL, masked)."""
+def study_page(
+    data: StudyData, detail: StudyDetail, storage: str, command_storage: str | None = None
+) -> str:
+    """The page of study ``data``, read from ``storage`` (its URL, masked); the commands it
+    gives name ``command_storage`` with ``--storage``, or none where it is None."""
     summary = data.summary
     lead = [paragraph(_headline(data), "lead")]
     if not summary.counts.complete:
         lead.append(paragraph(_nothing_complete(data), "empty"))
+    else:
+        lead.append(answer_box(data, command_storage))
     sections = [
         Section("history", "Did it converge?", _history(data)),
         Section("groups", "Which optimizer and schedule win?", _groups(data)),
         Section("confirmation", "Is the winner more than luck?", _confirmation(data)),
         Section("curves", "The best trials' learning curves", _curves(data, detail)),
+        Section("slices", "Learning rate, per optimizer", _slices(data)),
         Section("importance", "Which settings mattered?", _importance(data, detail)),
         Section("leaderboard", "Leaderboard", _leaderboard(data, detail)),
         Section("provenance", "Provenance", [tables.provenance(data, storage)]),
@@ -36,10 +50,10 @@ def _headline(data: StudyData) -> str:
     summary = data.summary
     text = f"Study {summary.name} on task {summary.task}: {summary.counts.total} trials"
     text += f" ({summary.counts}), {summary.metric} {summary.direction}d."
-    if summary.best is not None and summary.best.outcome == "complete":
-        best = summary.best
-        text += f" Best: trial {best.number}, {best.optimizer}+{best.schedule}, "
-        text += f"{summary.metric} {tables.number(best.value)} ({best.outcome})."
+    populations = {t.population for t in data.trials if t.population is not None}
+    if populations:
+        together = sum(t.population is not None for t in data.trials)
+        text += f" {together} trials trained together, in {len(populations)} populations."
     if summary.foreign:
         # Neither counted above nor drawn below: tuner has no record of them.
         n = summary.foreign
@@ -73,9 +87,16 @@ def _drawn(key: str, figure: go.Figure | None, missing: str) -> list[str | Chart
 
 
 def _history(data: StudyData) -> list[str | Chart]:
+    together = (
+        " Grey bands: the trials of a population, which trained together, stacked, from "
+        "settings sampled before any of them had a value."
+        if any(t.population is not None for t in data.trials)
+        else ""
+    )
     note = paragraph(
         "Each finished trial's value, coloured by optimizer; hollow points were pruned or "
-        "diverged, at the value where they stopped. The line is the best complete value so far.",
+        "diverged, at the value where they stopped. The line is the best complete value so far."
+        + together,
         "note",
     )
     return [note, *_drawn("history", figures.history(data), "No trial has a value yet.")]
@@ -123,32 +144,73 @@ def _curves(data: StudyData, detail: StudyDetail) -> list[str | Chart]:
     if not detail.top:
         return [paragraph("No trial has finished yet.", "empty")]
     note = paragraph(
-        f"The {len(detail.top)} best finished trials, coloured by optimizer; pruned and "
-        "diverged ones faint and dotted. Then the learning rate each ran, warmup included.",
+        f"The {len(detail.top)} best finished trials, coloured by optimizer and schedule "
+        "together; pruned and diverged ones faint and dotted. Then the learning rate each ran, "
+        "warmup included.",
         "note",
     )
     missing = "The best trials recorded no curves."
     return [
         note,
-        *_drawn("curves", figures.curves(data, detail), missing),
-        *_drawn("schedules", figures.schedules(data, detail), missing),
+        *_drawn("curves", curves.curves(data, detail), missing),
+        *_drawn("schedules", curves.schedules(data, detail), missing),
     ]
+
+
+def _slices(data: StudyData) -> list[str | Chart]:
+    note = paragraph(
+        "Each finished trial's value against its learning rate, one panel an optimizer, "
+        "coloured by schedule; pruned and diverged trials are crosses, at the value where "
+        "they stopped.",
+        "note",
+    )
+    return [note, *_drawn("lr-slice", slices.lr_slice(data), "No trial has a value yet.")]
 
 
 def _importance(data: StudyData, detail: StudyDetail) -> list[str | Chart]:
-    if len(detail.complete) < 2:
-        return [paragraph("Importances need two complete trials or more.", "empty")]
+    complete = [t for t in data.trials if t.outcome is Outcome.COMPLETE]
+    sampled = [t for t in complete if t.default is None]
+    if len(sampled) < MIN_FOR_IMPORTANCE:
+        defaults = len(complete) - len(sampled)
+        also = (
+            f", beside {defaults} complete textbook defaults, tried first at fixed points, "
+            "which do not count"
+            if defaults
+            else ""
+        )
+        more = f"tuner search --study {shlex.quote(data.name)} adds trials"
+        return [
+            paragraph(
+                f"No importances or parallel coordinates: they need {MIN_FOR_IMPORTANCE} "
+                f"complete trials sampled by the search, and study {data.name} has "
+                f"{len(sampled)}{also}. With fewer, they describe the sample more than the "
+                f"settings; {more}.",
+                "empty",
+            )
+        ]
     note = paragraph(
-        "Optuna's parameter importances over the complete trials; then, for each optimizer "
-        "with two complete trials or more, its trials' settings and values side by side.",
+        f"Optuna's parameter importances over the {len(complete)} complete trials (drawn from "
+        f"{MIN_FOR_IMPORTANCE} sampled ones on); then, for each optimizer with "
+        f"{MIN_FOR_PARALLEL} complete trials or more, its trials' settings and values side by "
+        "side.",
         "note",
     )
-    parallel = figures.parallel(data, detail).items()
-    return [
-        note,
-        *_drawn("importances", figures.importances(data, detail), "No importances to show."),
-        *(Chart(f"parallel-{name}", figure) for name, figure in parallel),
-    ]
+    figure, warned = figures.importances(data, detail)
+    parallel = figures.parallel(data, detail, MIN_FOR_PARALLEL)
+    few = [o for o in data.optimizers if o not in parallel]
+    parts: list[str | Chart] = [note, *_drawn("importances", figure, "No importances to show.")]
+    parts += [paragraph(f"Optuna warned: {line}", "note") for line in warned]
+    parts += [Chart(f"parallel-{name}", figure) for name, figure in parallel.items()]
+    if few:
+        counts = ", ".join(f"{o} {sum(t.optimizer == o for t in complete)}" for o in few)
+        parts.append(
+            paragraph(
+                f"No parallel coordinates for {', '.join(few)}: each needs "
+                f"{MIN_FOR_PARALLEL} complete trials ({counts}).",
+                "note",
+            )
+        )
+    return parts
 
 
 def _leaderboard(data: StudyData, detail: StudyDetail) -> list[str | Chart]:

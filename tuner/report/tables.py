@@ -56,7 +56,7 @@ def leaderboard(trials: Sequence[TrialSummary], metric: str) -> str:
     """The best trials, best first: value, other metrics, what ran, how it ended."""
     others = sorted({k for t in trials for k in t.metrics} - {metric})
     headers = ["rank", "trial", metric, *others, "optimizer", "schedule", "lr", "settings"]
-    headers += ["outcome", "steps", "time (s)", "default"]
+    headers += ["outcome", "steps", "time (s)", "default", "population"]
     rows = [
         [
             rank,
@@ -71,6 +71,7 @@ def leaderboard(trials: Sequence[TrialSummary], metric: str) -> str:
             trial.steps,
             number(trial.duration_s, 3),
             trial.default,
+            trial.population,
         ]
         for rank, trial in enumerate(trials, start=1)
     ]
