@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         TrialDetail,
         TrialSummary,
     )
+    from tuner.study import StudyCallback
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 # The name of a task given by its parts, unless ``task`` names it.
@@ -69,6 +70,7 @@ def search(
     defaults: bool = True,
     confirm: str = "3x3",
     population: str | int = "auto",
+    callbacks: Sequence[StudyCallback] = (),
 ) -> StudyResults:
     """Run a study, as ``tuner search`` does, and return its results.
 
@@ -82,6 +84,11 @@ def search(
     ``KxS``: after the search, the K best configurations are trained again with S seeds each
     (``"0"`` for none). ``population`` is ``--population``: ``"auto"``, or K, the trials of
     one optimizer, schedule and discrete settings trained together.
+
+    ``callbacks`` are Optuna study callbacks, ``callback(study, frozen_trial)``, called after
+    each trial as ``study.optimize`` calls them, once tuner has stored the trial: Optuna's
+    integrations, or :func:`tuner.trackers.tracker`, which logs each trial with its curve to
+    MLflow or W&B.
 
     ``blas`` is ``"auto"`` (OpenBLAS where installed, on Linux) or ``"bundled"`` (the mlx wheel's
     own); None reads ``TUNER_BLAS``. It counts only before MLX is first imported: afterwards the
@@ -129,7 +136,8 @@ def search(
         warnings.warn(str(error), stacklevel=2)
     stop = threading.Event()
     with _stopped_by_ctrl_c(stop):
-        return run(prepare(config, registry, storage), storage, stop=stop, plugins=plugins)
+        plan = prepare(config, registry, storage)
+        return run(plan, storage, stop=stop, plugins=plugins, callbacks=callbacks)
 
 
 def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
@@ -171,16 +179,18 @@ def run(
     watcher: Watcher | None = None,
     stop: threading.Event | None = None,
     plugins: Sequence[str] = (),
+    callbacks: Sequence[StudyCallback] = (),
 ) -> StudyResults:
-    """Run the study of ``plan`` (see :func:`tuner.study.run_search`) and return its results;
-    ``plugins`` are those to load again to export its trials."""
+    """Run the study of ``plan`` (see :func:`tuner.study.run_search`, which calls
+    ``callbacks``) and return its results; ``plugins`` are those to load again to export its
+    trials."""
     # Here so that importing this module loads no MLX, which tuner.study imports: the BLAS
     # that MLX calls is chosen before it loads (see tuner.blas).
     from tuner.confirm import run_confirmations
     from tuner.study import run_search
 
     stop = stop or threading.Event()
-    name = run_search(plan, storage, watcher, stop)
+    name = run_search(plan, storage, watcher, stop, callbacks)
     top, seeds = plan.config.confirm
     if top and not stop.is_set():
         run_confirmations(plan, storage, name, top, seeds, watcher, stop)
