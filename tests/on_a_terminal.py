@@ -1,22 +1,33 @@
 """The installed ``tuner`` on a terminal (a pseudo-terminal), as a user who answers its
 questions runs it."""
 
+import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
 TUNER = Path(sys.executable).with_name("tuner")
 
 
-def answer(args, reply, cwd, seconds=120):
-    """Run ``tuner`` with ``args`` on a terminal and type ``reply`` once it asks (``[y/N]``);
-    its output and exit status."""
+def answer(args, reply, cwd, seconds=120, columns=None):
+    """Run ``tuner`` with ``args`` on a terminal, ``columns`` wide where given, and type
+    ``reply`` once it asks (``[y/N]``); its output and exit status."""
     master, slave = pty.openpty()
-    process = subprocess.Popen([TUNER, *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd)
+    env = dict(os.environ)
+    if columns is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+        # Set, they would be read before the terminal's own size.
+        env.pop("COLUMNS", None)
+        env.pop("LINES", None)
+    process = subprocess.Popen(
+        [TUNER, *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env
+    )
     os.close(slave)
     output = b""
     deadline = time.monotonic() + seconds

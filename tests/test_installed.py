@@ -95,3 +95,31 @@ def test_without_the_extras_the_commands_that_draw_say_which_to_install(fresh, t
 
         assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {line}\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_install_has_no_scikit_learn_and_digits_still_trains(fresh, tmp_path):
+    installed = subprocess.run(
+        [fresh / "pip", "list", "--format", "json"], capture_output=True, text=True, check=True
+    ).stdout
+
+    out = tuner(fresh, "search", "--trials", "2", "--steps", "20", "--confirm", "0", cwd=tmp_path)
+
+    assert "scikit-learn" not in {p["name"] for p in json.loads(installed)}
+    assert out.startswith("Top 2 of 2 finished trials")
+    assert "Study digits-" in out
+
+
+def test_without_its_package_a_tracker_is_refused_in_one_line_and_nothing_written(fresh, tmp_path):
+    for tracker in ("mlflow", "wandb:project"):
+        name = tracker.split(":")[0]
+
+        result = subprocess.run(
+            [fresh / "tuner", "search", "--log-to", tracker],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+
+        line = f"Error: --log-to {name} needs the {name} package: pip install 'tuner[{name}]'\n"
+        assert (result.returncode, result.stdout, result.stderr) == (2, "", line)
+    assert list(tmp_path.iterdir()) == []

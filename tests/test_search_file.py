@@ -253,8 +253,8 @@ def test_tuner_search_refuses_a_wrong_config_or_space_naming_the_key(tmp_path, o
 def test_the_schema_the_command_and_tuner_search_name_the_same_options():
     command = {param.name for param in search_command.params} - {"config"}
     function = set(inspect.signature(tuner.search).parameters)
-    # What a task given by its parts is made of, and the file itself.
-    parts = {"model", "train", "valid", "loss", "metrics", "test", "config"}
+    # What a task given by its parts is made of, the file itself, and Python's callbacks.
+    parts = {"model", "train", "valid", "loss", "metrics", "test", "config", "callbacks"}
 
     assert set(SCHEMA) == command
     assert set(SCHEMA) >= CLI_ONLY

@@ -1,11 +1,12 @@
-"""Every table a person reads fits 100 columns, on a study made by a real `tuner search`, and
-`--wide` shows the tables whole."""
+"""Every table a person reads fits the terminal, or 100 columns when piped, on a study made by
+a real `tuner search`, and `--wide` shows the tables whole."""
 
 import json
 from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
+from on_a_terminal import answer
 
 from tuner.cli import cli
 from tuner.cli.trials import confirmation_table, trial_table
@@ -16,7 +17,7 @@ from tuner.results import Confirmed, Outcome, Run, TrialSummary
 
 WIDTH = 100
 # The optimizers and schedules with the most settings, so that the tables are at their widest.
-SEARCH = ["--task", "synthetic", "--optimizers", "adamw,sgd,lion"]
+SEARCH = ["search", "--task", "synthetic", "--optimizers", "adamw,sgd,lion"]
 SEARCH += ["--schedules", "linear,step,cosine", "--trials", "12", "--study", "wide"]
 
 
@@ -31,7 +32,7 @@ def tuner(*args):
 def search(tmp_path_factory):
     """The storage URL, and what the search printed."""
     url = f"sqlite:///{tmp_path_factory.mktemp('width') / 'tuner.db'}"
-    return url, tuner("search", "--storage", url, *SEARCH)
+    return url, tuner(*SEARCH, "--storage", url)
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +180,39 @@ def test_a_reason_is_never_cut_to_its_column():
 
     assert too_wide(shown) == []
     assert "pruned at step 50 by the quartile pruner" in shown
+
+
+def on_a_terminal(columns, *args):
+    out, status = answer(args, b"", None, columns=columns)
+    assert status == 0, out
+    return out.replace("\r\n", "\n")
+
+
+def test_on_a_terminal_a_table_fills_its_width(search):
+    url, _ = search
+    best = ["best", "wide", "-n", "12", "--storage", url]
+    whole = tuner(*best, "--wide")
+    widest = max(len(line) for line in whole.splitlines())
+
+    wide = on_a_terminal(widest, *best)
+    narrow = on_a_terminal(80, *best)
+    hundred = on_a_terminal(100, *best)
+
+    assert widest > 100
+    assert wide == whole
+    assert hundred == tuner(*best)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert narrow != hundred
+
+
+def test_on_a_terminal_the_leaderboard_of_a_search_fills_its_width(tmp_path):
+    search = [*SEARCH, "--confirm", "0", "--storage", f"sqlite:///{tmp_path / 'tuner.db'}"]
+    tuner(*search)
+    whole = tuner("best", "wide", "-n", "5", "--storage", search[-1], "--wide")
+    widest = max(len(line) for line in whole.splitlines())
+
+    # The study is full: the search says so, and shows its leaderboard.
+    out = on_a_terminal(widest, *search)
+
+    assert widest > 100
+    assert whole.split("\n", 1)[1] in out

@@ -1,4 +1,5 @@
 import math
+from hashlib import sha256
 from pathlib import Path
 
 import mlx.core as mx
@@ -25,14 +26,30 @@ def test_builtin_tasks_are_registered():
     assert registry.plugin_of("task", "digits").source == "built-in"
 
 
-def test_digits_reads_the_bundled_file_as_sklearn_does():
-    from sklearn.datasets import load_digits
+# What sklearn.datasets.load_digits(return_X_y=True) gave (scikit-learn 1.9.1): the sha256 of
+# its pixel counts and of its labels, each as bytes (uint8), and the first image's first row.
+SKLEARN_PIXELS = "8f26b2bd9d135c256808f68f14fdabddde6d9c7f869ae419704b051f0f14b3b3"
+SKLEARN_LABELS = "8ba4f891220f5e4c9c819638d1602d74b83618f167043c6da52a2a247841ddf0"
+SKLEARN_FIRST_ROW = [0, 0, 5, 13, 9, 1, 0, 0]
 
+
+def test_digits_are_the_images_sklearn_loads_scaled_to_0_1():
     x, y = tasks.load_digits()
-    expected_x, expected_y = load_digits(return_X_y=True)
-    np.testing.assert_allclose(x, expected_x / 16.0, rtol=1e-6)
-    np.testing.assert_array_equal(y, expected_y)
+    counts = x * 16.0
+
+    assert np.array_equal(counts, np.round(counts))
+    assert sha256(counts.astype(np.uint8).tobytes()).hexdigest() == SKLEARN_PIXELS
+    assert sha256(y.astype(np.uint8).tobytes()).hexdigest() == SKLEARN_LABELS
+    assert counts[0, :8].tolist() == SKLEARN_FIRST_ROW
+    assert y[:10].tolist() == list(range(10))
     assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
+
+
+def test_digits_ship_with_tuner_beside_their_licence():
+    notice = (tasks.DIGITS_FILE.parent / "digits.NOTICE").read_text()
+
+    assert tasks.DIGITS_FILE.parent == Path(tasks.__file__).parent
+    assert "BSD 3-Clause License" in notice and "scikit-learn developers" in notice
 
 
 def test_digits_split_is_stratified_disjoint_and_complete():

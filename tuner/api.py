@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         TrialDetail,
         TrialSummary,
     )
+    from tuner.study import StudyCallback
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 # The name of a task given by its parts, unless ``task`` names it.
@@ -73,6 +74,7 @@ def search(
     confirm: str | int | tuple[int, int] = "3x3",
     population: str | int = "auto",
     quiet: bool = False,
+    callbacks: Sequence[StudyCallback] = (),
     # Read by file_options, which passes on the options it holds instead.
     config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
 ) -> StudyResults:
@@ -105,6 +107,11 @@ def search(
     ``config`` is a search file (the path of its TOML, as ``tuner search --config`` reads it)
     or the mapping it holds: its options are taken where these are not passed, its space
     overridden parameter by parameter by ``space``.
+
+    ``callbacks`` are Optuna study callbacks, ``callback(study, frozen_trial)``, called after
+    each trial as ``study.optimize`` calls them, once tuner has stored the trial: Optuna's
+    integrations, or :func:`tuner.trackers.tracker`, which logs each trial with its curve to
+    MLflow or W&B.
 
     ``blas`` is ``"auto"`` (OpenBLAS where installed, on Linux) or ``"bundled"`` (the mlx wheel's
     own); None reads ``TUNER_BLAS``. It counts only before MLX is first imported, and
@@ -171,7 +178,7 @@ def search(
         runs = confirm_counts[0] * confirm_counts[1]
         bar = None if quiet else ProgressBar(trials, plan.config.metric or "value", runs)
         try:
-            return run(plan, storage, bar, stop, plugins)
+            return run(plan, storage, bar, stop, plugins, callbacks)
         finally:
             if bar is not None:
                 bar.close()
@@ -232,16 +239,18 @@ def run(
     watcher: Watcher | None = None,
     stop: threading.Event | None = None,
     plugins: Sequence[str] = (),
+    callbacks: Sequence[StudyCallback] = (),
 ) -> StudyResults:
-    """Run the study of ``plan`` (see :func:`tuner.study.run_search`) and return its results;
-    ``plugins`` are those to load again to export its trials."""
+    """Run the study of ``plan`` (see :func:`tuner.study.run_search`, which calls
+    ``callbacks``) and return its results; ``plugins`` are those to load again to export its
+    trials."""
     # Here so that importing this module loads no MLX, which tuner.study imports: the BLAS
     # that MLX calls is chosen before it loads (see tuner.blas).
     from tuner.confirm import run_confirmations
     from tuner.study import run_search
 
     stop = stop or threading.Event()
-    name = run_search(plan, storage, watcher, stop)
+    name = run_search(plan, storage, watcher, stop, callbacks)
     top, seeds = plan.config.confirm
     if top and not stop.is_set():
         run_confirmations(plan, storage, name, top, seeds, watcher, stop)

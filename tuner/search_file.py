@@ -144,9 +144,10 @@ SCHEMA: dict[str, Check] = {
     "plugins": _plugins,
     "quiet": _flag,
     "verbose": _flag,
+    "log_to": _text(),
 }
 # The options of the command alone, which tuner.search, one search in this process, has not.
-CLI_ONLY = frozenset({"new", "jobs", "oversubscribe", "verbose"})
+CLI_ONLY = frozenset({"new", "jobs", "oversubscribe", "verbose", "log_to"})
 
 
 class Lines:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from importlib.metadata import version
@@ -41,6 +41,8 @@ from tuner.study_attrs import describe_study
 from tuner.watcher import Progress, Watcher
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+# An Optuna study callback: called with the study and each trial once it has ended.
+StudyCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 # A study whose trials all fail tells nothing; stop it rather than spin.
 MAX_FAILURES_IN_A_ROW = 5
 # How often a worker that waits for others' last trials looks again.
@@ -72,12 +74,15 @@ def run_search(
     storage_url: str,
     watcher: Watcher | None = None,
     stop: threading.Event | None = None,
+    callbacks: Sequence[StudyCallback] = (),
 ) -> str:
     """Create or resume the study and run trials until it holds ``trials`` finished ones;
     return the study's name.
 
     Setting ``stop`` (from a signal handler, say) ends the trial in flight at its next step,
-    records it as interrupted, and returns: no trial is left running.
+    records it as interrupted, and returns: no trial is left running. Each of ``callbacks``
+    is called as Optuna calls a study callback, after each trial this process ran, once
+    tuner's record of it is stored: a population's members each in turn.
     """
     # tuner reports each trial itself; Optuna's line a trial would drown it.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -85,7 +90,9 @@ def run_search(
     store = open_store(storage_url)
     storage = reaping_storage(storage_url)
     try:
-        return _search(plan, storage_url, store, storage, device, watcher or Watcher(), stop)
+        return _search(
+            plan, storage_url, store, storage, device, watcher or Watcher(), stop, callbacks
+        )
     except TunerError:
         raise
     except Exception as error:
@@ -111,6 +118,7 @@ def _search(
     device: str,
     watcher: Watcher,
     stop: threading.Event | None,
+    callbacks: Sequence[StudyCallback],
 ) -> str:
     config = plan.config
     stop = stop or threading.Event()
@@ -180,7 +188,9 @@ def _search(
         watcher.trial_ended(replace(from_optuna(trial, Outcome.FAILED), reason=reason), progress)
     claim = ClaimLock(storage.engine, name)
     try:
-        return _optimize(plan, study, storage, device, store, watcher, halt, progress, claim)
+        return _optimize(
+            plan, study, storage, device, store, watcher, halt, progress, claim, callbacks
+        )
     except Exception:
         # Deleted meanwhile (tuner delete, optuna delete-study, the dashboard), the study
         # fails whichever write comes next, in Optuna's code or ours, in its own way.
@@ -212,6 +222,7 @@ def _optimize(
     halt: Halt,
     progress: Progress,
     claim: ClaimLock,
+    callbacks: Sequence[StudyCallback],
 ) -> str:
     config, name = plan.config, study.study_name
     # The trials that had ended when this run began, and those it has shown since.
@@ -253,6 +264,8 @@ def _optimize(
             progress.last_failure = trial.user_attrs.get("reason")
         elif not halt.is_set():
             progress.failures_in_a_row = 0
+        for callback in callbacks:
+            callback(study, trial)
 
     def ended_with(trial: optuna.trial.FrozenTrial, record: TrialRow | None) -> None:
         # A trial that failed before its objective noted anything failed in sampling.

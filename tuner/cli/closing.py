@@ -12,7 +12,7 @@ import click
 from click.core import ParameterSource
 
 from tuner.cli import program
-from tuner.cli.output import WIDTH, wrap
+from tuner.cli.output import terminal_width, wrap
 from tuner.cli.trials import best_title, confirmation_table, left_out, trial_table
 from tuner.query import open_results
 from tuner.results import Outcome
@@ -32,7 +32,7 @@ def closing(ctx: click.Context, name: str, metric: str, storage: str, trials: in
         board = leaderboard(name, metric, top, results)
         confirmation = results.confirmation(name)
         if confirmation.configs:
-            board += f"\n\n{confirmation_table(confirmation)}"
+            board += f"\n\n{confirmation_table(confirmation, terminal_width())}"
         more = next_count(results.study(name).counts.finished, trials)
         seed = results.provenance(name).seed
     # From a search file too: the commands printed here take no --config.
@@ -137,5 +137,6 @@ def leaderboard(name: str, metric: str, top: Sequence[TrialSummary], results: Re
         return f"No complete trial yet in study {name} ({summary or 'no trials'})."
     summary = results.study(name)
     title = best_title(len(top), summary.counts.finished, metric, summary.direction)
-    note = f"\n\n{left_out(summary)}" if summary.foreign else ""
-    return f"{wrap(title, WIDTH)}\n{trial_table(top, metric)}{note}"
+    width = terminal_width()
+    note = f"\n\n{left_out(summary, width)}" if summary.foreign else ""
+    return f"{wrap(title, width)}\n{trial_table(top, metric, width)}{note}"

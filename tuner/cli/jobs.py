@@ -29,6 +29,8 @@ LIFELINE_ENV = "TUNER_LIFELINE_FD"
 # Where a worker of --jobs finds the storage: a URL's password on the command line would show
 # in ps to every user of the machine; the environment shows only to the same user.
 STORAGE_ENV = "TUNER_STORAGE"
+# And the tracker of --log-to, whose URI may hold a password too.
+LOG_TO_ENV = "TUNER_LOG_TO"
 
 
 # What a worker may hold, for --jobs auto: a search's peak RSS is near 110 MB on digits and
@@ -125,6 +127,7 @@ class Helpers:
         timeout: float | None,
         plugins: Sequence[str],
         population: int | None = None,
+        log_to: str | None = None,
     ) -> None:
         self.count = count
         self.storage = storage
@@ -132,6 +135,7 @@ class Helpers:
         self.timeout = timeout
         self.plugins = plugins
         self.population = population
+        self.log_to = log_to
         self.processes: list[subprocess.Popen[bytes]] = []
         # What each printed on stderr: said by the search only for one that failed alone.
         self._errors: list[IO[bytes]] = []
@@ -156,6 +160,8 @@ class Helpers:
             command += ["--plugin", plugin]
         watched, self._lifeline = os.pipe()
         env = {**os.environ, STORAGE_ENV: self.storage, LIFELINE_ENV: str(watched)}
+        if self.log_to is not None:
+            env[LOG_TO_ENV] = self.log_to
         # The terminal shows one process's lines, the search's: their output is the study's
         # name, and their errors (a full disk, a deleted study) are mostly the search's own.
         # Each in a session of its own, so that Ctrl-C reaches the search alone, which stops

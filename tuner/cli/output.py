@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import sys
 import textwrap
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -11,21 +13,32 @@ from typing import Any
 import click
 
 BARS = "▁▂▃▄▅▆▇█"
-# What people read fits a terminal of 100 columns, unless they ask for --wide.
+# What people read fits their terminal, unless they ask for --wide; piped or redirected, where
+# no terminal says how wide, it fits 100 columns.
 WIDTH = 100
 # The points of a sparkline; fewer where a line must fit a width.
 SPARKLINE = 60
 
 
 def wide_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--wide``, passed on as ``width``: None for whole tables, else ``WIDTH``."""
+    """Add ``--wide``, passed on as ``width``: None for whole tables, else
+    :func:`terminal_width`."""
     return click.option(
         "--wide",
         "width",
         is_flag=True,
-        callback=lambda ctx, param, wide: None if wide else WIDTH,
-        help=f"Show tables whole, however wide; by default they fit {WIDTH} columns.",
+        callback=lambda ctx, param, wide: None if wide else terminal_width(),
+        help="Show tables whole, however wide; by default they fit the terminal "
+        f"({WIDTH} columns when piped).",
     )(command)
+
+
+def terminal_width() -> int:
+    """The columns of the terminal that stdout shows on (``COLUMNS`` where set), or ``WIDTH``
+    where stdout is no terminal."""
+    if not sys.stdout.isatty():
+        return WIDTH
+    return shutil.get_terminal_size((WIDTH, 24)).columns
 
 
 def echo_json(data: Any) -> None:

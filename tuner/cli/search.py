@@ -21,7 +21,7 @@ from tuner.cli.closing import (
     interrupted,
     masked,
 )
-from tuner.cli.jobs import Helpers, job_count, parse_jobs
+from tuner.cli.jobs import LOG_TO_ENV, Helpers, job_count, parse_jobs
 from tuner.cli.progress import CtrlC, Display
 from tuner.cli.search_file import config_option
 from tuner.cli.typos import check_study_name
@@ -91,6 +91,27 @@ def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
         "result; auto grows K with the finished trials, from 4 at 64 to what the model's size "
         "and the device allow (16 for small models on a CPU, from 256 finished trials), 1 "
         "trains one trial at a time.",
+    )(command)
+
+
+def _check_log_to(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # Checked before anything is opened or written; tuner.trackers imports no tracker.
+    from tuner.trackers import parse_log_to
+
+    return None if value is None else str(parse_log_to(value))
+
+
+def log_to_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--log-to``, which ``tuner search`` and ``tuner worker`` share."""
+    return click.option(
+        "--log-to",
+        metavar="TRACKER[:WHERE]",
+        envvar=LOG_TO_ENV,
+        callback=_check_log_to,
+        help="Log each trial this process runs (its parameters, curve and outcome) as a run "
+        "of an experiment named after the study: mlflow[:TRACKING_URI] (pip install "
+        "'tuner[mlflow]') or wandb[:PROJECT] (pip install 'tuner[wandb]'); the workers of "
+        "--jobs log theirs too. Env: TUNER_LOG_TO.",
     )(command)
 
 
@@ -237,6 +258,7 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "the mlx wheel's own. Env: TUNER_BLAS.",
 )
 @population_option
+@log_to_option
 @plugin_option
 @output_options
 def search_command(
@@ -263,6 +285,7 @@ def search_command(
     confirm: str,
     blas: str,
     population: str,
+    log_to: str | None,
     plugins: Sequence[str],
     quiet: bool,
     verbose: bool,
@@ -313,7 +336,9 @@ def search_command(
                 raise
             # One process may keep its SQLite file there; auto asks for no more.
             jobs = 1
-    drive(ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=jobs)
+    drive(
+        ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=jobs, log_to=log_to
+    )
 
 
 def drive(
@@ -327,17 +352,19 @@ def drive(
     verbose: bool,
     jobs: int = 1,
     helper: bool = False,
+    log_to: str | None = None,
 ) -> None:
     """Run the search of ``config`` as ``tuner search`` and ``tuner worker`` do: its progress
     on stderr, its signals, and the leaderboard at the end; with ``jobs`` above 1, beside
     that many less one ``tuner worker`` processes, with the confirmation runs after all. A
-    ``helper`` (one of those processes) says nothing of how it ended: its search does."""
+    ``helper`` (one of those processes) says nothing of how it ended: its search does. Each
+    process logs its own trials to ``log_to``, a tracker (see :mod:`tuner.trackers`)."""
     # Here for start-up time: tuner.api brings in SQLAlchemy, and its search Optuna and MLX,
     # which `tuner search --help` and the other commands need not load.
     from tuner.api import prepare, run
 
     trials = config.trials
-    helpers = Helpers(jobs - 1, storage, trials, config.timeout, plugins, config.population)
+    helpers = Helpers(jobs - 1, storage, trials, config.timeout, plugins, config.population, log_to)
     confirm = config.confirm
     if helpers.count:
         config = replace(config, confirm=(0, 0))
@@ -358,7 +385,7 @@ def drive(
             plan = prepare(config, load_registry(plugins), storage)
             with ctrl_c.guarding():
                 try:
-                    run(plan, storage, display, ctrl_c.stop)
+                    run(plan, storage, display, ctrl_c.stop, callbacks=_trackers(log_to, storage))
                     if ctrl_c.stop.is_set():
                         helpers.stop()
                     helpers.wait()
@@ -406,6 +433,12 @@ def drive(
             ctx.exit(ctrl_c.status)
     if ctrl_c.stop.is_set():
         ctx.exit(ctrl_c.status)
+
+
+def _trackers(log_to: str | None, storage: str) -> list[Any]:
+    from tuner.trackers import tracker
+
+    return [] if log_to is None else [tracker(log_to, storage)]
 
 
 COMMANDS = [search_command]

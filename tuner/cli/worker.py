@@ -10,7 +10,13 @@ import click
 from tuner.cli import plugin_option, storage_option
 from tuner.cli.closing import given_options
 from tuner.cli.jobs import watch_lifeline
-from tuner.cli.search import check_confirm, drive, output_options, population_option
+from tuner.cli.search import (
+    check_confirm,
+    drive,
+    log_to_option,
+    output_options,
+    population_option,
+)
 from tuner.errors import BadInput
 from tuner.plan import COUNT_ATTR, SearchConfig, parse_confirm, parse_population
 from tuner.query import open_results
@@ -43,6 +49,7 @@ from tuner.query import open_results
 )
 @storage_option
 @population_option
+@log_to_option
 @plugin_option
 @output_options
 def worker_command(
@@ -52,6 +59,7 @@ def worker_command(
     confirm: str,
     storage: str,
     population: str,
+    log_to: str | None,
     plugins: Sequence[str],
     quiet: bool,
     verbose: bool,
@@ -95,7 +103,17 @@ def worker_command(
         worker=True,
         command=" ".join(["tuner", "worker", study, *given_options(ctx, leave_out=["study"])]),
     )
-    drive(ctx, config, plugins, storage, None, quiet=quiet, verbose=verbose, helper=helper)
+    drive(
+        ctx,
+        config,
+        plugins,
+        storage,
+        None,
+        quiet=quiet,
+        verbose=verbose,
+        helper=helper,
+        log_to=log_to,
+    )
 
 
 def _study_count(storage: str, study: str) -> int:
