@@ -2,26 +2,23 @@
 optimizers and schedules that the plugins register, for click's ``shell_complete``.
 
 A shell runs these on every TAB, so they must answer fast and never fail aloud: names are read
-with SQLAlchemy alone, straight from the tables (never through :mod:`tuner.db`, whose import
-brings alembic, nor Optuna's storage), and any error completes nothing. Only the registry's
-names load the plugins, and with them MLX.
+straight from the tables, with Python's sqlite3 from a SQLite file and SQLAlchemy from
+PostgreSQL (never through :mod:`tuner.db`, whose import brings alembic, nor Optuna's storage),
+and any error completes nothing. Only the registry's names load the plugins, and with them MLX.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from click.shell_completion import CompletionItem
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-DEFAULT_STORAGE = "sqlite:///tuner.db"
+from tuner.cli import DEFAULT_STORAGE
 
 _STUDIES = (
     "SELECT name FROM tuner_studies",
@@ -37,42 +34,55 @@ _USED_ANYWHERE = "SELECT DISTINCT {kind} FROM tuner_trials"
 Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
 
-def _engine(url: str) -> Engine | None:
-    """An engine that only reads ``url``; None for a SQLite file that does not exist, which
-    completing must not create, and for a database tuner cannot store into."""
-    # Imported here: importing tuner.cli, which names these functions, loads no SQLAlchemy.
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "postgresql":
-        # A server that does not answer must not hold the shell for long.
-        return create_engine(parsed, connect_args={"connect_timeout": 2})
-    path = parsed.database
-    if backend != "sqlite" or not path or not os.path.isfile(path):
-        return None
-    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
-    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+# A SQLite URL, and the file's path in it: read without importing SQLAlchemy, whose import
+# alone takes longer than the rest of a completion.
+_SQLITE = re.compile(r"^sqlite(?:\+pysqlite)?:///([^?]+)")
 
 
 def _read(ctx: click.Context, queries: Iterable[str], **values: str) -> list[str]:
     """The first column of each query's rows, from the storage the command line names so far;
-    a query that fails (its table absent) adds nothing."""
-    url = ctx.params.get("storage") or os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+    a query that fails (its table absent) adds nothing, and so does a storage that fails."""
+    # --storage as click read it: from the line, else TUNER_STORAGE, else the default.
+    url = ctx.params.get("storage") or DEFAULT_STORAGE
     try:
-        from sqlalchemy import text
-        from sqlalchemy.exc import SQLAlchemyError
-
-        engine = _engine(url)
+        sqlite = _SQLITE.match(url)
+        if sqlite:
+            return _read_sqlite(sqlite.group(1), queries, values)
+        if url.startswith(("postgresql", "postgres:")):
+            return _read_postgresql(url, queries, values)
     except Exception:
+        pass
+    return []
+
+
+def _read_sqlite(path: str, queries: Iterable[str], values: dict[str, str]) -> list[str]:
+    # Read-only: completing must never create the file, nor write to one.
+    if not os.path.isfile(path):
         return []
-    if engine is None:
-        return []
+    connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
     names: list[str] = []
     try:
         for query in queries:
-            # A connection each: on PostgreSQL a failed query spoils its transaction.
+            try:
+                names += [row[0] for row in connection.execute(query, values)]
+            except sqlite3.Error:
+                continue
+    finally:
+        connection.close()
+    return names
+
+
+def _read_postgresql(url: str, queries: Iterable[str], values: dict[str, str]) -> list[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+    # A server that does not answer must not hold the shell for long.
+    engine = create_engine(url, connect_args={"connect_timeout": 2})
+    names: list[str] = []
+    try:
+        for query in queries:
+            # A connection each: a failed query spoils its transaction.
             try:
                 with engine.connect() as connection:
                     names += [row[0] for row in connection.execute(text(query), values)]
