@@ -104,7 +104,7 @@ def test_a_storage_that_is_not_there_completes_nothing_and_is_not_made(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_completing_study_names_loads_neither_optuna_nor_mlx(stored, tmp_path):
+def test_completing_study_names_from_sqlite_loads_no_optuna_mlx_or_sqlalchemy(stored, tmp_path):
     # In the console script's own process: what it imports is what each TAB waits for.
     probe = (
         "import sys\n"
@@ -113,7 +113,7 @@ def test_completing_study_names_loads_neither_optuna_nor_mlx(stored, tmp_path):
         "    cli(prog_name='tuner')\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(sorted(m for m in ('optuna', 'mlx') if m in sys.modules))\n"
+        "print(sorted(m for m in ('optuna', 'mlx', 'sqlalchemy') if m in sys.modules))\n"
     )
     env = {**os.environ, "TUNER_STORAGE": stored, "_TUNER_COMPLETE": "bash_complete"}
     env |= {"COMP_WORDS": "tuner best ", "COMP_CWORD": "2"}
