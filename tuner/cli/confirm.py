@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from tuner import blas as blas_choice
-from tuner.cli import format_option, load_registry, plugin_option, storage_option
+from tuner.cli import completion, format_option, load_registry, plugin_option, storage_option
 from tuner.cli.output import echo_json, number, wide_option
 from tuner.cli.trials import confirmation_table
 from tuner.plan import SearchConfig
@@ -35,7 +35,7 @@ class _Lines(Watcher):
 
 
 @click.command("confirm")
-@click.argument("study")
+@click.argument("study", shell_complete=completion.studies)
 @click.option(
     "--top",
     type=click.IntRange(min=1),

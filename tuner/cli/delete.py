@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from tuner.cli import format_option, storage_option
+from tuner.cli import completion, format_option, storage_option
 from tuner.cli.output import echo_json
 from tuner.errors import BadInput
 from tuner.query import open_results
 
 
 @click.command("delete")
-@click.argument("study")
+@click.argument("study", shell_complete=completion.studies)
 @click.option("-y", "--yes", is_flag=True, help="Delete without asking.")
 @storage_option
 @format_option("table", "json")

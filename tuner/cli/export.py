@@ -6,14 +6,14 @@ from collections.abc import Sequence
 
 import click
 
-from tuner.cli import load_registry, plugin_option, storage_option
+from tuner.cli import completion, load_registry, plugin_option, storage_option
 from tuner.cli.output import echo_json
 from tuner.code import python_code
 from tuner.export import export_trial
 
 
 @click.command("export")
-@click.argument("study")
+@click.argument("study", shell_complete=completion.studies)
 @click.option(
     "--trial",
     "number",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from tuner.cli import format_option, load_registry, plugin_option
+from tuner.cli import completion, format_option, load_registry, plugin_option
 from tuner.cli.output import echo_json, number, sparkline, table, wide_option, wrap
 from tuner.errors import BadInput, missing_extra
 from tuner.plugins import KINDS, load_plugins
@@ -84,7 +84,7 @@ def _warmup(text: str) -> int | float:
 
 
 @click.command("schedule")
-@click.argument("name")
+@click.argument("name", shell_complete=completion.schedules)
 @click.option("--lr", type=float, required=True, help="Peak learning rate.")
 @click.option("--steps", type=click.IntRange(min=1), required=True, help="Steps of the run.")
 @click.option(

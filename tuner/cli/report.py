@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
-from tuner.cli import DEFAULT_STORAGE, storage_option
+from tuner.cli import DEFAULT_STORAGE, completion, storage_option
 from tuner.errors import missing_extra
 
 
 @click.command("report")
-@click.argument("studies", nargs=-1, required=True, metavar="STUDY...")
+@click.argument(
+    "studies", nargs=-1, required=True, metavar="STUDY...", shell_complete=completion.studies
+)
 @click.option(
     "-o",
     "--output",

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from tuner.cli import format_option, storage_option
+from tuner.cli import completion, format_option, storage_option
 from tuner.cli.output import echo_json, number, table, wide_option, wrap
 from tuner.cli.trials import best_title, confirmation_table, left_out, trial_table
 from tuner.compare import GROUPINGS
@@ -45,6 +45,7 @@ def _filter_options(command: Any) -> Any:
             f"{kind}s",
             multiple=True,
             metavar="NAME",
+            shell_complete=completion.used(kind),
             help=f"Only trials of this {kind} (repeatable).",
         )(command)
     return command
@@ -123,7 +124,7 @@ def _studies_table(studies: Sequence[StudySummary], width: int | None) -> str:
 
 
 @click.command("best")
-@click.argument("study")
+@click.argument("study", shell_complete=completion.studies)
 @click.option(
     "-n",
     "--top",
@@ -191,7 +192,7 @@ def _among(optimizers: Sequence[str], schedules: Sequence[str]) -> str:
 
 
 @click.command("trials")
-@click.argument("study")
+@click.argument("study", shell_complete=completion.studies)
 @click.option(
     "--state",
     "states",
@@ -252,7 +253,7 @@ def trials_command(
 
 
 @click.command("compare")
-@click.argument("study")
+@click.argument("study", shell_complete=completion.studies)
 @click.option(
     "--by",
     type=click.Choice(GROUPINGS),

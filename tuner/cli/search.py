@@ -12,7 +12,7 @@ import click
 from click.core import ParameterSource
 
 from tuner import blas as blas_choice
-from tuner.cli import load_registry, plugin_option, storage_option
+from tuner.cli import completion, load_registry, plugin_option, storage_option
 from tuner.cli.closing import (
     closing,
     continue_adding,
@@ -130,7 +130,11 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.command("search")
 @config_option
-@click.option("--task", help="The task to train [the first registered: the built-in digits].")
+@click.option(
+    "--task",
+    shell_complete=completion.tasks,
+    help="The task to train [the first registered: the built-in digits].",
+)
 @click.option(
     "--trials",
     type=int,
@@ -159,6 +163,7 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--study",
     "study",
     metavar="NAME",
+    shell_complete=completion.studies,
     help="Study to create or continue [a new readable name].",
 )
 @click.option(
@@ -180,8 +185,18 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Choice(["cpu", "gpu"]),
     help="Where MLX trains [the GPU when there is one].",
 )
-@click.option("--optimizers", metavar="A,B", help="Optimizers to search [all registered].")
-@click.option("--schedules", metavar="X,Y", help="Schedules to search [all registered].")
+@click.option(
+    "--optimizers",
+    metavar="A,B",
+    shell_complete=completion.optimizers,
+    help="Optimizers to search [all registered].",
+)
+@click.option(
+    "--schedules",
+    metavar="X,Y",
+    shell_complete=completion.schedules,
+    help="Schedules to search [all registered].",
+)
 @click.option(
     "--space",
     "space",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import click
 
-from tuner.cli import format_option, storage_option
+from tuner.cli import completion, format_option, storage_option
 from tuner.cli.output import SPARKLINE, echo_json, number, sparkline, table, wide_option, wrap
 from tuner.cli.trials import value_text
 from tuner.query import open_results
@@ -27,7 +27,7 @@ MEMBERS_WIDTH = 48
 
 
 @click.command("show")
-@click.argument("study")
+@click.argument("study", shell_complete=completion.studies)
 @click.argument("number", type=int, required=False)
 @storage_option
 @wide_option

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import click
 
-from tuner.cli import plugin_option, storage_option
+from tuner.cli import completion, plugin_option, storage_option
 from tuner.cli.closing import given_options
 from tuner.cli.jobs import watch_lifeline
 from tuner.cli.search import (
@@ -23,7 +23,7 @@ from tuner.query import open_results
 
 
 @click.command("worker")
-@click.argument("study")
+@click.argument("study", shell_complete=completion.studies)
 @click.option(
     "--trials",
     type=click.IntRange(min=1),
