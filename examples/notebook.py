@@ -3,8 +3,8 @@
 #
 # Data in numpy arrays, a model defined in the next cell, metrics written as plain functions:
 # `tuner.search` takes them as they are, shows a progress bar while it runs, and gives the
-# trials back as a pandas DataFrame. Run it as a script (`python examples/notebook.py`) or cell
-# by cell in Jupyter.
+# trials back as a pandas DataFrame, which needs pandas: `pip install -e '.[pandas]'`. Run it as
+# a script (`python examples/notebook.py`) or cell by cell in Jupyter.
 
 # %%
 import numpy as np

@@ -3,6 +3,7 @@ factory receives, searched where ``--space`` names them; each value its own grap
 population's members sharing them, stored, resumed, shown and exported."""
 
 import json
+import shlex
 import subprocess
 import sys
 from collections import defaultdict
@@ -124,6 +125,11 @@ def test_resumed_shown_and_exported_with_them(storage, seen):
         ("batchsize=16", "unknown shared parameter 'batchsize'; did you mean 'batch_size'?"),
         ("sized.widht=8", "'sized' has no parameter 'widht'; did you mean 'width'?"),
         ("sized.width=8,12.5", "--space sized.width: 12.5 is not a whole number"),
+        ("sized.width=8,8", "--space sized.width: 8 is given twice; give each value once"),
+        (
+            "digits.hidden=64",
+            "'digits' is not a chosen optimizer or schedule, nor this study's task 'sized'",
+        ),
     ],
 )
 def test_a_bad_value_is_one_line_and_writes_nothing(tmp_path, seen, space, message):
@@ -165,3 +171,26 @@ def test_a_search_file_of_the_study_continues_it(storage, seen, tmp_path):
     trials = trials_of(storage, "f")
     assert len(trials) == 3
     assert all({"batch_size", "sized.width"} <= set(t.params) for t in trials)
+
+
+def test_the_reports_narrowed_search_keeps_what_the_study_searched(storage, seen, tmp_path):
+    from tuner.report.answer import next_commands, ranked_complete
+    from tuner.report.read import read_study
+
+    assert tuner("search", "--storage", storage, "--study", "n", "--trials", 4, *FAST,
+                 *SEARCHED).exit_code == 0  # fmt: skip
+    with open_results(storage) as results:
+        data = read_study(results, "n")
+    *_, (_, narrowed) = next_commands(data, ranked_complete(data)[0], storage)
+
+    assert "--batch-size" not in narrowed
+    assert "--space batch_size=16,32" in narrowed and "--space sized.width=8,16" in narrowed
+    ran = subprocess.run(
+        # Its program as this test's tuner runs it, the installed console script.
+        [TUNER, *shlex.split(narrowed)[1:], "--trials", "1", "--study", "n2", "--jobs", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr

@@ -135,7 +135,7 @@ def export_trial(
 
 def _stretched(warmup: float, trained: int, steps: int) -> str:
     """What an export over other steps than the trial's says of its schedule."""
-    said = f"the schedule is stretched from the trial's {trained} steps to {steps}"
+    said = f"the schedule runs over {steps} steps, not the trial's {trained}"
     if not warmup:
         return f"{said}; it has no warmup"
     return (

@@ -245,6 +245,9 @@ def parse_param(text: str, declared: Param, where: str) -> Param:
         raise BadInput(f"{where}: empty value; give a range like {declared} or a value")
     for value in values:
         _check_value(value, declared, where)
+    twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if twice is not None:
+        raise BadInput(f"{where}: {_format_value(twice)} is given twice; give each value once")
     return Choice(values)
 
 

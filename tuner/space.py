@@ -229,5 +229,8 @@ def _plugin_space(
     if not found:
         names = [*space.optimizers, *space.schedules, *([space.task] if space.task else [])]
         hint = did_you_mean(plugin, names)
-        raise BadInput(f"--space '{expr}': '{plugin}' is not a chosen optimizer or schedule{hint}")
+        task = f", nor this study's task '{space.task}'" if space.task else ""
+        raise BadInput(
+            f"--space '{expr}': '{plugin}' is not a chosen optimizer or schedule{task}{hint}"
+        )
     return found[0]

@@ -72,7 +72,8 @@ def confirmation_attrs(confirmation: Confirmation) -> dict[str, Any]:
         "verdict": confirmation.verdict,
         "p_value": confirmation.p_value,
         NOTE: (
-            f"{len(confirmation.configs)} configurations trained again with {seeds} seeds, "
+            f"{len(confirmation.configs)} {_configurations(len(confirmation.configs))} "
+            f"trained again with {seeds} seeds, "
             f"apart from the trials: `tuner confirm {quoted} --format json` lists every run, "
             f"`tuner report {quoted}` draws them"
         ),
@@ -85,3 +86,7 @@ def confirmation_attrs(confirmation: Confirmation) -> dict[str, Any]:
             f"{confirmation.metric} {winner.mean:.4g}{spread} over {len(winner.values)} seeds"
         )
     return shown
+
+
+def _configurations(count: int) -> str:
+    return "configuration" if count == 1 else "configurations"

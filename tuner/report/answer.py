@@ -144,15 +144,17 @@ def _narrowed(data: StudyData) -> list[str]:
     words = ["--task", data.summary.task]
     if data.summary.metric != "val_loss":
         words += ["--metric", data.summary.metric]
+    # A searched batch size is the space's, which --space below repeats.
+    searched = settings.get("space", {})
     for key in ("steps", "batch_size", "eval_every"):
-        if key in settings:
+        if key in settings and key not in searched:
             words += [f"--{key.replace('_', '-')}", str(settings[key])]
     words += ["--optimizers", ",".join(optimizers), "--schedules", ",".join(schedules)]
     if rates:
         low = float(f"{min(rates) / LR_MARGIN:.2g}")
         high = float(f"{max(rates) * LR_MARGIN:.2g}")
         words += ["--space", f"lr={low:g}..{high:g}:log"]
-    chosen = {*optimizers, *schedules}
+    chosen = {*optimizers, *schedules, data.summary.task}
     for expr in _given(data, "--space"):
         # The study's other narrowings, but of what is no longer searched: refused, those.
         key = expr.partition("=")[0].strip()
