@@ -167,6 +167,22 @@ def test_a_confirmation_of_the_longest_names_and_two_test_metrics_fits_100_colum
     assert too_wide(confirmation_table(confirmed)) == []
 
 
+def test_a_trial_table_of_the_longest_names_fits_an_80_column_terminal():
+    registry = load_plugins()
+    optimizer = max(registry.optimizers, key=len)
+    trial = TrialSummary(
+        number=1234, outcome=Outcome.COMPLETE, value=0.123456789, optimizer=optimizer,
+        schedule=max(registry.schedules, key=len), params={"lr": 0.000123456, "warmup": 0.05},
+        duration_s=1.5, steps=300, metrics={"accuracy": 0.987654}, reason=None, default=None,
+        finished_at=None, population=None,
+    )  # fmt: skip
+
+    fitted = trial_table([trial], "val_loss", 80)
+
+    assert max(len(line) for line in fitted.splitlines()) <= 80
+    assert optimizer[:6] in fitted
+
+
 def test_a_reason_is_never_cut_to_its_column():
     trial = TrialSummary(
         number=7, outcome=Outcome.PRUNED, value=0.5, optimizer="schedule_free_adamw",

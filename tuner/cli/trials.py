@@ -41,7 +41,9 @@ def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None =
         rows.append(row)
     # The reason goes under its row, whole to REASON_WIDTH: cut to a column's width, it read
     # "prune…".
-    return table(headers, rows, width=width, below=["settings", "reason"])
+    # A long optimizer's name (schedule_free_adamw) is cut before a table overflows a terminal.
+    fitted = ["optimizer", "schedule"]
+    return table(headers, rows, width=width, below=["settings", "reason"], shrink=fitted)
 
 
 def best_title(shown: int, finished: int, metric: str, direction: str, among: str = "") -> str:
