@@ -142,10 +142,7 @@ def plan_search(
     requested = config
     seed = config.seed
     if stored:
-        config = replace(
-            config,
-            **{key: getattr(config, key) or stored.get(key) for key in SETTINGS_KEPT},
-        )
+        config = replace(config, **{k: getattr(config, k) or stored.get(k) for k in SETTINGS_KEPT})
         if stored.get("seed") is not None:
             if seed is not None and seed != stored["seed"]:
                 raise BadInput(
@@ -364,8 +361,7 @@ def _fits(values: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
 SETTINGS_KEPT = ("task", "metric", "steps", "batch_size", "eval_every")
 # What makes a search space: a resumed study keeps its own when the request gives none of them.
 SPACE_OPTIONS = ("optimizers", "schedules", "space")
-# All that a resumed study keeps of the request that made it, so that a command that continues
-# it need not repeat them: the above, its seed, and ``defaults``, which only a new study uses.
+# All a resumed study keeps: its seed too, and ``defaults``, which only a new study uses.
 KEPT_ON_RESUME = (*SETTINGS_KEPT, "seed", "defaults", *SPACE_OPTIONS)
 # What a resumed study may change: they steer the search, not what its trials measure.
 STEERING = ("sampler", "pruner")

@@ -39,8 +39,6 @@ class Outcome(StrEnum):
 
 # The trials that ``--trials`` counts, and the only ones ranked by value.
 FINISHED = (Outcome.COMPLETE, Outcome.PRUNED, Outcome.DIVERGED)
-# Each outcome's place in a ranking, for :func:`ranking` and the SQL's ORDER BY.
-TIERS = {outcome: tier for tier, outcome in enumerate(Outcome)}
 _OPTUNA_STATE = {
     Outcome.COMPLETE: "COMPLETE",
     Outcome.PRUNED: "PRUNED",
@@ -378,18 +376,15 @@ class Confirmation:
 
 def ranking(direction: str) -> Callable[[TrialSummary], tuple[int, int, float, int]]:
     """The key that sorts trials best first in a study of ``direction``, as the SQL of
-    :func:`tuner.db.reads.ranked` orders them, so that Python and the database agree on the
-    best trial: those with a finite value first, then by outcome in :class:`Outcome`'s order,
-    then by value in the study's direction, then by number."""
+    :func:`tuner.db.reads.ranked` does: those with a finite value first, then by outcome in
+    :class:`Outcome`'s order, then by value in the study's direction, then by number."""
     sign = -1.0 if direction == "maximize" else 1.0
-
-    def key(trial: TrialSummary) -> tuple[int, int, float, int]:
-        value = trial.value
-        if value is None or not math.isfinite(value):
-            return (1, TIERS[trial.outcome], 0.0, trial.number)
-        return (0, TIERS[trial.outcome], sign * value, trial.number)
-
-    return key
+    tiers = {outcome: tier for tier, outcome in enumerate(Outcome)}
+    return lambda t: (
+        (0, tiers[t.outcome], sign * t.value, t.number)
+        if t.value is not None and math.isfinite(t.value)
+        else (1, tiers[t.outcome], 0.0, t.number)
+    )
 
 
 def _plain(value: Any) -> Any:

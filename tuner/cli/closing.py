@@ -108,7 +108,8 @@ def _as_typed(value: object) -> str:
 
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     """The ``tuner search`` (or ``tuner worker``) that continues this study: the options
-    given, with its name and a new --trials, each word quoted for a shell to paste into."""
+    given but those the study keeps, with its name and a new --trials, each word quoted for a
+    shell to paste into."""
     given = given_options(
         ctx, leave_out=("study", "new", "trials", "quiet", "verbose", *KEPT_ON_RESUME)
     )

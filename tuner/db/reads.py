@@ -39,7 +39,7 @@ from tuner.db.models import ConfirmationRow, CurveRow, StudyRow, TrialRow, split
 from tuner.db.to_results import from_row, run_of
 from tuner.db.urls import storage_failure
 from tuner.errors import BadInput
-from tuner.results import FINISHED, TIERS, Counts, Outcome, Run, StudySummary, TrialSummary
+from tuner.results import FINISHED, Counts, Outcome, Run, StudySummary, TrialSummary
 
 
 @contextmanager
@@ -312,7 +312,7 @@ def ranked(direction: str, c: Any) -> list[ColumnElement[Any]]:
     running), then by value in the study's direction, then by number. A stored ``value`` is
     finite or NULL (see :class:`~tuner.db.models.TrialRow`)."""
     finite = c.value.is_not(None)
-    tier = case(TIERS, value=c.outcome)
+    tier = case({outcome: i for i, outcome in enumerate(Outcome)}, value=c.outcome)
     sign = -1.0 if direction == "maximize" else 1.0
     return [case((finite, 0), else_=1), tier, case((finite, c.value * sign), else_=0.0), c.number]
 
