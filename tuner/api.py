@@ -21,7 +21,7 @@ from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
 from tuner.plan import Plan, SearchConfig, parse_confirm, parse_population, plan_search
 from tuner.plugins import Registry, load_plugins, refuse_failed
-from tuner.query import open_results
+from tuner.query import DEFAULT_STORAGE, open_results
 from tuner.search_file import file_options
 from tuner.specs import Metric, TaskSpec
 from tuner.watcher import Watcher
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     )
     from tuner.study import StudyCallback
 
-DEFAULT_STORAGE = "sqlite:///tuner.db"
 # The name of a task given by its parts, unless ``task`` names it.
 CUSTOM = "custom"
 

@@ -142,10 +142,7 @@ def plan_search(
     requested = config
     seed = config.seed
     if stored:
-        config = replace(
-            config,
-            **{key: getattr(config, key) or stored.get(key) for key in KEPT_ON_RESUME},
-        )
+        config = replace(config, **{k: getattr(config, k) or stored.get(k) for k in SETTINGS_KEPT})
         if stored.get("seed") is not None:
             if seed is not None and seed != stored["seed"]:
                 raise BadInput(
@@ -159,7 +156,7 @@ def plan_search(
         # The built-ins register first, so the default is theirs unless a plugin's comes first.
         config = replace(config, task=next(iter(registry.tasks)))
     task_spec = registry.get("task", config.task)
-    if stored and config.optimizers is None and config.schedules is None and not config.space:
+    if stored and not any(getattr(config, option) for option in SPACE_OPTIONS):
         space = SearchSpace.from_json(stored["space"])
         for kind, names in (("optimizer", space.optimizers), ("schedule", space.schedules)):
             for name in names:
@@ -361,7 +358,11 @@ def _fits(values: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
 
 
 # What a resumed study takes from its stored settings when the request leaves it out.
-KEPT_ON_RESUME = ("task", "metric", "steps", "batch_size", "eval_every")
+SETTINGS_KEPT = ("task", "metric", "steps", "batch_size", "eval_every")
+# What makes a search space: a resumed study keeps its own when the request gives none of them.
+SPACE_OPTIONS = ("optimizers", "schedules", "space")
+# All a resumed study keeps: its seed too, and ``defaults``, which only a new study uses.
+KEPT_ON_RESUME = (*SETTINGS_KEPT, "seed", "defaults", *SPACE_OPTIONS)
 # What a resumed study may change: they steer the search, not what its trials measure.
 STEERING = ("sampler", "pruner")
 

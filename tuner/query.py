@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Row
 
 SORTS = ("value", "number", "duration")
+# Where tuner searches and reads unless told otherwise: a SQLite file in the working directory.
+DEFAULT_STORAGE = "sqlite:///tuner.db"
 
 
 def open_results(url: str) -> Results:

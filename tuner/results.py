@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
@@ -372,6 +372,19 @@ class Confirmation:
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         return _plain({**data, "configs": [config.to_json() for config in self.configs]})
+
+
+def ranking(direction: str) -> Callable[[TrialSummary], tuple[int, int, float, int]]:
+    """The key that sorts trials best first in a study of ``direction``, as the SQL of
+    :func:`tuner.db.reads.ranked` does: those with a finite value first, then by outcome in
+    :class:`Outcome`'s order, then by value in the study's direction, then by number."""
+    sign = -1.0 if direction == "maximize" else 1.0
+    tiers = {outcome: tier for tier, outcome in enumerate(Outcome)}
+    return lambda t: (
+        (0, tiers[t.outcome], sign * t.value, t.number)
+        if t.value is not None and math.isfinite(t.value)
+        else (1, tiers[t.outcome], 0.0, t.number)
+    )
 
 
 def _plain(value: Any) -> Any:

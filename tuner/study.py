@@ -35,7 +35,7 @@ from tuner.objective import Halt, Search, objective_for
 from tuner.plan import COUNT_ATTR, Plan, differences
 from tuner.query import from_optuna, open_results
 from tuner.reaping import fill_in, reap, reaped_because, reaping_storage
-from tuner.results import Outcome
+from tuner.results import Outcome, ranking
 from tuner.samplers import make_pruner, make_sampler
 from tuner.study_attrs import describe_study
 from tuner.watcher import Progress, Watcher
@@ -348,8 +348,10 @@ def _take_stock(study: optuna.Study, progress: Progress) -> list[optuna.trial.Fr
     trials = [trial for trial in study.get_trials(deepcopy=False) if tuner_made(trial)]
     progress.finished = sum(trial.state in FINISHED for trial in trials)
     progress.running = sum(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
-    best = min(complete, key=lambda t: (sign * t.value, t.number), default=None)
-    progress.best = None if best is None else from_optuna(best, Outcome.COMPLETE)
+    complete = [
+        from_optuna(t, Outcome.COMPLETE)
+        for t in trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+    ]
+    progress.best = min(complete, key=ranking(study.direction.name.lower()), default=None)
     return trials

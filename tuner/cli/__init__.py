@@ -18,8 +18,8 @@ import click
 
 from tuner.errors import TunerError
 from tuner.plugins import Registry, load_plugins, refuse_failed
+from tuner.query import DEFAULT_STORAGE
 
-DEFAULT_STORAGE = "sqlite:///tuner.db"
 # As a shell reports a process that SIGPIPE ended (128 + 13), `git log | head` for one.
 CLOSED_PIPE_STATUS = 141
 INTERRUPTED_STATUS = 130

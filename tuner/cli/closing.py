@@ -14,6 +14,7 @@ from click.core import ParameterSource
 from tuner.cli import program
 from tuner.cli.output import terminal_width, wrap
 from tuner.cli.trials import best_title, confirmation_table, left_out, trial_table
+from tuner.plan import KEPT_ON_RESUME
 from tuner.query import open_results
 from tuner.results import Outcome
 
@@ -105,16 +106,12 @@ def _as_typed(value: object) -> str:
     return str(value)
 
 
-# What a resumed study takes from its record: the command that continues it need not say.
-STUDY_KEEPS = ("task", "steps", "batch_size", "eval_every", "metric", "seed", "defaults")
-STUDY_KEEPS += ("optimizers", "schedules", "space")
-
-
 def continue_command(ctx: click.Context, study: str, trials: int) -> str:
     """The ``tuner search`` (or ``tuner worker``) that continues this study: the options
-    given, with its name and a new --trials, each word quoted for a shell to paste into."""
+    given but those the study keeps, with its name and a new --trials, each word quoted for a
+    shell to paste into."""
     given = given_options(
-        ctx, leave_out=("study", "new", "trials", "quiet", "verbose", *STUDY_KEEPS)
+        ctx, leave_out=("study", "new", "trials", "quiet", "verbose", *KEPT_ON_RESUME)
     )
     quoted = shlex.quote(study)
     named = [quoted] if ctx.command.name == "worker" else ["--study", quoted]

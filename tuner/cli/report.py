@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from tuner.cli import DEFAULT_STORAGE, completion, storage_option
+from tuner.cli import completion, storage_option
 from tuner.errors import missing_extra
+from tuner.query import DEFAULT_STORAGE
 
 
 @click.command("report")

@@ -26,7 +26,7 @@ from tuner.cli.progress import CtrlC, Display
 from tuner.cli.search_file import config_option
 from tuner.cli.typos import check_study_name
 from tuner.errors import BadInput
-from tuner.plan import SearchConfig, parse_confirm, parse_population
+from tuner.plan import PRUNERS, SAMPLERS, SearchConfig, parse_confirm, parse_population
 
 # The options that are SearchConfig's fields as they are; --optimizers and --schedules are split.
 CONFIG_OPTIONS = "task trials timeout steps batch_size eval_every study seed device space".split()
@@ -212,14 +212,14 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--sampler",
-    type=click.Choice(["tpe", "random", "cmaes", "gp", "qmc"]),
+    type=click.Choice(SAMPLERS),
     default="tpe",
     show_default=True,
     help="Optuna sampler.",
 )
 @click.option(
     "--pruner",
-    type=click.Choice(["quartile", "median", "hyperband", "sha", "none"]),
+    type=click.Choice(PRUNERS),
     default="quartile",
     show_default=True,
     help="quartile stops a trial, from the first eval, when it is among the worst quarter of "

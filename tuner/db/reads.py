@@ -307,10 +307,10 @@ def recorded(connection: Connection, study: Row, numbers: Sequence[int]) -> list
 
 
 def ranked(direction: str, c: Any) -> list[ColumnElement[Any]]:
-    """ORDER BY terms that rank trials: those with a finite value first, then by outcome
-    (complete, pruned, diverged, failed, interrupted, running), then by value in the study's
-    direction, then by number. A stored ``value`` is finite or NULL (see
-    :class:`~tuner.db.models.TrialRow`)."""
+    """ORDER BY terms that rank trials as :func:`tuner.results.ranking` does: those with a
+    finite value first, then by outcome (complete, pruned, diverged, failed, interrupted,
+    running), then by value in the study's direction, then by number. A stored ``value`` is
+    finite or NULL (see :class:`~tuner.db.models.TrialRow`)."""
     finite = c.value.is_not(None)
     tier = case({outcome: i for i, outcome in enumerate(Outcome)}, value=c.outcome)
     sign = -1.0 if direction == "maximize" else 1.0

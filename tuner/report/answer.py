@@ -15,7 +15,7 @@ import shlex
 from tuner.cli import program
 from tuner.report import tables
 from tuner.report.read import StudyData
-from tuner.results import Outcome, TrialSummary
+from tuner.results import Outcome, TrialSummary, ranking
 
 # The complete trials whose optimizers, schedules and learning rates a narrowed search keeps.
 NARROW_TOP = 5
@@ -27,13 +27,12 @@ MORE_SEEDS = 5
 
 def ranked_complete(data: StudyData) -> list[TrialSummary]:
     """The complete trials with a finite value, best first, ties by number."""
-    sign = -1 if data.summary.direction == "maximize" else 1
     complete = [
         t
         for t in data.trials
         if t.outcome is Outcome.COMPLETE and t.value is not None and math.isfinite(t.value)
     ]
-    return sorted(complete, key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
+    return sorted(complete, key=ranking(data.summary.direction))
 
 
 def answer_box(data: StudyData, storage: str | None) -> str:

@@ -12,10 +12,9 @@ from itertools import groupby
 import plotly.graph_objects as go
 
 from tuner.report import tables
-from tuner.report.figures import TEMPLATE, colors, finite, scaled
+from tuner.report.figures import TEMPLATE, best_so_far, colors, finite, scaled
 from tuner.report.page import Chart, Section, paragraph, render
 from tuner.report.read import StudyData
-from tuner.results import Outcome
 
 
 def comparison_page(data: Sequence[StudyData], storage: str) -> str:
@@ -31,22 +30,6 @@ def comparison_page(data: Sequence[StudyData], storage: str) -> str:
         Section("provenance", "Provenance", [tables.provenances(data)]),
     ]
     return render(f"tuner report: {len(data)} studies", lead, sections)
-
-
-def best_so_far(study: StudyData) -> list[float | None]:
-    """The best complete value among trials 0 to n, for each trial number n."""
-    sign = -1 if study.summary.direction == "maximize" else 1
-    values = {
-        t.number: t.value for t in study.trials if t.outcome is Outcome.COMPLETE and finite(t.value)
-    }
-    series: list[float | None] = []
-    best = None
-    for number in range(max((t.number for t in study.trials), default=-1) + 1):
-        value = values.get(number)
-        if value is not None and (best is None or sign * value < sign * best):
-            best = value
-        series.append(best)
-    return series
 
 
 def band(group: Sequence[StudyData]) -> go.Figure:

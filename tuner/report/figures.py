@@ -20,7 +20,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from tuner.report.read import StudyData, StudyDetail
-from tuner.results import Comparison, Outcome, TrialSummary
+from tuner.results import Comparison, Outcome, TrialSummary, ranking
 
 TEMPLATE = "plotly_white"
 # Enough colours that the optimizers of a study rarely share one.
@@ -113,13 +113,9 @@ def history(data: StudyData) -> go.Figure | None:
                 hovertemplate="%{text}<br>" + metric + " %{y:.4g}<extra></extra>",
             )
     _populations(figure, data.trials)
-    sign = -1 if data.summary.direction == "maximize" else 1
-    steps, best = [], None
-    for trial in sorted(data.trials, key=lambda t: t.number):
-        if trial.outcome is Outcome.COMPLETE and finite(trial.value):
-            if best is None or sign * trial.value < sign * best:
-                best = trial.value
-            steps.append((trial.number, best))
+    series = best_so_far(data)
+    improved = sorted(t.number for t in complete_trials if finite(t.value))
+    steps = [(number, series[number]) for number in improved]
     last = max(t.number for t in finished)
     if steps and steps[-1][0] < last:
         # Flat to the last trial: none after the best beat it.
@@ -135,6 +131,22 @@ def history(data: StudyData) -> go.Figure | None:
     figure.update_layout(template=TEMPLATE, xaxis_title="trial", yaxis_title=metric)
     legend_below(figure, len(data.optimizers) + 1, 430)
     return scaled(figure, [t.value for t in finished if finite(t.value)])
+
+
+def best_so_far(data: StudyData) -> list[float | None]:
+    """The best complete value among trials 0 to n, for each trial number n."""
+    key = ranking(data.summary.direction)
+    complete = {
+        t.number: t for t in data.trials if t.outcome is Outcome.COMPLETE and finite(t.value)
+    }
+    series: list[float | None] = []
+    best: TrialSummary | None = None
+    for number in range(max((t.number for t in data.trials), default=-1) + 1):
+        trial = complete.get(number)
+        if trial is not None and (best is None or key(trial) < key(best)):
+            best = trial
+        series.append(None if best is None else best.value)
+    return series
 
 
 def _together(trial: TrialSummary) -> str:
