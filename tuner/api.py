@@ -1,5 +1,8 @@
 """``tuner.search``: the search that ``tuner search`` runs, for a notebook or a script, with a
 registered task or one given as its parts, and a view of the study's results to read back.
+
+The command line reaches storage through this module, never :mod:`tuner.db` itself (the import
+contracts in pyproject.toml): the storage operations its commands run are named here too.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuner import blas as blas_choice
-from tuner.db import heartbeat_s, schema_state
+from tuner.db import SchemaState, check, delete_study, heartbeat_s, mask_url, schema_state, upgrade
+from tuner.db.filesystems import refuse_shared_over_network
+from tuner.db.optuna import interrupted_by, read_only_storage, study_user_attrs
 from tuner.errors import BadInput
 from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
@@ -37,6 +42,24 @@ if TYPE_CHECKING:
         TrialSummary,
     )
     from tuner.study import StudyCallback
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "SchemaState",
+    "StudyResults",
+    "check",
+    "delete_study",
+    "interrupted_by",
+    "mask_url",
+    "prepare",
+    "read_only_storage",
+    "refuse_shared_over_network",
+    "run",
+    "schema_state",
+    "search",
+    "study_user_attrs",
+    "upgrade",
+]
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 # The name of a task given by its parts, unless ``task`` names it.

@@ -119,7 +119,7 @@ def dashboard_app(storage: str) -> WSGIApplication:
     """optuna-dashboard's WSGI app on ``storage``, to which only reads are passed."""
     import optuna_dashboard
 
-    from tuner.db.optuna import read_only_storage
+    from tuner.api import read_only_storage
 
     return _reads_only(optuna_dashboard.wsgi(read_only_storage(storage)))
 

@@ -325,12 +325,10 @@ def search_command(
     auto = jobs is None
     jobs = job_count(jobs, oversubscribe, device)
     if jobs > 1:
-        # Here for start-up time: tuner.db brings in SQLAlchemy.
-        from tuner.db import parse_url
-        from tuner.db.filesystems import refuse_shared_over_network
+        from tuner.api import refuse_shared_over_network  # start-up time: SQLAlchemy
 
         try:
-            refuse_shared_over_network(parse_url(storage))
+            refuse_shared_over_network(storage)
         except BadInput:
             if not auto:
                 raise
