@@ -29,6 +29,7 @@ from tuner.plugins import Registry, load_plugins, refuse_failed
 from tuner.query import open_results
 from tuner.search_file import file_options
 from tuner.specs import Metric, TaskSpec
+from tuner.views import study_html
 from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
@@ -373,8 +374,6 @@ class StudyResults:
 
     def _repr_html_(self) -> str:
         """The study, its five best trials and its confirmation, as a notebook shows it."""
-        from tuner.views import study_html
-
         with open_results(self.storage) as results:
             summary = results.study(self.name)
             best = results.best(self.name, 5) if summary.in_optuna else []

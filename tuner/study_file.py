@@ -46,6 +46,7 @@ def _kept(stored: Mapping[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def _password(url: str) -> str | None:
+    # Here for start-up time: every command's start imports this module, through tuner.cli.show.
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

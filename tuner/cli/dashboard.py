@@ -117,6 +117,7 @@ def dashboard_command(host: str, port: int, public: bool, storage: str) -> None:
 
 def dashboard_app(storage: str) -> WSGIApplication:
     """optuna-dashboard's WSGI app on ``storage``, to which only reads are passed."""
+    # Here for start-up time, as in dashboard_command: Optuna, and SQLAlchemy through tuner.api.
     import optuna_dashboard
 
     from tuner.api import read_only_storage
