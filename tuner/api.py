@@ -1,5 +1,8 @@
 """``tuner.search``: the search that ``tuner search`` runs, for a notebook or a script, with a
 registered task or one given as its parts, and a view of the study's results to read back.
+
+The command line reaches storage through this module, never :mod:`tuner.db` itself (the import
+contracts in pyproject.toml): the storage operations its commands run are named here too.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuner import blas as blas_choice
-from tuner.db import heartbeat_s, schema_state
+from tuner.db import SchemaState, check, delete_study, heartbeat_s, mask_url, schema_state, upgrade
+from tuner.db.filesystems import refuse_shared_over_network
+from tuner.db.optuna import interrupted_by, read_only_storage, study_user_attrs
 from tuner.errors import BadInput
 from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
@@ -24,6 +29,7 @@ from tuner.plugins import Registry, load_plugins, refuse_failed
 from tuner.query import DEFAULT_STORAGE, open_results
 from tuner.search_file import file_options
 from tuner.specs import Metric, TaskSpec
+from tuner.views import study_html
 from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
@@ -38,6 +44,23 @@ if TYPE_CHECKING:
     )
     from tuner.study import StudyCallback
 
+__all__ = [
+    "DEFAULT_STORAGE",
+    "SchemaState",
+    "StudyResults",
+    "check",
+    "delete_study",
+    "interrupted_by",
+    "mask_url",
+    "prepare",
+    "read_only_storage",
+    "refuse_shared_over_network",
+    "run",
+    "schema_state",
+    "search",
+    "study_user_attrs",
+    "upgrade",
+]
 # The name of a task given by its parts, unless ``task`` names it.
 CUSTOM = "custom"
 
@@ -349,8 +372,6 @@ class StudyResults:
 
     def _repr_html_(self) -> str:
         """The study, its five best trials and its confirmation, as a notebook shows it."""
-        from tuner.views import study_html
-
         with open_results(self.storage) as results:
             summary = results.study(self.name)
             best = results.best(self.name, 5) if summary.in_optuna else []

@@ -148,11 +148,10 @@ def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
             return
         infos[name] = PluginInfo(name, version, source)
 
-    # The package imports this module as it loads: by now it is whole, and has its version.
-    import tuner
-
+    # The installed tuner's, not tuner.__version__: the package imports this module as it loads.
+    version = importlib.metadata.version("tuner")
     for module in BUILTIN_MODULES:
-        add(module, lambda m=module: importlib.import_module(m), tuner.__version__, BUILTIN)
+        add(module, lambda m=module: importlib.import_module(m), version, BUILTIN)
     for name, load, version, source in _entry_points(registry):
         add(name, load, version, source)
     env = [p.strip() for p in os.environ.get("TUNER_PLUGINS", "").split(",") if p.strip()]

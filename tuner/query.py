@@ -113,6 +113,8 @@ class Results:
 
     def _repr_html_(self) -> str:
         """The studies, as a notebook shows this object."""
+        # Here for start-up time: every command imports this module, and only a notebook needs
+        # the HTML, which brings in html.
         from tuner.views import studies_html
 
         return studies_html(self.storage, self.studies())
@@ -292,7 +294,7 @@ class Results:
         csv`` (the JSON of :class:`TrialSummary` flattened: ``params.lr``, ``metrics.r2``), with
         each finished trial's ``rank`` as :meth:`best` ranks (see
         :func:`tuner.views.trials_frame`)."""
-        from tuner.views import trials_frame
+        from tuner.views import trials_frame  # start-up time, as in _repr_html_
 
         return trials_frame(self.trials(study, sort="value"))
 

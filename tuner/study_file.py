@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tuner.plan import COUNT_ATTR
 from tuner.space_mapping import scalar_text, stored_space
 
 if TYPE_CHECKING:
@@ -18,14 +19,10 @@ def study_settings(results: Results, study: str, storage: str) -> dict[str, Any]
     """The options that made ``study``, as a search file holds them: with them, a search
     continues it, and under another study name repeats its trials. A storage URL that holds
     a password is left out."""
-    # Here for start-up time, as in tuner.cli.worker.
-    import optuna
-
-    from tuner.db.optuna import read_only_storage
-    from tuner.plan import COUNT_ATTR
+    from tuner.db.optuna import study_user_attrs  # start-up time: SQLAlchemy
 
     stored = results.settings(study)
-    attrs = optuna.load_study(study_name=study, storage=read_only_storage(storage)).user_attrs
+    attrs = study_user_attrs(storage, study)
     settings: dict[str, Any] = {"study": study}
     if _password(storage) is None:
         settings["storage"] = storage
@@ -49,6 +46,7 @@ def _kept(stored: Mapping[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def _password(url: str) -> str | None:
+    # Here for start-up time: every command's start imports this module, through tuner.cli.show.
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shlex
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from tuner.errors import TunerError
+from tuner.invocation import started_as
 from tuner.plugins import Registry, load_plugins, refuse_failed
 from tuner.query import DEFAULT_STORAGE
 
@@ -164,27 +163,9 @@ def storage_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-# How this process was started (sys.argv[0]) when through the console script; None when tuner
-# is a library (tuner.search, click's test runner).
-_invoked_as: str | None = None
-
-
 def main() -> None:
-    global _invoked_as
-    _invoked_as = sys.argv[0]
+    started_as(sys.argv[0])
     cli(prog_name="tuner")
-
-
-def program() -> str:
-    """The first word of a command printed to be run: ``tuner`` where a shell finds this
-    tuner by that name; otherwise the path it was invoked by, as ``.venv/bin/tuner`` is
-    before its virtual environment is activated."""
-    if _invoked_as is None:
-        return "tuner"
-    found = shutil.which("tuner")
-    if found is not None and Path(found).resolve() == Path(_invoked_as).resolve():
-        return "tuner"
-    return shlex.quote(_invoked_as)
 
 
 def _add_commands() -> None:

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from tuner.cli import program
 from tuner.cli.output import terminal_width, wrap
 from tuner.cli.trials import best_title, confirmation_table, left_out, trial_table
+from tuner.invocation import program
 from tuner.plan import KEPT_ON_RESUME
 from tuner.query import open_results
 from tuner.results import Outcome
@@ -120,7 +120,7 @@ def continue_command(ctx: click.Context, study: str, trials: int) -> str:
 
 def masked(url: str) -> str:
     # Here for start-up time: tuner.db brings in SQLAlchemy and alembic.
-    from tuner.db import mask_url
+    from tuner.api import mask_url
 
     return mask_url(url)
 

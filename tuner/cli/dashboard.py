@@ -117,9 +117,10 @@ def dashboard_command(host: str, port: int, public: bool, storage: str) -> None:
 
 def dashboard_app(storage: str) -> WSGIApplication:
     """optuna-dashboard's WSGI app on ``storage``, to which only reads are passed."""
+    # Here for start-up time, as in dashboard_command: Optuna, and SQLAlchemy through tuner.api.
     import optuna_dashboard
 
-    from tuner.db.optuna import read_only_storage
+    from tuner.api import read_only_storage
 
     return _reads_only(optuna_dashboard.wsgi(read_only_storage(storage)))
 

@@ -16,7 +16,7 @@ from tuner.cli.output import echo_json, table
 from tuner.errors import TunerError
 
 if TYPE_CHECKING:
-    from tuner.db import SchemaState
+    from tuner.api import SchemaState
 
 
 @click.group("db")
@@ -45,7 +45,7 @@ def upgrade_command(storage: str, fmt: str) -> None:
     (silent past the heartbeat's grace), and queues their settings once more.
     """
     # Start-up time: SQLAlchemy and alembic, and for the reaping Optuna.
-    from tuner.db import upgrade
+    from tuner.api import upgrade
     from tuner.reaping import reap_every_study
 
     before, after = upgrade(storage)
@@ -81,7 +81,7 @@ def current_command(storage: str, fmt: str) -> None:
     missing (no SQLite file), empty (no tuner tables), behind, current, or ahead (a newer
     tuner made them).
     """
-    from tuner.db import schema_state  # start-up time: SQLAlchemy and alembic
+    from tuner.api import schema_state  # start-up time: SQLAlchemy and alembic
 
     state = schema_state(storage)
     if fmt == "json":
@@ -99,7 +99,7 @@ def check_command(storage: str, fmt: str) -> None:
     Exits 1, with the reason, unless they are at this tuner's revision and match its models.
     Changes nothing.
     """
-    from tuner.db import check  # start-up time: SQLAlchemy and alembic
+    from tuner.api import check  # start-up time: SQLAlchemy and alembic
 
     state, differences = check(storage)
     if fmt == "json":

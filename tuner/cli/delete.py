@@ -31,7 +31,7 @@ def delete_command(study: str, yes: bool, storage: str, fmt: str) -> None:
       tuner delete digits-brisk-otter --yes --storage postgresql+psycopg://me@db/tuner
     """
     # Here for start-up time: SQLAlchemy.
-    from tuner.db import delete_study
+    from tuner.api import delete_study
 
     with open_results(storage) as results:
         optuna_only = results.optuna_only_studies()

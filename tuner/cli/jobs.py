@@ -217,26 +217,9 @@ class Helpers:
         them with its own, as one process would name what it cut short."""
         if not self.processes:
             return []
-        # Here for start-up time: Optuna, which tuner.db.optuna brings in.
-        import optuna
+        from tuner.api import interrupted_by  # start-up time: SQLAlchemy
 
-        from tuner.db.optuna import read_only_storage
-        from tuner.db.workers import WORKER_ATTR, worker_named
-
-        names = {worker_named(process.pid) for process in self.processes}
-        storage = read_only_storage(self.storage)
-        try:
-            trials = optuna.load_study(study_name=study, storage=storage).get_trials(
-                deepcopy=False, states=(optuna.trial.TrialState.FAIL,)
-            )
-        finally:
-            storage.engine.dispose()
-        return [
-            (trial.number, trial.user_attrs.get("reason"))
-            for trial in trials
-            if trial.system_attrs.get(WORKER_ATTR) in names
-            and trial.user_attrs.get("outcome") == "interrupted"
-        ]
+        return interrupted_by(self.storage, study, [process.pid for process in self.processes])
 
     def wait(self) -> list[int]:
         """Wait for each to finish, and return their exit statuses."""

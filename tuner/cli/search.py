@@ -95,7 +95,8 @@ def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _check_log_to(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    # Checked before anything is opened or written; tuner.trackers imports no tracker.
+    # Checked before anything is opened or written; tuner.trackers imports no tracker. Here for
+    # start-up time, as the next: it brings in logging, which only --log-to needs.
     from tuner.trackers import parse_log_to
 
     return None if value is None else str(parse_log_to(value))
@@ -340,12 +341,10 @@ def search_command(
     auto = jobs is None
     jobs = job_count(jobs, oversubscribe, device)
     if jobs > 1:
-        # Here for start-up time: tuner.db brings in SQLAlchemy.
-        from tuner.db import parse_url
-        from tuner.db.filesystems import refuse_shared_over_network
+        from tuner.api import refuse_shared_over_network  # start-up time: SQLAlchemy
 
         try:
-            refuse_shared_over_network(parse_url(storage))
+            refuse_shared_over_network(storage)
         except BadInput:
             if not auto:
                 raise
@@ -409,6 +408,7 @@ def drive(
                     for failed in [] if ctrl_c.stop.is_set() else helpers.failures():
                         click.echo(failed, err=True)
                     if helpers.count and confirm[0] and not ctrl_c.stop.is_set():
+                        # Here, as tuner.api is: it imports MLX, once the BLAS is chosen.
                         from tuner.confirm import run_confirmations
 
                         top, seeds = confirm
@@ -451,7 +451,7 @@ def drive(
 
 
 def _trackers(log_to: str | None, storage: str) -> list[Any]:
-    from tuner.trackers import tracker
+    from tuner.trackers import tracker  # start-up time, as in _check_log_to
 
     return [] if log_to is None else [tracker(log_to, storage)]
 

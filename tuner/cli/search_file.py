@@ -22,6 +22,7 @@ def _read(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     # their defaults (click's default_map), below the command line and the environment.
     if value is None:
         return value
+    # Here for start-up time: the search file's schema and tomllib, only for --config.
     from tuner.search_file import read
 
     try:

@@ -16,8 +16,8 @@ from tuner.names import typo_of
 def check_study_name(storage: str, study: str, new: bool) -> None:
     """Ask about, or refuse, a ``study`` that does not exist but is a typo of one that does;
     refuse ``new`` for one that exists. Reads only, and creates no SQLite file."""
-    # Here for start-up time: tuner.db brings in SQLAlchemy.
-    from tuner.db import mask_url, schema_state
+    # Here for start-up time: tuner.api brings in SQLAlchemy.
+    from tuner.api import mask_url, schema_state
     from tuner.query import open_results
 
     if schema_state(storage).status != "current":

@@ -78,11 +78,9 @@ def worker_command(
       tuner worker digits-brisk-otter --trials 200 --storage postgresql+psycopg://db/tuner
     """
     helper = watch_lifeline()
-    # Here for start-up time: tuner.db brings in SQLAlchemy.
-    from tuner.db import parse_url
-    from tuner.db.filesystems import refuse_shared_over_network
+    from tuner.api import refuse_shared_over_network  # start-up time: SQLAlchemy
 
-    refuse_shared_over_network(parse_url(storage))
+    refuse_shared_over_network(storage)
     with open_results(storage) as results:
         stored = results.study(study)
         settings = results.settings(study)
@@ -118,12 +116,9 @@ def worker_command(
 
 def _study_count(storage: str, study: str) -> int:
     """The --trials of the search that last ran on ``study``."""
-    # Here for start-up time, as tuner.db above.
-    import optuna
+    from tuner.api import study_user_attrs  # start-up time: SQLAlchemy
 
-    from tuner.db.optuna import read_only_storage
-
-    attrs = optuna.load_study(study_name=study, storage=read_only_storage(storage)).user_attrs
+    attrs = study_user_attrs(storage, study)
     if COUNT_ATTR not in attrs:
         raise BadInput(
             f"study '{study}' holds no count of trials (an earlier tuner made it): "

@@ -13,9 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy.engine import URL
-
-from tuner.db.urls import sqlite_path
+from tuner.db.urls import parse_url, sqlite_path
 from tuner.errors import BadInput
 
 NETWORK_FILESYSTEMS = frozenset(
@@ -55,9 +53,10 @@ def mounts() -> list[tuple[str, str]]:
     return []
 
 
-def refuse_shared_over_network(url: URL) -> None:
-    """BadInput when ``url`` is a SQLite file on a network filesystem, which workers must not
-    share."""
+def refuse_shared_over_network(storage: str) -> None:
+    """BadInput when ``storage`` is a SQLite file on a network filesystem, which workers must
+    not share."""
+    url = parse_url(storage)
     if url.get_backend_name() != "sqlite" or not url.database:
         return
     path = sqlite_path(url)

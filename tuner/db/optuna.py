@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ from tuner.db.models import StudyRow, TrialRow
 from tuner.db.retry import retrying
 from tuner.db.store import open_store
 from tuner.db.urls import mask_url, parse_url, storage_failure
-from tuner.db.workers import OUTCOME_ATTR, WORKER_ATTR
+from tuner.db.workers import OUTCOME_ATTR, WORKER_ATTR, worker_named
 from tuner.errors import BadInput, TunerError
 
 if TYPE_CHECKING:
@@ -172,6 +172,34 @@ def read_only_storage(url: str) -> optuna.storages.RDBStorage:
         skip_compatibility_check=True,
         skip_table_creation=True,
     )
+
+
+def study_user_attrs(url: str, study: str) -> dict[str, Any]:
+    """The user attributes of ``study``, read through :func:`read_only_storage`."""
+    import optuna  # start-up time, as in _rdb_storage
+
+    return optuna.load_study(study_name=study, storage=read_only_storage(url)).user_attrs
+
+
+def interrupted_by(url: str, study: str, pids: Collection[int]) -> list[tuple[int, str | None]]:
+    """The trials of ``study`` that the worker processes ``pids``, of this machine, left
+    interrupted, and why each was."""
+    import optuna  # start-up time, as in _rdb_storage
+
+    workers = {worker_named(pid) for pid in pids}
+    storage = read_only_storage(url)
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.FAIL,)
+        )
+    finally:
+        storage.engine.dispose()
+    return [
+        (trial.number, trial.user_attrs.get("reason"))
+        for trial in trials
+        if trial.system_attrs.get(WORKER_ATTR) in workers
+        and trial.user_attrs.get(OUTCOME_ATTR) == "interrupted"
+    ]
 
 
 # --- The columns of Optuna's tables that tuner reads --------------------------------------------

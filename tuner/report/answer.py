@@ -12,7 +12,7 @@ import html
 import math
 import shlex
 
-from tuner.cli import program
+from tuner.invocation import program
 from tuner.report import tables
 from tuner.report.read import StudyData
 from tuner.results import Outcome, TrialSummary, ranking

@@ -8,12 +8,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 
 import plotly.graph_objects as go
 import plotly.io
 from plotly.offline import get_plotlyjs
-
-from tuner import __version__
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ function copyCommand(button) {
 
 def render(title: str, lead: Sequence[str], sections: Sequence[Section]) -> str:
     """The page: a title, lead lines (HTML), a table of contents, and the sections."""
-    made = f"Made {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by tuner {__version__}."
+    made = f"Made {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by tuner {version('tuner')}."
     nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
     body = "\n".join(_section(section) for section in sections)
     return f"""<!DOCTYPE html>
