@@ -99,7 +99,7 @@ def _about(config: Mapping[str, Any], steps: int, warmup: int) -> list[str]:
         f"# on the {config['schedule']['name']} schedule over {steps} steps{warmed}.",
     ]
     task = config.get("task")
-    if task is not None:
+    if task is not None and task["name"] is not None:
         params = "".join(f", {key}={value!r}" for key, value in task["params"].items())
         about.append(
             f"# Found with batches of {config['batch_size']} rows on task {task['name']}"

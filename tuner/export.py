@@ -79,7 +79,7 @@ def export_trial(
             "export it when it has finished"
         )
     try:
-        sample = Sample.from_params(trial.params, settings["task"])
+        sample = Sample.from_params(trial.params, settings.get("task", ""))
     except ValueError as error:
         raise BadInput(f"trial {trial.number} of study '{study}': {error}") from None
     ran = trial.provenance.plugins
@@ -91,8 +91,8 @@ def export_trial(
         "warmup": sample.warmup,
         "steps": steps or settings["steps"],
         # What the optimizer's numbers were found with: the batch and the model they train.
-        "batch_size": sample.batch_size or settings["batch_size"],
-        "task": {"name": settings["task"], "params": sample.task_params},
+        "batch_size": sample.batch_size or settings.get("batch_size"),
+        "task": {"name": settings.get("task"), "params": sample.task_params},
         "source": {
             "study": study,
             "trial": trial.number,
