@@ -3,18 +3,15 @@ password ever reaches their output."""
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tuner.cli import cli
 from tuner.db import make_engine
-
-TUNER = Path(sys.executable).with_name("tuner")
 
 
 def tuner(*args, env=None):

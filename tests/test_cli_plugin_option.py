@@ -4,15 +4,14 @@ loaded, but for `tuner plugins`, which shows it; those of TUNER_PLUGINS stay war
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 
 from tuner.cli import cli
 
-TUNER = Path(sys.executable).with_name("tuner")
 GOOD = str(Path(__file__).parent / "broken_plugins" / "good.py")
 SYNTAX_ERROR = str(Path(__file__).parent / "broken_plugins" / "syntax_error.py")
 TINY = ["--task", "synthetic", "--trials", "1", "--steps", "5", "--confirm", "0"]

@@ -19,6 +19,7 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 from optuna.trial import TrialState
 
 from tuner import open_results
@@ -26,7 +27,6 @@ from tuner.cli import cli
 from tuner.cli.dashboard import dashboard_app
 from tuner.optuna_trials import from_optuna
 
-TUNER = Path(sys.executable).with_name("tuner")
 POISON = Path(__file__).parent / "search_plugins" / "nan_optimizer.py"
 
 

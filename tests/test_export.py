@@ -19,6 +19,7 @@ import mlx.optimizers as optim
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 from mlx.utils import tree_flatten, tree_map
 from stored import stored_studies
 
@@ -49,7 +50,6 @@ SCHEDULES = [n for n in REGISTRY.schedules if REGISTRY.plugin_of("schedule", n).
 STEPS = 30
 EXAMPLES = Path(__file__).parent.parent / "examples"
 SEARCH_PLUGINS = Path(__file__).parent / "search_plugins"
-TUNER = Path(sys.executable).with_name("tuner")
 # A range every optimizer trains in for a few steps without diverging, so each study's one
 # trial completes and is its best.
 SAFE_LR = "lr=1e-3..3e-2:log"

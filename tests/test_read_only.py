@@ -13,18 +13,17 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 
 from tuner.cli import cli
 from tuner.db import WORKER_ATTR
 
-TUNER = Path(sys.executable).with_name("tuner")
 SEARCH = (
     *("search", "--task", "synthetic", "--trials", "3", "--confirm", "1x1", "--quiet"),
     *("--optimizers", "sgd,adam", "--schedules", "constant", "--seed", "0"),

@@ -2,8 +2,6 @@
 unless --new says that a new study is meant."""
 
 import shlex
-import sys
-from pathlib import Path
 
 from click.testing import CliRunner
 from on_a_terminal import answer
@@ -11,7 +9,6 @@ from stored import stored_studies
 
 from tuner.cli import cli
 
-TUNER = Path(sys.executable).with_name("tuner")
 TINY = ["--task", "synthetic", "--trials", "1", "--steps", "5", "--confirm", "0"]
 TINY += ["--optimizers", "sgd", "--schedules", "constant"]
 

@@ -4,7 +4,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import optuna
 import pytest
 import sqlalchemy
 from click.testing import CliRunner
+from helpers import TUNER
 from stored import stored_confirmations, stored_trials
 
 from tuner import open_results
@@ -20,7 +20,6 @@ from tuner.cli.jobs import cores
 from tuner.db import parse_url
 from tuner.db.workers import WORKER_ATTR
 
-TUNER = Path(sys.executable).with_name("tuner")
 PLUGIN = Path(__file__).parent / "search_plugins" / "halving_default.py"
 SEARCH = ["search", "--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant"]
 SEARCH += ["--study", "w", "--confirm", "0"]
