@@ -6,18 +6,16 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import FAST, TUNER
 
 from tuner.cli import cli
 
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 ONE_SEEDED = ["--jobs", "1", "--seed", "0"]
 NEVER_BUILDS = """
 import dataclasses

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import FAST
 
 from tuner.cli import cli
 from tuner.params import Choice, Float, Int
 
 PLUGINS = Path(__file__).parent / "search_plugins"
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 ADAM = {"optimizer": "adam", "lr": 1e-3, "warmup": 0.0, "schedule": "constant"}
 ADAM |= {"adam.beta1": 0.9, "adam.beta2": 0.999, "adam.bias_correction": True}
 SGD = {"optimizer": "sgd", "lr": 0.1, "warmup": 0.0, "schedule": "cosine"}

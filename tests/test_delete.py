@@ -5,21 +5,18 @@ such and can be deleted; bad input changes nothing."""
 import json
 import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import FAST, TUNER
 from on_a_terminal import answer
 from sqlalchemy import MetaData, select
 
 from tuner.cli import cli
 from tuner.db import make_engine
 
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 # The tables that hold rows of every study searched and confirmed.
 PER_STUDY = {
     "studies",

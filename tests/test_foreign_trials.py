@@ -12,7 +12,7 @@ from stored import stored_trials
 from tuner.cli import cli
 from tuner.query import open_results
 
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant"]
+ONE_SCHEDULE = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant"]
 NOTE = (
     "Note: 3 trials of study s written by another Optuna client are left out: tuner has no "
     "record of them, so it neither counts nor ranks them."
@@ -24,7 +24,7 @@ def tuner(url, *args):
 
 
 def search(url, *args):
-    base = ["search", *FAST, "--study", "s", "--confirm", "0", "--jobs", "1"]
+    base = ["search", *ONE_SCHEDULE, "--study", "s", "--confirm", "0", "--jobs", "1"]
     return tuner(url, *base, *args)
 
 

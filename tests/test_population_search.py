@@ -4,14 +4,13 @@ before anything is written; workers train populations side by side."""
 
 import json
 import subprocess
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import FAST, TUNER
 
 from tuner import open_results
 from tuner.cli import cli
@@ -21,14 +20,13 @@ from tuner.plugins import load_plugins
 from tuner.space import Sample
 from tuner.train import run_trial
 
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
-FAST += ["--confirm", "0", "--no-defaults"]
+# Sampled trials alone: no textbook defaults first, no confirmation runs after.
+SAMPLED = [*FAST, "--confirm", "0", "--no-defaults"]
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 def search(storage, *args):
-    return CliRunner().invoke(cli, ["search", "--storage", storage, *FAST, *args])
+    return CliRunner().invoke(cli, ["search", "--storage", storage, *SAMPLED, *args])
 
 
 @pytest.fixture
@@ -160,7 +158,7 @@ def test_workers_each_train_populations_and_the_count_is_exact(storage):
             "search",
             "--storage",
             storage,
-            *FAST,
+            *SAMPLED,
             "--trials",
             "16",
             "--study",

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import FAST
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
@@ -16,8 +17,6 @@ from tuner.cli import cli
 from tuner.compare import MIN_FOR_SPREAD, group_stats, judge
 from tuner.db import WORKER_ATTR, CurveRow, StudyRow, TrialRow, downgrade, open_store, upgrade
 from tuner.errors import BadInput, TunerError
-
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 
 
 def search(storage, study, trials, *args):

@@ -10,7 +10,6 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from browser import Opened, chromium, not_blank
@@ -19,8 +18,14 @@ from click.testing import CliRunner
 from tuner import open_results
 from tuner.cli import cli
 
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd,lion", "--schedules", "constant,cosine"]
+WITH_LION = [
+    "--task",
+    "synthetic",
+    "--optimizers",
+    "adam,sgd,lion",
+    "--schedules",
+    "constant,cosine",
+]
 NEVER_BUILDS = """
 import dataclasses, itertools
 from tuner import TaskSpec, hookimpl
@@ -62,9 +67,9 @@ def studies(tmp_path_factory):
     # Every trial complete, none a textbook default, in populations of 4: enough for the
     # importances.
     whole = ["--pruner", "none", "--no-defaults", "--population", "4", "--steps", "30"]
-    search(url, *FAST, *whole, "--trials", "26", "--study", "s", "--confirm", "2x2")
-    search(url, *FAST, "--trials", "16", "--study", "s2", "--seed", "1", "--confirm", "0")
-    search(url, *FAST, "--study", "empty", "--timeout", "0.000001")
+    search(url, *WITH_LION, *whole, "--trials", "26", "--study", "s", "--confirm", "2x2")
+    search(url, *WITH_LION, "--trials", "16", "--study", "s2", "--seed", "1", "--confirm", "0")
+    search(url, *WITH_LION, "--study", "empty", "--timeout", "0.000001")
     (folder / "broken.py").write_text(NEVER_BUILDS)
     failed = search(url, "--task", "broken", "--plugin", str(folder / "broken.py"), "--study", "f")
     assert "5 failed trials in a row" in failed.stderr

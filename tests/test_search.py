@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import FAST, TUNER
 
 from tuner import open_results
 from tuner.cli import cli
@@ -22,8 +23,6 @@ from tuner.samplers import trial_seed
 from tuner.study import run_search
 
 PLUGINS = Path(__file__).parent / "search_plugins"
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 
 
 def search(storage, *args):

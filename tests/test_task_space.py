@@ -4,20 +4,19 @@ population's members sharing them, stored, resumed, shown and exported."""
 
 import json
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 
 from tuner import open_results
 from tuner.cli import cli
 
 PLUGIN = Path(__file__).parent / "search_plugins" / "sized_task.py"
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "sized", "--plugin", str(PLUGIN), "--optimizers", "adam,sgd"]
-FAST += ["--schedules", "constant", "--confirm", "0", "--jobs", "1", "--steps", "20"]
+SIZED = ["--task", "sized", "--plugin", str(PLUGIN), "--optimizers", "adam,sgd"]
+SIZED += ["--schedules", "constant", "--confirm", "0", "--jobs", "1", "--steps", "20"]
 SEARCHED = ["--space", "batch_size=16,32", "--space", "sized.width=8,16"]
 # The rows of the task's validation set, and those a search's first check runs the loss on.
 NOT_BATCHES = {128, 4}
@@ -52,7 +51,7 @@ def trials_of(storage, study):
 
 
 def test_each_trial_trains_the_model_and_batch_size_it_drew(storage, seen):
-    result = tuner("search", "--storage", storage, "--study", "s", "--trials", 8, *FAST, *SEARCHED)
+    result = tuner("search", "--storage", storage, "--study", "s", "--trials", 8, *SIZED, *SEARCHED)
 
     assert result.exit_code == 0, result.output
     trials = trials_of(storage, "s")
@@ -64,7 +63,7 @@ def test_each_trial_trains_the_model_and_batch_size_it_drew(storage, seen):
 def test_a_population_shares_the_model_and_batch_size(storage, seen):
     result = tuner(
         "search", "--storage", storage, "--study", "p", "--trials", 12, "--population", 4,
-        "--pruner", "none", *FAST, *SEARCHED,
+        "--pruner", "none", *SIZED, *SEARCHED,
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
@@ -77,7 +76,7 @@ def test_a_population_shares_the_model_and_batch_size(storage, seen):
 
 
 def test_resumed_shown_and_exported_with_them(storage, seen):
-    assert tuner("search", "--storage", storage, "--study", "r", "--trials", 4, *FAST,
+    assert tuner("search", "--storage", storage, "--study", "r", "--trials", 4, *SIZED,
                  *SEARCHED).exit_code == 0  # fmt: skip
 
     resumed = tuner("search", "--storage", storage, "--study", "r", "--trials", 6,
@@ -129,7 +128,7 @@ def test_resumed_shown_and_exported_with_them(storage, seen):
 def test_a_bad_value_is_one_line_and_writes_nothing(tmp_path, seen, space, message):
     db = tmp_path / "t.db"
     ran = subprocess.run(
-        [TUNER, "search", "--storage", f"sqlite:///{db}", *FAST, "--space", space],
+        [TUNER, "search", "--storage", f"sqlite:///{db}", *SIZED, "--space", space],
         capture_output=True,
         text=True,
         timeout=120,
@@ -143,7 +142,7 @@ def test_a_bad_value_is_one_line_and_writes_nothing(tmp_path, seen, space, messa
 
 def test_a_fixed_and_a_searched_batch_size_are_refused(tmp_path, seen):
     db = tmp_path / "t.db"
-    result = tuner("search", "--storage", f"sqlite:///{db}", *FAST, "--batch-size", 16,
+    result = tuner("search", "--storage", f"sqlite:///{db}", *SIZED, "--batch-size", 16,
                    "--space", "batch_size=16,32")  # fmt: skip
 
     assert result.exit_code == 2
@@ -152,7 +151,7 @@ def test_a_fixed_and_a_searched_batch_size_are_refused(tmp_path, seen):
 
 
 def test_a_search_file_of_the_study_continues_it(storage, seen, tmp_path):
-    assert tuner("search", "--storage", storage, "--study", "f", "--trials", 2, *FAST,
+    assert tuner("search", "--storage", storage, "--study", "f", "--trials", 2, *SIZED,
                  *SEARCHED).exit_code == 0  # fmt: skip
     written = tuner("show", "f", "--config", "--storage", storage)
     assert written.exit_code == 0, written.output
