@@ -7,18 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from helpers import TUNER
-
-from tuner.cli import cli
+from helpers import TUNER, tuner
 
 GOOD = str(Path(__file__).parent / "broken_plugins" / "good.py")
 SYNTAX_ERROR = str(Path(__file__).parent / "broken_plugins" / "syntax_error.py")
 TINY = ["--task", "synthetic", "--trials", "1", "--steps", "5", "--confirm", "0"]
-
-
-def tuner(*args):
-    return CliRunner().invoke(cli, [str(arg) for arg in args], env={"TUNER_DEBUG": None})
 
 
 def one_error_line(stderr):

@@ -14,6 +14,7 @@ import sys
 import pytest
 from browser import Opened, chromium, not_blank
 from click.testing import CliRunner
+from helpers import tuner
 
 from tuner import open_results
 from tuner.cli import cli
@@ -47,12 +48,8 @@ def tuner_register_tasks(register):
 """
 
 
-def tuner(storage, *args):
-    return CliRunner().invoke(cli, [*args, "--storage", storage], env={"TUNER_DEBUG": None})
-
-
 def search(storage, *args):
-    result = tuner(storage, "search", *args)
+    result = tuner("search", *args, storage=storage)
     assert result.exit_code in (0, 1), result.output
     return result
 
@@ -84,7 +81,7 @@ def browser():
 
 def report(url, folder, *args):
     out = folder / f"{'-'.join(a for a in args if not a.startswith('-'))}.html"
-    result = tuner(url, "report", *args, "-o", str(out))
+    result = tuner("report", *args, "-o", str(out), storage=url)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"Wrote {out} (") and result.stderr == ""
     return out
@@ -261,12 +258,12 @@ def test_bad_input_writes_nothing(studies, tmp_path):
     sets = ["--set", "end_factor=0", "--set", "end_factor=1"]
     no = tmp_path / "no"
 
-    typo = tuner(url, "report", "ss", "-o", str(kept))
-    twice = tuner(url, "report", "s", "s", "-o", str(kept))
-    nowhere = tuner(url, "report", "s", "-o", str(no / "r.html"))
-    folder = tuner(url, "report", "s", "-o", str(tmp_path))
-    missing = tuner(f"sqlite:///{tmp_path / 'none.db'}", "report", "s", "-o", str(kept))
-    none = tuner(url, "report")
+    typo = tuner("report", "ss", "-o", str(kept), storage=url)
+    twice = tuner("report", "s", "s", "-o", str(kept), storage=url)
+    nowhere = tuner("report", "s", "-o", str(no / "r.html"), storage=url)
+    folder = tuner("report", "s", "-o", str(tmp_path), storage=url)
+    missing = tuner("report", "s", "-o", str(kept), storage=f"sqlite:///{tmp_path / 'none.db'}")
+    none = tuner("report", storage=url)
     variants = CliRunner().invoke(
         cli,
         ["schedule", "cosine", "--lr", "0.1", "--steps", "9", *sets],
@@ -297,7 +294,7 @@ def test_bad_input_writes_nothing(studies, tmp_path):
 def test_a_report_to_stdout(studies):
     url, _ = studies
 
-    result = tuner(url, "report", "empty", "-o", "-")
+    result = tuner("report", "empty", "-o", "-", storage=url)
 
     assert result.exit_code == 0
     assert result.stdout.startswith("<!DOCTYPE html>") and result.stdout.endswith("</html>\n")

@@ -3,18 +3,16 @@ unless --new says that a new study is meant."""
 
 import shlex
 
-from click.testing import CliRunner
+from helpers import tuner
 from on_a_terminal import answer
 from stored import stored_studies
-
-from tuner.cli import cli
 
 TINY = ["--task", "synthetic", "--trials", "1", "--steps", "5", "--confirm", "0"]
 TINY += ["--optimizers", "sgd", "--schedules", "constant"]
 
 
 def search(url, study, *more):
-    return CliRunner().invoke(cli, ["search", *TINY, "--storage", url, "--study", study, *more])
+    return tuner("search", *TINY, "--storage", url, "--study", study, *more)
 
 
 def names(url):
