@@ -13,32 +13,8 @@ import pandas as pd
 import pytest
 from helpers import FAST, TUNER, tuner
 
+NEVER_BUILDS = Path(__file__).parent / "search_plugins" / "never_builds.py"
 ONE_SEEDED = ["--jobs", "1", "--seed", "0"]
-NEVER_BUILDS = """
-import dataclasses
-import itertools
-
-from tuner import TaskSpec, hookimpl
-from tuner.plugins import load_plugins
-
-
-def build():
-    task = load_plugins().tasks["synthetic"].build()
-    built = itertools.count()
-
-    def model():
-        # The search's check of the task, before any trial, gets the one model there is.
-        if next(built) > 0:
-            raise RuntimeError("no model ever")
-        return task.model()
-
-    return dataclasses.replace(task, model=model)
-
-
-@hookimpl
-def tuner_register_tasks(register):
-    register(TaskSpec("broken", build, "builds no model for a trial"))
-"""
 
 
 def search(storage, *args):
@@ -252,10 +228,8 @@ def test_an_empty_study_says_so(storage):
 
 
 def test_a_study_of_failed_trials_says_so(tmp_path):
-    plugin = tmp_path / "never_builds.py"
-    plugin.write_text(NEVER_BUILDS)
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    args = ["--task", "broken", "--study", "f", "--plugin", plugin, "--optimizers", "adam"]
+    args = ["--task", "broken", "--study", "f", "--plugin", NEVER_BUILDS, "--optimizers", "adam"]
     assert search(url, *args).exit_code == 1
 
     best = ok(tuner("best", "f", storage=url))

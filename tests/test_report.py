@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from browser import Opened, chromium, not_blank
@@ -19,33 +20,10 @@ from helpers import tuner
 from tuner import open_results
 from tuner.cli import cli
 
-WITH_LION = [
-    "--task",
-    "synthetic",
-    "--optimizers",
-    "adam,sgd,lion",
-    "--schedules",
-    "constant,cosine",
-]
-NEVER_BUILDS = """
-import dataclasses, itertools
-from tuner import TaskSpec, hookimpl
-from tuner.plugins import load_plugins
-
-def build():
-    task = load_plugins().tasks["synthetic"].build()
-    built = itertools.count()
-    def model():
-        # The search's check of the task, before any trial, gets the one model there is.
-        if next(built) > 0:
-            raise RuntimeError("no model ever")
-        return task.model()
-    return dataclasses.replace(task, model=model)
-
-@hookimpl
-def tuner_register_tasks(register):
-    register(TaskSpec("broken", build, "builds no model for a trial"))
-"""
+# Lion beside Adam and SGD: a report of three optimizers.
+WITH_LION = ["--task", "synthetic", "--optimizers", "adam,sgd,lion"]
+WITH_LION += ["--schedules", "constant,cosine"]
+NEVER_BUILDS = Path(__file__).parent / "search_plugins" / "never_builds.py"
 
 
 def search(storage, *args):
@@ -67,8 +45,7 @@ def studies(tmp_path_factory):
     search(url, *WITH_LION, *whole, "--trials", "26", "--study", "s", "--confirm", "2x2")
     search(url, *WITH_LION, "--trials", "16", "--study", "s2", "--seed", "1", "--confirm", "0")
     search(url, *WITH_LION, "--study", "empty", "--timeout", "0.000001")
-    (folder / "broken.py").write_text(NEVER_BUILDS)
-    failed = search(url, "--task", "broken", "--plugin", str(folder / "broken.py"), "--study", "f")
+    failed = search(url, "--task", "broken", "--plugin", NEVER_BUILDS, "--study", "f")
     assert "5 failed trials in a row" in failed.stderr
     return url, folder
 

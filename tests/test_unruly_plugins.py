@@ -16,16 +16,8 @@ from helpers import TUNER
 from tuner.cli.jobs import cores
 
 UNRULY = Path(__file__).parent / "search_plugins" / "unruly_optimizers.py"
-UNRULY_SEARCH = [
-    "--task",
-    "synthetic",
-    "--schedules",
-    "constant",
-    "--steps",
-    "5",
-    "--eval-every",
-    "5",
-]
+UNRULY_SEARCH = ["--task", "synthetic", "--schedules", "constant"]
+UNRULY_SEARCH += ["--steps", "5", "--eval-every", "5"]
 UNRULY_SEARCH += ["--confirm", "0", "--plugin", str(UNRULY), "--study", "u"]
 
 
