@@ -41,3 +41,10 @@ def printed(*args: object, storage: str | None = None) -> str:
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     return result.stdout
+
+
+def one_error_line(stderr: str) -> str:
+    """What a refused command wrote on stderr: one line, as a user without TUNER_DEBUG sees."""
+    assert stderr.startswith("Error: ")
+    assert len(stderr.splitlines()) == 1
+    return stderr

@@ -5,17 +5,11 @@ import json
 import subprocess
 
 import pytest
-from helpers import TUNER, tuner
+from helpers import TUNER, one_error_line, tuner
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tuner.db import make_engine
-
-
-def one_error_line(result):
-    assert result.stderr.startswith("Error: ")
-    assert len(result.stderr.splitlines()) == 1
-    return result.stderr
 
 
 def test_upgrade_creates_a_sqlite_file_then_has_nothing_to_do(sqlite_url, tmp_path):
@@ -81,7 +75,7 @@ def test_check_fails_without_a_database_and_creates_none(sqlite_url, tmp_path):
     result = tuner("db", "check", "--storage", sqlite_url)
 
     assert result.exit_code == 1
-    assert "there is no database at" in one_error_line(result)
+    assert "there is no database at" in one_error_line(result.stderr)
     assert "run `tuner db upgrade`" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -97,7 +91,7 @@ def test_check_fails_on_a_table_changed_by_hand(sqlite_url):
     as_json = tuner("db", "check", "--storage", sqlite_url, "--format", "json")
 
     assert table.exit_code == 1 and table.stdout == ""
-    assert one_error_line(table).endswith(
+    assert one_error_line(table.stderr).endswith(
         "differ from its models: add_index ix_tuner_trials_study_id_outcome\n"
     )
     assert as_json.exit_code == 1
@@ -123,7 +117,7 @@ def test_bad_storage_is_one_line_exit_2_and_writes_nothing(tmp_path, command, ur
 
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
-    assert message.format(tmp=tmp_path) in one_error_line(result)
+    assert message.format(tmp=tmp_path) in one_error_line(result.stderr)
     assert "s3cret" not in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
     assert notes.read_text() == "not a database\n"
@@ -139,7 +133,7 @@ def test_a_newer_schema_is_one_line_and_unchanged(sqlite_url):
     for command in ("upgrade", "check"):
         result = tuner("db", command, "--storage", sqlite_url)
         assert result.exit_code == 1
-        assert "revision abcd, newer than this tuner" in one_error_line(result)
+        assert "revision abcd, newer than this tuner" in one_error_line(result.stderr)
     assert "ahead" in tuner("db", "current", "--storage", sqlite_url).stdout
 
 

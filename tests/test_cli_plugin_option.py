@@ -7,17 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import TUNER, tuner
+from helpers import TUNER, one_error_line, tuner
 
 GOOD = str(Path(__file__).parent / "broken_plugins" / "good.py")
 SYNTAX_ERROR = str(Path(__file__).parent / "broken_plugins" / "syntax_error.py")
 TINY = ["--task", "synthetic", "--trials", "1", "--steps", "5", "--confirm", "0"]
-
-
-def one_error_line(stderr):
-    assert stderr.startswith("Error: ")
-    assert len(stderr.splitlines()) == 1
-    return stderr
 
 
 def test_a_missing_plugin_file_is_a_usage_error_of_the_installed_script(tmp_path):
