@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from helpers import FAST, TUNER, tuner
+from helpers import FAST, TUNER, printed, tuner
 
 NEVER_BUILDS = Path(__file__).parent / "search_plugins" / "never_builds.py"
 ONE_SEEDED = ["--jobs", "1", "--seed", "0"]
@@ -33,23 +33,17 @@ def storage(tmp_path_factory):
     return url
 
 
-def ok(result):
-    assert result.exit_code == 0, result.output
-    assert result.stderr == ""
-    return result.stdout
+def as_json(*args, storage):
+    return json.loads(printed(*args, storage=storage))
 
 
-def as_json(result):
-    return json.loads(ok(result))
-
-
-def lines(result):
-    return ok(result).splitlines()
+def lines(*args, storage):
+    return printed(*args, storage=storage).splitlines()
 
 
 def test_studies_table_and_json(storage):
-    table = lines(tuner("studies", storage=storage))
-    data = as_json(tuner("studies", "--format", "json", storage=storage))
+    table = lines("studies", storage=storage)
+    data = as_json("studies", "--format", "json", storage=storage)
 
     assert table[0].split()[:5] == ["study", "task", "trials", "metric", "best"]
     assert [row.split()[0] for row in table[2:] if not row.startswith(" ")] == ["s", "empty"]
@@ -67,7 +61,7 @@ def test_studies_table_and_json(storage):
 
 
 def test_best_json_agrees_with_optuna(storage):
-    data = as_json(tuner("best", "s", "-n", "12", "--format", "json", storage=storage))
+    data = as_json("best", "s", "-n", "12", "--format", "json", storage=storage)
     study = optuna.load_study(study_name="s", storage=storage)
 
     assert data[0]["number"] == study.best_trial.number
@@ -87,7 +81,7 @@ def test_best_json_agrees_with_optuna(storage):
 
 
 def test_best_table_shows_the_winner_first(storage):
-    out = lines(tuner("best", "s", "-n", "3", storage=storage))
+    out = lines("best", "s", "-n", "3", storage=storage)
     best = optuna.load_study(study_name="s", storage=storage).best_trial
 
     assert out[0].startswith("Top 3 of 12 finished trials by val_loss, lowest first")
@@ -99,21 +93,21 @@ def test_best_table_shows_the_winner_first(storage):
 
 
 def test_best_filters_by_optimizer_and_schedule(storage):
-    every = as_json(tuner("best", "s", "-n", "12", "--format", "json", storage=storage))
+    every = as_json("best", "s", "-n", "12", "--format", "json", storage=storage)
     pair = (every[-1]["optimizer"], every[-1]["schedule"])
     args = ["--optimizer", pair[0], "--schedule", pair[1], "-n", "12", "--format", "json"]
-    data = as_json(tuner("best", "s", *args, storage=storage))
-    table = lines(tuner("best", "s", "--optimizer", "sgd", "--optimizer", "adam", storage=storage))
+    data = as_json("best", "s", *args, storage=storage)
+    table = lines("best", "s", "--optimizer", "sgd", "--optimizer", "adam", storage=storage)
 
     assert data == [t for t in every if (t["optimizer"], t["schedule"]) == pair]
     assert "with optimizer sgd or adam" in table[0]
 
 
 def test_best_counts_the_finished_trials_that_match_its_filters(storage):
-    sgd = as_json(tuner("trials", "s", "--optimizer", "sgd", "--format", "json", storage=storage))
+    sgd = as_json("trials", "s", "--optimizer", "sgd", "--format", "json", storage=storage)
     finished = [t for t in sgd if t["outcome"] in ("complete", "pruned", "diverged")]
 
-    title = lines(tuner("best", "s", "--optimizer", "sgd", storage=storage))[0]
+    title = lines("best", "s", "--optimizer", "sgd", storage=storage)[0]
 
     assert 0 < len(finished) < 12
     shown = min(5, len(finished))
@@ -122,8 +116,8 @@ def test_best_counts_the_finished_trials_that_match_its_filters(storage):
 
 @pytest.mark.parametrize("command", [["best", "s", "-n", "12"], ["trials", "s"]])
 def test_the_csv_loads_in_pandas_as_the_json(storage, command):
-    csv = pd.read_csv(io.StringIO(ok(tuner(*command, "--format", "csv", storage=storage))))
-    data = pd.json_normalize(as_json(tuner(*command, "--format", "json", storage=storage)))
+    csv = pd.read_csv(io.StringIO(printed(*command, "--format", "csv", storage=storage)))
+    data = pd.json_normalize(as_json(*command, "--format", "json", storage=storage))
 
     assert list(csv["number"]) == list(data["number"])
     assert set(csv.columns) == set(data.columns)
@@ -136,26 +130,22 @@ def test_the_csv_loads_in_pandas_as_the_json(storage, command):
 
 
 def test_trials_filters_sorts_and_limits(storage):
-    everything = as_json(tuner("trials", "s", "--format", "json", storage=storage))
-    ranked = as_json(tuner("trials", "s", "--sort", "value", "--format", "json", storage=storage))
-    best = as_json(tuner("best", "s", "-n", "12", "--format", "json", storage=storage))
+    everything = as_json("trials", "s", "--format", "json", storage=storage)
+    ranked = as_json("trials", "s", "--sort", "value", "--format", "json", storage=storage)
+    best = as_json("best", "s", "-n", "12", "--format", "json", storage=storage)
     fastest = as_json(
-        tuner(
-            "trials", "s", "--sort", "duration", "--limit", "3", "--format", "json", storage=storage
-        )
+        "trials", "s", "--sort", "duration", "--limit", "3", "--format", "json", storage=storage
     )
     pruned = as_json(
-        tuner(
-            "trials",
-            "s",
-            "--state",
-            "pruned",
-            "--optimizer",
-            "adam",
-            "--format",
-            "json",
-            storage=storage,
-        )
+        "trials",
+        "s",
+        "--state",
+        "pruned",
+        "--optimizer",
+        "adam",
+        "--format",
+        "json",
+        storage=storage,
     )
 
     assert [t["number"] for t in everything] == list(range(12))
@@ -166,15 +156,15 @@ def test_trials_filters_sorts_and_limits(storage):
 
 
 def test_trials_table(storage):
-    out = lines(tuner("trials", "s", "--limit", "4", storage=storage))
+    out = lines("trials", "s", "--limit", "4", storage=storage)
 
     assert out[0].split()[:2] == ["trial", "val_loss"]
     assert [row.split()[0] for row in out[2:] if not row.startswith(" ")] == ["0", "1", "2", "3"]
 
 
 def test_show_a_trial(storage):
-    page = ok(tuner("show", "s", "2", storage=storage))
-    data = as_json(tuner("show", "s", "2", "--format", "json", storage=storage))
+    page = printed("show", "s", "2", storage=storage)
+    data = as_json("show", "s", "2", "--format", "json", storage=storage)
     trial = optuna.load_study(study_name="s", storage=storage).trials[2]
 
     assert page.startswith(f"Trial 2 of study s (synthetic): {data['outcome']}, val_loss ")
@@ -192,8 +182,8 @@ def test_show_a_trial(storage):
 
 @pytest.mark.parametrize("by", ["optimizer", "schedule"])
 def test_compare(storage, by):
-    out = ok(tuner("compare", "s", "--by", by, storage=storage))
-    data = as_json(tuner("compare", "s", "--by", by, "--format", "json", storage=storage))
+    out = printed("compare", "s", "--by", by, storage=storage)
+    data = as_json("compare", "s", "--by", by, "--format", "json", storage=storage)
     best = optuna.load_study(study_name="s", storage=storage).best_trial
 
     table, verdict = out.split("\n\n")
@@ -215,15 +205,13 @@ def test_compare(storage, by):
 
 def test_an_empty_study_says_so(storage):
     assert (
-        ok(tuner("best", "empty", storage=storage))
+        printed("best", "empty", storage=storage)
         == "No finished trial in study empty (no trials).\n"
     )
-    assert as_json(tuner("best", "empty", "--format", "json", storage=storage)) == []
-    assert ok(tuner("trials", "empty", storage=storage)).startswith(
-        "No trial of study empty matches"
-    )
-    assert "No trial has completed" in ok(tuner("compare", "empty", storage=storage))
-    csv = pd.read_csv(io.StringIO(ok(tuner("best", "empty", "--format", "csv", storage=storage))))
+    assert as_json("best", "empty", "--format", "json", storage=storage) == []
+    assert printed("trials", "empty", storage=storage).startswith("No trial of study empty matches")
+    assert "No trial has completed" in printed("compare", "empty", storage=storage)
+    csv = pd.read_csv(io.StringIO(printed("best", "empty", "--format", "csv", storage=storage)))
     assert csv.empty and "params.lr" not in csv.columns and "number" in csv.columns
 
 
@@ -232,10 +220,10 @@ def test_a_study_of_failed_trials_says_so(tmp_path):
     args = ["--task", "broken", "--study", "f", "--plugin", NEVER_BUILDS, "--optimizers", "adam"]
     assert search(url, *args).exit_code == 1
 
-    best = ok(tuner("best", "f", storage=url))
-    listed = as_json(tuner("trials", "f", "--format", "json", storage=url))
-    compared = ok(tuner("compare", "f", storage=url))
-    shown = ok(tuner("show", "f", "0", storage=url))
+    best = printed("best", "f", storage=url)
+    listed = as_json("trials", "f", "--format", "json", storage=url)
+    compared = printed("compare", "f", storage=url)
+    shown = printed("show", "f", "0", storage=url)
 
     assert best == "No finished trial in study f (5 failed).\n"
     assert [t["outcome"] for t in listed] == ["failed"] * 5
