@@ -2,6 +2,9 @@
 and a PostgreSQL schema per test on the server that TUNER_TEST_POSTGRES_URL names. Without
 that variable the PostgreSQL tests are skipped, and say why, so that CI can refuse a run that
 skipped them.
+
+What the tests share besides fixtures (tuner's command line, the installed command, a short
+search's options) is in helpers.py.
 """
 
 import os

@@ -7,12 +7,10 @@ import pty
 import select
 import struct
 import subprocess
-import sys
 import termios
 import time
-from pathlib import Path
 
-TUNER = Path(sys.executable).with_name("tuner")
+from helpers import TUNER
 
 
 def answer(args, reply, cwd, seconds=120, columns=None):

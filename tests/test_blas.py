@@ -46,7 +46,7 @@ ctypes.util.find_library = lambda name: None
 SEARCH = ["search", "--study", "s", "--seed", "0", "--verbose", "--pruner", "none"]
 
 
-def tuner(*args, setup="", **env):
+def tuner_child(*args, setup="", **env):
     """Run the command line in a fresh process: (exit status, stderr without its last line,
     the BLAS libraries it mapped)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TUNER_", "OPENBLAS_"))}
@@ -73,7 +73,7 @@ def test_openblas_trains_to_the_same_losses_as_the_bundled_blas(tmp_path):
     urls = {}
     for blas in ("auto", "bundled"):
         urls[blas] = f"sqlite:///{tmp_path / blas}.db"
-        status, stderr, mapped = tuner(*search, "--storage", urls[blas], "--blas", blas)
+        status, stderr, mapped = tuner_child(*search, "--storage", urls[blas], "--blas", blas)
         assert status == 0, stderr
         if blas == "auto":
             assert "BLAS: OpenBLAS 0." in stderr and "(1 thread)" in stderr
@@ -99,7 +99,7 @@ def test_tuner_blas_bundled_keeps_the_bundled_blas(tmp_path):
     url = f"sqlite:///{tmp_path / 't.db'}"
     args = [*SEARCH, "--trials", "1", "--steps", "20", "--storage", url]
 
-    status, stderr, mapped = tuner(*args, TUNER_BLAS="bundled")
+    status, stderr, mapped = tuner_child(*args, TUNER_BLAS="bundled")
 
     assert status == 0, stderr
     assert "BLAS: bundled reference BLAS (as asked)" in stderr
@@ -112,7 +112,7 @@ def test_without_openblas_a_search_runs_on_the_bundled_blas_and_says_why(tmp_pat
     url = f"sqlite:///{tmp_path / 't.db'}"
     args = [*SEARCH, "--trials", "1", "--steps", "20", "--storage", url]
 
-    status, stderr, mapped = tuner(*args, setup=WITHOUT_OPENBLAS)
+    status, stderr, mapped = tuner_child(*args, setup=WITHOUT_OPENBLAS)
 
     assert status == 0, stderr
     assert "BLAS: bundled reference BLAS (no OpenBLAS installed)" in stderr
@@ -130,7 +130,7 @@ def test_without_openblas_a_search_runs_on_the_bundled_blas_and_says_why(tmp_pat
 def test_an_unknown_blas_is_one_line_and_status_2(tmp_path, args, env, said):
     url = f"sqlite:///{tmp_path / 't.db'}"
 
-    status, stderr, _ = tuner("search", "--storage", url, *args, **env)
+    status, stderr, _ = tuner_child("search", "--storage", url, *args, **env)
 
     assert status == 2
     assert stderr == f"Error: Invalid value for '--blas': {said}"

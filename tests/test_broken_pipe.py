@@ -1,12 +1,10 @@
 """A reader that stops early, as `tuner plugins | head -1` does, ends tuner quietly."""
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import TUNER
 
-TUNER = Path(sys.executable).with_name("tuner")
 SIGPIPE_STATUS = 141
 
 

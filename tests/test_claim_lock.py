@@ -6,19 +6,18 @@ of its own, so that the advisory lock of its study is no other test's."""
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
+from helpers import TUNER
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tuner.db import ClaimLock
 from tuner.db.engine import make_engine
 
-TUNER = Path(sys.executable).with_name("tuner")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 OPTIONS = ["--quiet", "--population", "1", "--storage"]
 HELD_SAMPLING = Path(__file__).parent / "search_plugins" / "held_sampling.py"

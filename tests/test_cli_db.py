@@ -3,33 +3,18 @@ password ever reaches their output."""
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import TUNER, one_error_line, tuner
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tuner.cli import cli
 from tuner.db import make_engine
-
-TUNER = Path(sys.executable).with_name("tuner")
-
-
-def tuner(*args, env=None):
-    return CliRunner().invoke(cli, ["db", *args], env={"TUNER_DEBUG": None, **(env or {})})
-
-
-def one_error_line(result):
-    assert result.stderr.startswith("Error: ")
-    assert len(result.stderr.splitlines()) == 1
-    return result.stderr
 
 
 def test_upgrade_creates_a_sqlite_file_then_has_nothing_to_do(sqlite_url, tmp_path):
-    first = tuner("upgrade", "--storage", sqlite_url)
-    again = tuner("upgrade", "--storage", sqlite_url)
+    first = tuner("db", "upgrade", "--storage", sqlite_url)
+    again = tuner("db", "upgrade", "--storage", sqlite_url)
 
     assert first.exit_code == 0, first.output
     assert first.stdout == f"Upgraded {sqlite_url} from revision none to 0007.\n"
@@ -38,7 +23,7 @@ def test_upgrade_creates_a_sqlite_file_then_has_nothing_to_do(sqlite_url, tmp_pa
 
 
 def test_upgrade_reads_the_storage_from_the_environment(sqlite_url):
-    result = tuner("upgrade", "--format", "json", env={"TUNER_STORAGE": sqlite_url})
+    result = tuner("db", "upgrade", "--format", "json", env={"TUNER_STORAGE": sqlite_url})
 
     assert result.exit_code == 0, result.output
     expected = {"storage": sqlite_url, "from": None, "to": "0007", "reaped": 0}
@@ -46,7 +31,7 @@ def test_upgrade_reads_the_storage_from_the_environment(sqlite_url):
 
 
 def test_current_creates_nothing(sqlite_url, tmp_path):
-    result = tuner("current", "--storage", sqlite_url, "--format", "json")
+    result = tuner("db", "current", "--storage", sqlite_url, "--format", "json")
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
@@ -59,9 +44,9 @@ def test_current_creates_nothing(sqlite_url, tmp_path):
 
 
 def test_current_shows_a_table(sqlite_url):
-    tuner("upgrade", "--storage", sqlite_url)
+    tuner("db", "upgrade", "--storage", sqlite_url)
 
-    result = tuner("current", "--storage", sqlite_url)
+    result = tuner("db", "current", "--storage", sqlite_url)
 
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["storage", "revision", "head", "status"]
@@ -69,10 +54,10 @@ def test_current_shows_a_table(sqlite_url):
 
 
 def test_check_passes_at_head(sqlite_url):
-    tuner("upgrade", "--storage", sqlite_url)
+    tuner("db", "upgrade", "--storage", sqlite_url)
 
-    table = tuner("check", "--storage", sqlite_url)
-    as_json = tuner("check", "--storage", sqlite_url, "--format", "json")
+    table = tuner("db", "check", "--storage", sqlite_url)
+    as_json = tuner("db", "check", "--storage", sqlite_url, "--format", "json")
 
     assert table.exit_code == 0, table.output
     assert table.stdout == f"{sqlite_url}: the tuner tables are at revision 0007 and match.\n"
@@ -87,26 +72,26 @@ def test_check_passes_at_head(sqlite_url):
 
 
 def test_check_fails_without_a_database_and_creates_none(sqlite_url, tmp_path):
-    result = tuner("check", "--storage", sqlite_url)
+    result = tuner("db", "check", "--storage", sqlite_url)
 
     assert result.exit_code == 1
-    assert "there is no database at" in one_error_line(result)
+    assert "there is no database at" in one_error_line(result.stderr)
     assert "run `tuner db upgrade`" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_check_fails_on_a_table_changed_by_hand(sqlite_url):
-    tuner("upgrade", "--storage", sqlite_url)
+    tuner("db", "upgrade", "--storage", sqlite_url)
     engine = make_engine(sqlite_url)
     with engine.begin() as connection:
         connection.execute(text("DROP INDEX ix_tuner_trials_study_id_outcome"))
     engine.dispose()
 
-    table = tuner("check", "--storage", sqlite_url)
-    as_json = tuner("check", "--storage", sqlite_url, "--format", "json")
+    table = tuner("db", "check", "--storage", sqlite_url)
+    as_json = tuner("db", "check", "--storage", sqlite_url, "--format", "json")
 
     assert table.exit_code == 1 and table.stdout == ""
-    assert one_error_line(table).endswith(
+    assert one_error_line(table.stderr).endswith(
         "differ from its models: add_index ix_tuner_trials_study_id_outcome\n"
     )
     assert as_json.exit_code == 1
@@ -128,28 +113,28 @@ def test_bad_storage_is_one_line_exit_2_and_writes_nothing(tmp_path, command, ur
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database\n")
 
-    result = tuner(command, "--storage", url.format(tmp=tmp_path))
+    result = tuner("db", command, "--storage", url.format(tmp=tmp_path))
 
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
-    assert message.format(tmp=tmp_path) in one_error_line(result)
+    assert message.format(tmp=tmp_path) in one_error_line(result.stderr)
     assert "s3cret" not in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
     assert notes.read_text() == "not a database\n"
 
 
 def test_a_newer_schema_is_one_line_and_unchanged(sqlite_url):
-    tuner("upgrade", "--storage", sqlite_url)
+    tuner("db", "upgrade", "--storage", sqlite_url)
     engine = make_engine(sqlite_url)
     with engine.begin() as connection:
         connection.execute(text("UPDATE tuner_alembic_version SET version_num = 'abcd'"))
     engine.dispose()
 
     for command in ("upgrade", "check"):
-        result = tuner(command, "--storage", sqlite_url)
+        result = tuner("db", command, "--storage", sqlite_url)
         assert result.exit_code == 1
-        assert "revision abcd, newer than this tuner" in one_error_line(result)
-    assert "ahead" in tuner("current", "--storage", sqlite_url).stdout
+        assert "revision abcd, newer than this tuner" in one_error_line(result.stderr)
+    assert "ahead" in tuner("db", "current", "--storage", sqlite_url).stdout
 
 
 def with_password(url):
@@ -162,7 +147,7 @@ def test_no_output_of_any_db_command_shows_a_postgres_password(postgres_url):
     outputs = []
 
     def run(*args):
-        result = tuner(*args)
+        result = tuner("db", *args)
         outputs.append(result.stdout + result.stderr)
         return result
 

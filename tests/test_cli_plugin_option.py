@@ -4,28 +4,14 @@ loaded, but for `tuner plugins`, which shows it; those of TUNER_PLUGINS stay war
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import TUNER, one_error_line, tuner
 
-from tuner.cli import cli
-
-TUNER = Path(sys.executable).with_name("tuner")
 GOOD = str(Path(__file__).parent / "broken_plugins" / "good.py")
 SYNTAX_ERROR = str(Path(__file__).parent / "broken_plugins" / "syntax_error.py")
 TINY = ["--task", "synthetic", "--trials", "1", "--steps", "5", "--confirm", "0"]
-
-
-def tuner(*args):
-    return CliRunner().invoke(cli, [str(arg) for arg in args], env={"TUNER_DEBUG": None})
-
-
-def one_error_line(stderr):
-    assert stderr.startswith("Error: ")
-    assert len(stderr.splitlines()) == 1
-    return stderr
 
 
 def test_a_missing_plugin_file_is_a_usage_error_of_the_installed_script(tmp_path):

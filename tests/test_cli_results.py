@@ -6,52 +6,19 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from helpers import FAST, TUNER, printed, tuner
 
-from tuner.cli import cli
-
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
+NEVER_BUILDS = Path(__file__).parent / "search_plugins" / "never_builds.py"
 ONE_SEEDED = ["--jobs", "1", "--seed", "0"]
-NEVER_BUILDS = """
-import dataclasses
-import itertools
-
-from tuner import TaskSpec, hookimpl
-from tuner.plugins import load_plugins
-
-
-def build():
-    task = load_plugins().tasks["synthetic"].build()
-    built = itertools.count()
-
-    def model():
-        # The search's check of the task, before any trial, gets the one model there is.
-        if next(built) > 0:
-            raise RuntimeError("no model ever")
-        return task.model()
-
-    return dataclasses.replace(task, model=model)
-
-
-@hookimpl
-def tuner_register_tasks(register):
-    register(TaskSpec("broken", build, "builds no model for a trial"))
-"""
-
-
-def tuner(storage, *args):
-    return CliRunner().invoke(cli, [*args, "--storage", storage], env={"TUNER_DEBUG": None})
 
 
 def search(storage, *args):
-    return CliRunner().invoke(cli, ["search", "--storage", storage, *args])
+    return tuner("search", "--storage", storage, *args)
 
 
 @pytest.fixture(scope="module")
@@ -66,23 +33,17 @@ def storage(tmp_path_factory):
     return url
 
 
-def ok(result):
-    assert result.exit_code == 0, result.output
-    assert result.stderr == ""
-    return result.stdout
+def as_json(*args, storage):
+    return json.loads(printed(*args, storage=storage))
 
 
-def as_json(result):
-    return json.loads(ok(result))
-
-
-def lines(result):
-    return ok(result).splitlines()
+def lines(*args, storage):
+    return printed(*args, storage=storage).splitlines()
 
 
 def test_studies_table_and_json(storage):
-    table = lines(tuner(storage, "studies"))
-    data = as_json(tuner(storage, "studies", "--format", "json"))
+    table = lines("studies", storage=storage)
+    data = as_json("studies", "--format", "json", storage=storage)
 
     assert table[0].split()[:5] == ["study", "task", "trials", "metric", "best"]
     assert [row.split()[0] for row in table[2:] if not row.startswith(" ")] == ["s", "empty"]
@@ -100,7 +61,7 @@ def test_studies_table_and_json(storage):
 
 
 def test_best_json_agrees_with_optuna(storage):
-    data = as_json(tuner(storage, "best", "s", "-n", "12", "--format", "json"))
+    data = as_json("best", "s", "-n", "12", "--format", "json", storage=storage)
     study = optuna.load_study(study_name="s", storage=storage)
 
     assert data[0]["number"] == study.best_trial.number
@@ -120,7 +81,7 @@ def test_best_json_agrees_with_optuna(storage):
 
 
 def test_best_table_shows_the_winner_first(storage):
-    out = lines(tuner(storage, "best", "s", "-n", "3"))
+    out = lines("best", "s", "-n", "3", storage=storage)
     best = optuna.load_study(study_name="s", storage=storage).best_trial
 
     assert out[0].startswith("Top 3 of 12 finished trials by val_loss, lowest first")
@@ -132,21 +93,21 @@ def test_best_table_shows_the_winner_first(storage):
 
 
 def test_best_filters_by_optimizer_and_schedule(storage):
-    every = as_json(tuner(storage, "best", "s", "-n", "12", "--format", "json"))
+    every = as_json("best", "s", "-n", "12", "--format", "json", storage=storage)
     pair = (every[-1]["optimizer"], every[-1]["schedule"])
     args = ["--optimizer", pair[0], "--schedule", pair[1], "-n", "12", "--format", "json"]
-    data = as_json(tuner(storage, "best", "s", *args))
-    table = lines(tuner(storage, "best", "s", "--optimizer", "sgd", "--optimizer", "adam"))
+    data = as_json("best", "s", *args, storage=storage)
+    table = lines("best", "s", "--optimizer", "sgd", "--optimizer", "adam", storage=storage)
 
     assert data == [t for t in every if (t["optimizer"], t["schedule"]) == pair]
     assert "with optimizer sgd or adam" in table[0]
 
 
 def test_best_counts_the_finished_trials_that_match_its_filters(storage):
-    sgd = as_json(tuner(storage, "trials", "s", "--optimizer", "sgd", "--format", "json"))
+    sgd = as_json("trials", "s", "--optimizer", "sgd", "--format", "json", storage=storage)
     finished = [t for t in sgd if t["outcome"] in ("complete", "pruned", "diverged")]
 
-    title = lines(tuner(storage, "best", "s", "--optimizer", "sgd"))[0]
+    title = lines("best", "s", "--optimizer", "sgd", storage=storage)[0]
 
     assert 0 < len(finished) < 12
     shown = min(5, len(finished))
@@ -155,8 +116,8 @@ def test_best_counts_the_finished_trials_that_match_its_filters(storage):
 
 @pytest.mark.parametrize("command", [["best", "s", "-n", "12"], ["trials", "s"]])
 def test_the_csv_loads_in_pandas_as_the_json(storage, command):
-    csv = pd.read_csv(io.StringIO(ok(tuner(storage, *command, "--format", "csv"))))
-    data = pd.json_normalize(as_json(tuner(storage, *command, "--format", "json")))
+    csv = pd.read_csv(io.StringIO(printed(*command, "--format", "csv", storage=storage)))
+    data = pd.json_normalize(as_json(*command, "--format", "json", storage=storage))
 
     assert list(csv["number"]) == list(data["number"])
     assert set(csv.columns) == set(data.columns)
@@ -169,16 +130,22 @@ def test_the_csv_loads_in_pandas_as_the_json(storage, command):
 
 
 def test_trials_filters_sorts_and_limits(storage):
-    everything = as_json(tuner(storage, "trials", "s", "--format", "json"))
-    ranked = as_json(tuner(storage, "trials", "s", "--sort", "value", "--format", "json"))
-    best = as_json(tuner(storage, "best", "s", "-n", "12", "--format", "json"))
+    everything = as_json("trials", "s", "--format", "json", storage=storage)
+    ranked = as_json("trials", "s", "--sort", "value", "--format", "json", storage=storage)
+    best = as_json("best", "s", "-n", "12", "--format", "json", storage=storage)
     fastest = as_json(
-        tuner(storage, "trials", "s", "--sort", "duration", "--limit", "3", "--format", "json")
+        "trials", "s", "--sort", "duration", "--limit", "3", "--format", "json", storage=storage
     )
     pruned = as_json(
-        tuner(
-            storage, "trials", "s", "--state", "pruned", "--optimizer", "adam", "--format", "json"
-        )
+        "trials",
+        "s",
+        "--state",
+        "pruned",
+        "--optimizer",
+        "adam",
+        "--format",
+        "json",
+        storage=storage,
     )
 
     assert [t["number"] for t in everything] == list(range(12))
@@ -189,15 +156,15 @@ def test_trials_filters_sorts_and_limits(storage):
 
 
 def test_trials_table(storage):
-    out = lines(tuner(storage, "trials", "s", "--limit", "4"))
+    out = lines("trials", "s", "--limit", "4", storage=storage)
 
     assert out[0].split()[:2] == ["trial", "val_loss"]
     assert [row.split()[0] for row in out[2:] if not row.startswith(" ")] == ["0", "1", "2", "3"]
 
 
 def test_show_a_trial(storage):
-    page = ok(tuner(storage, "show", "s", "2"))
-    data = as_json(tuner(storage, "show", "s", "2", "--format", "json"))
+    page = printed("show", "s", "2", storage=storage)
+    data = as_json("show", "s", "2", "--format", "json", storage=storage)
     trial = optuna.load_study(study_name="s", storage=storage).trials[2]
 
     assert page.startswith(f"Trial 2 of study s (synthetic): {data['outcome']}, val_loss ")
@@ -215,8 +182,8 @@ def test_show_a_trial(storage):
 
 @pytest.mark.parametrize("by", ["optimizer", "schedule"])
 def test_compare(storage, by):
-    out = ok(tuner(storage, "compare", "s", "--by", by))
-    data = as_json(tuner(storage, "compare", "s", "--by", by, "--format", "json"))
+    out = printed("compare", "s", "--by", by, storage=storage)
+    data = as_json("compare", "s", "--by", by, "--format", "json", storage=storage)
     best = optuna.load_study(study_name="s", storage=storage).best_trial
 
     table, verdict = out.split("\n\n")
@@ -237,25 +204,26 @@ def test_compare(storage, by):
 
 
 def test_an_empty_study_says_so(storage):
-    assert ok(tuner(storage, "best", "empty")) == "No finished trial in study empty (no trials).\n"
-    assert as_json(tuner(storage, "best", "empty", "--format", "json")) == []
-    assert ok(tuner(storage, "trials", "empty")).startswith("No trial of study empty matches")
-    assert "No trial has completed" in ok(tuner(storage, "compare", "empty"))
-    csv = pd.read_csv(io.StringIO(ok(tuner(storage, "best", "empty", "--format", "csv"))))
+    assert (
+        printed("best", "empty", storage=storage)
+        == "No finished trial in study empty (no trials).\n"
+    )
+    assert as_json("best", "empty", "--format", "json", storage=storage) == []
+    assert printed("trials", "empty", storage=storage).startswith("No trial of study empty matches")
+    assert "No trial has completed" in printed("compare", "empty", storage=storage)
+    csv = pd.read_csv(io.StringIO(printed("best", "empty", "--format", "csv", storage=storage)))
     assert csv.empty and "params.lr" not in csv.columns and "number" in csv.columns
 
 
 def test_a_study_of_failed_trials_says_so(tmp_path):
-    plugin = tmp_path / "never_builds.py"
-    plugin.write_text(NEVER_BUILDS)
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    args = ["--task", "broken", "--study", "f", "--plugin", plugin, "--optimizers", "adam"]
+    args = ["--task", "broken", "--study", "f", "--plugin", NEVER_BUILDS, "--optimizers", "adam"]
     assert search(url, *args).exit_code == 1
 
-    best = ok(tuner(url, "best", "f"))
-    listed = as_json(tuner(url, "trials", "f", "--format", "json"))
-    compared = ok(tuner(url, "compare", "f"))
-    shown = ok(tuner(url, "show", "f", "0"))
+    best = printed("best", "f", storage=url)
+    listed = as_json("trials", "f", "--format", "json", storage=url)
+    compared = printed("compare", "f", storage=url)
+    shown = printed("show", "f", "0", storage=url)
 
     assert best == "No finished trial in study f (5 failed).\n"
     assert [t["outcome"] for t in listed] == ["failed"] * 5
@@ -294,7 +262,7 @@ def dump(url):
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(storage, args, message):
     before = dump(storage)
 
-    result = tuner(storage, *args)
+    result = tuner(*args, storage=storage)
 
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
@@ -308,7 +276,7 @@ def test_a_missing_database_is_named_and_not_created(tmp_path, command):
     url = f"sqlite:///{tmp_path / 'none.db'}"
     args = {"studies": [], "show": ["s", "0"]}.get(command, ["s"])
 
-    result = tuner(url, command, *args)
+    result = tuner(command, *args, storage=url)
 
     assert result.exit_code == 2
     assert result.stderr == (
@@ -348,8 +316,8 @@ def test_studies_and_show_agree_on_a_study_with_a_trial_queued_again(tmp_path):
                  "--timeout", "1", "--confirm", "0", "--jobs", "1")  # fmt: skip
     assert cut.exit_code == 0, cut.output
 
-    listed = json.loads(tuner(url, "studies", "--format", "json").stdout)
-    shown = tuner(url, "show", "cut", "9")
+    listed = json.loads(tuner("studies", "--format", "json", storage=url).stdout)
+    shown = tuner("show", "cut", "9", storage=url)
 
     assert [study["trials"]["total"] for study in listed] == [1]
     assert shown.exit_code == 2

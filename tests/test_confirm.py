@@ -7,21 +7,16 @@ from pathlib import Path
 
 import optuna
 import pytest
-from click.testing import CliRunner
+from helpers import tuner
 from stored import stored_confirmations, stored_trials
 
 from tuner import open_results
-from tuner.cli import cli
 from tuner.compare import judge_confirmed
 from tuner.db import ConfirmationRow, open_store
 from tuner.results import Confirmed, Outcome, Run, TrialSummary
 
 SEARCH = ["search", "--task", "synthetic", "--optimizers", "adam,sgd"]
 SEARCH += ["--schedules", "constant,cosine", "--study", "s"]
-
-
-def tuner(*args):
-    return CliRunner().invoke(cli, [str(arg) for arg in args])
 
 
 def search(storage, *args):

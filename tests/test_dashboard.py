@@ -18,20 +18,14 @@ from wsgiref.util import setup_testing_defaults
 
 import optuna
 import pytest
-from click.testing import CliRunner
+from helpers import TUNER, tuner
 from optuna.trial import TrialState
 
 from tuner import open_results
-from tuner.cli import cli
 from tuner.cli.dashboard import dashboard_app
 from tuner.optuna_trials import from_optuna
 
-TUNER = Path(sys.executable).with_name("tuner")
 POISON = Path(__file__).parent / "search_plugins" / "nan_optimizer.py"
-
-
-def tuner(storage, *args):
-    return CliRunner().invoke(cli, [*args, "--storage", storage], env={"TUNER_DEBUG": None})
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +34,9 @@ def digits(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'tuner.db'}"
     args = ["--task", "digits", "--optimizers", "adam,poison", "--schedules", "constant"]
     args += ["--plugin", str(POISON), "--steps", "60", "--eval-every", "20", "--confirm", "0"]
-    result = tuner(url, "search", *args, "--trials", "8", "--study", "d")
+    result = tuner("search", *args, "--trials", "8", "--study", "d", storage=url)
     assert result.exit_code == 0, result.output
-    trials = json.loads(tuner(url, "trials", "d", "--format", "json").stdout)
+    trials = json.loads(tuner("trials", "d", "--format", "json", storage=url).stdout)
     assert {"complete", "diverged"} <= {trial["outcome"] for trial in trials}
     return url, {trial["number"]: trial for trial in trials}
 
@@ -145,8 +139,10 @@ def test_a_port_in_use_or_a_missing_database_is_one_line(digits, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        busy = tuner(url, "dashboard", "--port", str(port))
-    missing = tuner(f"sqlite:///{tmp_path / 'none.db'}", "dashboard", "--port", str(free_port()))
+        busy = tuner("dashboard", "--port", str(port), storage=url)
+    missing = tuner(
+        "dashboard", "--port", str(free_port()), storage=f"sqlite:///{tmp_path / 'none.db'}"
+    )
 
     assert busy.exit_code == 1
     assert busy.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
@@ -174,7 +170,7 @@ def test_a_trial_known_to_optuna_alone_reads_its_outcome_from_its_attributes():
 def small(tmp_path):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
     args = ["--task", "synthetic", "--steps", "5", "--eval-every", "5", "--confirm", "0"]
-    result = tuner(url, "search", *args, "--trials", "2", "--study", "s")
+    result = tuner("search", *args, "--trials", "2", "--study", "s", storage=url)
     assert result.exit_code == 0, result.output
     return url
 
@@ -244,8 +240,8 @@ def test_optuna_dashboard_s_api_returns_the_study_s_attributes_and_confirmed_win
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
     args = ["--task", "synthetic", "--optimizers", "adam,sgd", "--steps", "10"]
     args += ["--eval-every", "5", "--trials", "4", "--confirm", "2x2"]
-    searched = tuner(url, "search", *args, "--study", "c")
-    plain = tuner(url, "search", *args[:-2], "--confirm", "0", "--study", "p")
+    searched = tuner("search", *args, "--study", "c", storage=url)
+    plain = tuner("search", *args[:-2], "--confirm", "0", "--study", "p", storage=url)
     assert searched.exit_code == 0 and plain.exit_code == 0, searched.output + plain.output
     with open_results(url) as results:
         confirmation = results.confirmation("c")

@@ -9,15 +9,14 @@ import pickle
 import re
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import optuna
 import pytest
+from helpers import TUNER
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -36,8 +35,6 @@ from tuner.db import (
 )
 from tuner.db.migrations import PG_MIGRATION_LOCK
 from tuner.errors import BadInput, TunerError
-
-TUNER = Path(sys.executable).with_name("tuner")
 
 
 def study_record(name="s1", **changes):

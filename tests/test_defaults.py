@@ -4,13 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import FAST, succeeded
 
-from tuner.cli import cli
 from tuner.params import Choice, Float, Int
 
 PLUGINS = Path(__file__).parent / "search_plugins"
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 ADAM = {"optimizer": "adam", "lr": 1e-3, "warmup": 0.0, "schedule": "constant"}
 ADAM |= {"adam.beta1": 0.9, "adam.beta2": 0.999, "adam.bias_correction": True}
 SGD = {"optimizer": "sgd", "lr": 0.1, "warmup": 0.0, "schedule": "cosine"}
@@ -19,26 +17,15 @@ SGD |= {"cosine.end_factor": 0.0}
 SGD_SOURCE = "He et al. 2016, cosine of Loshchilov & Hutter 2017"
 
 
-def tuner(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
 def trials(storage, study):
-    return json.loads(tuner("trials", study, "--storage", storage, "--format", "json"))
+    return json.loads(succeeded("trials", study, "--storage", storage, "--format", "json"))
 
 
-@pytest.fixture
-def storage(tmp_path):
-    return f"sqlite:///{tmp_path / 'tuner.db'}"
+def test_the_defaults_run_first_and_are_marked(sqlite_url):
+    succeeded("search", "--storage", sqlite_url, *FAST, "--trials", "4", "--study", "d")
 
-
-def test_the_defaults_run_first_and_are_marked(storage):
-    tuner("search", "--storage", storage, *FAST, "--trials", "4", "--study", "d")
-
-    found = trials(storage, "d")
-    table = tuner("trials", "d", "--storage", storage)
+    found = trials(sqlite_url, "d")
+    table = succeeded("trials", "d", "--storage", sqlite_url)
 
     assert [t["params"] for t in found[:2]] == [ADAM, SGD]
     assert [t["default"] for t in found] == ["Kingma & Ba 2015", SGD_SOURCE, None, None]
@@ -47,38 +34,40 @@ def test_the_defaults_run_first_and_are_marked(storage):
     )
 
 
-def test_no_defaults_samples_from_the_first_trial(storage):
-    tuner("search", "--storage", storage, *FAST, "--trials", "3", "--study", "n", "--no-defaults")
+def test_no_defaults_samples_from_the_first_trial(sqlite_url):
+    succeeded(
+        "search", "--storage", sqlite_url, *FAST, "--trials", "3", "--study", "n", "--no-defaults"
+    )
 
-    found = trials(storage, "n")
+    found = trials(sqlite_url, "n")
 
     assert [t["default"] for t in found] == [None] * 3
     assert found[0]["params"] not in (ADAM, SGD)
 
 
-def test_a_default_outside_the_space_asked_for_is_left_out(storage):
+def test_a_default_outside_the_space_asked_for_is_left_out(sqlite_url):
     narrowed = ["--space", "lr=1e-2..1:log", "--trials", "2", "--study", "w"]
-    tuner("search", "--storage", storage, *FAST, *narrowed)
+    succeeded("search", "--storage", sqlite_url, *FAST, *narrowed)
 
-    found = trials(storage, "w")
+    found = trials(sqlite_url, "w")
 
     assert found[0]["params"] == SGD
     assert found[1]["default"] is None
 
 
-def test_a_continued_study_tries_its_defaults_once(storage):
-    tuner("search", "--storage", storage, *FAST, "--trials", "3", "--study", "c")
-    tuner("search", "--storage", storage, "--trials", "5", "--study", "c")
+def test_a_continued_study_tries_its_defaults_once(sqlite_url):
+    succeeded("search", "--storage", sqlite_url, *FAST, "--trials", "3", "--study", "c")
+    succeeded("search", "--storage", sqlite_url, "--trials", "5", "--study", "c")
 
-    assert [t["default"] is not None for t in trials(storage, "c")] == [True, True] + [False] * 3
+    assert [t["default"] is not None for t in trials(sqlite_url, "c")] == [True, True] + [False] * 3
 
 
-def test_a_plugin_declares_its_own_default(storage):
+def test_a_plugin_declares_its_own_default(sqlite_url):
     plugin = ["--plugin", PLUGINS / "halving_default.py", "--optimizers", "plainsgd"]
-    tuner("search", "--storage", storage, "--task", "synthetic", *plugin, "--trials", "2")
-    (study,) = json.loads(tuner("studies", "--storage", storage, "--format", "json"))
+    succeeded("search", "--storage", sqlite_url, "--task", "synthetic", *plugin, "--trials", "2")
+    (study,) = json.loads(succeeded("studies", "--storage", sqlite_url, "--format", "json"))
 
-    first = trials(storage, study["name"])[0]
+    first = trials(sqlite_url, study["name"])[0]
 
     assert first["default"] == "this plugin's authors"
     assert first["params"]["plainsgd.momentum"] == 0.5

@@ -5,21 +5,16 @@ such and can be deleted; bad input changes nothing."""
 import json
 import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
-from click.testing import CliRunner
+from helpers import FAST, TUNER, tuner
 from on_a_terminal import answer
 from sqlalchemy import MetaData, select
 
-from tuner.cli import cli
 from tuner.db import make_engine
 
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 # The tables that hold rows of every study searched and confirmed.
 PER_STUDY = {
     "studies",
@@ -36,12 +31,8 @@ PER_STUDY = {
 }
 
 
-def tuner(storage, *args):
-    return CliRunner().invoke(cli, [*args, "--storage", storage], env={"TUNER_DEBUG": None})
-
-
 def search(storage, study, *args):
-    result = tuner(storage, "search", *FAST, "--study", study, "--trials", "6", *args)
+    result = tuner("search", *FAST, "--study", study, "--trials", "6", *args, storage=storage)
     assert result.exit_code == 0, result.output
 
 
@@ -76,16 +67,16 @@ def test_delete_removes_every_row_of_the_study_and_nothing_else(two):
     url, alone = two
     grew = {name for name, found in rows(url).items() if len(found) > len(alone.get(name, []))}
 
-    result = tuner(url, "delete", "gone", "--yes")
+    result = tuner("delete", "gone", "--yes", storage=url)
 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Deleted study gone (synthetic; 6 trials: ")
     assert "; 4 confirmation runs) from " in result.stdout
     assert grew >= PER_STUDY
     assert rows(url) == alone
-    listed = tuner(url, "studies", "--format", "json")
+    listed = tuner("studies", "--format", "json", storage=url)
     assert [study["name"] for study in json.loads(listed.stdout)] == ["kept"]
-    assert tuner(url, "best", "kept").exit_code == 0
+    assert tuner("best", "kept", storage=url).exit_code == 0
 
 
 def test_delete_is_one_transaction(sqlite_url):
@@ -96,7 +87,7 @@ def test_delete_is_one_transaction(sqlite_url):
         )
     before = rows(url)
 
-    result = tuner(url, "delete", "gone", "--yes")
+    result = tuner("delete", "gone", "--yes", storage=url)
 
     # Optuna's rows go last: tuner's, deleted first, must be back.
     assert result.exit_code == 1
@@ -116,7 +107,7 @@ def test_delete_on_postgres_in_one_transaction(postgres_url):
     engine.dispose()
     before = rows(postgres_url)
 
-    result = tuner(postgres_url, "delete", "gone", "--yes")
+    result = tuner("delete", "gone", "--yes", storage=postgres_url)
 
     assert result.exit_code == 1
     assert rows(postgres_url) == before
@@ -127,10 +118,10 @@ def test_a_study_deleted_by_optuna_is_shown_as_such_and_can_be_deleted(two):
     optuna.delete_study(study_name="gone", storage=url)
     before = rows(url)
 
-    table = tuner(url, "studies")
-    listed = json.loads(tuner(url, "studies", "--format", "json").stdout)
-    best = tuner(url, "best", "gone")
-    again = tuner(url, "search", *FAST, "--study", "gone", "--trials", "2")
+    table = tuner("studies", storage=url)
+    listed = json.loads(tuner("studies", "--format", "json", storage=url).stdout)
+    best = tuner("best", "gone", storage=url)
+    again = tuner("search", *FAST, "--study", "gone", "--trials", "2", storage=url)
 
     gone = next(study for study in listed if study["name"] == "gone")
     assert gone["in_optuna"] is False
@@ -144,7 +135,7 @@ def test_a_study_deleted_by_optuna_is_shown_as_such_and_can_be_deleted(two):
     assert again.exit_code == 2 and "tuner delete gone" in again.stderr
     assert rows(url) == before
 
-    deleted = tuner(url, "delete", "gone", "--yes", "--format", "json")
+    deleted = tuner("delete", "gone", "--yes", "--format", "json", storage=url)
 
     assert deleted.exit_code == 0, deleted.output
     data = json.loads(deleted.stdout)
@@ -178,9 +169,9 @@ def test_the_studies_only_optuna_holds_are_listed_and_can_be_deleted(two):
         "a study from Optuna's tables.\n"
     )
 
-    table = tuner(url, "studies")
-    listed = tuner(url, "studies", "--format", "json")
-    best = tuner(url, "best", "gone")
+    table = tuner("studies", storage=url)
+    listed = tuner("studies", "--format", "json", storage=url)
+    best = tuner("best", "gone", storage=url)
 
     assert table.exit_code == 0, table.output
     assert " ".join(table.stdout.split()) == " ".join(note.split())
@@ -193,7 +184,7 @@ def test_the_studies_only_optuna_holds_are_listed_and_can_be_deleted(two):
     )
     assert rows(url) == before
 
-    deleted = tuner(url, "delete", "gone", "--yes", "--format", "json")
+    deleted = tuner("delete", "gone", "--yes", "--format", "json", storage=url)
 
     assert deleted.exit_code == 0, deleted.output
     data = json.loads(deleted.stdout)
@@ -207,9 +198,9 @@ def test_bad_input_deletes_nothing(sqlite_url, tmp_path):
     before = rows(url)
     missing = f"sqlite:///{tmp_path / 'none.db'}"
 
-    typo = tuner(url, "delete", "gome", "--yes")
-    unasked = tuner(url, "delete", "gone")
-    nowhere = tuner(missing, "delete", "gone", "--yes")
+    typo = tuner("delete", "gome", "--yes", storage=url)
+    unasked = tuner("delete", "gone", storage=url)
+    nowhere = tuner("delete", "gone", "--yes", storage=missing)
 
     assert (typo.exit_code, typo.stderr) == (
         2,
@@ -237,7 +228,7 @@ def test_on_a_terminal_it_asks_first(sqlite_url, tmp_path):
     assert "Nothing deleted." in kept and kept_status == 1
     assert after_no == before
     assert deleted_status == 0 and "Deleted study gone" in deleted
-    assert json.loads(tuner(sqlite_url, "studies", "--format", "json").stdout) == []
+    assert json.loads(tuner("studies", "--format", "json", storage=sqlite_url).stdout) == []
 
 
 def test_a_study_deleted_during_its_search_stops_the_search_in_one_line(storage_url):
@@ -253,7 +244,7 @@ def test_a_study_deleted_during_its_search_stops_the_search_in_one_line(storage_
         while len(rows(storage_url).get("tuner_trials", [])) < 3:
             assert time.monotonic() < deadline and searching.poll() is None
             time.sleep(0.2)
-        assert tuner(storage_url, "delete", "gone", "--yes").exit_code == 0
+        assert tuner("delete", "gone", "--yes", storage=storage_url).exit_code == 0
         _, stderr = searching.communicate(timeout=60)
     finally:
         searching.kill()
@@ -264,4 +255,4 @@ def test_a_study_deleted_during_its_search_stops_the_search_in_one_line(storage_
         == "Error: study 'gone' was deleted while this search ran on it: the search stopped\n"
     )
     assert not rows(storage_url)["tuner_trials"] and not rows(storage_url)["trials"]
-    assert json.loads(tuner(storage_url, "studies", "--format", "json").stdout) == []
+    assert json.loads(tuner("studies", "--format", "json", storage=storage_url).stdout) == []

@@ -4,14 +4,11 @@ tmpfs mounted for the test, which needs the right to mount; skipped, saying why,
 import re
 import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
-
-TUNER = Path(sys.executable).with_name("tuner")
+from helpers import TUNER
 
 
 @pytest.fixture

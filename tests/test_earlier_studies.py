@@ -15,11 +15,10 @@ import mlx.core as mx
 import numpy as np
 import optuna
 import pytest
-from click.testing import CliRunner
+from helpers import succeeded
 from mlx.utils import tree_map
 
 from tuner import build_optimizer, open_results
-from tuner.cli import cli
 from tuner.graphs import GraphCache
 from tuner.plugins import load_plugins
 from tuner.space import Sample
@@ -34,29 +33,25 @@ def storage(tmp_path):
     return f"sqlite:///{tmp_path / 'before.db'}"
 
 
-def tuner(storage, *args):
-    result = CliRunner().invoke(cli, [*args, "--storage", storage])
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
 def records(storage):
     with open_results(storage) as results:
         return {t.number: results.trial("before", t.number) for t in results.trials("before")}
 
 
 def test_its_trials_read_as_stored_with_their_populations(storage):
-    listed = json.loads(tuner(storage, "trials", "before", "--format", "json"))
+    listed = json.loads(succeeded("trials", "before", "--format", "json", storage=storage))
     assert [t["number"] for t in listed] == list(range(6))
     assert {t["population"] for t in listed} - {None}, "the study holds no population"
-    shown = tuner(storage, "show", "before", "3")
+    shown = succeeded("show", "before", "3", storage=storage)
     assert "cosine" in shown and "adamw" in shown
 
 
 def test_its_export_gives_the_rates_its_trials_stored_to_the_bit(storage):
     for number, record in records(storage).items():
         config = json.loads(
-            tuner(storage, "export", "before", "--trial", str(number), "--format", "json")
+            succeeded(
+                "export", "before", "--trial", str(number), "--format", "json", storage=storage
+            )
         )
         optimizer = build_optimizer(config)
         weights = {"w": mx.ones((3,))}
@@ -97,7 +92,9 @@ def test_its_trials_train_again_to_the_numbers_stored(storage):
 
 def test_it_resumes_and_its_trials_stay_as_they_were(storage):
     before = records(storage)
-    tuner(storage, "search", "--study", "before", "--trials", "9", "--confirm", "0", "--quiet")
+    succeeded(
+        "search", "--study", "before", "--trials", "9", "--confirm", "0", "--quiet", storage=storage
+    )
     after = records(storage)
     study = optuna.load_study(study_name="before", storage=storage)
     finished = [t for t in study.trials if t.state.is_finished()]

@@ -19,6 +19,7 @@ import mlx.optimizers as optim
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER, tuner
 from mlx.utils import tree_flatten, tree_map
 from stored import stored_studies
 
@@ -49,7 +50,6 @@ SCHEDULES = [n for n in REGISTRY.schedules if REGISTRY.plugin_of("schedule", n).
 STEPS = 30
 EXAMPLES = Path(__file__).parent.parent / "examples"
 SEARCH_PLUGINS = Path(__file__).parent / "search_plugins"
-TUNER = Path(sys.executable).with_name("tuner")
 # A range every optimizer trains in for a few steps without diverging, so each study's one
 # trial completes and is its best.
 SAFE_LR = "lr=1e-3..3e-2:log"
@@ -70,30 +70,14 @@ PAIRS = pairs()
 
 
 def search(storage, study, *args):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "search",
-            "--storage",
-            storage,
-            "--task",
-            "synthetic",
-            "--steps",
-            str(STEPS),
-            "--pruner",
-            "none",
-            "--study",
-            study,
-            "--quiet",
-            *args,
-        ],
-    )
+    short = ["--task", "synthetic", "--steps", STEPS, "--pruner", "none"]
+    result = tuner("search", "--storage", storage, *short, "--study", study, "--quiet", *args)
     assert result.exit_code == 0, result.output
     return result
 
 
 def export(storage, *args):
-    return CliRunner().invoke(cli, ["export", "--storage", storage, *args])
+    return tuner("export", "--storage", storage, *args)
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +103,6 @@ def studies(tmp_path_factory):
             *("--space", SAFE_LR, "--space", f"warmup={warmup}"),
         )
     return storage
-
-
-@pytest.fixture
-def storage(tmp_path):
-    return f"sqlite:///{tmp_path / 'tuner.db'}"
 
 
 # A tiny model: a matrix (which Muon orthogonalises and Adafactor factors) and a vector, pulled
@@ -345,13 +324,13 @@ def test_export_steps_of_zero_is_a_usage_error(studies):
         StudyResults("adam-constant", studies).export(steps=0)
 
 
-def test_without_trial_the_best_is_exported(storage):
+def test_without_trial_the_best_is_exported(sqlite_url):
     # No confirmation runs, whose winner export would take first.
-    search(storage, "s", "--optimizers", "adam,sgd", "--schedules", "cosine", "--trials", "4",
+    search(sqlite_url, "s", "--optimizers", "adam,sgd", "--schedules", "cosine", "--trials", "4",
            "--confirm", "0")  # fmt: skip
-    best = optuna.load_study(study_name="s", storage=storage).best_trial
+    best = optuna.load_study(study_name="s", storage=sqlite_url).best_trial
 
-    config = json.loads(export(storage, "s", "--format", "json").stdout)
+    config = json.loads(export(sqlite_url, "s", "--format", "json").stdout)
 
     assert config["source"]["trial"] == best.number
     assert config["lr"] == best.params["lr"]
@@ -364,19 +343,19 @@ def test_without_trial_the_best_is_exported(storage):
         ("tuner_example_plugin", "adam", "inverse_sqrt"),
     ],
 )
-def test_a_plugin_with_code_exports_plain_mlx(storage, monkeypatch, plugin, optimizer, schedule):
+def test_a_plugin_with_code_exports_plain_mlx(sqlite_url, monkeypatch, plugin, optimizer, schedule):
     # The example package by module name, as its entry point loads it; not an installed copy.
     monkeypatch.syspath_prepend(str(EXAMPLES / "example-plugin"))
     monkeypatch.setenv("TUNER_LOAD_PLUGINS", "")
     search(
-        storage,
+        sqlite_url,
         "p",
         *("--plugin", plugin, "--optimizers", optimizer, "--schedules", schedule),
         *("--trials", "1", "--space", SAFE_LR, "--space", "warmup=0.1"),
     )
-    (record,) = trials_of(storage, "p")
+    (record,) = trials_of(sqlite_url, "p")
 
-    code = export(storage, "p", "--plugin", plugin).stdout
+    code = export(sqlite_url, "p", "--plugin", plugin).stdout
 
     assert "import tuner" not in code
     rates, path = trajectory(run_code(code), STEPS)
@@ -385,18 +364,18 @@ def test_a_plugin_with_code_exports_plain_mlx(storage, monkeypatch, plugin, opti
     assert all(map(same, path, expected))
 
 
-def test_a_plugin_without_code_is_built_by_tuner_and_a_pruned_trial_has_a_note(storage):
+def test_a_plugin_without_code_is_built_by_tuner_and_a_pruned_trial_has_a_note(sqlite_url):
     plugin = str(SEARCH_PLUGINS / "nan_optimizer.py")
     search(
-        storage,
+        sqlite_url,
         "nan",
         *("--plugin", plugin, "--optimizers", "poison", "--schedules", "cosine"),
         "--trials",
         "2",
     )
-    (record, _) = trials_of(storage, "nan")
+    (record, _) = trials_of(sqlite_url, "nan")
 
-    result = export(storage, "nan", "--trial", "0", "--plugin", plugin)
+    result = export(sqlite_url, "nan", "--trial", "0", "--plugin", plugin)
 
     assert result.exit_code == 0, result.output
     assert result.stderr == (
@@ -490,7 +469,7 @@ def test_build_optimizer_warns_of_another_plugin_version(studies):
         build_optimizer(older)
 
 
-def test_a_code_hook_that_fails_names_its_plugin(storage, tmp_path):
+def test_a_code_hook_that_fails_names_its_plugin(sqlite_url, tmp_path):
     plugin = tmp_path / "broken_code.py"
     plugin.write_text(
         "import mlx.optimizers as optim\n"
@@ -502,15 +481,15 @@ def test_a_code_hook_that_fails_names_its_plugin(storage, tmp_path):
     )
     # A seed whose one trial completes: a diverged one would leave nothing to export.
     search(
-        storage, "b", "--plugin", plugin, "--optimizers", "plain", "--trials", "1", "--seed", "0"
+        sqlite_url, "b", "--plugin", plugin, "--optimizers", "plain", "--trials", "1", "--seed", "0"
     )
 
-    result = export(storage, "b", "--plugin", plugin)
+    result = export(sqlite_url, "b", "--plugin", plugin)
 
     assert result.exit_code == 1, result.output
     assert result.stdout == ""
     assert result.stderr.startswith("Error: plugin 'broken_code': the code of optimizer 'plain'")
-    assert export(storage, "b", "--plugin", plugin, "--format", "json").exit_code == 0
+    assert export(sqlite_url, "b", "--plugin", plugin, "--format", "json").exit_code == 0
 
 
 def digest(path):
@@ -551,9 +530,9 @@ def test_a_missing_database_is_not_created(tmp_path):
     assert not (tmp_path / "none.db").exists()
 
 
-def test_a_study_with_nothing_to_export_says_why(storage):
+def test_a_study_with_nothing_to_export_says_why(sqlite_url):
     search(
-        storage,
+        sqlite_url,
         "nan",
         "--plugin",
         SEARCH_PLUGINS / "nan_optimizer.py",
@@ -562,15 +541,15 @@ def test_a_study_with_nothing_to_export_says_why(storage):
         "--trials",
         "1",
     )
-    studies = optuna.storages.RDBStorage(storage)
+    studies = optuna.storages.RDBStorage(sqlite_url)
     optuna.create_study(study_name="empty", storage=studies)
     running = optuna.create_study(study_name="running", storage=studies)
     # Named as tuner names its workers' trials: a trial without a name is another client's.
     studies.set_trial_system_attr(running.ask()._trial_id, WORKER_ATTR, "elsewhere 1")
     # As tuner search records them when it starts, before any trial ends.
-    store = open_store(storage)
+    store = open_store(sqlite_url)
     for name in ("empty", "running"):
-        store.save_study(dataclasses.replace(stored_studies(storage)["nan"], name=name))
+        store.save_study(dataclasses.replace(stored_studies(sqlite_url)["nan"], name=name))
 
     cases = {
         "empty": "study 'empty' has no trials yet: run tuner search --study empty",
@@ -578,10 +557,10 @@ def test_a_study_with_nothing_to_export_says_why(storage):
         "running": "study 'running' has no complete trial (only running); wait until one finishes",
     }
     for study, message in cases.items():
-        result = export(storage, study, "--plugin", SEARCH_PLUGINS / "nan_optimizer.py")
+        result = export(sqlite_url, study, "--plugin", SEARCH_PLUGINS / "nan_optimizer.py")
         assert (result.exit_code, result.stdout) == (2, ""), result.output
         assert result.stderr == f"Error: {message}\n"
-    running_trial = export(storage, "running", "--trial", "0")
+    running_trial = export(sqlite_url, "running", "--trial", "0")
     assert running_trial.exit_code == 2
     assert "trial 0 of study 'running' is still running" in running_trial.stderr
 

@@ -6,26 +6,21 @@ import json
 
 import optuna
 import pytest
-from click.testing import CliRunner
+from helpers import tuner
 from stored import stored_trials
 
-from tuner.cli import cli
 from tuner.query import open_results
 
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant"]
+ONE_SCHEDULE = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant"]
 NOTE = (
     "Note: 3 trials of study s written by another Optuna client are left out: tuner has no "
     "record of them, so it neither counts nor ranks them."
 )
 
 
-def tuner(url, *args):
-    return CliRunner().invoke(cli, [*args, "--storage", url], env={"TUNER_DEBUG": None})
-
-
 def search(url, *args):
-    base = ["search", *FAST, "--study", "s", "--confirm", "0", "--jobs", "1"]
-    return tuner(url, *base, *args)
+    base = ["search", *ONE_SCHEDULE, "--study", "s", "--confirm", "0", "--jobs", "1"]
+    return tuner(*base, *args, storage=url)
 
 
 @pytest.fixture
@@ -41,10 +36,10 @@ def mixed(tmp_path):
 
 
 def test_best_studies_and_compare_leave_out_another_clients_trials_and_say_so(mixed):
-    best = tuner(mixed, "best", "s")
-    studies = tuner(mixed, "studies")
-    compare = tuner(mixed, "compare", "s")
-    listed = tuner(mixed, "trials", "s")
+    best = tuner("best", "s", storage=mixed)
+    studies = tuner("studies", storage=mixed)
+    compare = tuner("compare", "s", storage=mixed)
+    listed = tuner("trials", "s", storage=mixed)
 
     assert best.exit_code == 0, best.output
     assert "Top 5 of 6 finished trials" in best.stdout
@@ -63,8 +58,8 @@ def test_best_studies_and_compare_leave_out_another_clients_trials_and_say_so(mi
 
 
 def test_the_json_keeps_its_form_and_counts_them_apart(mixed):
-    best = tuner(mixed, "best", "s", "--format", "json")
-    (study,) = json.loads(tuner(mixed, "studies", "--format", "json").stdout)
+    best = tuner("best", "s", "--format", "json", storage=mixed)
+    (study,) = json.loads(tuner("studies", "--format", "json", storage=mixed).stdout)
 
     assert {trial["optimizer"] for trial in json.loads(best.stdout)} <= {"adam", "sgd"}
     assert " ".join(best.stderr.split()) == " ".join(NOTE.split())

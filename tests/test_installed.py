@@ -29,14 +29,15 @@ def fresh(tmp_path_factory):
     return bin
 
 
-def tuner(fresh, *args, cwd=None):
+def fresh_tuner(fresh, *args, cwd=None):
+    """What the fresh installation's own command printed; it must succeed."""
     return subprocess.run(
         [fresh / "tuner", *args], capture_output=True, text=True, check=True, cwd=cwd
     ).stdout
 
 
 def test_the_example_package_is_found_through_its_entry_point(fresh):
-    data = json.loads(tuner(fresh, "plugins", "--format", "json"))
+    data = json.loads(fresh_tuner(fresh, "plugins", "--format", "json"))
 
     assert data["errors"] == []
     example = [p for p in data["plugins"] if p["name"] == "example"]
@@ -50,7 +51,7 @@ def test_the_example_package_is_found_through_its_entry_point(fresh):
 def test_the_single_file_example_is_listed_when_passed(fresh):
     plugin = ROOT / "examples" / "single_file_plugin.py"
 
-    data = json.loads(tuner(fresh, "plugins", "--format", "json", "--plugin", str(plugin)))
+    data = json.loads(fresh_tuner(fresh, "plugins", "--format", "json", "--plugin", str(plugin)))
 
     mine = {
         o["name"]
@@ -61,7 +62,7 @@ def test_the_single_file_example_is_listed_when_passed(fresh):
 
 
 def test_the_installed_tuner_searches_the_plugin_optimizer(fresh, tmp_path):
-    out = tuner(
+    out = fresh_tuner(
         fresh,
         "search",
         "--task",
@@ -102,7 +103,9 @@ def test_the_default_install_has_no_scikit_learn_and_digits_still_trains(fresh, 
         [fresh / "pip", "list", "--format", "json"], capture_output=True, text=True, check=True
     ).stdout
 
-    out = tuner(fresh, "search", "--trials", "2", "--steps", "20", "--confirm", "0", cwd=tmp_path)
+    out = fresh_tuner(
+        fresh, "search", "--trials", "2", "--steps", "20", "--confirm", "0", cwd=tmp_path
+    )
 
     assert "scikit-learn" not in {p["name"] for p in json.loads(installed)}
     assert out.startswith("Top 2 of 2 finished trials")

@@ -6,14 +6,13 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import optuna
 import pytest
+from helpers import TUNER
 
 from tuner.cli.jobs import cores
 from tuner.cli.progress import CtrlC, Display
@@ -23,7 +22,6 @@ from tuner.query import open_results
 from tuner.study import run_search
 from tuner.watcher import Watcher
 
-TUNER = Path(sys.executable).with_name("tuner")
 # Trials of about a second, so that most presses land while one trains.
 SLOW = ["--task", "synthetic", "--steps", "1500", "--eval-every", "500"]
 SLOW += ["--optimizers", "adam,sgd", "--schedules", "constant,cosine"]

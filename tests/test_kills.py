@@ -9,14 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import optuna
 import pytest
+from helpers import TUNER
 
 from tuner import Outcome, open_results
 
-TUNER = Path(sys.executable).with_name("tuner")
 # A worker that kills itself, as SIGKILL would, at one point of trial 2's end.
 WORKER = textwrap.dedent(
     """

@@ -4,19 +4,16 @@ search goes on, leaving no trial running and every record agreeing with Optuna's
 database of its own for each test, so that ending its connections ends no one else's."""
 
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
+from helpers import TUNER
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from stored import stored_trials
 
 from tuner.results import Outcome
-
-TUNER = Path(sys.executable).with_name("tuner")
 
 
 @pytest.fixture

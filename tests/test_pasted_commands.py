@@ -5,13 +5,11 @@ quoted."""
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import TUNER
 
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--steps", "5", "--eval-every", "5", "--confirm", "0"]
+TINY = ["--task", "synthetic", "--steps", "5", "--eval-every", "5", "--confirm", "0"]
 
 
 def pasted(line, cwd):
@@ -26,7 +24,7 @@ def pasted(line, cwd):
 def test_the_printed_commands_run_on_the_study_and_nothing_else(tmp_path, name):
     storage = f"sqlite:///{tmp_path / 'tuner.db'}"
     searched = subprocess.run(
-        [TUNER, "search", *FAST, "--trials", "2", "--study", name, "--storage", storage],
+        [TUNER, "search", *TINY, "--trials", "2", "--study", name, "--storage", storage],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -58,7 +56,7 @@ def two_trials(program, folder, env):
     """A search of two trials in ``folder``, run as ``program`` with ``env``."""
     storage = f"sqlite:///{folder / 'tuner.db'}"
     return subprocess.run(
-        [program, "search", *FAST, "--trials", "2", "--study", "s", "--storage", storage],
+        [program, "search", *TINY, "--trials", "2", "--study", "s", "--storage", storage],
         cwd=folder,
         env=env,
         capture_output=True,

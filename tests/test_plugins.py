@@ -4,11 +4,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 
 from tuner import Float, ScheduleSpec, hookimpl
 from tuner.cli import cli
@@ -17,7 +17,6 @@ from tuner.plugins import load_plugins
 
 BROKEN = Path(__file__).parent / "broken_plugins"
 GOOD = str(BROKEN / "good.py")
-TUNER = Path(sys.executable).with_name("tuner")
 
 CASES = {
     "import_error": "ModuleNotFoundError: No module named 'tuner_no_such_module'",

@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 
 import optuna
 import pytest
-from click.testing import CliRunner
+from helpers import printed
 
 from tuner import open_results
-from tuner.cli import cli
 from tuner.db import WORKER_ATTR, CurveRow, StudyRow, TrialRow, open_store
 
 # Each trial's population: 2 to 5 trained together, and 6 to 21 with 23 and 25 (a second
@@ -89,13 +88,6 @@ def together(tmp_path_factory):
     return stored(tmp_path_factory.mktemp("together") / "tuner.db", POPULATIONS)
 
 
-def tuner(storage, *args):
-    result = CliRunner().invoke(cli, [*args, "--storage", storage], env={"TUNER_DEBUG": None})
-    assert result.exit_code == 0, result.output
-    assert result.stderr == ""
-    return result.stdout
-
-
 def test_a_stored_population_reads_back(together):
     with open_results(together) as results:
         assert [t.population for t in results.trials("s")] == [
@@ -107,8 +99,8 @@ def test_a_stored_population_reads_back(together):
 
 
 def test_show_names_the_population_and_its_members_and_nothing_else_differs(alone, together):
-    page = tuner(together, "show", "s", "3").splitlines()
-    by_itself = tuner(alone, "show", "s", "3").splitlines()
+    page = printed("show", "s", "3", storage=together).splitlines()
+    by_itself = printed("show", "s", "3", storage=alone).splitlines()
 
     (added,) = [line for line in page if line not in by_itself]
     assert added == "population  2 (4 trials: 2, 3, 4, 5)"
@@ -118,21 +110,21 @@ def test_show_names_the_population_and_its_members_and_nothing_else_differs(alon
 
 
 def test_a_long_population_is_written_in_ranges_within_80_columns(together):
-    page = tuner(together, "show", "s", "23").splitlines()
+    page = printed("show", "s", "23", storage=together).splitlines()
 
     assert "population  6 (18 trials: 6-21, 23, 25)" in page
     assert all(len(line) <= 80 for line in page if not line.startswith(("loss", "lr")))
 
 
 def test_a_trial_trained_alone_shows_no_population(alone, together):
-    assert "population" not in tuner(together, "show", "s", "22")
-    assert tuner(together, "show", "s", "22") == tuner(alone, "show", "s", "22")
+    assert "population" not in printed("show", "s", "22", storage=together)
+    assert printed("show", "s", "22", storage=together) == printed("show", "s", "22", storage=alone)
 
 
 def test_show_json_has_the_population_of_every_trial(alone, together):
     for number in (0, 3, 23):
-        shown = json.loads(tuner(together, "show", "s", str(number), "--format", "json"))
-        by_itself = json.loads(tuner(alone, "show", "s", str(number), "--format", "json"))
+        shown = json.loads(printed("show", "s", str(number), "--format", "json", storage=together))
+        by_itself = json.loads(printed("show", "s", str(number), "--format", "json", storage=alone))
 
         assert by_itself["population"] is None
         assert shown == {**by_itself, "population": POPULATIONS.get(number)}
@@ -140,8 +132,8 @@ def test_show_json_has_the_population_of_every_trial(alone, together):
 
 @pytest.mark.parametrize("command", [["trials", "s"], ["best", "s", "-n", str(TRIALS)]])
 def test_the_listings_json_has_the_population_of_every_trial(alone, together, command):
-    listed = json.loads(tuner(together, *command, "--format", "json"))
-    by_itself = json.loads(tuner(alone, *command, "--format", "json"))
+    listed = json.loads(printed(*command, "--format", "json", storage=together))
+    by_itself = json.loads(printed(*command, "--format", "json", storage=alone))
 
     assert len(listed) == TRIALS
     assert [t["population"] for t in by_itself] == [None] * TRIALS
@@ -149,8 +141,8 @@ def test_the_listings_json_has_the_population_of_every_trial(alone, together, co
 
 
 def test_the_csv_has_a_population_column_empty_for_a_trial_trained_alone(alone, together):
-    rows = tuner(together, "trials", "s", "--format", "csv").splitlines()
-    by_itself = tuner(alone, "trials", "s", "--format", "csv").splitlines()
+    rows = printed("trials", "s", "--format", "csv", storage=together).splitlines()
+    by_itself = printed("trials", "s", "--format", "csv", storage=alone).splitlines()
 
     header = rows[0].split(",")
     assert header == by_itself[0].split(",") and "population" in header
@@ -165,8 +157,8 @@ def test_the_csv_has_a_population_column_empty_for_a_trial_trained_alone(alone, 
 def test_the_json_export_says_which_population_the_trial_trained_in(alone, together):
     for number, population in ((3, 2), (22, None)):
         args = ["export", "s", "--trial", str(number), "--format", "json"]
-        config = json.loads(tuner(together, *args))
-        by_itself = json.loads(tuner(alone, *args))
+        config = json.loads(printed(*args, storage=together))
+        by_itself = json.loads(printed(*args, storage=alone))
 
         assert by_itself["source"]["population"] is None
         expected = {**by_itself, "source": {**by_itself["source"], "population": population}}
@@ -174,14 +166,14 @@ def test_the_json_export_says_which_population_the_trial_trained_in(alone, toget
 
 
 def test_the_python_export_says_which_population_the_trial_trained_in(alone, together):
-    code = tuner(together, "export", "s", "--trial", "3").splitlines()
-    by_itself = tuner(alone, "export", "s", "--trial", "3").splitlines()
+    code = printed("export", "s", "--trial", "3", storage=together).splitlines()
+    by_itself = printed("export", "s", "--trial", "3", storage=alone).splitlines()
 
     (added,) = [line for line in code if line not in by_itself]
     assert added == "# It trained together with the other trials of population 2."
     assert [line for line in code if line != added] == by_itself
-    assert tuner(together, "export", "s", "--trial", "22") == tuner(
-        alone, "export", "s", "--trial", "22"
+    assert printed("export", "s", "--trial", "22", storage=together) == printed(
+        "export", "s", "--trial", "22", storage=alone
     )
 
 
@@ -197,4 +189,4 @@ def test_a_running_member_only_optuna_knows_is_counted_in_its_population(tmp_pat
 
     with open_results(url) as results:
         assert results.population("s", 2) == [2, 3, 4, 5, running.number]
-    assert "population  2 (5 trials: 2, 3, 4, 5, 26)" in tuner(url, "show", "s", "3")
+    assert "population  2 (5 trials: 2, 3, 4, 5, 26)" in printed("show", "s", "3", storage=url)

@@ -4,14 +4,13 @@ before anything is written; workers train populations side by side."""
 
 import json
 import subprocess
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import FAST, TUNER, tuner
 
 from tuner import open_results
 from tuner.cli import cli
@@ -21,19 +20,13 @@ from tuner.plugins import load_plugins
 from tuner.space import Sample
 from tuner.train import run_trial
 
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
-FAST += ["--confirm", "0", "--no-defaults"]
+# Sampled trials alone: no textbook defaults first, no confirmation runs after.
+SAMPLED = [*FAST, "--confirm", "0", "--no-defaults"]
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 def search(storage, *args):
-    return CliRunner().invoke(cli, ["search", "--storage", storage, *FAST, *args])
-
-
-@pytest.fixture
-def storage(tmp_path):
-    return f"sqlite:///{tmp_path / 'tuner.db'}"
+    return tuner("search", "--storage", storage, *SAMPLED, *args)
 
 
 def populations(storage, study):
@@ -46,15 +39,15 @@ def populations(storage, study):
     return trials, groups
 
 
-def test_members_are_trials_of_one_family_each_recorded_as_alone(storage):
+def test_members_are_trials_of_one_family_each_recorded_as_alone(sqlite_url):
     result = search(
-        storage, "--trials", "12", "--study", "p", "--population", "4", "--pruner", "none"
+        sqlite_url, "--trials", "12", "--study", "p", "--population", "4", "--pruner", "none"
     )
 
     assert result.exit_code == 0, result.output
-    study = optuna.load_study(study_name="p", storage=storage)
+    study = optuna.load_study(study_name="p", storage=sqlite_url)
     assert len(study.get_trials(states=FINISHED)) == 12
-    trials, groups = populations(storage, "p")
+    trials, groups = populations(sqlite_url, "p")
     assert len(trials) == 12
     assert groups, "no population trained"
     for first, members in groups.items():
@@ -67,13 +60,13 @@ def test_members_are_trials_of_one_family_each_recorded_as_alone(storage):
     # The schedule and the warmup select no graph: members differ in them.
     assert any(len({m.params["warmup"] for m in members}) > 1 for members in groups.values())
     for trial in study.trials:
-        with open_results(storage) as results:
+        with open_results(sqlite_url) as results:
             recorded = results.trial("p", trial.number).population
         assert trial.user_attrs.get("population") == recorded
 
     # A member's record is the trial's alone: same losses, learning rates, evals and outcome.
     member = next(iter(groups.values()))[0]
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         detail = results.trial("p", member.number)
     registry = load_plugins()
     sample = Sample.from_params(detail.params)
@@ -96,15 +89,17 @@ def test_members_are_trials_of_one_family_each_recorded_as_alone(storage):
         assert stored == {k: pytest.approx(v, rel=1e-5) for k, v in alone.items()}
 
 
-def test_show_and_export_of_a_member_differ_from_an_alone_trial_only_in_population(storage):
-    assert search(storage, "--trials", "4", "--study", "p", "--population", "4").exit_code == 0
-    assert search(storage, "--trials", "5", "--study", "p", "--population", "1").exit_code == 0
-    trials, groups = populations(storage, "p")
+def test_show_and_export_of_a_member_differ_from_an_alone_trial_only_in_population(sqlite_url):
+    assert search(sqlite_url, "--trials", "4", "--study", "p", "--population", "4").exit_code == 0
+    assert search(sqlite_url, "--trials", "5", "--study", "p", "--population", "1").exit_code == 0
+    trials, groups = populations(sqlite_url, "p")
     (members,) = groups.values()
     lone = next(t for t in trials if t.population is None)
 
     def shown(number, *options):
-        result = CliRunner().invoke(cli, ["show", "p", str(number), "--storage", storage, *options])
+        result = CliRunner().invoke(
+            cli, ["show", "p", str(number), "--storage", sqlite_url, *options]
+        )
         assert result.exit_code == 0, result.output
         return result.stdout
 
@@ -117,12 +112,12 @@ def test_show_and_export_of_a_member_differ_from_an_alone_trial_only_in_populati
     assert alone["population"] is None
     assert f"population  {members[0].number} " in shown(members[1].number)
     assert not [line for line in shown(lone.number).splitlines() if line.startswith("population")]
-    listed = CliRunner().invoke(cli, ["trials", "p", "--storage", storage, "--format", "json"])
+    listed = CliRunner().invoke(cli, ["trials", "p", "--storage", sqlite_url, "--format", "json"])
     by_number = {t["number"]: t for t in json.loads(listed.stdout)}
     assert {by_number[m.number]["population"] for m in members} == {members[0].number}
 
     def exported(number):
-        options = ["--trial", str(number), "--storage", storage, "--format", "json"]
+        options = ["--trial", str(number), "--storage", sqlite_url, "--format", "json"]
         result = CliRunner().invoke(cli, ["export", "p", *options])
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
@@ -130,9 +125,9 @@ def test_show_and_export_of_a_member_differ_from_an_alone_trial_only_in_populati
     assert set(exported(members[1].number)) == set(exported(lone.number))
 
 
-def test_population_one_trains_one_trial_at_a_time(storage):
-    assert search(storage, "--trials", "6", "--study", "p", "--population", "1").exit_code == 0
-    trials, groups = populations(storage, "p")
+def test_population_one_trains_one_trial_at_a_time(sqlite_url):
+    assert search(sqlite_url, "--trials", "6", "--study", "p", "--population", "1").exit_code == 0
+    trials, groups = populations(sqlite_url, "p")
     assert len(trials) == 6
     assert not groups
 
@@ -153,14 +148,14 @@ def test_a_bad_population_is_refused_in_one_line_before_anything_is_written(tmp_
     assert not db.exists()
 
 
-def test_workers_each_train_populations_and_the_count_is_exact(storage):
+def test_workers_each_train_populations_and_the_count_is_exact(sqlite_url):
     result = subprocess.run(
         [
             TUNER,
             "search",
             "--storage",
-            storage,
-            *FAST,
+            sqlite_url,
+            *SAMPLED,
             "--trials",
             "16",
             "--study",
@@ -177,7 +172,7 @@ def test_workers_each_train_populations_and_the_count_is_exact(storage):
     )
 
     assert result.returncode == 0, result.stderr
-    study = optuna.load_study(study_name="w", storage=storage)
+    study = optuna.load_study(study_name="w", storage=sqlite_url)
     states = [t.state for t in study.trials]
     assert (
         states.count(optuna.trial.TrialState.COMPLETE)
@@ -185,18 +180,20 @@ def test_workers_each_train_populations_and_the_count_is_exact(storage):
         == 16
     )
     assert optuna.trial.TrialState.RUNNING not in states
-    _, groups = populations(storage, "w")
+    _, groups = populations(sqlite_url, "w")
     assert groups
     assert all(len(members) <= 4 for members in groups.values())
 
 
-def test_members_are_drawn_apart_not_all_near_the_samplers_one_best_guess(storage):
+def test_members_are_drawn_apart_not_all_near_the_samplers_one_best_guess(sqlite_url):
     # Past TPE's ten random startup trials, members drawn one after another from the same
     # finished trials would all land near its best guess, trying one setting eight times.
-    result = search(storage, "--trials", "48", "--study", "p", "--population", "8", "--seed", "0")
+    result = search(
+        sqlite_url, "--trials", "48", "--study", "p", "--population", "8", "--seed", "0"
+    )
     assert result.exit_code == 0, result.output
 
-    _, groups = populations(storage, "p")
+    _, groups = populations(sqlite_url, "p")
     spreads = [
         max(m.params["lr"] for m in members) / min(m.params["lr"] for m in members)
         for first, members in groups.items()
@@ -218,9 +215,9 @@ def test_auto_grows_the_population_with_the_finished_trials_to_the_devices_bound
     assert auto_size(1_000_000, "cpu", 10_000) == 1
 
 
-def test_auto_trains_a_short_search_one_trial_at_a_time(storage):
-    result = search(storage, "--trials", "20", "--study", "p")
+def test_auto_trains_a_short_search_one_trial_at_a_time(sqlite_url):
+    result = search(sqlite_url, "--trials", "20", "--study", "p")
     assert result.exit_code == 0, result.output
-    trials, groups = populations(storage, "p")
+    trials, groups = populations(sqlite_url, "p")
     assert len(trials) == 20
     assert not groups

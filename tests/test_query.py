@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import FAST, tuner
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
@@ -17,12 +18,10 @@ from tuner.compare import MIN_FOR_SPREAD, group_stats, judge
 from tuner.db import WORKER_ATTR, CurveRow, StudyRow, TrialRow, downgrade, open_store, upgrade
 from tuner.errors import BadInput, TunerError
 
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
-
 
 def search(storage, study, trials, *args):
-    result = CliRunner().invoke(
-        cli, ["search", "--storage", storage, *FAST, "--study", study, "--trials", trials, *args]
+    result = tuner(
+        "search", "--storage", storage, *FAST, "--study", study, "--trials", trials, *args
     )
     assert result.exit_code == 0, result.output
 

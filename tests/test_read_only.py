@@ -13,18 +13,17 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 
 from tuner.cli import cli
 from tuner.db import WORKER_ATTR
 
-TUNER = Path(sys.executable).with_name("tuner")
 SEARCH = (
     *("search", "--task", "synthetic", "--trials", "3", "--confirm", "1x1", "--quiet"),
     *("--optimizers", "sgd,adam", "--schedules", "constant", "--seed", "0"),
@@ -93,7 +92,8 @@ def make_study(folder: Path) -> Path:
     return database
 
 
-def tuner(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def installed_tuner(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The installed command, in a process of its own, as a user without TUNER_DEBUG runs it."""
     return subprocess.run(
         [TUNER, *map(str, args)],
         capture_output=True,
@@ -149,7 +149,7 @@ def test_a_reading_command_reads_a_database_in_a_read_only_folder(command, mediu
 def test_a_writing_command_refuses_a_database_in_a_read_only_folder(command, medium):
     database = medium / "t.db"
 
-    result = tuner(*WRITERS[command], "--storage", f"sqlite:///{database}")
+    result = installed_tuner(*WRITERS[command], "--storage", f"sqlite:///{database}")
 
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
@@ -161,7 +161,7 @@ def test_a_writing_command_refuses_a_database_in_a_read_only_folder(command, med
 def test_a_new_database_in_a_read_only_folder_is_refused(medium):
     database = medium / "new.db"
 
-    result = tuner(*SEARCH, "--storage", f"sqlite:///{database}")
+    result = installed_tuner(*SEARCH, "--storage", f"sqlite:///{database}")
 
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
@@ -181,7 +181,7 @@ def test_a_read_only_file_in_a_writable_folder_is_read_and_refused_for_writing(t
         before = listing(folder)
         url = f"sqlite:///{database}"
 
-        refused = tuner(*WRITERS["search"], "--storage", url)
+        refused = installed_tuner(*WRITERS["search"], "--storage", url)
         assert refused.returncode == 2, refused.stderr
         assert refused.stderr == (
             f"Error: cannot write the database {database}: the file is read-only "
@@ -196,7 +196,7 @@ def test_a_read_only_file_in_a_writable_folder_is_read_and_refused_for_writing(t
         assert set(after) <= {"t.db-wal", "t.db-shm"}
         assert after.get("t.db-wal", b"") == b""
 
-        read = tuner("best", "s", "--format", "json", "--storage", url)
+        read = installed_tuner("best", "s", "--format", "json", "--storage", url)
         assert read.returncode == 0, read.stderr
         assert json.loads(read.stdout)[0]["outcome"] == "complete"
     finally:
@@ -214,7 +214,7 @@ def test_a_database_tuner_never_switched_to_wal_is_read(tmp_path, mounted):
     connection.close()
     seal(folder)
 
-    result = tuner("studies", "--format", "json", "--storage", f"sqlite:///{database}")
+    result = installed_tuner("studies", "--format", "json", "--storage", f"sqlite:///{database}")
 
     assert result.returncode == 0, result.stderr
     assert [s["name"] for s in json.loads(result.stdout)] == ["s"]
@@ -249,8 +249,8 @@ def test_a_database_left_with_commits_in_its_wal_is_read_whole_and_not_written(t
 
     url = f"sqlite:///{folder / 't.db'}"
 
-    read = tuner("studies", "--format", "json", "--storage", url)
-    refused = tuner("db", "upgrade", "--storage", url)
+    read = installed_tuner("studies", "--format", "json", "--storage", url)
+    refused = installed_tuner("db", "upgrade", "--storage", url)
 
     assert read.returncode == 0, read.stderr
     assert [s["task"] for s in json.loads(read.stdout)] == ["only-in-the-wal"]
@@ -266,7 +266,7 @@ def test_a_database_left_with_commits_in_its_wal_but_no_shm_is_refused_not_read_
     # which skips the -wal and shows the study as it was before those commits.
     copy = sealed_with_commits_in_wal(tmp_path, mounted, ("", "-wal")) / "t.db"
 
-    read = tuner("studies", "--format", "json", "--storage", f"sqlite:///{copy}")
+    read = installed_tuner("studies", "--format", "json", "--storage", f"sqlite:///{copy}")
 
     assert read.returncode == 2, read.stdout
     assert read.stderr == (

@@ -6,17 +6,15 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
+from helpers import TUNER
 from stored import stored_trials
 
 from tuner.db import optuna_storage
 
-TUNER = Path(sys.executable).with_name("tuner")
 # A trial silent for three heartbeats is dead: three seconds here.
 FAST_HEARTBEAT = {**os.environ, "TUNER_HEARTBEAT_S": "1"}
 OPTUNA_STATE = {

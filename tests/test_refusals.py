@@ -3,10 +3,10 @@ machine: one line on stderr, exit status 2, and the database as it was, or never
 
 import hashlib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import FAST, TUNER
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
@@ -14,8 +14,7 @@ from tuner import open_results
 from tuner.samplers import trial_seed
 
 PLUGINS = Path(__file__).parent / "search_plugins"
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--optimizers", "adam,sgd", "--schedules", "constant,cosine", "--confirm", "0"]
+UNCONFIRMED = [*FAST, "--confirm", "0"]
 
 
 def search(storage, *args):
@@ -88,15 +87,15 @@ def digest(path):
             "--space wsd.cooldown: -0.1 is outside 0..1, the values it can take",
         ),
         (
-            ["--task", "synthetic", *FAST, "--space", "adam.beta1=2"],
+            [*UNCONFIRMED, "--space", "adam.beta1=2"],
             "--space adam.beta1: 2 is outside [0, 1), the values it can take",
         ),
         (
-            ["--task", "synthetic", *FAST, "--space", "sgd.momentum=-5"],
+            [*UNCONFIRMED, "--space", "sgd.momentum=-5"],
             "--space sgd.momentum: -5 is outside [0, 1), the values it can take",
         ),
         (
-            ["--task", "synthetic", *FAST, "--space", "adam.beta2=0.99..1"],
+            [*UNCONFIRMED, "--space", "adam.beta2=0.99..1"],
             "--space adam.beta2: 1 is outside [0, 1), the values it can take",
         ),
         (
@@ -155,7 +154,7 @@ def test_a_search_that_cannot_run_is_one_line_exit_2_and_writes_nothing(tmp_path
 
 
 def test_a_study_name_too_long_for_postgresql_is_refused_before_it_is_reached(postgres_url):
-    result = search(postgres_url, "--task", "synthetic", *FAST, "--study", "s" * 600)
+    result = search(postgres_url, *UNCONFIRMED, "--study", "s" * 600)
 
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
@@ -168,15 +167,11 @@ def test_a_study_name_too_long_for_postgresql_is_refused_before_it_is_reached(po
 
 def test_a_study_resumed_with_another_seed_is_refused_and_left_as_it_was(tmp_path):
     storage = f"sqlite:///{tmp_path / 'tuner.db'}"
-    made = search(
-        storage, "--task", "synthetic", *FAST, "--trials", "2", "--study", "s", "--seed", "7"
-    )
+    made = search(storage, *UNCONFIRMED, "--trials", "2", "--study", "s", "--seed", "7")
     assert made.returncode == 0, made.stderr
     before = digest(tmp_path / "tuner.db")
 
-    result = search(
-        storage, "--task", "synthetic", *FAST, "--trials", "4", "--study", "s", "--seed", "3"
-    )
+    result = search(storage, *UNCONFIRMED, "--trials", "4", "--study", "s", "--seed", "3")
 
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
@@ -189,14 +184,12 @@ def test_a_study_resumed_with_another_seed_is_refused_and_left_as_it_was(tmp_pat
 def test_a_study_resumed_without_a_seed_goes_on_with_its_own(tmp_path):
     storage = f"sqlite:///{tmp_path / 'tuner.db'}"
     assert (
-        search(
-            storage, "--task", "synthetic", *FAST, "--trials", "2", "--study", "s", "--seed", "7"
-        ).returncode
+        search(storage, *UNCONFIRMED, "--trials", "2", "--study", "s", "--seed", "7").returncode
         == 0
     )
 
-    resumed = search(storage, "--task", "synthetic", *FAST, "--trials", "3", "--study", "s")
-    fresh = search(storage, "--task", "synthetic", *FAST, "--trials", "1", "--study", "new")
+    resumed = search(storage, *UNCONFIRMED, "--trials", "3", "--study", "s")
+    fresh = search(storage, *UNCONFIRMED, "--trials", "1", "--study", "new")
 
     assert resumed.returncode == 0, resumed.stderr
     assert fresh.returncode == 0, fresh.stderr

@@ -15,39 +15,19 @@ from pathlib import Path
 import pytest
 from browser import Opened, chromium, not_blank
 from click.testing import CliRunner
+from helpers import tuner
 
 from tuner import open_results
 from tuner.cli import cli
 
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd,lion", "--schedules", "constant,cosine"]
-NEVER_BUILDS = """
-import dataclasses, itertools
-from tuner import TaskSpec, hookimpl
-from tuner.plugins import load_plugins
-
-def build():
-    task = load_plugins().tasks["synthetic"].build()
-    built = itertools.count()
-    def model():
-        # The search's check of the task, before any trial, gets the one model there is.
-        if next(built) > 0:
-            raise RuntimeError("no model ever")
-        return task.model()
-    return dataclasses.replace(task, model=model)
-
-@hookimpl
-def tuner_register_tasks(register):
-    register(TaskSpec("broken", build, "builds no model for a trial"))
-"""
-
-
-def tuner(storage, *args):
-    return CliRunner().invoke(cli, [*args, "--storage", storage], env={"TUNER_DEBUG": None})
+# Lion beside Adam and SGD: a report of three optimizers.
+WITH_LION = ["--task", "synthetic", "--optimizers", "adam,sgd,lion"]
+WITH_LION += ["--schedules", "constant,cosine"]
+NEVER_BUILDS = Path(__file__).parent / "search_plugins" / "never_builds.py"
 
 
 def search(storage, *args):
-    result = tuner(storage, "search", *args)
+    result = tuner("search", *args, storage=storage)
     assert result.exit_code in (0, 1), result.output
     return result
 
@@ -62,11 +42,10 @@ def studies(tmp_path_factory):
     # Every trial complete, none a textbook default, in populations of 4: enough for the
     # importances.
     whole = ["--pruner", "none", "--no-defaults", "--population", "4", "--steps", "30"]
-    search(url, *FAST, *whole, "--trials", "26", "--study", "s", "--confirm", "2x2")
-    search(url, *FAST, "--trials", "16", "--study", "s2", "--seed", "1", "--confirm", "0")
-    search(url, *FAST, "--study", "empty", "--timeout", "0.000001")
-    (folder / "broken.py").write_text(NEVER_BUILDS)
-    failed = search(url, "--task", "broken", "--plugin", str(folder / "broken.py"), "--study", "f")
+    search(url, *WITH_LION, *whole, "--trials", "26", "--study", "s", "--confirm", "2x2")
+    search(url, *WITH_LION, "--trials", "16", "--study", "s2", "--seed", "1", "--confirm", "0")
+    search(url, *WITH_LION, "--study", "empty", "--timeout", "0.000001")
+    failed = search(url, "--task", "broken", "--plugin", NEVER_BUILDS, "--study", "f")
     assert "5 failed trials in a row" in failed.stderr
     return url, folder
 
@@ -79,7 +58,7 @@ def browser():
 
 def report(url, folder, *args):
     out = folder / f"{'-'.join(a for a in args if not a.startswith('-'))}.html"
-    result = tuner(url, "report", *args, "-o", str(out))
+    result = tuner("report", *args, "-o", str(out), storage=url)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"Wrote {out} (") and result.stderr == ""
     return out
@@ -256,12 +235,12 @@ def test_bad_input_writes_nothing(studies, tmp_path):
     sets = ["--set", "end_factor=0", "--set", "end_factor=1"]
     no = tmp_path / "no"
 
-    typo = tuner(url, "report", "ss", "-o", str(kept))
-    twice = tuner(url, "report", "s", "s", "-o", str(kept))
-    nowhere = tuner(url, "report", "s", "-o", str(no / "r.html"))
-    folder = tuner(url, "report", "s", "-o", str(tmp_path))
-    missing = tuner(f"sqlite:///{tmp_path / 'none.db'}", "report", "s", "-o", str(kept))
-    none = tuner(url, "report")
+    typo = tuner("report", "ss", "-o", str(kept), storage=url)
+    twice = tuner("report", "s", "s", "-o", str(kept), storage=url)
+    nowhere = tuner("report", "s", "-o", str(no / "r.html"), storage=url)
+    folder = tuner("report", "s", "-o", str(tmp_path), storage=url)
+    missing = tuner("report", "s", "-o", str(kept), storage=f"sqlite:///{tmp_path / 'none.db'}")
+    none = tuner("report", storage=url)
     variants = CliRunner().invoke(
         cli,
         ["schedule", "cosine", "--lr", "0.1", "--steps", "9", *sets],
@@ -292,7 +271,7 @@ def test_bad_input_writes_nothing(studies, tmp_path):
 def test_a_report_to_stdout(studies):
     url, _ = studies
 
-    result = tuner(url, "report", "empty", "-o", "-")
+    result = tuner("report", "empty", "-o", "-", storage=url)
 
     assert result.exit_code == 0
     assert result.stdout.startswith("<!DOCTYPE html>") and result.stdout.endswith("</html>\n")

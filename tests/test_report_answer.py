@@ -5,18 +5,16 @@ Without a browser these tests skip and say why; under CI (CI=true) they fail ins
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from browser import Opened, chromium
+from helpers import FAST, TUNER
 
 from tuner import open_results
 from tuner.report.study_page import MIN_FOR_IMPORTANCE
 
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
-FAST += ["--steps", "10", "--eval-every", "5", "--trials", "6"]
+# Six trials of ten steps: a report with something in it, soon.
+SHORT = [*FAST, "--steps", "10", "--eval-every", "5", "--trials", "6"]
 # A name that a shell would split, or whose quote would end its word, unquoted.
 CONFIRMED = "it's confirmed"
 # As a user who installed tuner runs it: by name, from PATH.
@@ -37,8 +35,8 @@ def studies(tmp_path_factory):
     folder = tmp_path_factory.mktemp("answer")
     url = f"sqlite:///{folder / 'tuner.db'}"
     made = ["--study", CONFIRMED, "--confirm", "2x2", "--pruner", "none", "--storage", url]
-    run(folder, "search", *FAST, *made)
-    run(folder, "search", *FAST, "--study", "plain", "--confirm", "0", "--storage", url)
+    run(folder, "search", *SHORT, *made)
+    run(folder, "search", *SHORT, "--study", "plain", "--confirm", "0", "--storage", url)
     for name, out in ((CONFIRMED, "confirmed.html"), ("plain", "plain.html")):
         run(folder, "report", name, "-o", out, "--storage", url)
     return url, folder

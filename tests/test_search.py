@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import FAST, TUNER, tuner
 
 from tuner import open_results
 from tuner.cli import cli
@@ -22,17 +23,10 @@ from tuner.samplers import trial_seed
 from tuner.study import run_search
 
 PLUGINS = Path(__file__).parent / "search_plugins"
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine"]
 
 
 def search(storage, *args):
-    return CliRunner().invoke(cli, ["search", "--storage", storage, *FAST, *args])
-
-
-@pytest.fixture
-def storage(tmp_path):
-    return f"sqlite:///{tmp_path / 'tuner.db'}"
+    return tuner("search", "--storage", storage, *FAST, *args)
 
 
 def finished(storage, study):
@@ -40,13 +34,13 @@ def finished(storage, study):
     return optuna.load_study(study_name=study, storage=storage).get_trials(states=states)
 
 
-def test_a_search_stores_every_trial_and_finds_the_best(storage):
-    result = search(storage, "--trials", "8", "--study", "s1")
+def test_a_search_stores_every_trial_and_finds_the_best(sqlite_url):
+    result = search(sqlite_url, "--trials", "8", "--study", "s1")
 
     assert result.exit_code == 0, result.output
-    study = optuna.load_study(study_name="s1", storage=storage)
-    assert len(finished(storage, "s1")) == 8
-    with open_results(storage) as results:
+    study = optuna.load_study(study_name="s1", storage=sqlite_url)
+    assert len(finished(sqlite_url, "s1")) == 8
+    with open_results(sqlite_url) as results:
         records = {t.number: results.trial("s1", t.number) for t in results.trials("s1")}
     assert set(records) == {t.number for t in study.trials}
     for trial in study.trials:
@@ -64,18 +58,18 @@ def test_a_search_stores_every_trial_and_finds_the_best(storage):
     assert lines[-1].startswith("Continue it: tuner search --study s1 --trials 16 ")
 
 
-def test_trials_counts_the_whole_study_so_a_rerun_continues_it(storage):
-    assert search(storage, "--trials", "4", "--study", "s").exit_code == 0
-    assert search(storage, "--trials", "7", "--study", "s").exit_code == 0
-    assert len(finished(storage, "s")) == 7
+def test_trials_counts_the_whole_study_so_a_rerun_continues_it(sqlite_url):
+    assert search(sqlite_url, "--trials", "4", "--study", "s").exit_code == 0
+    assert search(sqlite_url, "--trials", "7", "--study", "s").exit_code == 0
+    assert len(finished(sqlite_url, "s")) == 7
 
-    again = search(storage, "--trials", "7", "--study", "s")
+    again = search(sqlite_url, "--trials", "7", "--study", "s")
 
     assert again.exit_code == 0
     assert again.stderr == (
         "Study s already holds 7 finished trials: nothing to run. Ask for more with --trials.\n"
     )
-    assert len(finished(storage, "s")) == 7
+    assert len(finished(sqlite_url, "s")) == 7
 
 
 def run_in_fresh_process(storage, *args):
@@ -100,9 +94,9 @@ def test_the_same_seed_gives_the_same_trials_in_a_fresh_process(tmp_path):
     assert [p for p, _, _ in first] != [p for p, _, _ in other]
 
 
-def test_a_diverging_optimizer_is_pruned_and_recorded(storage):
+def test_a_diverging_optimizer_is_pruned_and_recorded(sqlite_url):
     result = search(
-        storage,
+        sqlite_url,
         "--trials",
         "3",
         "--study",
@@ -115,22 +109,22 @@ def test_a_diverging_optimizer_is_pruned_and_recorded(storage):
 
     assert result.exit_code == 0, result.output
     assert "No complete trial yet in study nan (3 diverged)." in result.stdout
-    study = optuna.load_study(study_name="nan", storage=storage)
+    study = optuna.load_study(study_name="nan", storage=sqlite_url)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 3
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         recorded = results.trials("nan")
     for record in recorded:
         assert record.outcome == "diverged"
         assert record.reason.startswith("loss became nan at step ")
 
 
-def test_a_failing_trial_is_marked_and_the_study_goes_on(storage):
+def test_a_failing_trial_is_marked_and_the_study_goes_on(sqlite_url):
     result = CliRunner().invoke(
         cli,
         [
             "search",
             "--storage",
-            storage,
+            sqlite_url,
             "--task",
             "flaky",
             "--trials",
@@ -147,12 +141,12 @@ def test_a_failing_trial_is_marked_and_the_study_goes_on(storage):
     )
 
     assert result.exit_code == 0, result.output
-    study = optuna.load_study(study_name="f", storage=storage)
+    study = optuna.load_study(study_name="f", storage=sqlite_url)
     states = [t.state.name for t in study.trials]
     assert states[2] == "FAIL"
-    assert states.count("FAIL") == 1 and len(finished(storage, "f")) == 5
+    assert states.count("FAIL") == 1 and len(finished(sqlite_url, "f")) == 5
     assert "trial 2 failed: RuntimeError: no model today" in result.stderr
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         record = results.trial("f", 2)
     assert (record.outcome, record.reason) == ("failed", "RuntimeError: no model today")
 
@@ -198,11 +192,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
         (["--metric", "r2"], "metric 'val_loss', not 'r2'"),
     ],
 )
-def test_a_study_resumed_with_other_settings_says_what_differs(storage, tmp_path, args, message):
-    assert search(storage, "--trials", "2", "--study", "s").exit_code == 0
+def test_a_study_resumed_with_other_settings_says_what_differs(sqlite_url, tmp_path, args, message):
+    assert search(sqlite_url, "--trials", "2", "--study", "s").exit_code == 0
     before = digest(tmp_path / "tuner.db")
 
-    result = search(storage, "--trials", "4", "--study", "s", *args)
+    result = search(sqlite_url, "--trials", "4", "--study", "s", *args)
 
     assert result.exit_code == 2, result.output
     assert message in result.stderr
@@ -210,12 +204,12 @@ def test_a_study_resumed_with_other_settings_says_what_differs(storage, tmp_path
     assert digest(tmp_path / "tuner.db") == before
 
 
-def test_asking_for_a_gpu_this_mlx_lacks_names_the_package(storage, tmp_path):
+def test_asking_for_a_gpu_this_mlx_lacks_names_the_package(sqlite_url, tmp_path):
     import mlx.core as mx
 
     if mx.is_available(mx.gpu):
         pytest.skip("this MLX build has a GPU")
-    result = search(storage, "--device", "gpu")
+    result = search(sqlite_url, "--device", "gpu")
 
     assert result.exit_code == 2
     assert "tuner[cuda]" in result.stderr
@@ -241,18 +235,18 @@ def test_the_installed_console_script_runs_a_search(tmp_path):
     assert "synthetic" in {t["name"] for t in json.loads(plugins.stdout)["tasks"]}
 
 
-def test_a_study_that_optuna_made_alone_is_refused_and_left_alone(storage):
-    theirs = optuna.create_study(study_name="theirs", storage=storage)
+def test_a_study_that_optuna_made_alone_is_refused_and_left_alone(sqlite_url):
+    theirs = optuna.create_study(study_name="theirs", storage=sqlite_url)
     theirs.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
 
-    result = search(storage, "--study", "theirs")
+    result = search(sqlite_url, "--study", "theirs")
 
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: study 'theirs' was not made by tuner (it has no record of tuner's): "
         "give another --study name\n"
     )
-    assert len(optuna.load_study(study_name="theirs", storage=storage).trials) == 2
+    assert len(optuna.load_study(study_name="theirs", storage=sqlite_url).trials) == 2
 
 
 def test_the_stored_command_line_masks_a_password(postgres_url):
@@ -271,19 +265,19 @@ def test_the_stored_command_line_masks_a_password(postgres_url):
     assert "--storage 'postgresql+psycopg://postgres:***@" in shown.stdout
 
 
-def test_the_continue_command_it_prints_continues_the_study(storage):
-    first = search(storage, "--trials", "2", "--study", "c", "--space", "lr=1e-3..1e-1:log")
+def test_the_continue_command_it_prints_continues_the_study(sqlite_url):
+    first = search(sqlite_url, "--trials", "2", "--study", "c", "--space", "lr=1e-3..1e-1:log")
     command = first.stdout.strip().splitlines()[-1].split("Continue it: ", 1)[1]
 
     again = CliRunner().invoke(cli, shlex.split(command)[1:])
 
     assert again.exit_code == 0, again.output
-    assert len(finished(storage, "c")) == 4
+    assert len(finished(sqlite_url, "c")) == 4
 
 
-def test_the_leaderboard_and_tuner_best_agree_on_the_trials_they_count(storage):
-    searched = search(storage, "--trials", "8", "--study", "agree", "--timeout", "120")
-    best = CliRunner().invoke(cli, ["best", "agree", "--storage", storage])
+def test_the_leaderboard_and_tuner_best_agree_on_the_trials_they_count(sqlite_url):
+    searched = search(sqlite_url, "--trials", "8", "--study", "agree", "--timeout", "120")
+    best = CliRunner().invoke(cli, ["best", "agree", "--storage", sqlite_url])
 
     assert best.exit_code == 0, best.output
     board = searched.stdout.split("\n\n")[0]
@@ -298,39 +292,39 @@ def printed_seed(result):
     return int(seed)
 
 
-def test_a_new_study_without_a_seed_draws_one_stores_and_prints_it(storage, monkeypatch):
+def test_a_new_study_without_a_seed_draws_one_stores_and_prints_it(sqlite_url, monkeypatch):
     monkeypatch.delenv("TUNER_SEED")
-    first = search(storage, "--trials", "4", "--study", "first")
-    second = search(storage, "--trials", "4", "--study", "second")
+    first = search(sqlite_url, "--trials", "4", "--study", "first")
+    second = search(sqlite_url, "--trials", "4", "--study", "second")
 
     seeds = [printed_seed(first), printed_seed(second)]
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         assert [results.provenance(s).seed for s in ("first", "second")] == seeds
     assert seeds[0] != seeds[1]
-    params = [[t.params for t in finished(storage, s)] for s in ("first", "second")]
+    params = [[t.params for t in finished(sqlite_url, s)] for s in ("first", "second")]
     assert params[0] != params[1], "a second search must not repeat the first's trials"
     # Neither was told it repeats another: the note is for a seed given twice.
     assert first.stderr == second.stderr == ""
 
 
-def test_the_printed_seed_replays_the_study_exactly(storage, monkeypatch):
+def test_the_printed_seed_replays_the_study_exactly(sqlite_url, monkeypatch):
     monkeypatch.delenv("TUNER_SEED")
-    first = search(storage, "--trials", "5", "--study", "first", "--jobs", "1")
+    first = search(sqlite_url, "--trials", "5", "--study", "first", "--jobs", "1")
 
     seed = str(printed_seed(first))
-    replay = search(storage, "--trials", "5", "--study", "replay", "--seed", seed, "--jobs", "1")
+    replay = search(sqlite_url, "--trials", "5", "--study", "replay", "--seed", seed, "--jobs", "1")
 
     assert replay.exit_code == 0, replay.output
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         ran = [[(t.params, t.value) for t in results.trials(s)] for s in ("first", "replay")]
     assert ran[0] == ran[1]
     assert "Note: study first has this seed and these settings" in replay.stderr
 
 
-def test_the_continue_command_adds_to_the_trials_the_study_holds(storage):
-    assert search(storage, "--trials", "5", "--study", "held").exit_code == 0
+def test_the_continue_command_adds_to_the_trials_the_study_holds(sqlite_url):
+    assert search(sqlite_url, "--trials", "5", "--study", "held").exit_code == 0
 
-    asked_fewer = search(storage, "--trials", "3", "--study", "held")
+    asked_fewer = search(sqlite_url, "--trials", "3", "--study", "held")
 
     assert asked_fewer.exit_code == 0, asked_fewer.output
     assert "Study held already holds 5 finished trials: nothing to run." in asked_fewer.stderr
@@ -338,16 +332,16 @@ def test_the_continue_command_adds_to_the_trials_the_study_holds(storage):
     assert shlex.split(go_on)[1:6] == ["search", "--study", "held", "--trials", "8"]
     again = CliRunner().invoke(cli, shlex.split(go_on)[1:])
     assert again.exit_code == 0, again.output
-    assert len(finished(storage, "held")) == 8
+    assert len(finished(sqlite_url, "held")) == 8
 
 
-def test_the_recorded_command_is_the_one_typed_whatever_sys_argv_holds(storage, monkeypatch):
+def test_the_recorded_command_is_the_one_typed_whatever_sys_argv_holds(sqlite_url, monkeypatch):
     # A bare `pytest` leaves sys.argv[1:] empty; a command line must not depend on it.
     monkeypatch.setattr(sys, "argv", ["pytest"])
 
-    assert search(storage, "--trials", "1", "--study", "typed").exit_code == 0
+    assert search(sqlite_url, "--trials", "1", "--study", "typed").exit_code == 0
 
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         command = results.trial("typed", 0).provenance.command
     assert shlex.split(command) == [
         "tuner",
@@ -359,7 +353,7 @@ def test_the_recorded_command_is_the_one_typed_whatever_sys_argv_holds(storage, 
         "--study",
         "typed",
         "--storage",
-        storage,
+        sqlite_url,
         "--optimizers",
         "adam,sgd",
         "--schedules",
@@ -370,41 +364,41 @@ def test_the_recorded_command_is_the_one_typed_whatever_sys_argv_holds(storage, 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "single_file_plugin.py"
 
 
-def test_a_plugin_installed_since_leaves_a_study_as_it_was_made(storage, monkeypatch):
+def test_a_plugin_installed_since_leaves_a_study_as_it_was_made(sqlite_url, monkeypatch):
     first = CliRunner().invoke(
-        cli, ["search", "--storage", storage, "--task", "synthetic", "--trials", "2"]
+        cli, ["search", "--storage", sqlite_url, "--task", "synthetic", "--trials", "2"]
     )
     assert first.exit_code == 0, first.output
     command = first.stdout.strip().splitlines()[-1].split("Continue it: ", 1)[1]
     name = shlex.split(command)[3]
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         space = results.settings(name)["space"]
     # As if the example plugin had been installed after the study was made.
     monkeypatch.setenv("TUNER_PLUGINS", str(EXAMPLE))
 
     again = CliRunner().invoke(cli, shlex.split(command)[1:])
     full = CliRunner().invoke(
-        cli, ["search", "--storage", storage, "--study", name, "--trials", "4"]
+        cli, ["search", "--storage", sqlite_url, "--study", name, "--trials", "4"]
     )
 
     assert again.exit_code == 0, again.output
     assert full.exit_code == 0, full.output
     assert "already holds 4 finished trials" in full.stderr
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         assert results.settings(name)["space"] == space
-    used = {(t.params["optimizer"], t.params["schedule"]) for t in finished(storage, name)}
+    used = {(t.params["optimizer"], t.params["schedule"]) for t in finished(sqlite_url, name)}
     assert not {"adamw_bc", "polynomial"} & {n for pair in used for n in pair}
-    asked = search(storage, "--study", name, "--trials", "6", "--optimizers", "adam,adamw_bc")
+    asked = search(sqlite_url, "--study", name, "--trials", "6", "--optimizers", "adam,adamw_bc")
     assert asked.exit_code == 2
     assert "a different search space (optimizers" in asked.stderr
 
 
-def test_a_study_whose_plugin_is_gone_says_which_and_how_to_bring_it_back(storage):
+def test_a_study_whose_plugin_is_gone_says_which_and_how_to_bring_it_back(sqlite_url):
     args = ["--trials", "1", "--study", "plugged", "--optimizers", "adamw_bc"]
-    assert search(storage, *args, "--plugin", str(EXAMPLE)).exit_code == 0
+    assert search(sqlite_url, *args, "--plugin", str(EXAMPLE)).exit_code == 0
 
     result = CliRunner().invoke(
-        cli, ["search", "--storage", storage, "--study", "plugged", "--trials", "2"]
+        cli, ["search", "--storage", sqlite_url, "--study", "plugged", "--trials", "2"]
     )
 
     assert result.exit_code == 2
@@ -433,13 +427,13 @@ def test_each_command_it_suggests_carries_the_storage_and_runs_alone(tmp_path):
         assert ran.exit_code == 0, (command, ran.output)
 
 
-def test_a_second_study_with_the_same_seed_and_settings_says_it_repeats_the_first(storage):
+def test_a_second_study_with_the_same_seed_and_settings_says_it_repeats_the_first(sqlite_url):
     # A seed given: without one, a new study draws its own.
-    first = search(storage, "--trials", "2", "--seed", "5")
+    first = search(sqlite_url, "--trials", "2", "--seed", "5")
     name = first.stdout.strip().splitlines()[-1].split()[5]
 
-    second = search(storage, "--trials", "3", "--seed", "5")
-    other_seed = search(storage, "--trials", "2", "--seed", "1")
+    second = search(sqlite_url, "--trials", "3", "--seed", "5")
+    other_seed = search(sqlite_url, "--trials", "2", "--seed", "1")
 
     assert first.stderr == ""
     assert second.exit_code == 0
@@ -451,9 +445,9 @@ def test_a_second_study_with_the_same_seed_and_settings_says_it_repeats_the_firs
     assert other_seed.stderr == ""
 
 
-def test_piped_it_prints_a_line_a_trial_only_when_verbose(storage):
-    quiet = search(storage, "--trials", "3", "--study", "piped")
-    verbose = search(storage, "--trials", "6", "--study", "piped", "--verbose")
+def test_piped_it_prints_a_line_a_trial_only_when_verbose(sqlite_url):
+    quiet = search(sqlite_url, "--trials", "3", "--study", "piped")
+    verbose = search(sqlite_url, "--trials", "6", "--study", "piped", "--verbose")
 
     assert quiet.stderr == ""
     lines = verbose.stderr.splitlines()
@@ -469,23 +463,23 @@ def test_piped_it_prints_a_line_a_trial_only_when_verbose(storage):
     assert trials[-1] == verbose.stderr.splitlines()[-len(confirmations) - 1]
 
 
-def test_a_search_closes_its_connections_when_it_returns(storage, tmp_path):
+def test_a_search_closes_its_connections_when_it_returns(sqlite_url, tmp_path):
     # SQLite folds the write-ahead log into the file when its last connection closes: a search
     # that left one open would change the file later, in whatever command ran next.
-    assert search(storage, "--trials", "2").exit_code == 0
+    assert search(sqlite_url, "--trials", "2").exit_code == 0
 
     # Beside the database, only the empty file that workers lock to start trials.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tuner.db", "tuner.db-claims"]
 
 
-def test_timeout_stops_the_trial_in_flight_at_its_next_step(storage):
+def test_timeout_stops_the_trial_in_flight_at_its_next_step(sqlite_url):
     # One trial of 50,000 steps would take far longer than the timeout.
     long = ["--steps", "50000", "--eval-every", "25000", "--confirm", "1x2"]
 
-    result = search(storage, "--study", "late", "--timeout", "2", *long)
+    result = search(sqlite_url, "--study", "late", "--timeout", "2", *long)
 
     assert result.exit_code == 0, result.output
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         trials = results.trials("late")
         counts = results.study("late").counts
     # The trial in flight in each worker (--jobs auto).
@@ -497,29 +491,29 @@ def test_timeout_stops_the_trial_in_flight_at_its_next_step(storage):
     assert result.stdout.splitlines()[-1].endswith("--confirm 1x2")
 
 
-def test_the_command_that_continues_a_study_leaves_out_what_the_study_keeps(storage):
-    result = search(storage, "--trials", "2", "--study", "c", "--steps", "30", "--seed", "3",
+def test_the_command_that_continues_a_study_leaves_out_what_the_study_keeps(sqlite_url):
+    result = search(sqlite_url, "--trials", "2", "--study", "c", "--steps", "30", "--seed", "3",
                     "--space", "lr=1e-3..1e-1:log", "--confirm", "1x2")  # fmt: skip
 
     continuing = result.stdout.splitlines()[-1].removeprefix("Continue it: ")
     assert continuing == (
-        f"tuner search --study c --trials 4 --storage {shlex.quote(storage)} --confirm 1x2"
+        f"tuner search --study c --trials 4 --storage {shlex.quote(sqlite_url)} --confirm 1x2"
     )
     again = CliRunner().invoke(cli, shlex.split(continuing)[1:])
     assert again.exit_code == 0, again.output
-    assert len(finished(storage, "c")) == 4
+    assert len(finished(sqlite_url, "c")) == 4
 
 
-def test_a_trial_stopped_before_its_end_is_tried_again_when_the_study_goes_on(storage):
+def test_a_trial_stopped_before_its_end_is_tried_again_when_the_study_goes_on(sqlite_url):
     # One process: one trial stopped, then tried again.
     long = ["--study", "again", "--steps", "8000", "--eval-every", "4000", "--confirm", "0"]
     long += ["--jobs", "1"]
-    assert search(storage, *long, "--timeout", "0.5", "--no-defaults").exit_code == 0
+    assert search(sqlite_url, *long, "--timeout", "0.5", "--no-defaults").exit_code == 0
 
-    result = search(storage, *long, "--trials", "1")
+    result = search(sqlite_url, *long, "--trials", "1")
 
     assert result.exit_code == 0, result.output
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         stopped, again = results.trials("again")
     assert (stopped.outcome, again.outcome) == ("interrupted", "complete")
     assert again.params == stopped.params

@@ -5,11 +5,11 @@ and a space mapping given to `tuner.search`, and the example file run by the con
 import inspect
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 
 import tuner
 from tuner import open_results
@@ -19,7 +19,6 @@ from tuner.errors import BadInput
 from tuner.search_file import CLI_ONLY, SCHEMA, Lines, read
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "search.toml"
-TUNER = Path(sys.executable).with_name("tuner")
 FAST = """task = "synthetic"
 optimizers = ["adam", "sgd"]
 schedules = "constant,cosine"

@@ -2,22 +2,17 @@
 unless --new says that a new study is meant."""
 
 import shlex
-import sys
-from pathlib import Path
 
-from click.testing import CliRunner
+from helpers import tuner
 from on_a_terminal import answer
 from stored import stored_studies
 
-from tuner.cli import cli
-
-TUNER = Path(sys.executable).with_name("tuner")
 TINY = ["--task", "synthetic", "--trials", "1", "--steps", "5", "--confirm", "0"]
 TINY += ["--optimizers", "sgd", "--schedules", "constant"]
 
 
 def search(url, study, *more):
-    return CliRunner().invoke(cli, ["search", *TINY, "--storage", url, "--study", study, *more])
+    return tuner("search", *TINY, "--storage", url, "--study", study, *more)
 
 
 def names(url):

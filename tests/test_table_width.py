@@ -5,10 +5,9 @@ import json
 from dataclasses import replace
 
 import pytest
-from click.testing import CliRunner
+from helpers import printed
 from on_a_terminal import answer
 
-from tuner.cli import cli
 from tuner.cli.trials import confirmation_table, trial_table
 from tuner.compare import judge_confirmed
 from tuner.plugins import load_plugins
@@ -21,24 +20,17 @@ SEARCH = ["search", "--task", "synthetic", "--optimizers", "adamw,sgd,lion"]
 SEARCH += ["--schedules", "linear,step,cosine", "--trials", "12", "--study", "wide"]
 
 
-def tuner(*args):
-    result = CliRunner().invoke(cli, [*args], env={"TUNER_DEBUG": None})
-    assert result.exit_code == 0, result.output
-    assert result.stderr == ""
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def search(tmp_path_factory):
     """The storage URL, and what the search printed."""
     url = f"sqlite:///{tmp_path_factory.mktemp('width') / 'tuner.db'}"
-    return url, tuner(*SEARCH, "--storage", url)
+    return url, printed(*SEARCH, "--storage", url)
 
 
 @pytest.fixture(scope="module")
 def trials(search):
     url, _ = search
-    return json.loads(tuner("trials", "wide", "--storage", url, "--format", "json"))
+    return json.loads(printed("trials", "wide", "--storage", url, "--format", "json"))
 
 
 def too_wide(text):
@@ -59,14 +51,14 @@ def too_wide(text):
 def test_a_table_fits_100_columns(search, command):
     url, _ = search
 
-    assert too_wide(tuner(*command, "--storage", url)) == []
+    assert too_wide(printed(*command, "--storage", url)) == []
 
 
 def test_every_trial_page_fits_100_columns(search, trials):
     url, _ = search
 
     for trial in trials:
-        assert too_wide(tuner("show", "wide", str(trial["number"]), "--storage", url)) == []
+        assert too_wide(printed("show", "wide", str(trial["number"]), "--storage", url)) == []
 
 
 def test_the_leaderboard_of_a_search_and_its_confirmation_fit_100_columns(search):
@@ -79,7 +71,7 @@ def test_the_leaderboard_of_a_search_and_its_confirmation_fit_100_columns(search
 
 
 def test_the_plugins_table_fits_100_columns_and_shows_every_search_space():
-    out = tuner("plugins")
+    out = printed("plugins")
     registry = load_plugins()
 
     assert too_wide(out) == []
@@ -117,7 +109,7 @@ def test_a_fitted_trial_table_loses_no_setting(search, trials):
     url, _ = search
     finished = [t for t in trials if t["outcome"] in FINISHED]
 
-    found = rows(tuner("best", "wide", "-n", "12", "--storage", url))
+    found = rows(printed("best", "wide", "-n", "12", "--storage", url))
 
     assert set(found) == {t["number"] for t in finished}
     for trial in finished:
@@ -129,21 +121,21 @@ def test_wide_tables_are_whole_and_one_line_a_row(search, trials):
     url, _ = search
     finished = [t for t in trials if t["outcome"] in FINISHED]
 
-    best = tuner("best", "wide", "-n", "12", "--storage", url, "--wide")
+    best = printed("best", "wide", "-n", "12", "--storage", url, "--wide")
     found = rows(best)
-    listed = tuner("trials", "wide", "--storage", url, "--wide")
-    plugins = tuner("plugins", "--wide")
-    page = tuner("show", "wide", "0", "--storage", url, "--wide")
+    listed = printed("trials", "wide", "--storage", url, "--wide")
+    plugins = printed("plugins", "--wide")
+    page = printed("show", "wide", "0", "--storage", url, "--wide")
 
     assert too_wide(best) and "…" not in best
     for trial in finished:
         (row,) = found[trial["number"]]
         assert all(f"{key}=" in row for key in settings_keys(trial)), (trial, row)
     assert too_wide(listed)
-    data = json.loads(tuner("plugins", "--format", "json"))
+    data = json.loads(printed("plugins", "--format", "json"))
     for entry in data["optimizers"] + data["schedules"] + data["tasks"]:
         assert f"  {entry['description']}" in plugins
-    command = json.loads(tuner("show", "wide", "0", "--storage", url, "--format", "json"))
+    command = json.loads(printed("show", "wide", "0", "--storage", url, "--format", "json"))
     assert f"\ncommand     {command['provenance']['command']}\n" in page
 
 
@@ -207,7 +199,7 @@ def on_a_terminal(columns, *args):
 def test_on_a_terminal_a_table_fills_its_width(search):
     url, _ = search
     best = ["best", "wide", "-n", "12", "--storage", url]
-    whole = tuner(*best, "--wide")
+    whole = printed(*best, "--wide")
     widest = max(len(line) for line in whole.splitlines())
 
     wide = on_a_terminal(widest, *best)
@@ -216,15 +208,15 @@ def test_on_a_terminal_a_table_fills_its_width(search):
 
     assert widest > 100
     assert wide == whole
-    assert hundred == tuner(*best)
+    assert hundred == printed(*best)
     assert max(len(line) for line in narrow.splitlines()) <= 80
     assert narrow != hundred
 
 
 def test_on_a_terminal_the_leaderboard_of_a_search_fills_its_width(tmp_path):
     search = [*SEARCH, "--confirm", "0", "--storage", f"sqlite:///{tmp_path / 'tuner.db'}"]
-    tuner(*search)
-    whole = tuner("best", "wide", "-n", "5", "--storage", search[-1], "--wide")
+    printed(*search)
+    whole = printed("best", "wide", "-n", "5", "--storage", search[-1], "--wide")
     widest = max(len(line) for line in whole.splitlines())
 
     # The study is full: the search says so, and shows its leaderboard.

@@ -5,32 +5,20 @@ population's members sharing them, stored, resumed, shown and exported."""
 import json
 import shlex
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import TUNER, tuner
 
 from tuner import open_results
-from tuner.cli import cli
 
 PLUGIN = Path(__file__).parent / "search_plugins" / "sized_task.py"
-TUNER = Path(sys.executable).with_name("tuner")
-FAST = ["--task", "sized", "--plugin", str(PLUGIN), "--optimizers", "adam,sgd"]
-FAST += ["--schedules", "constant", "--confirm", "0", "--jobs", "1", "--steps", "20"]
+SIZED = ["--task", "sized", "--plugin", str(PLUGIN), "--optimizers", "adam,sgd"]
+SIZED += ["--schedules", "constant", "--confirm", "0", "--jobs", "1", "--steps", "20"]
 SEARCHED = ["--space", "batch_size=16,32", "--space", "sized.width=8,16"]
 # The rows of the task's validation set, and those a search's first check runs the loss on.
 NOT_BATCHES = {128, 4}
-
-
-def tuner(*args):
-    return CliRunner().invoke(cli, [str(arg) for arg in args])
-
-
-@pytest.fixture
-def storage(tmp_path):
-    return f"sqlite:///{tmp_path / 'tuner.db'}"
 
 
 @pytest.fixture
@@ -52,46 +40,48 @@ def trials_of(storage, study):
         return results.trials(study)
 
 
-def test_each_trial_trains_the_model_and_batch_size_it_drew(storage, seen):
-    result = tuner("search", "--storage", storage, "--study", "s", "--trials", 8, *FAST, *SEARCHED)
+def test_each_trial_trains_the_model_and_batch_size_it_drew(sqlite_url, seen):
+    result = tuner(
+        "search", "--storage", sqlite_url, "--study", "s", "--trials", 8, *SIZED, *SEARCHED
+    )
 
     assert result.exit_code == 0, result.output
-    trials = trials_of(storage, "s")
+    trials = trials_of(sqlite_url, "s")
     drawn = {(t.params["sized.width"], t.params["batch_size"]) for t in trials}
     assert len(drawn) > 1
     assert trained(seen) == drawn
 
 
-def test_a_population_shares_the_model_and_batch_size(storage, seen):
+def test_a_population_shares_the_model_and_batch_size(sqlite_url, seen):
     result = tuner(
-        "search", "--storage", storage, "--study", "p", "--trials", 12, "--population", 4,
-        "--pruner", "none", *FAST, *SEARCHED,
+        "search", "--storage", sqlite_url, "--study", "p", "--trials", 12, "--population", 4,
+        "--pruner", "none", *SIZED, *SEARCHED,
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
     groups = defaultdict(set)
-    for trial in trials_of(storage, "p"):
+    for trial in trials_of(sqlite_url, "p"):
         if trial.population is not None:
             groups[trial.population].add((trial.params["sized.width"], trial.params["batch_size"]))
     assert groups, "no population trained"
     assert all(len(shared) == 1 for shared in groups.values()), groups
 
 
-def test_resumed_shown_and_exported_with_them(storage, seen):
-    assert tuner("search", "--storage", storage, "--study", "r", "--trials", 4, *FAST,
+def test_resumed_shown_and_exported_with_them(sqlite_url, seen):
+    assert tuner("search", "--storage", sqlite_url, "--study", "r", "--trials", 4, *SIZED,
                  *SEARCHED).exit_code == 0  # fmt: skip
 
-    resumed = tuner("search", "--storage", storage, "--study", "r", "--trials", 6,
+    resumed = tuner("search", "--storage", sqlite_url, "--study", "r", "--trials", 6,
                     "--plugin", PLUGIN, "--jobs", 1, "--confirm", 0)  # fmt: skip
 
     assert resumed.exit_code == 0, resumed.output
-    trials = trials_of(storage, "r")
+    trials = trials_of(sqlite_url, "r")
     assert len(trials) == 6
     assert all({"batch_size", "sized.width"} <= set(t.params) for t in trials)
-    best = tuner("best", "r", "--storage", storage, "--wide")
+    best = tuner("best", "r", "--storage", sqlite_url, "--wide")
     assert "batch_size=" in best.output and "width=" in best.output, best.output
     number = trials[-1].number
-    exported = tuner("export", "r", "--trial", number, "--storage", storage, "--format", "json",
+    exported = tuner("export", "r", "--trial", number, "--storage", sqlite_url, "--format", "json",
                      "--plugin", PLUGIN)  # fmt: skip
     assert exported.exit_code == 0, exported.output
     config = json.loads(exported.output)
@@ -100,15 +90,15 @@ def test_resumed_shown_and_exported_with_them(storage, seen):
         "name": "sized",
         "params": {"width": trials[-1].params["sized.width"]},
     }
-    code = tuner("export", "r", "--trial", number, "--storage", storage, "--plugin", PLUGIN)
+    code = tuner("export", "r", "--trial", number, "--storage", sqlite_url, "--plugin", PLUGIN)
     width = trials[-1].params["sized.width"]
     assert f"task sized (its model given width={width})" in code.output, code.output
 
     seen.write_text("")
-    confirmed = tuner("confirm", "r", "--top", 1, "--seeds", 1, "--storage", storage,
+    confirmed = tuner("confirm", "r", "--top", 1, "--seeds", 1, "--storage", sqlite_url,
                       "--plugin", PLUGIN)  # fmt: skip
     assert confirmed.exit_code == 0, confirmed.output
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         (config,) = results.confirmation("r").configs
     assert trained(seen) == {
         (config.trial.params["sized.width"], config.trial.params["batch_size"])
@@ -135,7 +125,7 @@ def test_resumed_shown_and_exported_with_them(storage, seen):
 def test_a_bad_value_is_one_line_and_writes_nothing(tmp_path, seen, space, message):
     db = tmp_path / "t.db"
     ran = subprocess.run(
-        [TUNER, "search", "--storage", f"sqlite:///{db}", *FAST, "--space", space],
+        [TUNER, "search", "--storage", f"sqlite:///{db}", *SIZED, "--space", space],
         capture_output=True,
         text=True,
         timeout=120,
@@ -149,7 +139,7 @@ def test_a_bad_value_is_one_line_and_writes_nothing(tmp_path, seen, space, messa
 
 def test_a_fixed_and_a_searched_batch_size_are_refused(tmp_path, seen):
     db = tmp_path / "t.db"
-    result = tuner("search", "--storage", f"sqlite:///{db}", *FAST, "--batch-size", 16,
+    result = tuner("search", "--storage", f"sqlite:///{db}", *SIZED, "--batch-size", 16,
                    "--space", "batch_size=16,32")  # fmt: skip
 
     assert result.exit_code == 2
@@ -157,10 +147,10 @@ def test_a_fixed_and_a_searched_batch_size_are_refused(tmp_path, seen):
     assert not db.exists()
 
 
-def test_a_search_file_of_the_study_continues_it(storage, seen, tmp_path):
-    assert tuner("search", "--storage", storage, "--study", "f", "--trials", 2, *FAST,
+def test_a_search_file_of_the_study_continues_it(sqlite_url, seen, tmp_path):
+    assert tuner("search", "--storage", sqlite_url, "--study", "f", "--trials", 2, *SIZED,
                  *SEARCHED).exit_code == 0  # fmt: skip
-    written = tuner("show", "f", "--config", "--storage", storage)
+    written = tuner("show", "f", "--config", "--storage", sqlite_url)
     assert written.exit_code == 0, written.output
     (tmp_path / "f.toml").write_text(written.output)
 
@@ -168,7 +158,7 @@ def test_a_search_file_of_the_study_continues_it(storage, seen, tmp_path):
                   "--jobs", 1, "--confirm", 0)  # fmt: skip
 
     assert again.exit_code == 0, again.output
-    trials = trials_of(storage, "f")
+    trials = trials_of(sqlite_url, "f")
     assert len(trials) == 3
     assert all({"batch_size", "sized.width"} <= set(t.params) for t in trials)
 

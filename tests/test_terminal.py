@@ -8,14 +8,12 @@ import re
 import select
 import struct
 import subprocess
-import sys
 import termios
 import time
-from pathlib import Path
 
 import pyte
+from helpers import TUNER
 
-TUNER = Path(sys.executable).with_name("tuner")
 COLUMNS, LINES = 100, 40
 STATUS = re.compile(r"(\d+)/(\d+) trials  (\d+:\d\d) elapsed  (\S+) left")
 

@@ -5,19 +5,17 @@ MLflow store (SQLite) and a real W&B offline run, the workers of --jobs included
 import json
 import struct
 import subprocess
-import sys
-from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
+from helpers import TUNER
 from mlflow import MlflowClient
 
 import tuner
 from tuner.cli import cli
 from tuner.db.workers import WORKER_ATTR
 
-TUNER = Path(sys.executable).with_name("tuner")
 SEARCH = ["search", "--task", "synthetic", "--steps", "30", "--eval-every", "10"]
 SEARCH += ["--optimizers", "adam,sgd", "--schedules", "constant,cosine", "--confirm", "0"]
 

@@ -6,26 +6,26 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
+from helpers import TUNER
 
 from tuner.cli.jobs import cores
 
-TUNER = Path(sys.executable).with_name("tuner")
 UNRULY = Path(__file__).parent / "search_plugins" / "unruly_optimizers.py"
-FAST = ["--task", "synthetic", "--schedules", "constant", "--steps", "5", "--eval-every", "5"]
-FAST += ["--confirm", "0", "--plugin", str(UNRULY), "--study", "u"]
+UNRULY_SEARCH = ["--task", "synthetic", "--schedules", "constant"]
+UNRULY_SEARCH += ["--steps", "5", "--eval-every", "5"]
+UNRULY_SEARCH += ["--confirm", "0", "--plugin", str(UNRULY), "--study", "u"]
 
 
 ONE_SEEDED = ["--jobs", "1", "--seed", "0"]
 
 
 def search(url, *args):
-    return [TUNER, "search", "--storage", url, *FAST, *args]
+    return [TUNER, "search", "--storage", url, *UNRULY_SEARCH, *args]
 
 
 def outcomes(url):

@@ -4,30 +4,23 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 import sqlalchemy
-from click.testing import CliRunner
+from helpers import TUNER, tuner
 from stored import stored_confirmations, stored_trials
 
 from tuner import open_results
-from tuner.cli import cli
 from tuner.cli.jobs import cores
 from tuner.db import parse_url
 from tuner.db.workers import WORKER_ATTR
 
-TUNER = Path(sys.executable).with_name("tuner")
 PLUGIN = Path(__file__).parent / "search_plugins" / "halving_default.py"
 SEARCH = ["search", "--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant"]
 SEARCH += ["--study", "w", "--confirm", "0"]
-
-
-def tuner(*args):
-    return CliRunner().invoke(cli, [str(arg) for arg in args])
 
 
 def test_a_worker_runs_the_study_with_the_settings_it_was_made_with(sqlite_url):

@@ -3,15 +3,14 @@
 import json
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import optuna
 import pytest
 import sqlalchemy
 from click.testing import CliRunner
+from helpers import TUNER
 from stored import stored_trials
 
 from tuner import open_results
@@ -22,7 +21,6 @@ from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins
 from tuner.study import run_search
 
-TUNER = Path(sys.executable).with_name("tuner")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
