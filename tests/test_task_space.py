@@ -163,15 +163,15 @@ def test_a_search_file_of_the_study_continues_it(sqlite_url, seen, tmp_path):
     assert all({"batch_size", "sized.width"} <= set(t.params) for t in trials)
 
 
-def test_the_reports_narrowed_search_keeps_what_the_study_searched(storage, seen, tmp_path):
+def test_the_reports_narrowed_search_keeps_what_the_study_searched(sqlite_url, seen, tmp_path):
     from tuner.report.answer import next_commands, ranked_complete
     from tuner.report.read import read_study
 
-    assert tuner("search", "--storage", storage, "--study", "n", "--trials", 4, *FAST,
+    assert tuner("search", "--storage", sqlite_url, "--study", "n", "--trials", 4, *SIZED,
                  *SEARCHED).exit_code == 0  # fmt: skip
-    with open_results(storage) as results:
+    with open_results(sqlite_url) as results:
         data = read_study(results, "n")
-    *_, (_, narrowed) = next_commands(data, ranked_complete(data)[0], storage)
+    *_, (_, narrowed) = next_commands(data, ranked_complete(data)[0], sqlite_url)
 
     assert "--batch-size" not in narrowed
     assert "--space batch_size=16,32" in narrowed and "--space sized.width=8,16" in narrowed
