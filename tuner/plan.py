@@ -269,7 +269,7 @@ def _check_sizes(
 
 
 def _check_batch_sizes(
-    requested: SearchConfig, searched: Param, name: str, task: Any, steps: int
+    requested: SearchConfig, searched: Choice, name: str, task: Any, steps: int
 ) -> None:
     """Refuse a searched batch size that the task cannot use or a trial cannot hold, as
     ``--batch-size`` is refused."""
@@ -279,7 +279,7 @@ def _check_batch_sizes(
             "a fixed batch size or the ones to search"
         )
     rows = task.train[0].shape[0]
-    largest = max(searched.values) if isinstance(searched, Choice) else searched.high
+    largest = max(searched.values)
     if largest > rows:
         raise BadInput(
             f"--space batch_size={searched}: {largest} is more than the {rows} training rows "

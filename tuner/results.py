@@ -376,15 +376,16 @@ class Confirmation:
 
 def ranking(direction: str) -> Callable[[TrialSummary], tuple[int, int, float, int]]:
     """The key that sorts trials best first in a study of ``direction``, as the SQL of
-    :func:`tuner.db.reads.ranked` does: those with a finite value first, then by outcome in
-    :class:`Outcome`'s order, then by value in the study's direction, then by number."""
-    sign = -1.0 if direction == "maximize" else 1.0
-    tiers = {outcome: tier for tier, outcome in enumerate(Outcome)}
-    return lambda t: (
-        (0, tiers[t.outcome], sign * t.value, t.number)
-        if t.value is not None and math.isfinite(t.value)
-        else (1, tiers[t.outcome], 0.0, t.number)
-    )
+    :func:`tuner.db.reads.ranked` does: see :func:`rank`."""
+    return lambda t: rank(direction, t.outcome, t.value, t.number)
+
+
+def rank(direction: str, outcome: Outcome, value: float | None, number: int) -> tuple:
+    """A trial's place: those with a finite value first, then by outcome in :class:`Outcome`'s
+    order, then by value in the study's direction, then by number."""
+    tier, finite = list(Outcome).index(outcome), value is not None and math.isfinite(value)
+    signed = (-value if direction == "maximize" else value) if finite else 0.0
+    return (0 if finite else 1, tier, signed, number)
 
 
 def _plain(value: Any) -> Any:

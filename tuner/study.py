@@ -35,7 +35,7 @@ from tuner.objective import Halt, Search, objective_for
 from tuner.plan import COUNT_ATTR, Plan, differences
 from tuner.query import from_optuna, open_results
 from tuner.reaping import fill_in, reap, reaped_because, reaping_storage
-from tuner.results import Outcome, ranking
+from tuner.results import Outcome, rank
 from tuner.samplers import make_pruner, make_sampler
 from tuner.study_attrs import describe_study
 from tuner.watcher import Progress, Watcher
@@ -348,10 +348,11 @@ def _take_stock(study: optuna.Study, progress: Progress) -> list[optuna.trial.Fr
     trials = [trial for trial in study.get_trials(deepcopy=False) if tuner_made(trial)]
     progress.finished = sum(trial.state in FINISHED for trial in trials)
     progress.running = sum(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
-    complete = [
-        from_optuna(t, Outcome.COMPLETE)
-        for t in trials
-        if t.state == optuna.trial.TrialState.COMPLETE
-    ]
-    progress.best = min(complete, key=ranking(study.direction.name.lower()), default=None)
+    direction = study.direction.name.lower()
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    # Ranked from the fields the key reads: a TrialSummary of the best alone, not of each.
+    best = min(
+        complete, key=lambda t: rank(direction, Outcome.COMPLETE, t.value, t.number), default=None
+    )
+    progress.best = None if best is None else from_optuna(best, Outcome.COMPLETE)
     return trials
