@@ -44,24 +44,11 @@ def run_confirmations(
     watcher: Watcher | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """As :func:`_confirm`; then the verdict is written where Optuna's tools read it."""
-    _confirm(plan, storage_url, study, top, seeds, watcher, stop)
-    describe_confirmation(storage_url, study)
-
-
-def _confirm(
-    plan: Plan,
-    storage_url: str,
-    study: str,
-    top: int,
-    seeds: int,
-    watcher: Watcher | None = None,
-    stop: threading.Event | None = None,
-) -> None:
     """Train the ``top`` best configurations of ``study`` (at most one for each optimizer and
     schedule pair) for the plan's full steps, once with each of ``seeds`` seeds, and store each
-    run. Runs already stored are skipped; a run that raises is stored as failed, with why.
-    Setting ``stop`` ends the run in flight at its next step, unstored, and returns."""
+    run; then write the verdict where Optuna's tools read it. Runs already stored are skipped;
+    a run that raises is stored as failed, with why. Setting ``stop`` ends the run in flight
+    at its next step, unstored, and returns."""
     watcher = watcher or Watcher()
     stop = stop or threading.Event()
     with open_results(storage_url) as results:
@@ -69,25 +56,28 @@ def _confirm(
         confirmed = results.confirmation(study).configs
         done = {(config.trial.number, run.seed) for config in confirmed for run in config.runs}
         study_seed = results.provenance(study).seed
+    runs = [
+        (trial, index, seed)
+        for trial in trials
+        for index, seed in enumerate(confirmation_seed(study_seed, i) for i in range(seeds))
+        if (trial.number, seed) not in done
+    ]
     store = open_store(storage_url)
     graphs = GraphCache()
     try:
-        for trial in trials:
+        for trial, index, seed in runs:
+            if stop.is_set():
+                break
             sample = Sample.from_params(trial.params, plan.config.task)
-            for index in range(seeds):
-                seed = confirmation_seed(study_seed, index)
-                if (trial.number, seed) in done:
-                    continue
-                if stop.is_set():
-                    return
-                watcher.confirming(trial, index, seeds, plan.steps)
-                row = _run(plan, trial.number, sample, seed, graphs, watcher, stop)
-                if row is None:
-                    return
-                if store.save_confirmation(study, row):
-                    watcher.confirmed(trial, index, seeds, run_of(row))
+            watcher.confirming(trial, index, seeds, plan.steps)
+            row = _run(plan, trial.number, sample, seed, graphs, watcher, stop)
+            if row is None:
+                break
+            if store.save_confirmation(study, row):
+                watcher.confirmed(trial, index, seeds, run_of(row))
     finally:
         store.close()
+    describe_confirmation(storage_url, study)
 
 
 def _run(
