@@ -3,6 +3,7 @@ key and its line, `tuner show STUDY --config` written back and searched again, t
 and a space mapping given to `tuner.search`, and the example file run by the console script."""
 
 import inspect
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -258,6 +259,19 @@ def test_the_schema_the_command_and_tuner_search_name_the_same_options():
     assert set(SCHEMA) == command
     assert set(SCHEMA) >= CLI_ONLY
     assert set(SCHEMA) - CLI_ONLY == function - parts
+
+
+def test_the_command_and_tuner_search_have_the_same_defaults(monkeypatch):
+    for name in [name for name in os.environ if name.startswith("TUNER_")]:
+        monkeypatch.delenv(name)
+    command = search_command.make_context("search", []).params
+    function = inspect.signature(tuner.search).parameters
+    # None is the function's "read TUNER_BLAS", whose default the command shows as auto.
+    shared = (set(command) & set(function)) - {"blas"}
+
+    assert {name: command[name] for name in shared} == {
+        name: function[name].default for name in shared
+    }
 
 
 def test_the_example_file_names_every_key_and_runs_with_the_installed_tuner(tmp_path):
