@@ -13,6 +13,7 @@ from stored import stored_confirmations, stored_trials
 from tuner import open_results
 from tuner.compare import judge_confirmed
 from tuner.db import ConfirmationRow, open_store
+from tuner.report.answer import headline
 from tuner.results import Confirmed, Outcome, Run, TrialSummary
 
 SEARCH = ["search", "--task", "synthetic", "--optimizers", "adam,sgd"]
@@ -189,6 +190,26 @@ def test_the_verdict_tests_the_two_best_means(a, b, direction, clear, words):
 
     assert judged.clear is clear
     assert words in judged.verdict
+
+
+UNTESTED = "Confirmed leader, its lead untested"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "title"),
+    [
+        (runs(1.0, 1.1, 0.9), runs(2.0, 2.1, 1.9), "Confirmed winner"),
+        (runs(1.0, 2.0, 0.5), runs(1.1, 2.1, 0.4), "Confirmed leader, within the noise"),
+        (runs(1.0), runs(2.0, 2.1), UNTESTED),
+        (runs(1.0, 1.1), runs(2.0, outcome=Outcome.DIVERGED), UNTESTED),
+    ],
+)
+def test_the_report_calls_the_leader_a_winner_only_when_its_lead_beats_the_noise(a, b, title):
+    judged = judge_confirmed(
+        "s", "val_loss", "minimize", [Confirmed(trial(0, "adam"), a), Confirmed(trial(1, "sgd"), b)]
+    )
+
+    assert headline(judged) == title
 
 
 def test_a_study_without_confirmation_runs_says_so(sqlite_url):

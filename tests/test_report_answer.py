@@ -11,6 +11,7 @@ from browser import Opened, chromium
 from helpers import FAST, TUNER
 
 from tuner import open_results
+from tuner.report.answer import headline
 from tuner.report.study_page import MIN_FOR_IMPORTANCE
 
 # Six trials of ten steps: a report with something in it, soon.
@@ -66,7 +67,7 @@ def test_the_first_box_of_a_confirmed_study_names_the_confirmed_winner(studies, 
 
     opened, text = box(browser, folder / "confirmed.html")
 
-    title = f"Confirmed winner: trial {winner.number}, {winner.optimizer}+{winner.schedule}"
+    title = f"{headline(confirmation)}: trial {winner.number}, {winner.optimizer}+{winner.schedule}"
     assert text.startswith(title + "\n")
     assert confirmation.verdict in text and f"p = {confirmation.p_value:.2g}" in text
     assert f"over {len(confirmation.winner.values)} seeds" in text

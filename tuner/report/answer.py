@@ -15,7 +15,7 @@ import shlex
 from tuner.invocation import program
 from tuner.report import tables
 from tuner.report.read import StudyData
-from tuner.results import Outcome, TrialSummary, ranking
+from tuner.results import Confirmation, Outcome, TrialSummary, ranking
 
 # The complete trials whose optimizers, schedules and learning rates a narrowed search keeps.
 NARROW_TOP = 5
@@ -46,7 +46,8 @@ def answer_box(data: StudyData, storage: str | None) -> str:
     metric = data.summary.metric
     if winner is not None:
         spread = "" if winner.std is None else f" ± {tables.number(winner.std, 3)}"
-        title = f"Confirmed winner: trial {trial.number}, {trial.optimizer}+{trial.schedule}"
+        pair = f"{trial.optimizer}+{trial.schedule}"
+        title = f"{headline(data.confirmation)}: trial {trial.number}, {pair}"
         lines = [
             f"Mean {metric} {tables.number(winner.mean)}{spread} over {len(winner.values)} "
             f"seeds, trained again in full; {tables.number(trial.value)} in the search.",
@@ -79,6 +80,16 @@ def answer_box(data: StudyData, storage: str | None) -> str:
     parts.append("<p><b>Next</b></p>")
     parts += [_command(why, line) for why, line in next_commands(data, trial, storage)]
     return f'<section id="answer" class="answer">{"".join(parts)}</section>'
+
+
+def headline(confirmation: Confirmation) -> str:
+    """What the confirmed leader is called: a winner only where its lead was tested larger
+    than the seed-to-seed noise, as the verdict beside it says."""
+    if confirmation.clear:
+        return "Confirmed winner"
+    if confirmation.clear is False:
+        return "Confirmed leader, within the noise"
+    return "Confirmed leader, its lead untested"
 
 
 def _place(data: StudyData, number: int) -> str:
