@@ -514,6 +514,11 @@ def test_an_unreachable_server_is_one_line_without_the_password():
     message = str(error.value)
     assert message.startswith("postgresql+psycopg://postgres:***@127.0.0.1:1/test: ")
     assert "s3cret" not in message and "\n" not in message
+    # It never answered: nothing was lost, and nothing is said to be.
+    assert message.endswith(
+        "; the database does not answer, and what it stored is kept: once it answers, "
+        "run the same command again"
+    )
 
 
 def test_a_writer_waits_for_the_lock_another_connection_holds(sqlite_url):

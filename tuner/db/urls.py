@@ -109,9 +109,11 @@ def storage_failure(error: SQLAlchemyError, url: URL) -> TunerError:
             "are kept: make room, then run the same command to continue"
         )
     if connection_lost(error):
+        # Said alike whether it never answered or stopped answering mid-search, as one
+        # failed connection cannot tell which: what it stored is safe either way.
         return TunerError(
-            f"{where}: {detail}; lost the database, and it did not answer again: the trials "
-            "that finished are kept: once it answers, run the same command to continue"
+            f"{where}: {detail}; the database does not answer, and what it stored is kept: "
+            "once it answers, run the same command again"
         )
     return TunerError(f"{where}: {detail}")
 
