@@ -31,6 +31,8 @@ EXTRAS = {
     "plotly": ("plotly", "report"),
     "matplotlib": ("matplotlib", "report"),
     "optuna_dashboard": ("optuna-dashboard", "dashboard"),
+    "mlflow": ("mlflow-skinny", "mlflow"),
+    "wandb": ("wandb", "wandb"),
 }
 
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuner.errors import BadInput, TunerError, did_you_mean
+from tuner.errors import BadInput, TunerError, did_you_mean, missing_extra
 from tuner.query import open_results
 from tuner.results import Outcome
 
@@ -46,13 +46,14 @@ class Destination:
 
 
 def parse_log_to(value: str) -> Destination:
-    """``--log-to``'s value, checked: a known tracker whose package is installed. Raises
-    BadInput; imports nothing (the trackers' packages take seconds to import)."""
+    """``--log-to``'s value, checked: a known tracker (BadInput) whose package is installed
+    (TunerError, as for every missing extra); imports nothing (the trackers' packages take
+    seconds to import)."""
     name, _, where = value.strip().partition(":")
     if name not in TRACKERS:
         raise BadInput(f"--log-to '{value}': no tracker '{name}'{did_you_mean(name, TRACKERS)}")
     if importlib.util.find_spec(name) is None:
-        raise BadInput(f"--log-to {name} needs the {name} package: pip install 'tuner[{name}]'")
+        raise missing_extra(ModuleNotFoundError(name=name), f"--log-to {name}")
     return Destination(name, where.strip() or None)
 
 
