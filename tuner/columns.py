@@ -110,6 +110,12 @@ def other_metrics(trials: Sequence[TrialSummary], metric: str) -> list[Column[Tr
     ]
 
 
+def leading(trials: Sequence[TrialSummary], metric: str) -> list[Column[TrialSummary]]:
+    """The columns that every table of ``trials`` begins with: the trial, its value of the
+    objective, ``metric``, and its other metrics, its optimizer, schedule and learning rate."""
+    return [TRIAL, value(metric), *other_metrics(trials, metric), OPTIMIZER, SCHEDULE, LR]
+
+
 TRIAL = Column("trial", lambda trial: str(trial.number))
 OPTIMIZER = Column("optimizer", lambda trial: trial.optimizer or "-")
 SCHEDULE = Column("schedule", lambda trial: trial.schedule or "-")

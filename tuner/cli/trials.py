@@ -18,12 +18,7 @@ def trial_table(trials: Sequence[TrialSummary], metric: str, width: int | None =
     unfinished = any(t.outcome is not Outcome.COMPLETE for t in trials)
     reasons = any(t.reason for t in trials)
     shown = [
-        columns.TRIAL,
-        columns.value(metric),
-        *columns.other_metrics(trials, metric),
-        columns.OPTIMIZER,
-        columns.SCHEDULE,
-        columns.LR,
+        *columns.leading(trials, metric),
         columns.SHORT_SETTINGS,
         *([columns.OUTCOME, columns.STEPS] if unfinished else []),
         columns.TIME,

@@ -244,6 +244,19 @@ class _Ending:
         self.value, self.value_type = split_value(self.value)
 
 
+def _ending(result: TrialResult) -> dict[str, Any]:
+    """What a row that records how a training run ended takes from its ``result``, a trial's
+    or a confirmation run's alike."""
+    return {
+        "steps": result.steps,
+        "duration_s": result.duration_s,
+        "metrics": result.metrics,
+        "value": result.value,
+        "outcome": result.outcome,
+        "reason": result.reason,
+    }
+
+
 class TrialRow(_Ending, Base):
     """One finished trial: what ran, how long it took, how it ended, and its curve.
 
@@ -308,17 +321,12 @@ class TrialRow(_Ending, Base):
             schedule=params.get("schedule", "-"),
             params=params,
             seed=seed,
-            steps=result.steps,
-            duration_s=result.duration_s,
             step_time_s=result.step_time_s,
             compiled=result.compiled,
-            metrics=result.metrics,
-            value=result.value,
-            outcome=result.outcome,
             curve=CurveRow(losses=result.losses, lrs=result.lrs, evals=result.evals),
-            reason=result.reason,
             default=trial.user_attrs.get("default"),
             population=population,
+            **_ending(result),
         )
 
 
@@ -366,14 +374,9 @@ class ConfirmationRow(_Ending, Base):
         return cls(
             trial=trial,
             seed=seed,
-            steps=result.steps,
-            duration_s=result.duration_s,
-            metrics=result.metrics,
             test_metrics=result.test_metrics,
-            value=result.value,
-            outcome=result.outcome,
             losses=result.losses,
             lrs=result.lrs,
             evals=result.evals,
-            reason=result.reason,
+            **_ending(result),
         )

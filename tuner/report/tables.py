@@ -27,12 +27,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, css: str = "
 def leaderboard(trials: Sequence[TrialSummary], metric: str) -> str:
     """The best trials, best first: value, other metrics, what ran, how it ended."""
     shown = [
-        columns.TRIAL,
-        columns.value(metric),
-        *columns.other_metrics(trials, metric),
-        columns.OPTIMIZER,
-        columns.SCHEDULE,
-        columns.LR,
+        *columns.leading(trials, metric),
         columns.FULL_SETTINGS,
         columns.OUTCOME,
         columns.STEPS,
