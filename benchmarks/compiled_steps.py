@@ -21,7 +21,7 @@ What is printed, for each optimizer (each rate the median over its trials):
 
 - step/s: 1 / the trial's median step time (``step_time_s``). A step is timed around the batch
   gather, the step and its ``mx.eval``: not the loss's ``.item()``, the evals, the set-up;
-- trial/s: steps / the trial's wall time (``wall_time_s``, from ``run_trial``'s start to its
+- trial/s: steps / the trial's wall time (``duration_s``, from ``run_trial``'s start to its
   return: the model's creation, the evals and, compiled, loading the graph included), which is
   what a search gains;
 - cpu: the ratio of steps / the process's CPU seconds over each whole trial, timed here with
@@ -89,7 +89,7 @@ class Measured:
 
     @staticmethod
     def trial_rate(trials: list[Timed]) -> float:
-        return statistics.median(t.result.steps / t.result.wall_time_s for t in trials)
+        return statistics.median(t.result.steps / t.result.duration_s for t in trials)
 
     @staticmethod
     def cpu_rate(trials: list[Timed]) -> float:
@@ -278,7 +278,7 @@ def line(m: Measured) -> str:
         f"{m.ratio(m.step_rate):5.2f}×  "
         f"{m.trial_rate(m.eager):7,.0f} {m.trial_rate(m.compiled):9,.0f} "
         f"{m.ratio(m.trial_rate):5.2f}×  {m.ratio(m.cpu_rate):5.2f}×  "
-        f"{m.build.result.wall_time_s:6.2f}  {m.loss_gap():7.1e}  {ran}"
+        f"{m.build.result.duration_s:6.2f}  {m.loss_gap():7.1e}  {ran}"
     )
 
 

@@ -207,7 +207,7 @@ def tuner_row(
         "params": params,
         "seed": number,
         "steps": trial["steps"],
-        "wall_time_s": 0.3 * trial["steps"] / 300,
+        "duration_s": 0.3 * trial["steps"] / 300,
         "step_time_s": 0.001,
         "compiled": True,
         "metrics": trial["metrics"],

@@ -261,7 +261,7 @@ def test_the_readers_know_confirmation_runs_and_export_takes_the_confirmed_winne
 
 def row(trial, seed, value):
     return ConfirmationRow(
-        trial=trial, seed=seed, steps=100, wall_time_s=0.1, metrics={"val_loss": value},
+        trial=trial, seed=seed, steps=100, duration_s=0.1, metrics={"val_loss": value},
         test_metrics={"test_loss": value}, value=value, outcome="complete", losses=[1.0],
         lrs=[0.1], evals=[],
     )  # fmt: skip

@@ -60,7 +60,7 @@ def trial_record(number=0, steps=300, **changes):
         "params": {"lr": 3.0e-3, "adamw": {"betas": [0.9, 0.999]}, "nesterov": False},
         "seed": 2**32 - 1,
         "steps": steps,
-        "wall_time_s": 0.375,
+        "duration_s": 0.375,
         "step_time_s": 0.00125,
         "compiled": True,
         "metrics": {"val_loss": 0.25, "accuracy": 0.91},
@@ -109,7 +109,7 @@ def test_a_trial_record_round_trips_curve_included(store, storage_url):
     written = trial_record()
     assert (shown.value, shown.duration_s, shown.seed, shown.params) == (
         written.value,
-        written.wall_time_s,
+        written.duration_s,
         written.seed,
         written.params,
     )

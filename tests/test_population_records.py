@@ -39,7 +39,7 @@ def trial_row(number, population):
         params=params,
         seed=100 + number,
         steps=20,
-        wall_time_s=1.5,
+        duration_s=1.5,
         step_time_s=0.05,
         compiled=True,
         metrics={"val_loss": 1 / (number + 2), "r2": 0.5},

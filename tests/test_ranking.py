@@ -97,7 +97,7 @@ def row(number, optimizer, value, outcome):
         params={"lr": 0.1, "optimizer": optimizer, "schedule": "constant"},
         seed=number,
         steps=10,
-        wall_time_s=1.0,
+        duration_s=1.0,
         step_time_s=0.1,
         compiled=True,
         metrics={},

@@ -118,7 +118,7 @@ def test_a_killed_trial_is_reaped_by_db_upgrade_with_the_time_it_ran(storage_url
     assert record.reason.startswith(f"its worker, process {worker.pid} on this machine, ended")
     # The time it ran, to a heartbeat and SQLite's whole seconds; not the time until it was
     # reaped.
-    assert ran - 2.5 < record.wall_time_s < ran + 1.5 < reaped_after - 2
+    assert ran - 2.5 < record.duration_s < ran + 1.5 < reaped_after - 2
     assert agree(storage_url, "k")
     again = run("db", "upgrade", "--storage", storage_url, "--format", "json")
     assert json.loads(again.stdout)["reaped"] == 0

@@ -142,7 +142,7 @@ def test_trial_completes_with_finite_decreasing_loss(task, trial):
     assert result.metrics == {k: v for k, v in result.evals[-1].items() if k != "step"}
     assert set(result.metrics) == {"val_loss", "r2"}
     assert result.value == result.metrics["val_loss"]
-    assert result.wall_time_s > 0 and 0 < result.step_time_s < result.wall_time_s
+    assert result.duration_s > 0 and 0 < result.step_time_s < result.duration_s
 
 
 def test_lrs_ramp_up_over_the_warmup_then_follow_the_schedule(task, trial):

@@ -112,17 +112,4 @@ def _run(
         result = TrialResult.unrun(Outcome.FAILED, failure(error), time.monotonic() - started)
     if result.outcome is Outcome.INTERRUPTED:
         return None
-    return ConfirmationRow(
-        trial=number,
-        seed=seed,
-        steps=result.steps,
-        wall_time_s=result.wall_time_s,
-        metrics=result.metrics,
-        test_metrics=result.test_metrics,
-        value=result.value,
-        outcome=result.outcome,
-        losses=result.losses,
-        lrs=result.lrs,
-        evals=result.evals,
-        reason=result.reason,
-    )
+    return ConfirmationRow.of_run(number, seed, result)

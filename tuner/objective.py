@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 
 from tuner.companions import apart, beating, family, fixed_family
-from tuner.db import ClaimLock, CurveRow, TrialRow
+from tuner.db import ClaimLock, TrialRow
 from tuner.db.steady_storage import SteadyStorage
 from tuner.graphs import GraphCache
 from tuner.plan import Plan
@@ -295,18 +295,4 @@ def _record(
         ending["population"] = population
     for key, value in {**result.metrics, **ending}.items():
         trial.set_user_attr(key, value)
-    return TrialRow.of_trial(
-        trial,
-        seed,
-        steps=result.steps,
-        wall_time_s=result.wall_time_s,
-        step_time_s=result.step_time_s,
-        compiled=result.compiled,
-        metrics=result.metrics,
-        value=result.value,
-        outcome=result.outcome,
-        reason=result.reason,
-        default_source=trial.user_attrs.get("default"),
-        curve=CurveRow(losses=result.losses, lrs=result.lrs, evals=result.evals),
-        population=population,
-    )
+    return TrialRow.of_trial(trial, seed, result, population)

@@ -6,6 +6,7 @@ records it as failed, with how long it ran, so that the two agree about it.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import optuna
@@ -13,7 +14,6 @@ from sqlalchemy import select
 
 from tuner.db import (
     GRACE_BEATS,
-    CurveRow,
     StudyRow,
     TrialRow,
     beatless_trial_ids,
@@ -29,6 +29,7 @@ from tuner.errors import BadInput, TunerError
 from tuner.query import open_results
 from tuner.results import FINISHED, Outcome
 from tuner.samplers import trial_seed
+from tuner.trial import TrialResult
 
 RUNNING = (optuna.trial.TrialState.RUNNING,)
 _BY_STATE = {"COMPLETE": Outcome.COMPLETE, "PRUNED": Outcome.PRUNED, "FAIL": Outcome.FAILED}
@@ -65,18 +66,7 @@ def _row(trial: optuna.trial.FrozenTrial, seed: int, silent: timedelta | None) -
     beat)."""
     ran, reason = reaped_because(trial, silent)
     return TrialRow.of_trial(
-        trial,
-        seed,
-        steps=0,
-        wall_time_s=ran.total_seconds(),
-        step_time_s=None,
-        compiled=False,
-        metrics={},
-        value=None,
-        outcome=Outcome.FAILED,
-        reason=reason,
-        default_source=trial.user_attrs.get("default"),
-        curve=CurveRow(losses=[], lrs=[], evals=[]),
+        trial, seed, TrialResult.unrun(Outcome.FAILED, reason, ran.total_seconds())
     )
 
 
@@ -140,26 +130,26 @@ def fill_in(study: optuna.Study, storage: optuna.storages.RDBStorage, url: str) 
 def _filled(trial: optuna.trial.FrozenTrial, seed: int) -> TrialRow:
     """The record of finished ``trial`` that its worker did not live to write."""
     attrs = dict(trial.user_attrs)
-    told = {key: attrs.pop(key, None) for key in ("outcome", "reason", "steps", "population")}
-    default = attrs.pop("default", None)
+    # The rest are its metrics; the record reads where a known-good setting came from.
+    told = {
+        key: attrs.pop(key, None) for key in ("outcome", "reason", "steps", "population", "default")
+    }
     outcome = told["outcome"]
     if outcome not in tuple(Outcome) or Outcome(outcome).optuna_state != trial.state.name:
         outcome = _BY_STATE[trial.state.name]
-    return TrialRow.of_trial(
-        trial,
-        seed,
-        steps=told["steps"] or 0,
-        wall_time_s=(trial.datetime_complete - trial.datetime_start).total_seconds(),
-        step_time_s=None,
-        compiled=False,
-        metrics=attrs,
-        value=trial.value if Outcome(outcome) in FINISHED else None,
-        outcome=Outcome(outcome),
-        reason=told["reason"] or "its worker died after Optuna's state, before tuner's record",
-        default_source=default,
-        curve=CurveRow(losses=[], lrs=[], evals=[]),
-        population=told["population"],
+    # Its curve and step times are lost, as an unrun trial's.
+    lost = TrialResult.unrun(
+        Outcome(outcome),
+        told["reason"] or "its worker died after Optuna's state, before tuner's record",
+        (trial.datetime_complete - trial.datetime_start).total_seconds(),
     )
+    result = replace(
+        lost,
+        value=trial.value if Outcome(outcome) in FINISHED else None,
+        metrics=attrs,
+        steps=told["steps"] or 0,
+    )
+    return TrialRow.of_trial(trial, seed, result, told["population"])
 
 
 def reaping_storage(url: str) -> optuna.storages.RDBStorage:

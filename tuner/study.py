@@ -256,7 +256,7 @@ def _optimize(
         if record is not None and record.outcome == Outcome.INTERRUPTED and trial.params:
             # Stopped, not judged: its settings run again, after those already queued, so
             # that a known-good setting cut short by Ctrl-C or --timeout is still tried.
-            default = {"default": record.default_source} if record.default_source else {}
+            default = {"default": record.default} if record.default else {}
             study.enqueue_trial(trial.params, user_attrs=default)
         # A trial cut short by Ctrl-C or --timeout is Optuna's FAIL, but no failure.
         if trial.state == optuna.trial.TrialState.FAIL and not halt.is_set():

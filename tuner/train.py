@@ -289,7 +289,7 @@ class _Training:
             value=last.get(objective),
             metrics={k: v for k, v in last.items() if k != "step"},
             steps=len(log.losses),
-            wall_time_s=time.perf_counter() - self.started,
+            duration_s=time.perf_counter() - self.started,
             step_time_s=statistics.median(self.step_times) if self.step_times else None,
             compiled=self.mode is not Mode.EAGER,
             reason=reason,

@@ -44,7 +44,7 @@ class TrialResult:
     value: float | None
     metrics: dict[str, float]
     steps: int
-    wall_time_s: float
+    duration_s: float
     step_time_s: float | None
     compiled: bool
     reason: str | None
@@ -55,14 +55,14 @@ class TrialResult:
     weights: dict[str, Any] | None = None
 
     @classmethod
-    def unrun(cls, outcome: Outcome, reason: str, wall_time_s: float) -> TrialResult:
+    def unrun(cls, outcome: Outcome, reason: str, duration_s: float) -> TrialResult:
         """A trial that ended before it trained: stopped first, or failed to start."""
         return cls(
             outcome=outcome,
             value=None,
             metrics={},
             steps=0,
-            wall_time_s=wall_time_s,
+            duration_s=duration_s,
             step_time_s=None,
             compiled=False,
             reason=reason,

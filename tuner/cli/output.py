@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+# The tables of trials share their numbers' form with the report's.
+from tuner.columns import number as number
+
 BARS = "▁▂▃▄▅▆▇█"
 # What people read fits their terminal, unless they ask for --wide; piped or redirected, where
 # no terminal says how wide, it fits 100 columns.
@@ -112,8 +115,3 @@ def sparkline(values: Sequence[float], width: int = SPARKLINE) -> str:
     return "".join(
         BARS[round((v - low) / span * (len(BARS) - 1))] if math.isfinite(v) else "×" for v in values
     )
-
-
-def number(value: float | None, digits: int = 4) -> str:
-    """A float in ``digits`` significant figures, or '-' for none."""
-    return "-" if value is None else f"{value:.{digits}g}"

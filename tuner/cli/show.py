@@ -13,7 +13,7 @@ import click
 
 from tuner.cli import completion, format_option, storage_option
 from tuner.cli.output import SPARKLINE, echo_json, number, sparkline, table, wide_option, wrap
-from tuner.cli.trials import value_text
+from tuner.columns import value_text
 from tuner.query import open_results
 from tuner.results import Confirmed, StudySummary, TrialDetail
 from tuner.study_file import study_settings, to_toml

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import zlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import (
@@ -36,6 +36,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedAsDataclass, mapped_column, relationship
 
 from tuner.results import Outcome
+
+if TYPE_CHECKING:
+    from tuner.trial import TrialResult
 
 TABLE_PREFIX = "tuner_"
 # The outcomes a trial's record can have: a running trial has none yet.
@@ -241,6 +244,19 @@ class _Ending:
         self.value, self.value_type = split_value(self.value)
 
 
+def _ending(result: TrialResult) -> dict[str, Any]:
+    """What a row that records how a training run ended takes from its ``result``, a trial's
+    or a confirmation run's alike."""
+    return {
+        "steps": result.steps,
+        "duration_s": result.duration_s,
+        "metrics": result.metrics,
+        "value": result.value,
+        "outcome": result.outcome,
+        "reason": result.reason,
+    }
+
+
 class TrialRow(_Ending, Base):
     """One finished trial: what ran, how long it took, how it ended, and its curve.
 
@@ -273,7 +289,7 @@ class TrialRow(_Ending, Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(BigInteger)
     steps: Mapped[int] = mapped_column(Integer)
-    wall_time_s: Mapped[float] = mapped_column(Double)
+    duration_s: Mapped[float] = mapped_column("wall_time_s", Double, key="duration_s")
     step_time_s: Mapped[float | None] = mapped_column(Double)
     compiled: Mapped[bool] = mapped_column(Boolean)
     metrics: Mapped[dict[str, Any]] = mapped_column(MetricsJSON)
@@ -282,7 +298,7 @@ class TrialRow(_Ending, Base):
     curve: Mapped[CurveRow] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     # Where the known-good setting the trial tried comes from; None for a sampled trial.
-    default_source: Mapped[str | None] = mapped_column(Text, default=None)
+    default: Mapped[str | None] = mapped_column("default_source", Text, key="default", default=None)
     # The number of the first trial of the population the trial trained in, the same for each
     # of its members; None for a trial trained alone.
     population: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -290,9 +306,13 @@ class TrialRow(_Ending, Base):
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
 
     @classmethod
-    def of_trial(cls, trial: Any, seed: int, **ending: Any) -> TrialRow:
+    def of_trial(
+        cls, trial: Any, seed: int, result: TrialResult, population: int | None = None
+    ) -> TrialRow:
         """The record of Optuna's ``trial`` (a ``Trial`` or ``FrozenTrial``), which ran with
-        ``seed``: what it ran, from Optuna's side, and how it ended, from ``ending``."""
+        ``seed``, trained in ``population`` (None: alone) and did ``result``: what it ran, from
+        Optuna's side, and how it ended, from ``result``. A trial that ended before it trained
+        (a dead worker's) has an unrun result, so that every record is built here."""
         # Optuna copies a trial's parameters at each read of them.
         params = trial.params
         return cls(
@@ -301,7 +321,12 @@ class TrialRow(_Ending, Base):
             schedule=params.get("schedule", "-"),
             params=params,
             seed=seed,
-            **ending,
+            step_time_s=result.step_time_s,
+            compiled=result.compiled,
+            curve=CurveRow(losses=result.losses, lrs=result.lrs, evals=result.evals),
+            default=trial.user_attrs.get("default"),
+            population=population,
+            **_ending(result),
         )
 
 
@@ -330,7 +355,7 @@ class ConfirmationRow(_Ending, Base):
     trial: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(BigInteger)
     steps: Mapped[int] = mapped_column(Integer)
-    wall_time_s: Mapped[float] = mapped_column(Double)
+    duration_s: Mapped[float] = mapped_column("wall_time_s", Double, key="duration_s")
     metrics: Mapped[dict[str, Any]] = mapped_column(MetricsJSON)
     test_metrics: Mapped[dict[str, Any]] = mapped_column(MetricsJSON)
     value: Mapped[float | None] = mapped_column(Double)
@@ -341,3 +366,17 @@ class ConfirmationRow(_Ending, Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     value_type: Mapped[str | None] = mapped_column(String(8), init=False)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default_factory=_now)
+
+    @classmethod
+    def of_run(cls, trial: int, seed: int, result: TrialResult) -> ConfirmationRow:
+        """The record of a confirmation run of trial ``trial``'s configuration, which ran with
+        ``seed`` and did ``result``."""
+        return cls(
+            trial=trial,
+            seed=seed,
+            test_metrics=result.test_metrics,
+            losses=result.losses,
+            lrs=result.lrs,
+            evals=result.evals,
+            **_ending(result),
+        )

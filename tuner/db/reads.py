@@ -127,7 +127,8 @@ def candidates(study_id: int, unrecorded: list[TrialSummary]) -> Subquery:
         c.value,
         c.optimizer,
         c.schedule,
-        c.wall_time_s.label("duration_s"),
+        # Named so in SQL too, as the trials that only Optuna knows are.
+        c.duration_s.label("duration_s"),
     ).where(c.study_id == study_id)
     if not unrecorded:
         return ours.subquery("candidates")
@@ -196,11 +197,11 @@ def trials(
         t.optimizer,
         t.schedule,
         t.params,
-        t.wall_time_s,
+        t.duration_s,
         t.steps,
         t.metrics,
         t.reason,
-        t.default_source,
+        t.default,
         t.finished_at,
         t.population,
     )

@@ -7,19 +7,10 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from tuner import columns
+from tuner.columns import number, text
 from tuner.report.read import StudyData
 from tuner.results import Confirmation, TrialSummary
-
-
-def number(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}g}"
-
-
-def text(value: Any) -> str:
-    """A parameter's value as a table shows it."""
-    if value is None:
-        return "-"
-    return number(value) if isinstance(value, float) else str(value)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, css: str = "") -> str:
@@ -33,70 +24,35 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, css: str = "
     return f'<table class="{css}">{head}<tbody>{body}</tbody></table>'
 
 
-def own_settings(trial: TrialSummary) -> str:
-    """The settings of the trial's optimizer and schedule, its warmup, and its batch size and
-    task parameters where the study searches them."""
-    own = [
-        f"{key}={text(value)}"
-        for key, value in trial.params.items()
-        if key.startswith((f"{trial.optimizer}.", f"{trial.schedule}."))
-    ]
-    if trial.params.get("warmup"):
-        own.append(f"warmup={text(trial.params['warmup'])}")
-    plugins = (f"{trial.optimizer}.", f"{trial.schedule}.")
-    own += [
-        f"{key}={text(value)}"
-        for key, value in trial.params.items()
-        if key == "batch_size" or ("." in key and not key.startswith(plugins))
-    ]
-    return " ".join(own) or "-"
-
-
 def leaderboard(trials: Sequence[TrialSummary], metric: str) -> str:
     """The best trials, best first: value, other metrics, what ran, how it ended."""
-    others = sorted({k for t in trials for k in t.metrics} - {metric})
-    headers = ["rank", "trial", metric, *others, "optimizer", "schedule", "lr", "settings"]
-    headers += ["outcome", "steps", "time (s)", "default", "population"]
-    rows = [
-        [
-            rank,
-            trial.number,
-            number(trial.value),
-            *(number(trial.metrics.get(k)) for k in others),
-            trial.optimizer,
-            trial.schedule,
-            number(trial.lr, 3),
-            own_settings(trial),
-            trial.outcome,
-            trial.steps,
-            number(trial.duration_s, 3),
-            trial.default,
-            trial.population,
-        ]
-        for rank, trial in enumerate(trials, start=1)
+    shown = [
+        *columns.leading(trials, metric),
+        columns.FULL_SETTINGS,
+        columns.OUTCOME,
+        columns.STEPS,
+        columns.SECONDS,
+        columns.DEFAULT,
+        columns.POPULATION,
     ]
-    return table(headers, rows, css="wide")
+    rows = [[rank, *row] for rank, row in enumerate(columns.cells(shown, trials), start=1)]
+    return table(["rank", *columns.headings(shown)], rows, css="wide")
 
 
 def confirmed(confirmation: Confirmation) -> str:
     """The confirmed configurations, the best mean first."""
-    tests = sorted({name for config in confirmation.configs for name in config.test})
-    headers = ["trial", "optimizer", "schedule", f"mean {confirmation.metric}", "sd", "runs"]
-    headers += [*tests, "in the search"]
-    rows = [
-        [
-            config.trial.number,
-            config.trial.optimizer,
-            config.trial.schedule,
-            number(config.mean),
-            number(config.std, 3),
-            f"{len(config.values)} of {len(config.runs)} complete",
-            *(number(config.test.get(name)) for name in tests),
-            number(config.trial.value),
-        ]
-        for config in confirmation.configs
+    shown = [
+        columns.of_trial(columns.TRIAL),
+        columns.of_trial(columns.OPTIMIZER),
+        columns.of_trial(columns.SCHEDULE),
+        columns.mean(f"mean {confirmation.metric}"),
+        columns.SD_3,
+        columns.RUNS_COMPLETE,
+        *columns.tests(confirmation.configs),
+        columns.of_trial(columns.value("in the search")),
     ]
-    return table(headers, rows)
+    rows = columns.cells(shown, confirmation.configs)
+    return table(columns.headings(shown), rows)
 
 
 def provenance(data: StudyData, storage: str) -> str:
