@@ -24,7 +24,6 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from tuner.errors import BadInput
 from tuner.lr import as_float32, rate_table
 from tuner.params import Float
 from tuner.space import Sample
@@ -267,16 +266,3 @@ class CompileFailed(Exception):
                 "(a comparison, float() or .item()), which mx.compile cannot trace"
             )
         return str(self)
-
-
-def check_device(device: str | None) -> str:
-    """Make ``device`` MLX's default and return its name; None picks the GPU when there is one."""
-    if device is None:
-        device = "gpu" if mx.is_available(mx.gpu) else "cpu"
-    if device == "gpu" and not mx.is_available(mx.gpu):
-        raise BadInput(
-            "this MLX build has no GPU: on Linux install tuner[cuda] (mlx[cuda13]) for NVIDIA "
-            "GPUs; on a Mac with Apple silicon, mlx brings Metal"
-        )
-    mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
-    return device
