@@ -90,6 +90,7 @@ def beating(storage: SteadyStorage, trials: Sequence[optuna.Trial]) -> Iterator[
 
     def beat() -> None:
         while True:
+            # Optuna's Trial has no public id; its own optimize beats by this one too.
             storage.record_heartbeats([trial._trial_id for trial in trials])
             if done.wait(interval):
                 return
