@@ -33,7 +33,8 @@ from tuner.db import (
 from tuner.errors import BadInput, TunerError
 from tuner.objective import Halt, Search, objective_for
 from tuner.plan import COUNT_ATTR, Plan, differences
-from tuner.query import from_optuna, open_results
+from tuner.query import open_results
+from tuner.reader import from_optuna
 from tuner.reaping import fill_in, reap, reaped_because, reaping_storage
 from tuner.results import Outcome, rank
 from tuner.samplers import make_pruner, make_sampler
