@@ -36,21 +36,30 @@ def main() -> None:
         command += ["--seed", str(args.seed), "--confirm", "0", "--storage", url, "--quiet"]
         study = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         from tuner import open_results
-        from tuner.companions import family
-        from tuner.space import SearchSpace
+        from tuner.graphs import graph_settings
+        from tuner.plugins import load_plugins
+        from tuner.space import Sample, SearchSpace
 
         with open_results(url) as results:
             name = study.strip().splitlines()[-1]
             space = SearchSpace.from_json(results.settings(name)["space"])
             trials = [t for t in results.trials(name, sort="number") if t.default is None]
+    optimizers = load_plugins().optimizers
+
+    def family(params: dict) -> tuple:
+        sample = Sample.from_params(params, space.task)
+        return tuple(
+            sorted(graph_settings(optimizers[sample.optimizer], sample, space.task).items())
+        )
+
     sizes = []
     for start in range(0, len(trials) - args.size + 1, args.size):
         run = trials[start : start + args.size]
         families: dict[tuple, int] = {}
         for trial in run:
-            key = tuple(sorted(family(space, trial.params).items()))
+            key = family(trial.params)
             families[key] = families.get(key, 0) + 1
-        sizes += [families[tuple(sorted(family(space, t.params).items()))] for t in run]
+        sizes += [families[family(t.params)] for t in run]
     print(f"{len(trials)} sampled trials of a --population 1 search on digits, seed {args.seed}")
     print(f"grouped by family in runs of {args.size}, as they were sampled:")
     mean, median = statistics.mean(sizes), statistics.median(sizes)

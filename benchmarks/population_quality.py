@@ -35,8 +35,9 @@ WAYS = ("1", "auto", "16")
 def search(seconds: float, seed: int, way: str) -> tuple[int, float, float, int, float]:
     """Trials finished, best validation loss and accuracy, families tried, mean population."""
     from tuner import open_results
-    from tuner.companions import family
-    from tuner.space import SearchSpace
+    from tuner.graphs import graph_settings
+    from tuner.plugins import load_plugins
+    from tuner.space import Sample, SearchSpace
 
     env = dict(os.environ)
     command = [str(TUNER), "search", "--population", way]
@@ -53,7 +54,12 @@ def search(seconds: float, seed: int, way: str) -> tuple[int, float, float, int,
             trials = results.trials("q")
     finished = [t for t in trials if t.outcome in ("complete", "pruned", "diverged")]
     complete = [t for t in trials if t.outcome == "complete"]
-    families = {tuple(sorted(family(space, t.params).items())) for t in complete}
+    optimizers = load_plugins().optimizers
+    samples = [Sample.from_params(t.params, space.task) for t in complete]
+    families = {
+        tuple(sorted(graph_settings(optimizers[s.optimizer], s, space.task).items()))
+        for s in samples
+    }
     trainings = {t.number if t.population is None else -1 - t.population for t in trials}
     mean = len(trials) / max(len(trainings), 1)
     return len(finished), best.value, best.metrics["accuracy"], len(families), mean

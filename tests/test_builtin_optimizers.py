@@ -14,8 +14,8 @@ import pytest
 from tuner import Choice, Float, OptimizerSpec
 from tuner.errors import BadInput
 from tuner.lr import make_schedule
-from tuner.params import parse_param
 from tuner.plugins import BUILTIN, load_plugins
+from tuner.space_grammar import parse_param
 
 REGISTRY = load_plugins()
 BUILTINS = [n for n in REGISTRY.optimizers if REGISTRY.plugin_of("optimizer", n).source == BUILTIN]

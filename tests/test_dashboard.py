@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from tuner import open_results
 from tuner.cli.dashboard import dashboard_app
-from tuner.optuna_trials import from_optuna
+from tuner.reader import from_optuna
 
 POISON = Path(__file__).parent / "search_plugins" / "nan_optimizer.py"
 

@@ -14,7 +14,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from tuner import Float, OptimizerSpec
-from tuner.graphs import GraphCache, Mode
+from tuner.graphs import GraphCache, Mode, TrialPlan, graph_settings
 from tuner.params import Choice, Int
 from tuner.plugins import load_plugins
 from tuner.results import Outcome
@@ -154,6 +154,26 @@ def test_the_list_above_is_every_builtin_optimizer(registry):
 def test_each_builtin_schedule_trains_in_a_population_as_alone(registry, task, name):
     assert {"constant", "linear", "cosine", "exponential", "step", "wsd"} == set(registry.schedules)
     check_members(task, registry.optimizers["adam"], registry.schedules[name])
+
+
+def test_a_family_is_what_selects_a_graph(registry, task):
+    # A Float the optimizer declares flows into the graph as an array, even where --space gave
+    # it values to choose from, so members may differ in it; a Choice selects a graph.
+    adamw, constant = registry.optimizers["adamw"], registry.schedules["constant"]
+    one, two = samples(adamw, constant, 2)
+    other = dataclasses.replace(
+        one, optimizer_params={**one.optimizer_params, "bias_correction": True}
+    )
+
+    def key(sample):
+        return TrialPlan.of(adamw, constant, sample, STEPS).key(task, 32)
+
+    def family(sample):
+        return graph_settings(adamw, sample, "synthetic")
+
+    assert one.optimizer_params != two.optimizer_params
+    assert family(one) == family(two) and key(one) == key(two)
+    assert family(one) != family(other) and key(one) != key(other)
 
 
 def test_members_differ_from_one_another(registry, task):

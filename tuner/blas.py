@@ -1,4 +1,4 @@
-"""The BLAS that MLX calls on a Linux CPU, chosen before MLX loads.
+"""The BLAS that MLX calls on a Linux CPU, chosen before MLX loads, and the device it runs on.
 
 The ``mlx-cpu`` wheel links the reference BLAS it bundles: a compiled ``digits`` trial runs
 about 3× faster on OpenBLAS. The dynamic linker binds MLX's BLAS calls once, when ``mlx.core``
@@ -149,3 +149,19 @@ def _ready(library: ctypes.CDLL) -> Blas:
     words = library.openblas_get_config().decode(errors="replace").split()
     name = " ".join(words[:2]) if words[:1] == ["OpenBLAS"] else "OpenBLAS"
     return Blas(f"{name} ({threads} thread{'' if threads == 1 else 's'})")
+
+
+def check_device(device: str | None) -> str:
+    """Make ``device`` MLX's default and return its name; None picks the GPU when there is one."""
+    # Here, not at the top: this module chooses the BLAS before anything loads MLX.
+    import mlx.core as mx
+
+    if device is None:
+        device = "gpu" if mx.is_available(mx.gpu) else "cpu"
+    if device == "gpu" and not mx.is_available(mx.gpu):
+        raise BadInput(
+            "this MLX build has no GPU: on Linux install tuner[cuda] (mlx[cuda13]) for NVIDIA "
+            "GPUs; on a Mac with Apple silicon, mlx brings Metal"
+        )
+    mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
+    return device

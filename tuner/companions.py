@@ -2,11 +2,11 @@
 runs, asked with its family fixed, kept beating while they train.
 
 Who trains together: K trials are asked at once, under the claim lock, which the count needs,
-and sampled once it is let go: the first samples its family (the optimizer and its discrete
-settings, the batch size and the task's parameters where searched: what selects a graph), then
-the K - 1 others sample with that family fixed and the
-rest (the schedule, the warmup, the learning rate, each ``Float``) drawn by the study's sampler
-as usual. ``benchmarks/README.md`` says why this rather than grouping K trials sampled freely.
+and sampled once it is let go: the first samples its family, what selects its graph
+(:func:`tuner.graphs.graph_settings`), then the K - 1 others sample with that family fixed and
+the rest (the schedule, the warmup, the learning rate, the optimizer's ``Float`` settings)
+drawn by the study's sampler as usual. ``benchmarks/README.md`` says why this rather than
+grouping K trials sampled freely.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from tuner.params import Float
 from tuner.samplers import SeededPerTrial
-from tuner.space import SearchSpace
 
 if TYPE_CHECKING:
     from tuner.db.steady_storage import SteadyStorage
@@ -48,22 +46,6 @@ def auto_size(parameters: int, device: str, finished: int) -> int:
     while members * 2 <= most:
         members *= 2
     return members if members >= SMALLEST else 1
-
-
-def family(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters of ``params`` that select a graph: the optimizer and its settings that
-    are not ``Float``, the batch size and the task's parameters where searched; what members
-    of a population share."""
-    optimizer = params["optimizer"]
-    fixed = {"optimizer": optimizer}
-    for name, param in space.optimizers[optimizer].items():
-        if not isinstance(param, Float):
-            fixed[f"{optimizer}.{name}"] = params[f"{optimizer}.{name}"]
-    if "batch_size" in space.shared:
-        fixed["batch_size"] = params["batch_size"]
-    for name in space.task_params:
-        fixed[f"{space.task}.{name}"] = params[f"{space.task}.{name}"]
-    return fixed
 
 
 @contextmanager
@@ -108,6 +90,7 @@ def beating(storage: SteadyStorage, trials: Sequence[optuna.Trial]) -> Iterator[
 
     def beat() -> None:
         while True:
+            # Optuna's Trial has no public id; its own optimize beats by this one too.
             storage.record_heartbeats([trial._trial_id for trial in trials])
             if done.wait(interval):
                 return

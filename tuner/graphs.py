@@ -24,10 +24,28 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from tuner.errors import BadInput
 from tuner.lr import as_float32, rate_table
+from tuner.params import Float
 from tuner.space import Sample
 from tuner.specs import OptimizerSpec, ScheduleSpec, Task
+
+
+def graph_settings(optimizer: OptimizerSpec, sample: Sample, task: str = "") -> dict[str, Any]:
+    """What selects the graph of a trial of ``optimizer`` and ``sample``, beside the task it
+    trains on, named as Optuna names them (``task`` names the task's own): the optimizer and
+    each of its settings but the ``Float`` ones it declares, the batch size where searched,
+    and the task's parameters. The rest flows into the graph as arrays: the optimizer's
+    ``Float`` settings, whatever values ``--space`` gave them, and the learning rate at every
+    step. So these are also what the members of a population share, and fix as its family."""
+    name = sample.optimizer
+    settings: dict[str, Any] = {"optimizer": name}
+    for key, value in sample.optimizer_params.items():
+        if not isinstance(optimizer.space.get(key), Float):
+            settings[f"{name}.{key}"] = value
+    if sample.batch_size is not None:
+        settings["batch_size"] = sample.batch_size
+    settings.update({f"{task}.{key}": value for key, value in sample.task_params.items()})
+    return settings
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,8 @@ class TrialPlan:
     optimizer: OptimizerSpec
     hp: dict[str, Any]
     static: dict[str, Any]
+    # What selects its graph, beside the task and the batch size: see graph_settings.
+    settings: dict[str, Any]
     # What the task's model factory receives: each value shapes the model, or is a constant
     # of its graph.
     task_params: dict[str, Any] = field(default_factory=dict)
@@ -55,19 +75,18 @@ class TrialPlan:
         warmup = round(sample.warmup * steps)
         rates = rate_table(schedule, sample.lr, steps, warmup, sample.schedule_params)
         return cls(
-            optimizer, {"optimizer": floats, "rates": rates}, static, dict(sample.task_params)
+            optimizer,
+            {"optimizer": floats, "rates": rates},
+            static,
+            graph_settings(optimizer, sample),
+            dict(sample.task_params),
         )
 
     def key(self, task: Task, batch_size: int) -> tuple[Any, ...]:
-        return (
-            id(task),
-            self.optimizer.name,
-            self.optimizer.build,
-            tuple(sorted(self.hp["optimizer"])),
-            tuple(sorted(self.static.items())),
-            batch_size,
-            tuple(sorted(self.task_params.items())),
-        )
+        """The key of this trial's graph when it trains on ``task`` in batches of
+        ``batch_size``: the task itself, the optimizer's code and what selects a graph."""
+        settings = tuple(sorted(self.settings.items()))
+        return (id(task), self.optimizer.build, batch_size, settings)
 
     def build_optimizer(self, hp: Mapping[str, Any]) -> Any:
         """The optimizer with ``hp``'s settings (tracers when called inside a trace), its
@@ -247,16 +266,3 @@ class CompileFailed(Exception):
                 "(a comparison, float() or .item()), which mx.compile cannot trace"
             )
         return str(self)
-
-
-def check_device(device: str | None) -> str:
-    """Make ``device`` MLX's default and return its name; None picks the GPU when there is one."""
-    if device is None:
-        device = "gpu" if mx.is_available(mx.gpu) else "cpu"
-    if device == "gpu" and not mx.is_available(mx.gpu):
-        raise BadInput(
-            "this MLX build has no GPU: on Linux install tuner[cuda] (mlx[cuda13]) for NVIDIA "
-            "GPUs; on a Mac with Apple silicon, mlx brings Metal"
-        )
-    mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
-    return device

@@ -11,7 +11,8 @@ import mlx.core as mx
 import mlx.optimizers as optim
 
 from tuner.errors import BadInput, did_you_mean
-from tuner.params import Choice, Float, Param, parse_param
+from tuner.params import Choice, Float, Param
+from tuner.space_grammar import parse_param
 from tuner.specs import ScheduleSpec
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import optuna
 
-from tuner.companions import apart, beating, family, fixed_family
+from tuner.companions import apart, beating, fixed_family
 from tuner.db import ClaimLock, TrialRow
 from tuner.db.steady_storage import SteadyStorage
-from tuner.graphs import GraphCache
+from tuner.graphs import GraphCache, graph_settings
 from tuner.plan import Plan
 from tuner.results import Outcome
 from tuner.samplers import trial_seed
@@ -171,9 +171,12 @@ def objective_for(search: Search) -> Callable[[optuna.Trial], float]:
             with beating(search.storage, companions):
                 # One transaction for the settings of every member, not one a setting.
                 with search.storage.params_together():
-                    members = [(trial, plan.space.sample(trial))]
+                    sample = plan.space.sample(trial)
+                    members = [(trial, sample)]
                     if companions:
-                        with fixed_family(trial.study, family(plan.space, trial.params)):
+                        optimizer = plan.registry.optimizers[sample.optimizer]
+                        family = graph_settings(optimizer, sample, plan.space.task)
+                        with fixed_family(trial.study, family):
                             members += [(c, plan.space.sample(c)) for c in companions]
                 with watchdog(search.halt):
                     lead = _train(search, graphs, members, told)
@@ -221,7 +224,8 @@ def _train(
     plan, config = search.plan, search.plan.config
     families: dict[tuple[Any, ...], list[tuple[optuna.Trial, Sample]]] = {}
     for trial, sample in members:
-        key = tuple(sorted(family(plan.space, trial.params).items()))
+        optimizer = plan.registry.optimizers[sample.optimizer]
+        key = tuple(sorted(graph_settings(optimizer, sample, plan.space.task).items()))
         families.setdefault(key, []).append((trial, sample))
     lead = members[0][0]
     ended: tuple[TrialResult, int | None] | None = None

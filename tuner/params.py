@@ -1,7 +1,8 @@
 """The parameter types that plugins declare (``Float``, ``Int``, ``Choice``, with the limits a
-value must keep), and the grammar of ``--space`` and ``--set`` values that override them.
+value must keep), as a plugin's spec declares them and as a study stores them.
 
-It knows nothing of MLX or Optuna: a parameter is a name's range or values.
+It knows nothing of MLX or Optuna: a parameter is a name's range or values. The ``--space`` and
+``--set`` values that override them are read by :mod:`tuner.space_grammar`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.errors import BadInput
 
-
-def _number(value: Any) -> bool:
+def finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float; a flag is no number here."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -29,26 +29,12 @@ class Open:
 Limits = tuple[float | Open, float | Open]
 
 
-def _within(value: float, limits: Limits) -> bool:
+def within(value: float, limits: Limits) -> bool:
     """Whether ``value`` lies within ``limits``, an open limit itself excluded."""
     low, high = limits
     above = value > low.value if isinstance(low, Open) else value >= low
     below = value < high.value if isinstance(high, Open) else value <= high
     return above and below
-
-
-def _limits_text(limits: Limits) -> str:
-    """``0..1`` (tuner's range notation) when both limits are finite and reached, else the
-    interval as mathematics writes it: ``[0, 1)``, ``(0, inf)``."""
-    low, high = (limit.value if isinstance(limit, Open) else limit for limit in limits)
-    # No number reaches an infinite limit, however it was written.
-    open_low, open_high = (
-        isinstance(limit, Open) or math.isinf(bound)
-        for limit, bound in zip(limits, (low, high), strict=True)
-    )
-    if not (open_low or open_high):
-        return f"{low:g}..{high:g}"
-    return f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
 
 
 def _check_limits(limits: Limits, values: Sequence[Any]) -> None:
@@ -58,8 +44,8 @@ def _check_limits(limits: Limits, values: Sequence[Any]) -> None:
     numbers = all(
         isinstance(b, int | float) and not isinstance(b, bool) and not math.isnan(b) for b in bounds
     )
-    if not (numbers and bounds[0] < bounds[1] and all(_within(v, limits) for v in values)):
-        shown = ", ".join(map(_format_value, values))
+    if not (numbers and bounds[0] < bounds[1] and all(within(v, limits) for v in values)):
+        shown = ", ".join(map(format_value, values))
         raise ValueError(f"limits {limits} must be two numbers, low first, that hold {shown}")
 
 
@@ -89,7 +75,7 @@ class Float:
         return (self.low + self.high) / 2
 
     def __contains__(self, value: Any) -> bool:
-        return _number(value) and self.low <= value <= self.high
+        return finite_number(value) and self.low <= value <= self.high
 
     def __str__(self) -> str:
         return f"{self.low:g}..{self.high:g}" + (":log" if self.log else "")
@@ -146,7 +132,7 @@ class Choice:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"choice values must be finite, not {value!r}")
         if self.limits is not None:
-            if not all(map(_number, self.values)):
+            if not all(map(finite_number, self.values)):
                 raise ValueError(f"only a choice of numbers has limits, not {self}")
             _check_limits(self.limits, self.values)
 
@@ -159,7 +145,7 @@ class Choice:
         return any(v == value and isinstance(v, bool) == flag for v in self.values)
 
     def __str__(self) -> str:
-        return ",".join(_format_value(v) for v in self.values)
+        return ",".join(format_value(v) for v in self.values)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "choice", "values": list(self.values)}
@@ -171,7 +157,7 @@ Param = Float | Int | Choice
 def _check_range(param: Float | Int, kind: type) -> None:
     name = type(param).__name__
     for bound in (param.low, param.high):
-        if not _number(bound) or (kind is int and not isinstance(bound, int)):
+        if not finite_number(bound) or (kind is int and not isinstance(bound, int)):
             raise ValueError(f"{name} bounds must be finite {kind.__name__}s, not {bound!r}")
     if not param.low < param.high:
         raise ValueError(f"low must be below high, got {param.low}..{param.high}")
@@ -179,7 +165,8 @@ def _check_range(param: Float | Int, kind: type) -> None:
         raise ValueError(f"a log range must start above 0, got {param.low}..{param.high}")
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """``value`` as a choice or an error shows it: ``true``, ``0.001``, ``adam``."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -198,74 +185,9 @@ def validate_space(space: object) -> None:
             raise ValueError(f"parameter {key!r} must be Float, Int or Choice, not {param!r}")
 
 
-# The grammar of --space and --set values.
-
-
-def parse_scalar(text: str) -> bool | int | float | str:
-    """Read one value as a bool, an int, a float or, failing those, a string."""
-    text = text.strip()
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_param(text: str, declared: Param, where: str) -> Param:
-    """Read an override value (``a..b[:log]``, ``x,y,z`` or ``x``) for a declared parameter.
-
-    The declared parameter decides whether a range is of floats or of ints.
-    """
-    text = text.strip()
-    if ".." in text:
-        if isinstance(declared, Choice):
-            raise BadInput(f"{where} is a choice of {declared}; give values like {declared}")
-        bounds, _, flag = text.partition(":")
-        if flag not in ("", "log"):
-            raise BadInput(f"{where}: unknown range flag ':{flag}'; the only flag is ':log'")
-        low_text, _, high_text = bounds.partition("..")
-        kind = int if isinstance(declared, Int) else float
-        try:
-            low, high = kind(low_text), kind(high_text)
-        except ValueError:
-            noun = "integers" if kind is int else "numbers"
-            raise BadInput(f"{where}: range '{text}' needs two {noun}, like {declared}") from None
-        try:
-            param = (Int if kind is int else Float)(low, high, log=flag == "log")
-        except ValueError as error:
-            raise BadInput(f"{where}: {error}") from None
-        for bound in (low, high):
-            _check_value(bound, declared, where)
-        return param
-    values = [parse_scalar(part) for part in text.split(",") if part.strip()]
-    if not values:
-        raise BadInput(f"{where}: empty value; give a range like {declared} or a value")
-    for value in values:
-        _check_value(value, declared, where)
-    twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
-    if twice is not None:
-        raise BadInput(f"{where}: {_format_value(twice)} is given twice; give each value once")
-    return Choice(values)
-
-
-def _check_value(value: Any, declared: Param, where: str) -> None:
-    if isinstance(declared, Choice):
-        kinds = {type(v) for v in declared.values}
-        if type(value) not in kinds and not (_number(value) and kinds <= {int, float}):
-            raise BadInput(f"{where}: {_format_value(value)!r} is not one of {declared}")
-        # A choice of whole numbers (a width, a batch size, a count) takes no fractions.
-        if kinds == {int} and not isinstance(value, int):
-            raise BadInput(f"{where}: {_format_value(value)} is not a whole number")
-    elif not _number(value):
-        raise BadInput(f"{where}: {value!r} is not a finite number")
-    elif isinstance(declared, Int) and not isinstance(value, int):
-        raise BadInput(f"{where}: {value!r} is not an integer")
-    limits = getattr(declared, "limits", None)
-    if limits is not None and not _within(value, limits):
-        raise BadInput(
-            f"{where}: {_format_value(value)} is outside {_limits_text(limits)}, "
-            "the values it can take"
-        )
+def param_from_json(data: Mapping[str, Any]) -> Param:
+    """The parameter whose ``to_json`` gave ``data``."""
+    if data["type"] == "choice":
+        return Choice(tuple(data["values"]))
+    kind = Float if data["type"] == "float" else Int
+    return kind(data["low"], data["high"], log=data["log"])

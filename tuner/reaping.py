@@ -167,6 +167,7 @@ def reap(
     failed here, not by Optuna."""
     optuna.storages.fail_stale_trials(study)
     started_before = datetime.now() - timedelta(seconds=GRACE_BEATS * heartbeat_s())
+    # Optuna's storage takes a trial's id, which a FrozenTrial holds under no public name.
     dead = {
         trial._trial_id
         for trial in study.get_trials(deepcopy=False, states=RUNNING)

@@ -164,7 +164,8 @@ class _AsTrialBegan:
     ) -> list[optuna.trial.FrozenTrial]:
         if self._pruned_too and states is not None and COMPLETE in states:
             states = (*states, optuna.trial.TrialState.PRUNED)
-        # Optuna's samplers read this cache through the same private method.
+        # No public twin: Study.get_trials reads storage anew; Optuna's samplers read this
+        # cache through the same private method.
         return self._study._get_trials(deepcopy, states, use_cache=True)
 
 

@@ -6,7 +6,7 @@ TOML, because Python reads it (``tomllib``) with no new dependency and its table
 keyed by parameter; YAML would bring a package in for the same mapping. tomllib gives no line
 numbers, so :class:`Lines` finds each key's line in the text, for the errors to name it.
 
-The space is read by :mod:`tuner.space_mapping`: each entry becomes the ``--space``
+The space is read by :mod:`tuner.space_grammar`: each entry becomes the ``--space``
 expression it stands for (``lr = {low = 1e-4, high = 0.1, log = true}`` is
 ``--space lr=0.0001..0.1:log``), checked where ``--space``'s are.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from tuner.errors import BadInput, did_you_mean
 from tuner.plan import MAX_SEED, PRUNERS, SAMPLERS, parse_confirm
-from tuner.space_mapping import (
+from tuner.space_grammar import (
     Wrong,
     is_int,
     kind_of,

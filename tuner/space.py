@@ -1,6 +1,7 @@
-"""Search spaces: the shared dimensions, the space of a study built from the plugins' and
-``--space``'s parameters (:mod:`tuner.params`), and the conditional sampling of one trial's
-settings from an Optuna trial.
+"""Search spaces: the shared dimensions, the space of a study built from the parameters the
+plugins declare (:mod:`tuner.params`) and ``--space``'s overrides (read by
+:mod:`tuner.space_grammar`), and the conditional sampling of one trial's settings from an
+Optuna trial.
 
 Beside the optimizer and its schedule, a study may search the batch size and its task's own
 parameters, which its model factory receives; both are fixed until ``--space`` names them, and
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner.errors import BadInput, did_you_mean
-from tuner.params import Choice, Float, Int, Param, parse_param
+from tuner.params import Choice, Float, Int, Param, param_from_json
+from tuner.space_grammar import parse_param
 
 # The whole search space of a study.
 
@@ -130,14 +132,6 @@ class SearchSpace:
             task=task,
             task_params=params(task_params),
         )
-
-
-def param_from_json(data: Mapping[str, Any]) -> Param:
-    """The parameter whose ``to_json`` gave ``data``."""
-    if data["type"] == "choice":
-        return Choice(tuple(data["values"]))
-    kind = Float if data["type"] == "float" else Int
-    return kind(data["low"], data["high"], log=data["log"])
 
 
 def _suggest(trial: Any, name: str, param: Param) -> Any:

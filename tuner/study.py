@@ -4,6 +4,7 @@ storage once, at its end, and the loop that runs trials until the study holds en
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 
 import optuna
 
+from tuner.blas import check_device
 from tuner.companions import auto_size
 from tuner.db import (
     GRACE_BEATS,
@@ -29,11 +31,10 @@ from tuner.db import (
     tuner_made,
 )
 from tuner.errors import BadInput, TunerError
-from tuner.graphs import check_device
-from tuner.names import new_study_name
 from tuner.objective import Halt, Search, objective_for
 from tuner.plan import COUNT_ATTR, Plan, differences
-from tuner.query import from_optuna, open_results
+from tuner.query import open_results
+from tuner.reader import from_optuna
 from tuner.reaping import fill_in, reap, reaped_because, reaping_storage
 from tuner.results import Outcome, rank
 from tuner.samplers import make_pruner, make_sampler
@@ -47,6 +48,28 @@ StudyCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 MAX_FAILURES_IN_A_ROW = 5
 # How often a worker that waits for others' last trials looks again.
 AWAIT_S = 0.5
+# The words of the names tuner gives new studies: readable, and new to the storage.
+WORDS = (
+    "amber azure brisk calm crisp dawn eager fern gold hazel ivory jade keen lilac "
+    "mossy noble ocean pine quiet rapid sage swift tidy umber vivid warm zesty"
+).split()
+ANIMALS = (
+    "otter falcon heron lynx marten newt owl panda quail raven seal tapir viper wren yak "
+    "badger crane dingo egret finch gecko ibis koala lemur mole"
+).split()
+
+
+def new_study_name(task: str, taken: Sequence[str]) -> str:
+    """A readable name such as ``digits-brisk-otter`` that no study in storage has yet."""
+    rng = random.Random()
+    attempt = 0
+    while True:
+        # Numbered once most of the word pairs are taken, so that the search always ends.
+        suffix = f"-{attempt}" if attempt >= len(WORDS) * len(ANIMALS) else ""
+        name = f"{task}-{rng.choice(WORDS)}-{rng.choice(ANIMALS)}{suffix}"
+        if name not in taken:
+            return name
+        attempt += 1
 
 
 def provenance(plan: Plan, device: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tuner.plan import COUNT_ATTR
-from tuner.space_mapping import scalar_text, stored_space
+from tuner.space_grammar import scalar_text, stored_space
 
 if TYPE_CHECKING:
     from tuner.query import Results

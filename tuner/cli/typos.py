@@ -9,8 +9,7 @@ import sys
 
 import click
 
-from tuner.errors import BadInput
-from tuner.names import typo_of
+from tuner.errors import BadInput, typo_of
 
 
 def check_study_name(storage: str, study: str, new: bool) -> None:

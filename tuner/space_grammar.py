@@ -1,20 +1,119 @@
-"""A search space written as a mapping, as a search file's ``[space]`` and
-``tuner.search(space=...)`` give it, read as the ``--space`` expressions it stands for; and a
-study's stored space written back as one.
+"""How a search space is written: the grammar of one parameter's value in ``--space`` and
+``--set`` (``a..b[:log]``, ``x,y,z`` or ``x``), read as a parameter; a space given as a mapping,
+as a search file's ``[space]`` and ``tuner.search(space=...)`` give it, read as the ``--space``
+expressions it stands for; and a study's stored space written back as one.
 
-Only the mapping's shape is checked here: the expressions are checked against the registry
-where ``--space``'s are (:func:`tuner.space.build_space`), so that a parameter known to
-``--space`` is known to the mapping, whatever the plugins declare.
+Only a mapping's shape is checked here: its expressions are checked against the registry where
+``--space``'s are (:func:`tuner.space.build_space`), so that a parameter known to ``--space``
+is known to the mapping, whatever the plugins declare.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from tuner.errors import BadInput, did_you_mean
-from tuner.params import Choice, Float, Int
+from tuner.params import (
+    Choice,
+    Float,
+    Int,
+    Limits,
+    Open,
+    Param,
+    finite_number,
+    format_value,
+    within,
+)
+
+
+def parse_scalar(text: str) -> bool | int | float | str:
+    """Read one value as a bool, an int, a float or, failing those, a string."""
+    text = text.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_param(text: str, declared: Param, where: str) -> Param:
+    """Read an override value (``a..b[:log]``, ``x,y,z`` or ``x``) for a declared parameter.
+
+    The declared parameter decides whether a range is of floats or of ints.
+    """
+    text = text.strip()
+    if ".." in text:
+        if isinstance(declared, Choice):
+            raise BadInput(f"{where} is a choice of {declared}; give values like {declared}")
+        bounds, _, flag = text.partition(":")
+        if flag not in ("", "log"):
+            raise BadInput(f"{where}: unknown range flag ':{flag}'; the only flag is ':log'")
+        low_text, _, high_text = bounds.partition("..")
+        kind = int if isinstance(declared, Int) else float
+        try:
+            low, high = kind(low_text), kind(high_text)
+        except ValueError:
+            noun = "integers" if kind is int else "numbers"
+            raise BadInput(f"{where}: range '{text}' needs two {noun}, like {declared}") from None
+        try:
+            param = (Int if kind is int else Float)(low, high, log=flag == "log")
+        except ValueError as error:
+            raise BadInput(f"{where}: {error}") from None
+        for bound in (low, high):
+            _check_value(bound, declared, where)
+        return param
+    values = [parse_scalar(part) for part in text.split(",") if part.strip()]
+    if not values:
+        raise BadInput(f"{where}: empty value; give a range like {declared} or a value")
+    for value in values:
+        _check_value(value, declared, where)
+    twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if twice is not None:
+        raise BadInput(f"{where}: {format_value(twice)} is given twice; give each value once")
+    return Choice(values)
+
+
+def _check_value(value: Any, declared: Param, where: str) -> None:
+    if isinstance(declared, Choice):
+        kinds = {type(v) for v in declared.values}
+        if type(value) not in kinds and not (finite_number(value) and kinds <= {int, float}):
+            raise BadInput(f"{where}: {format_value(value)!r} is not one of {declared}")
+        # A choice of whole numbers (a width, a batch size, a count) takes no fractions.
+        if kinds == {int} and not isinstance(value, int):
+            raise BadInput(f"{where}: {format_value(value)} is not a whole number")
+    elif not finite_number(value):
+        raise BadInput(f"{where}: {value!r} is not a finite number")
+    elif isinstance(declared, Int) and not isinstance(value, int):
+        raise BadInput(f"{where}: {value!r} is not an integer")
+    limits = getattr(declared, "limits", None)
+    if limits is not None and not within(value, limits):
+        raise BadInput(
+            f"{where}: {format_value(value)} is outside {_limits_text(limits)}, "
+            "the values it can take"
+        )
+
+
+def _limits_text(limits: Limits) -> str:
+    """``0..1`` (tuner's range notation) when both limits are finite and reached, else the
+    interval as mathematics writes it: ``[0, 1)``, ``(0, inf)``."""
+    low, high = (limit.value if isinstance(limit, Open) else limit for limit in limits)
+    # No number reaches an infinite limit, however it was written.
+    open_low, open_high = (
+        isinstance(limit, Open) or math.isinf(bound)
+        for limit, bound in zip(limits, (low, high), strict=True)
+    )
+    if not (open_low or open_high):
+        return f"{low:g}..{high:g}"
+    return f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+
+# A space given as a mapping.
 
 
 class Wrong(Exception):
@@ -63,10 +162,10 @@ def space_entries(
 
 
 def _is_range(table: Mapping[str, Any]) -> bool:
-    return any(_number(table.get(key)) for key in ("low", "high"))
+    return any(_int_or_float(table.get(key)) for key in ("low", "high"))
 
 
-def _number(value: Any) -> bool:
+def _int_or_float(value: Any) -> bool:
     return is_int(value) or isinstance(value, float)
 
 
@@ -100,7 +199,7 @@ def _value_text(value: Any, path: tuple[str, ...]) -> str:
         if unknown:
             hint = did_you_mean(unknown[0], RANGE_KEYS)
             raise Wrong(f"is a range: it takes low, high and log, not '{unknown[0]}'{hint}", path)
-        if not (_number(value.get("low")) and _number(value.get("high"))):
+        if not (_int_or_float(value.get("low")) and _int_or_float(value.get("high"))):
             raise Wrong("is a range: give low and high, both numbers", path)
         if not isinstance(value.get("log", False), bool):
             raise Wrong(f"log must be true or false, not {kind_of(value['log'])}", path)
