@@ -5,8 +5,10 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -504,13 +506,30 @@ def test_the_command_that_continues_a_study_leaves_out_what_the_study_keeps(sqli
     assert len(finished(sqlite_url, "c")) == 4
 
 
-def test_a_trial_stopped_before_its_end_is_tried_again_when_the_study_goes_on(sqlite_url):
-    # One process: one trial stopped, then tried again.
-    long = ["--study", "again", "--steps", "8000", "--eval-every", "4000", "--confirm", "0"]
-    long += ["--jobs", "1"]
-    assert search(sqlite_url, *long, "--timeout", "0.5", "--no-defaults").exit_code == 0
+def drawn(storage, study):
+    """Whether the first trial of ``study`` has stored its settings, written all at once."""
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage).trials
+    except KeyError:
+        return False
+    return bool(trials) and "lr" in trials[0].params
 
-    result = search(sqlite_url, *long, "--trials", "1")
+
+def test_a_trial_stopped_before_its_end_is_tried_again_when_the_study_goes_on(sqlite_url):
+    # One process, stopped once its first trial has drawn its settings: a timeout could end it
+    # before, on a busy machine, and leave nothing to try again. Settings that cannot diverge,
+    # so that the trial tried again completes.
+    long = ["--study", "again", "--steps", "8000", "--eval-every", "4000", "--confirm", "0"]
+    long += ["--jobs", "1", "--task", "synthetic", "--optimizers", "adam"]
+    long += ["--schedules", "constant", "--space", "lr=1e-4..1e-2:log"]
+    first = subprocess.Popen([TUNER, "search", "--storage", sqlite_url, *long, "--no-defaults"])
+    while not drawn(sqlite_url, "again"):
+        assert first.poll() is None, "the search ended before its first trial drew its settings"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=60) == 130
+
+    result = tuner("search", "--storage", sqlite_url, *long, "--trials", "1")
 
     assert result.exit_code == 0, result.output
     with open_results(sqlite_url) as results:
