@@ -104,7 +104,7 @@ def studies(ctx: click.Context, param: click.Parameter, incomplete: str) -> list
 
 def _registered(kind: str, ctx: click.Context) -> list[str]:
     try:
-        from tuner.plugins import load_plugins
+        from tuner.api import load_plugins
 
         registry = load_plugins(tuple(ctx.params.get("plugins") or ()))
         return list(registry.specs(kind))
