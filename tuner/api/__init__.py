@@ -21,6 +21,7 @@ first used (``_LATER``), so that ``tuner --help`` loads none of them.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from tuner.api.workers import LOG_TO_ENV, cores, job_count, parse_jobs, watch_lifeline
 from tuner.blas import CHOICES as BLAS_CHOICES
@@ -44,6 +45,12 @@ from tuner.query import DEFAULT_STORAGE, SORTS, Results, open_results
 from tuner.space import Sample
 from tuner.study_file import study_settings, to_toml
 from tuner.watcher import Progress, Watcher
+
+if TYPE_CHECKING:
+    # The public two, as the API reference (mkdocstrings, which reads this file without running
+    # it) and type checkers find them.
+    from tuner.api.study_results import StudyResults as StudyResults
+    from tuner.api.study_search import search as search
 
 # Each name imported when first asked for, from its module ("module:name" where it is renamed).
 _LATER = {
