@@ -10,13 +10,8 @@ import click
 from tuner.api import parse_confirm, parse_population, watch_lifeline
 from tuner.cli import completion, plugin_option, storage_option
 from tuner.cli.closing import given_options
-from tuner.cli.search import (
-    check_confirm,
-    drive,
-    log_to_option,
-    output_options,
-    population_option,
-)
+from tuner.cli.search import drive
+from tuner.cli.shared_options import check_confirm, log_to_option, output_options, population_option
 
 
 @click.command("worker")
