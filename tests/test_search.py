@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from helpers import FAST, TUNER, tuner
 
 from tuner import open_results
-from tuner.api import cores
+from tuner.api.workers import cores
 from tuner.cli import cli
 from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins

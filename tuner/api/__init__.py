@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from tuner.api.workers import LOG_TO_ENV, cores, job_count, parse_jobs, watch_lifeline
+from tuner.api.workers import LOG_TO_ENV, job_count, parse_jobs, watch_lifeline
 from tuner.blas import CHOICES as BLAS_CHOICES
 from tuner.blas import ENV as BLAS_ENV
 from tuner.blas import Blas
@@ -113,7 +113,6 @@ __all__ = [
     "Sample",
     "SearchConfig",
     "Watcher",
-    "cores",
     "export_trial",
     "job_count",
     "load_blas",
