@@ -22,7 +22,7 @@ from helpers import TUNER, tuner
 from optuna.trial import TrialState
 
 from tuner import open_results
-from tuner.cli.dashboard import dashboard_app
+from tuner.api import dashboard_app
 from tuner.reader import from_optuna
 
 POISON = Path(__file__).parent / "search_plugins" / "nan_optimizer.py"

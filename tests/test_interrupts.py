@@ -14,7 +14,7 @@ import optuna
 import pytest
 from helpers import TUNER
 
-from tuner.cli.jobs import cores
+from tuner.api.workers import cores
 from tuner.cli.progress import CtrlC, Display
 from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from helpers import FAST, TUNER, tuner
 
 from tuner import open_results
+from tuner.api.workers import cores
 from tuner.cli import cli
-from tuner.cli.jobs import cores
 from tuner.plan import SearchConfig, plan_search
 from tuner.plugins import load_plugins
 from tuner.samplers import trial_seed

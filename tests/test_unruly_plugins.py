@@ -13,7 +13,7 @@ import optuna
 import pytest
 from helpers import TUNER
 
-from tuner.cli.jobs import cores
+from tuner.api.workers import cores
 
 UNRULY = Path(__file__).parent / "search_plugins" / "unruly_optimizers.py"
 UNRULY_SEARCH = ["--task", "synthetic", "--schedules", "constant"]

@@ -14,7 +14,7 @@ from helpers import TUNER, tuner
 from stored import stored_confirmations, stored_trials
 
 from tuner import open_results
-from tuner.cli.jobs import cores
+from tuner.api.workers import cores
 from tuner.db import parse_url
 from tuner.db.workers import WORKER_ATTR
 

@@ -38,6 +38,15 @@ class Watcher:
     def started(self, study: str, *, new: bool, twins: Sequence[str]) -> None:
         """The study is ready; ``twins`` are older studies with its seed and settings."""
 
+    def workers_started(self, count: int) -> None:
+        """Just before ``started``: ``count`` worker processes of ``--jobs`` joined this one."""
+
+    def workers_ended(
+        self, failures: Sequence[str], cut_short: Sequence[tuple[int, str | None]]
+    ) -> None:
+        """They have ended: a line for each that failed, and the trials (with why) that they
+        left interrupted when the search was stopped."""
+
     def trial_started(self, number: int, sample: Sample, steps: int, members: int = 1) -> None:
         """Trial ``number`` has drawn its settings and starts training for ``steps``, with
         ``members - 1`` more trials of its population when ``members`` is above 1."""

@@ -14,10 +14,9 @@ from typing import Any, NoReturn
 
 import click
 
+from tuner.api import DEFAULT_STORAGE, Registry, load_plugins, refuse_failed
 from tuner.errors import TunerError
 from tuner.invocation import started_as
-from tuner.plugins import Registry, load_plugins, refuse_failed
-from tuner.query import DEFAULT_STORAGE
 
 # As a shell reports a process that SIGPIPE ended (128 + 13), `git log | head` for one.
 CLOSED_PIPE_STATUS = 141

@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
+from tuner.api import KEPT_ON_RESUME, open_results
 from tuner.cli.output import terminal_width, wrap
 from tuner.cli.trials import best_title, confirmation_table, left_out, trial_table
 from tuner.invocation import program
-from tuner.plan import KEPT_ON_RESUME
-from tuner.query import open_results
 from tuner.results import Outcome
 
 if TYPE_CHECKING:
-    from tuner.query import Results
+    from tuner.api import Results
     from tuner.results import TrialSummary
 
 LEADERBOARD_SIZE = 5

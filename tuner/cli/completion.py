@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 from click.shell_completion import CompletionItem
 
-from tuner.cli import DEFAULT_STORAGE
+from tuner.api import DEFAULT_STORAGE, load_plugins
 
 _STUDIES = (
     "SELECT name FROM tuner_studies",
@@ -104,8 +104,6 @@ def studies(ctx: click.Context, param: click.Parameter, incomplete: str) -> list
 
 def _registered(kind: str, ctx: click.Context) -> list[str]:
     try:
-        from tuner.plugins import load_plugins
-
         registry = load_plugins(tuple(ctx.params.get("plugins") or ()))
         return list(registry.specs(kind))
     except BaseException:

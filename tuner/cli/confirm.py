@@ -9,14 +9,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tuner import blas as blas_choice
+from tuner.api import Watcher
 from tuner.cli import completion, format_option, load_registry, plugin_option, storage_option
 from tuner.cli.output import echo_json, number, wide_option
 from tuner.cli.trials import confirmation_table
-from tuner.plan import SearchConfig
-from tuner.query import open_results
 from tuner.results import Outcome
-from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
     from tuner.results import Run, TrialSummary
@@ -79,18 +76,13 @@ def confirm_command(
       tuner confirm digits-brisk-otter
       tuner confirm digits-brisk-otter --top 5 --seeds 5 --format json
     """
-    # Here for start-up time: tuner.api, and the confirmation runs, bring in Optuna and MLX.
-    from tuner.api import prepare
-    from tuner.confirm import run_confirmations
+    # Here for start-up time: the confirmation runs bring in Optuna and MLX.
+    from tuner.api import confirm_study
 
-    blas_choice.load(None)
-    with open_results(storage) as results:
-        results.study(study)
-    plan = prepare(SearchConfig(study=study), load_registry(plugins), storage)
     watcher = _Lines() if fmt == "table" and sys.stderr.isatty() else Watcher()
-    run_confirmations(plan, storage, study, top, seeds, watcher)
-    with open_results(storage) as results:
-        confirmation = results.confirmation(study)
+    confirmation = confirm_study(
+        storage, study, top, seeds, lambda: load_registry(plugins), watcher
+    )
     if fmt == "json":
         echo_json(confirmation.to_json())
     else:

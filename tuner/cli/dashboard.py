@@ -1,33 +1,17 @@
-"""``tuner dashboard``: optuna-dashboard on a storage of tuner's, to read.
-
-optuna-dashboard reads Optuna's tables, which tuner's do not disturb; each trial carries
-tuner's outcome, reason, steps and metrics as user attributes, and each study its task,
-objective, steps, and confirmed winner with the verdict (:mod:`tuner.study_attrs`), so the
-dashboard shows them.
-Its API can also delete, create and change studies, without asking who asks, and has no
-read-only mode: only its reads are let through.
-"""
+"""``tuner dashboard``: optuna-dashboard on a storage of tuner's, to read (the app is
+:func:`tuner.api.dashboard_app`), served until a signal stops it."""
 
 from __future__ import annotations
 
 import ipaddress
 import signal
 import socket
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from tuner.cli import storage_option
 from tuner.errors import BadInput, TunerError, missing_extra
-from tuner.query import open_results
-
-if TYPE_CHECKING:
-    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
-
-
-# The methods that read; bottle answers HEAD with its GET routes.
-READS = ("GET", "HEAD")
 
 
 @click.command("dashboard")
@@ -71,19 +55,17 @@ def dashboard_command(host: str, port: int, public: bool, storage: str) -> None:
             f"--host {host} is not a loopback address: anyone who can reach it would read "
             "every study, with no password; give --public to serve it there anyway"
         )
-    # Here for start-up time, and because the extra may be missing: optuna-dashboard brings in
-    # Optuna and bottle; wsgiref serves it, as optuna-dashboard's own command does.
-    try:
-        import optuna_dashboard  # noqa: F401  (checked before anything is read)
-    except ModuleNotFoundError as error:
-        raise missing_extra(error, "tuner dashboard") from None
+    # Here for start-up time: optuna-dashboard brings in Optuna and bottle, and tuner.api's
+    # storage SQLAlchemy; wsgiref serves it, as optuna-dashboard's own command does.
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-    with open_results(storage) as results:
-        if not results.study_names():
-            raise BadInput(f"no study in {results.storage} yet: tuner search makes one")
-    app = dashboard_app(storage)
+    from tuner.api import dashboard_app, mask_url
+
+    try:
+        app = dashboard_app(storage)
+    except ModuleNotFoundError as error:
+        raise missing_extra(error, "tuner dashboard") from None
 
     class Server(ThreadingMixIn, WSGIServer):
         # A page asks for several things at once, as with optuna-dashboard's own command.
@@ -107,22 +89,13 @@ def dashboard_command(host: str, port: int, public: bool, storage: str) -> None:
                 "password: they read every study in the storage.",
                 err=True,
             )
-        click.echo(f"optuna-dashboard on {results.storage}: http://{host}:{port} (Ctrl-C stops it)")
+        where = f"http://{host}:{port}"
+        click.echo(f"optuna-dashboard on {mask_url(storage)}: {where} (Ctrl-C stops it)")
         # As a search stops: Ctrl-C, SIGTERM and SIGHUP end it with 128 + the signal's number,
         # even where it was started in the background, which ignores Ctrl-C.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _stop)
         server.serve_forever()
-
-
-def dashboard_app(storage: str) -> WSGIApplication:
-    """optuna-dashboard's WSGI app on ``storage``, to which only reads are passed."""
-    # Here for start-up time, as in dashboard_command: Optuna, and SQLAlchemy through tuner.api.
-    import optuna_dashboard
-
-    from tuner.api import read_only_storage
-
-    return _reads_only(optuna_dashboard.wsgi(read_only_storage(storage)))
 
 
 def _loopback(host: str) -> bool:
@@ -134,26 +107,6 @@ def _loopback(host: str) -> bool:
     # An IPv6 address may carry its scope: fe80::1%eth0.
     addresses = {ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found}
     return all(address.is_loopback for address in addresses)
-
-
-def _reads_only(app: WSGIApplication) -> WSGIApplication:
-    """``app``, to which only reads are passed: anything else is answered 405."""
-
-    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ["REQUEST_METHOD"] in READS:
-            return app(environ, start_response)
-        body = b"tuner dashboard is read-only\n"
-        start_response(
-            "405 Method Not Allowed",
-            [
-                ("Allow", ", ".join(READS)),
-                ("Content-Type", "text/plain"),
-                ("Content-Length", str(len(body))),
-            ],
-        )
-        return [body]
-
-    return guarded
 
 
 def _stop(signum: int, frame: object) -> None:

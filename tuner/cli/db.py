@@ -45,11 +45,9 @@ def upgrade_command(storage: str, fmt: str) -> None:
     (silent past the heartbeat's grace), and queues their settings once more.
     """
     # Start-up time: SQLAlchemy and alembic, and for the reaping Optuna.
-    from tuner.api import upgrade
-    from tuner.reaping import reap_every_study
+    from tuner.api import upgrade_storage
 
-    before, after = upgrade(storage)
-    reaped = reap_every_study(storage)
+    before, after, reaped = upgrade_storage(storage)
     if fmt == "json":
         echo_json(
             {

@@ -9,7 +9,6 @@ import click
 from tuner.cli import completion, format_option, storage_option
 from tuner.cli.output import echo_json
 from tuner.errors import BadInput
-from tuner.query import open_results
 
 
 @click.command("delete")
@@ -31,28 +30,22 @@ def delete_command(study: str, yes: bool, storage: str, fmt: str) -> None:
       tuner delete digits-brisk-otter --yes --storage postgresql+psycopg://me@db/tuner
     """
     # Here for start-up time: SQLAlchemy.
-    from tuner.api import delete_study
+    from tuner.api import delete_study, study_contents
 
-    with open_results(storage) as results:
-        optuna_only = results.optuna_only_studies()
-        if study in optuna_only:
-            in_tuner, in_optuna, trials, runs = False, True, optuna_only[study], 0
-            what = f"study {study}, which Optuna's tables alone hold ({trials} trials)"
-        else:
-            summary = results.study(study)
-            runs = sum(len(config.runs) for config in results.confirmation(study).configs)
-            in_tuner, in_optuna, counts = True, summary.in_optuna, summary.counts
-            trials = counts.total
-            what = f"study {study} ({summary.task}; {counts.total} trials"
-            what += f": {counts}; {runs} confirmation runs)" if counts.total else f", {runs} runs)"
-            if not in_optuna:
-                what = (
-                    f"what tuner kept of study {study} ({summary.task}; Optuna's side was deleted)"
-                )
+    held = study_contents(storage, study)
+    summary = held.summary
+    if summary is None:
+        what = f"study {study}, which Optuna's tables alone hold ({held.trials} trials)"
+    elif not held.in_optuna:
+        what = f"what tuner kept of study {study} ({summary.task}; Optuna's side was deleted)"
+    else:
+        counts, runs = summary.counts, held.confirmation_runs
+        what = f"study {study} ({summary.task}; {counts.total} trials"
+        what += f": {counts}; {runs} confirmation runs)" if counts.total else f", {runs} runs)"
     if not yes:
         if not sys.stdin.isatty():
             raise BadInput("tuner delete asks first, and stdin is no terminal: give --yes")
-        question = f"Delete {what} from {results.storage}? It cannot be undone."
+        question = f"Delete {what} from {held.storage}? It cannot be undone."
         if not click.confirm(question, default=False):
             click.echo("Nothing deleted.", err=True)
             raise click.exceptions.Exit(1)
@@ -61,16 +54,16 @@ def delete_command(study: str, yes: bool, storage: str, fmt: str) -> None:
         echo_json(
             {
                 "study": study,
-                "storage": results.storage,
-                "in_tuner": in_tuner,
-                "in_optuna": in_optuna,
-                "trials": trials,
-                "confirmation_runs": runs,
+                "storage": held.storage,
+                "in_tuner": summary is not None,
+                "in_optuna": held.in_optuna,
+                "trials": held.trials,
+                "confirmation_runs": held.confirmation_runs,
                 "rows": rows,
             }
         )
     else:
-        click.echo(f"Deleted {what} from {results.storage}.")
+        click.echo(f"Deleted {what} from {held.storage}.")
 
 
 COMMANDS = [delete_command]

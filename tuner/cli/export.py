@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 import click
 
+from tuner.api import export_trial, python_code
 from tuner.cli import completion, load_registry, plugin_option, storage_option
 from tuner.cli.output import echo_json
-from tuner.code import python_code
-from tuner.export import export_trial
 
 
 @click.command("export")

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
+from tuner.api import PLUGIN_KINDS, load_plugins
 from tuner.cli import completion, format_option, load_registry, plugin_option
 from tuner.cli.output import echo_json, number, sparkline, table, wide_option, wrap
 from tuner.errors import BadInput, missing_extra
-from tuner.plugins import KINDS, load_plugins
 
 
 @click.command("plugins")
@@ -32,7 +32,7 @@ def plugins_command(plugins: Sequence[str], width: int | None, fmt: str) -> None
         return
     rows = [(p.name, p.version or "-", p.source) for p in registry.plugins]
     click.echo(table(["plugin", "version", "source"], rows, width=width, shrink=["source"]))
-    for kind in KINDS:
+    for kind in PLUGIN_KINDS:
         click.echo(f"\n{kind.capitalize()}s")
         if kind == "task":
             click.echo("A task's space is searched only where --space names it: TASK.PARAM=VALUES")
@@ -136,13 +136,12 @@ def schedule_command(
           --plot cosine.png
     """
     # Here for start-up time: tuner.lr brings in MLX.
-    from tuner.lr import schedule_rates, schedule_variants, warmup_steps
+    from tuner.api import schedule_rates, schedule_variants, warmup_steps
 
     if plot is not None:
         try:
             # Here for start-up time, and because the extra may be missing.
-            from tuner.report.files import check_destination, write_whole
-            from tuner.report.schedule_plot import check_kind, plot_schedule
+            from tuner.api import check_destination, check_kind, plot_schedule, write_whole
         except ModuleNotFoundError as error:
             raise missing_extra(error, "tuner schedule --plot") from None
         check_kind(plot)

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tuner.api import Progress, Watcher
 from tuner.cli.output import number
 from tuner.results import Outcome
-from tuner.watcher import Progress, Watcher
 
 if TYPE_CHECKING:
-    from tuner.blas import Blas
+    from tuner.api import Blas, Sample
     from tuner.results import Run, TrialSummary
-    from tuner.space import Sample
 
 
 class Display(Watcher):
@@ -44,7 +43,6 @@ class Display(Watcher):
         live: bool,
         verbose: bool,
         blas: Blas | None = None,
-        on_started: Callable[[str], int] | None = None,
         failures: bool = True,
         confirm_runs: int = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -57,9 +55,7 @@ class Display(Watcher):
         self.verbose = verbose
         # Said under the study's name; None off Linux, where there is no BLAS to choose.
         self.blas = blas
-        # Called with the study's name once it exists: --jobs starts its other workers then,
-        # and says how many.
-        self.on_started = on_started
+        # The processes on the study, this one and the workers of --jobs.
         self.workers = 1
         # False in a worker of --jobs, whose search shows its failed trials.
         self.failures = failures
@@ -112,8 +108,6 @@ class Display(Watcher):
                 f"      {self.continue_for(twins[0])}",
                 err=True,
             )
-        if self.on_started is not None:
-            self.workers += self.on_started(study)
         if self.workers > 1 and (self.live or self.verbose):
             click.echo(
                 f"Workers: {self.workers} processes on this machine (--jobs 1 for one)", err=True
@@ -122,6 +116,16 @@ class Display(Watcher):
         if self.live:
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
+
+    def workers_started(self, count: int) -> None:
+        self.workers = 1 + count
+
+    def workers_ended(
+        self, failures: Sequence[str], cut_short: Sequence[tuple[int, str | None]]
+    ) -> None:
+        self.cut_short += cut_short
+        for failed in failures:
+            click.echo(failed, err=True)
 
     @property
     def interrupted(self) -> str | None:

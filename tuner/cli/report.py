@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
+from tuner.api import DEFAULT_STORAGE
 from tuner.cli import completion, storage_option
 from tuner.errors import missing_extra
-from tuner.query import DEFAULT_STORAGE
 
 
 @click.command("report")
@@ -56,8 +56,7 @@ def report_command(studies: Sequence[str], output: Path, top: int, storage: str)
     """
     try:
         # Here for start-up time, and because the extra may be missing: plotly and Optuna.
-        from tuner.report.files import check_destination, write_whole
-        from tuner.report.render import render_report
+        from tuner.api import check_destination, render_report, write_whole
     except ModuleNotFoundError as error:
         raise missing_extra(error, "tuner report") from None
     to_stdout = str(output) == "-"

@@ -15,11 +15,10 @@ from typing import Any
 
 import click
 
+from tuner.api import GROUPINGS, SORTS, open_results
 from tuner.cli import completion, format_option, storage_option
 from tuner.cli.output import echo_json, number, table, wide_option, wrap
 from tuner.cli.trials import best_title, confirmation_table, left_out, trial_table
-from tuner.compare import GROUPINGS
-from tuner.query import SORTS, open_results
 from tuner.results import Comparison, Outcome, StudySummary
 
 # The CSV's first columns, as in TrialSummary.to_json; params.* and metrics.* follow.

@@ -4,14 +4,23 @@ on Ctrl-C."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Any
+from collections.abc import Sequence
 
 import click
 from click.core import ParameterSource
 
-from tuner import blas as blas_choice
+from tuner.api import (
+    BLAS_CHOICES,
+    BLAS_ENV,
+    PRUNERS,
+    SAMPLERS,
+    SearchConfig,
+    job_count,
+    load_blas,
+    parse_confirm,
+    parse_jobs,
+    parse_population,
+)
 from tuner.cli import completion, load_registry, plugin_option, storage_option
 from tuner.cli.closing import (
     closing,
@@ -21,12 +30,11 @@ from tuner.cli.closing import (
     interrupted,
     masked,
 )
-from tuner.cli.jobs import LOG_TO_ENV, Helpers, job_count, parse_jobs
 from tuner.cli.progress import CtrlC, Display
 from tuner.cli.search_file import config_option
+from tuner.cli.shared_options import check_confirm, log_to_option, output_options, population_option
 from tuner.cli.typos import check_study_name
 from tuner.errors import BadInput
-from tuner.plan import PRUNERS, SAMPLERS, SearchConfig, parse_confirm, parse_population
 
 # The options that are SearchConfig's fields as they are; --optimizers and --schedules are split.
 CONFIG_OPTIONS = "task trials timeout steps batch_size eval_every study seed device space".split()
@@ -37,33 +45,15 @@ def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
 
 
-def check_confirm(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    # Checked here for click's usage error; kept as typed, to be given again in the command
-    # that continues the study.
-    try:
-        parse_confirm(value)
-    except BadInput as error:
-        raise click.BadParameter(str(error).removeprefix("--confirm "), ctx, param) from None
-    return value
-
-
 def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
     # Eager, so that it runs before --plugin, which imports a dotted plugin's parent packages
     # (and perhaps MLX with them) to find it: after MLX has loaded, its BLAS is fixed.
-    if value not in blas_choice.CHOICES:
+    if value not in BLAS_CHOICES:
         # click.Choice would name --blas alone, to someone who set TUNER_BLAS long ago.
         given = ctx.get_parameter_source("blas") is ParameterSource.ENVIRONMENT
-        where = f" (from {blas_choice.ENV})" if given else ""
+        where = f" (from {BLAS_ENV})" if given else ""
         raise click.BadParameter(f"'{value}'{where}: give auto or bundled", ctx, param)
-    blas_choice.load(value)
-    return value
-
-
-def _check_population(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        parse_population(value)
-    except BadInput as error:
-        raise click.BadParameter(str(error).removeprefix("--population "), ctx, param) from None
+    load_blas(value)
     return value
 
 
@@ -76,57 +66,6 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> int |
         where = " (from TUNER_JOBS)" if given else ""
         why = str(error).removeprefix("--jobs ").replace(":", f"{where}:", 1)
         raise click.BadParameter(why, ctx, param) from None
-
-
-def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--population``, which ``tuner search`` and ``tuner worker`` share."""
-    return click.option(
-        "--population",
-        metavar="[auto|K]",
-        default="auto",
-        show_default=True,
-        callback=_check_population,
-        help="Train trials that share an optimizer and its discrete settings K at a time, in "
-        "one vectorised step, each still its own trial with its own schedule, seed and "
-        "result; auto grows K with the finished trials, from 4 at 64 to what the model's size "
-        "and the device allow (16 for small models on a CPU, from 256 finished trials), 1 "
-        "trains one trial at a time.",
-    )(command)
-
-
-def _check_log_to(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    # Checked before anything is opened or written; tuner.trackers imports no tracker. Here for
-    # start-up time, as the next: it brings in logging, which only --log-to needs.
-    from tuner.trackers import parse_log_to
-
-    return None if value is None else str(parse_log_to(value))
-
-
-def log_to_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--log-to``, which ``tuner search`` and ``tuner worker`` share."""
-    return click.option(
-        "--log-to",
-        metavar="TRACKER[:WHERE]",
-        envvar=LOG_TO_ENV,
-        callback=_check_log_to,
-        help="Log each trial this process runs (its parameters, curve and outcome) as a run "
-        "of an experiment named after the study: mlflow[:TRACKING_URI] (pip install "
-        "'tuner[mlflow]') or wandb[:PROJECT] (pip install 'tuner[wandb]'); the workers of "
-        "--jobs log theirs too. Env: TUNER_LOG_TO.",
-    )(command)
-
-
-def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--quiet`` and ``--verbose``, which ``tuner search`` and ``tuner worker`` share."""
-    command = click.option(
-        "-v",
-        "--verbose",
-        is_flag=True,
-        help="Print a line on stderr for every finished trial, on a terminal or not.",
-    )(command)
-    return click.option(
-        "-q", "--quiet", is_flag=True, help="Print only the study's name at the end."
-    )(command)
 
 
 @click.command("search")
@@ -267,7 +206,7 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     metavar="[auto|bundled]",
     default="auto",
     show_default=True,
-    envvar=blas_choice.ENV,
+    envvar=BLAS_ENV,
     is_eager=True,
     callback=_load_blas,
     help="The BLAS MLX calls on Linux: auto uses OpenBLAS where it is installed, bundled "
@@ -338,18 +277,7 @@ def search_command(
     )
     if study is not None:
         check_study_name(storage, study, new)
-    auto = jobs is None
-    jobs = job_count(jobs, oversubscribe, device)
-    if jobs > 1:
-        from tuner.api import refuse_shared_over_network  # start-up time: SQLAlchemy
-
-        try:
-            refuse_shared_over_network(storage)
-        except BadInput:
-            if not auto:
-                raise
-            # One process may keep its SQLite file there; auto asks for no more.
-            jobs = 1
+    jobs = job_count(jobs, oversubscribe, device, storage)
     drive(
         ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=jobs, log_to=log_to
     )
@@ -368,20 +296,15 @@ def drive(
     helper: bool = False,
     log_to: str | None = None,
 ) -> None:
-    """Run the search of ``config`` as ``tuner search`` and ``tuner worker`` do: its progress
-    on stderr, its signals, and the leaderboard at the end; with ``jobs`` above 1, beside
-    that many less one ``tuner worker`` processes, with the confirmation runs after all. A
-    ``helper`` (one of those processes) says nothing of how it ended: its search does. Each
-    process logs its own trials to ``log_to``, a tracker (see :mod:`tuner.trackers`)."""
-    # Here for start-up time: tuner.api brings in SQLAlchemy, and its search Optuna and MLX,
-    # which `tuner search --help` and the other commands need not load.
+    """Run the search of ``config`` as ``tuner search`` and ``tuner worker`` do (see
+    :func:`tuner.api.run`): its progress on stderr, its signals, and the leaderboard at the
+    end. A ``helper`` (one of the worker processes of ``jobs``) says nothing of how it ended:
+    its search does."""
+    # Here for start-up time: tuner.api's search brings in SQLAlchemy, Optuna and MLX, which
+    # `tuner search --help` and the other commands need not load.
     from tuner.api import prepare, run
 
     trials = config.trials
-    helpers = Helpers(jobs - 1, storage, trials, config.timeout, plugins, config.population, log_to)
-    confirm = config.confirm
-    if helpers.count:
-        config = replace(config, confirm=(0, 0))
     display = Display(
         lambda study: continue_adding(ctx, storage, study, trials),
         masked(storage),
@@ -389,54 +312,20 @@ def drive(
         config.timeout,
         live=not quiet and sys.stderr.isatty(),
         verbose=verbose and not quiet,
-        blas=blas_choice.load(blas),
-        on_started=helpers.start if helpers.count else None,
+        blas=load_blas(blas),
         failures=not helper,
-        confirm_runs=confirm[0] * confirm[1],
+        confirm_runs=config.confirm[0] * config.confirm[1],
     )
     with CtrlC(display, defer=helper) as ctrl_c:
         try:
             plan = prepare(config, load_registry(plugins), storage)
             with ctrl_c.guarding():
                 try:
-                    run(plan, storage, display, ctrl_c.stop, callbacks=_trackers(log_to, storage))
-                    if ctrl_c.stop.is_set():
-                        helpers.stop()
-                    helpers.wait()
-                    if ctrl_c.stop.is_set() and display.name:
-                        display.cut_short += helpers.cut_short(display.name)
-                    for failed in [] if ctrl_c.stop.is_set() else helpers.failures():
-                        click.echo(failed, err=True)
-                    if helpers.count and confirm[0] and not ctrl_c.stop.is_set():
-                        # Here, as tuner.api is: it imports MLX, once the BLAS is chosen.
-                        from tuner.confirm import run_confirmations
-
-                        top, seeds = confirm
-                        run_confirmations(plan, storage, display.name or "", top, seeds, display)
-                except BaseException:
-                    helpers.stop()
-                    helpers.wait()
-                    raise
+                    run(plan, storage, display, ctrl_c.stop, plugins, jobs=jobs, log_to=log_to)
                 finally:
                     display.finish()
                 if not helper:
-                    if ctrl_c.stop.is_set():
-                        what = display.interrupted or (
-                            "between trials, none cut short" if display.ran else "before any trial"
-                        )
-                        how = (
-                            "Interrupted"
-                            if ctrl_c.name == "SIGINT"
-                            else f"Stopped by {ctrl_c.name}"
-                        )
-                        click.echo(f"{how}: {what}.", err=True)
-                    elif display.ran == 0:
-                        click.echo(
-                            f"Study {display.name} already holds "
-                            f"{finished_trials(storage, display.name or '')} finished trials: "
-                            "nothing to run. Ask for more with --trials.",
-                            err=True,
-                        )
+                    _say_how_it_ended(display, ctrl_c, storage)
                 text = display.name
                 if not quiet and not ctrl_c.hurry:
                     text = closing(ctx, display.name, plan.config.metric, storage, trials)
@@ -450,10 +339,21 @@ def drive(
         ctx.exit(ctrl_c.status)
 
 
-def _trackers(log_to: str | None, storage: str) -> list[Any]:
-    from tuner.trackers import tracker  # start-up time, as in _check_log_to
-
-    return [] if log_to is None else [tracker(log_to, storage)]
+def _say_how_it_ended(display: Display, ctrl_c: CtrlC, storage: str) -> None:
+    """The line on stderr for a search that a signal stopped, or that had nothing to run."""
+    if ctrl_c.stop.is_set():
+        what = display.interrupted or (
+            "between trials, none cut short" if display.ran else "before any trial"
+        )
+        how = "Interrupted" if ctrl_c.name == "SIGINT" else f"Stopped by {ctrl_c.name}"
+        click.echo(f"{how}: {what}.", err=True)
+    elif display.ran == 0:
+        click.echo(
+            f"Study {display.name} already holds "
+            f"{finished_trials(storage, display.name or '')} finished trials: "
+            "nothing to run. Ask for more with --trials.",
+            err=True,
+        )
 
 
 COMMANDS = [search_command]

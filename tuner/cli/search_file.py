@@ -23,10 +23,10 @@ def _read(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     if value is None:
         return value
     # Here for start-up time: the search file's schema and tomllib, only for --config.
-    from tuner.search_file import read
+    from tuner.api import read_search_file
 
     try:
-        file = read(value)
+        file = read_search_file(value)
     except BadInput as error:
         raise UsageLine(str(error)) from None
     defaults = dict(file.settings)

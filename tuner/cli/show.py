@@ -11,12 +11,11 @@ from collections.abc import Sequence
 
 import click
 
+from tuner.api import open_results, study_settings, to_toml
 from tuner.cli import completion, format_option, storage_option
 from tuner.cli.output import SPARKLINE, echo_json, number, sparkline, table, wide_option, wrap
 from tuner.columns import value_text
-from tuner.query import open_results
 from tuner.results import Confirmed, StudySummary, TrialDetail
-from tuner.study_file import study_settings, to_toml
 
 # The least width of the keys of a page's facts: its longest key, so that the page of a trial
 # trained alone lines up as a population member's does.

@@ -9,26 +9,20 @@ import sys
 
 import click
 
-from tuner.errors import BadInput, typo_of
+from tuner.errors import BadInput
 
 
 def check_study_name(storage: str, study: str, new: bool) -> None:
     """Ask about, or refuse, a ``study`` that does not exist but is a typo of one that does;
     refuse ``new`` for one that exists. Reads only, and creates no SQLite file."""
-    # Here for start-up time: tuner.api brings in SQLAlchemy.
-    from tuner.api import mask_url, schema_state
-    from tuner.query import open_results
+    # Here for start-up time: tuner.api's storage brings in SQLAlchemy.
+    from tuner.api import mask_url, near_study
 
-    if schema_state(storage).status != "current":
-        # No tables, or tables that the search migrates first: no study of tuner's to miss.
-        return
-    with open_results(storage) as results:
-        known = results.study_names()
-    if study in known:
+    known, near = near_study(storage, study)
+    if known:
         if new:
             raise BadInput(f"--new: study '{study}' exists already; leave --new out to continue it")
         return
-    near = typo_of(study, known)
     if near is None or new:
         return
     where = mask_url(storage)

@@ -7,19 +7,11 @@ from collections.abc import Sequence
 
 import click
 
+from tuner.api import parse_confirm, parse_population, watch_lifeline
 from tuner.cli import completion, plugin_option, storage_option
 from tuner.cli.closing import given_options
-from tuner.cli.jobs import watch_lifeline
-from tuner.cli.search import (
-    check_confirm,
-    drive,
-    log_to_option,
-    output_options,
-    population_option,
-)
-from tuner.errors import BadInput
-from tuner.plan import COUNT_ATTR, SearchConfig, parse_confirm, parse_population
-from tuner.query import open_results
+from tuner.cli.search import drive
+from tuner.cli.shared_options import check_confirm, log_to_option, output_options, population_option
 
 
 @click.command("worker")
@@ -78,27 +70,17 @@ def worker_command(
       tuner worker digits-brisk-otter --trials 200 --storage postgresql+psycopg://db/tuner
     """
     helper = watch_lifeline()
-    from tuner.api import refuse_shared_over_network  # start-up time: SQLAlchemy
+    # Here for start-up time: the study's settings are read with SQLAlchemy.
+    from tuner.api import worker_config
 
-    refuse_shared_over_network(storage)
-    with open_results(storage) as results:
-        stored = results.study(study)
-        settings = results.settings(study)
-        seed = results.provenance(study).seed
-    if trials is None:
-        trials = _study_count(storage, study)
     ctx = click.get_current_context()
-    config = SearchConfig(
-        task=stored.task,
+    config = worker_config(
+        storage,
+        study,
         trials=trials,
         timeout=timeout,
-        study=study,
-        seed=seed,
-        sampler=settings.get("sampler", "tpe"),
-        pruner=settings.get("pruner", "median"),
         confirm=parse_confirm(confirm),
         population=parse_population(population),
-        worker=True,
         command=" ".join(["tuner", "worker", study, *given_options(ctx, leave_out=["study"])]),
     )
     drive(
@@ -112,19 +94,6 @@ def worker_command(
         helper=helper,
         log_to=log_to,
     )
-
-
-def _study_count(storage: str, study: str) -> int:
-    """The --trials of the search that last ran on ``study``."""
-    from tuner.api import study_user_attrs  # start-up time: SQLAlchemy
-
-    attrs = study_user_attrs(storage, study)
-    if COUNT_ATTR not in attrs:
-        raise BadInput(
-            f"study '{study}' holds no count of trials (an earlier tuner made it): "
-            "give the count with --trials"
-        )
-    return int(attrs[COUNT_ATTR])
 
 
 COMMANDS = [worker_command]

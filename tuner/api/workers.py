@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from tuner.errors import BadInput
+from tuner.query import open_results
 
 # The descriptor of the pipe a worker of --jobs watches for its search's end.
 LIFELINE_ENV = "TUNER_LIFELINE_FD"
@@ -55,9 +56,26 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def job_count(jobs: int | None, oversubscribe: bool, device: str | None) -> int:
-    """``--jobs``' count of worker processes; None is auto. More than the cores is refused
-    without ``oversubscribe``: a typo such as 100000 would start that many."""
+def job_count(jobs: int | None, oversubscribe: bool, device: str | None, storage: str) -> int:
+    """``--jobs``' count of worker processes on ``storage``; None is auto. More than the cores
+    is refused without ``oversubscribe``: a typo such as 100000 would start that many; more than
+    one on a SQLite file on a network share too, which auto makes one."""
+    count = _cores_count(jobs, oversubscribe, device)
+    if count > 1:
+        # Here for start-up time: tuner.db brings in SQLAlchemy.
+        from tuner.db.filesystems import refuse_shared_over_network
+
+        try:
+            refuse_shared_over_network(storage)
+        except BadInput:
+            if jobs is not None:
+                raise
+            # One process may keep its SQLite file there; auto asks for no more.
+            return 1
+    return count
+
+
+def _cores_count(jobs: int | None, oversubscribe: bool, device: str | None) -> int:
     if jobs is None:
         return auto_jobs(device)
     count = jobs
@@ -144,9 +162,6 @@ class Helpers:
     def start(self, study: str) -> int:
         """Start them on ``study``, no more than its trials still to run less the search's
         own: return how many were started."""
-        # Here for start-up time: tuner.query brings in SQLAlchemy.
-        from tuner.query import open_results
-
         with open_results(self.storage) as results:
             left = self.trials - results.counts(study).finished
         count = max(min(self.count, left - 1), 0)
@@ -217,7 +232,8 @@ class Helpers:
         them with its own, as one process would name what it cut short."""
         if not self.processes:
             return []
-        from tuner.api import interrupted_by  # start-up time: SQLAlchemy
+        # Here for start-up time: tuner.db brings in SQLAlchemy.
+        from tuner.db.optuna import interrupted_by
 
         return interrupted_by(self.storage, study, [process.pid for process in self.processes])
 

@@ -1,66 +1,30 @@
 """``tuner.search``: the search that ``tuner search`` runs, for a notebook or a script, with a
-registered task or one given as its parts, and a view of the study's results to read back.
-
-The command line reaches storage through this module, never :mod:`tuner.db` itself (the import
-contracts in pyproject.toml): the storage operations its commands run are named here too.
-"""
+registered task or one given as its parts."""
 
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuner import blas as blas_choice
-from tuner.db import SchemaState, check, delete_study, heartbeat_s, mask_url, schema_state, upgrade
-from tuner.db.filesystems import refuse_shared_over_network
-from tuner.db.optuna import interrupted_by, read_only_storage, study_user_attrs
+from tuner.api.runner import prepare, run
+from tuner.api.study_results import StudyResults
 from tuner.errors import BadInput
-from tuner.export import build_optimizer, export_trial
 from tuner.hookspecs import hookimpl
-from tuner.plan import Plan, SearchConfig, parse_confirm, parse_population, plan_search
-from tuner.plugins import Registry, load_plugins, refuse_failed
-from tuner.query import DEFAULT_STORAGE, open_results
+from tuner.plan import SearchConfig, parse_confirm, parse_population
+from tuner.plugins import load_plugins, refuse_failed
+from tuner.query import DEFAULT_STORAGE
 from tuner.search_file import file_options
 from tuner.specs import Metric, TaskSpec
-from tuner.views import study_html
-from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
-    import pandas
-
-    from tuner.results import (
-        Comparison,
-        Confirmation,
-        StudySummary,
-        TrialDetail,
-        TrialSummary,
-    )
     from tuner.study import StudyCallback
 
-__all__ = [
-    "DEFAULT_STORAGE",
-    "SchemaState",
-    "StudyResults",
-    "check",
-    "delete_study",
-    "interrupted_by",
-    "mask_url",
-    "prepare",
-    "read_only_storage",
-    "refuse_shared_over_network",
-    "run",
-    "schema_state",
-    "search",
-    "study_user_attrs",
-    "upgrade",
-]
 # The name of a task given by its parts, unless ``task`` names it.
 CUSTOM = "custom"
 
@@ -222,63 +186,6 @@ def _confirm(confirm: str | int | tuple[int, int]) -> tuple[int, int]:
     )
 
 
-def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
-    """The plan of ``config``: checked against the registry and, when it names a study that
-    exists, against what that study was made with. Raises BadInput; writes nothing."""
-    # Checked now, as every option is: Optuna's storage reads it only once the study is made.
-    heartbeat_s()
-    stored = _stored_settings(storage, config.study) if config.study else None
-    plan = plan_search(config, registry, stored)
-    # Here, as tuner.study is in run: importing MLX waits until the BLAS is chosen.
-    from tuner.graphs import find_compiler
-
-    find_compiler()
-    return plan
-
-
-def _stored_settings(storage: str, study: str) -> dict[str, Any] | None:
-    """The settings study ``study`` was made with, and its seed, if it exists; reads only, and
-    creates no SQLite file. Tables that are behind hold nothing to check yet: the search
-    migrates them."""
-    if schema_state(storage).status != "current":
-        return None
-    with open_results(storage) as results:
-        if study not in results.study_names():
-            return None
-        if not results.study(study).in_optuna:
-            # Its trial numbers would start again, beside the records of the deleted ones.
-            raise BadInput(
-                f"study '{study}' was deleted from Optuna's tables: "
-                f"tuner delete {shlex.quote(study)} removes what tuner kept of it, "
-                "or give another --study name"
-            )
-        return {**results.settings(study), "seed": results.provenance(study).seed}
-
-
-def run(
-    plan: Plan,
-    storage: str,
-    watcher: Watcher | None = None,
-    stop: threading.Event | None = None,
-    plugins: Sequence[str] = (),
-    callbacks: Sequence[StudyCallback] = (),
-) -> StudyResults:
-    """Run the study of ``plan`` (see :func:`tuner.study.run_search`, which calls
-    ``callbacks``) and return its results; ``plugins`` are those to load again to export its
-    trials."""
-    # Here so that importing this module loads no MLX, which tuner.study imports: the BLAS
-    # that MLX calls is chosen before it loads (see tuner.blas).
-    from tuner.confirm import run_confirmations
-    from tuner.study import run_search
-
-    stop = stop or threading.Event()
-    name = run_search(plan, storage, watcher, stop, callbacks)
-    top, seeds = plan.config.confirm
-    if top and not stop.is_set():
-        run_confirmations(plan, storage, name, top, seeds, watcher, stop)
-    return StudyResults(name, storage, tuple(plugins))
-
-
 _warned_blas = False
 
 
@@ -326,64 +233,3 @@ def _stopped_by_ctrl_c(stop: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-@dataclass(frozen=True)
-class StudyResults:
-    """One study's results, as :func:`search` returns them: each method is one read of the
-    storage, through :class:`tuner.Results`, so it sees what other workers added since."""
-
-    name: str
-    storage: str
-    plugins: tuple[str, ...] = ()
-
-    def summary(self) -> StudySummary:
-        with open_results(self.storage) as results:
-            return results.study(self.name)
-
-    def best(self, n: int = 5, **filters: Any) -> list[TrialSummary]:
-        """The top ``n`` finished trials; ``optimizer=`` and ``schedule=`` filter them."""
-        with open_results(self.storage) as results:
-            return results.best(self.name, n, **filters)
-
-    def trials(self, **options: Any) -> list[TrialSummary]:
-        """Every trial; the options are those of :meth:`tuner.Results.trials`."""
-        with open_results(self.storage) as results:
-            return results.trials(self.name, **options)
-
-    def trial(self, number: int) -> TrialDetail:
-        with open_results(self.storage) as results:
-            return results.trial(self.name, number)
-
-    def compare(self, by: str = "optimizer") -> Comparison:
-        with open_results(self.storage) as results:
-            return results.compare(self.name, by)
-
-    def confirmation(self) -> Confirmation:
-        """The confirmed configurations, the best mean first, and the verdict on the lead."""
-        with open_results(self.storage) as results:
-            return results.confirmation(self.name)
-
-    def to_dataframe(self) -> pandas.DataFrame:
-        """Every trial, one row each, flattened as ``tuner trials --format csv`` is, with the
-        ``rank`` of each finished one, its ``outcome`` and ``finished_at`` as a datetime."""
-        with open_results(self.storage) as results:
-            return results.to_dataframe(self.name)
-
-    def _repr_html_(self) -> str:
-        """The study, its five best trials and its confirmation, as a notebook shows it."""
-        with open_results(self.storage) as results:
-            summary = results.study(self.name)
-            best = results.best(self.name, 5) if summary.in_optuna else []
-            return study_html(summary, best, results.confirmation(self.name))
-
-    def export(self, trial: int | None = None, steps: int | None = None) -> dict[str, Any]:
-        """The JSON config of a trial (by default the confirmed winner, or else the best
-        complete one), as ``tuner export --format json`` prints it: its schedule over
-        ``steps`` (the trial's own by default), its warmup the same fraction of them."""
-        registry = load_plugins(self.plugins)
-        return export_trial(self.storage, self.name, trial, registry, steps).config
-
-    def optimizer(self, trial: int | None = None, steps: int | None = None) -> Any:
-        """The ``mlx.optimizers`` optimizer of a trial, built as the trial built it."""
-        return build_optimizer(self.export(trial), steps, plugins=self.plugins)

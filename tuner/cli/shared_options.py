@@ -1,0 +1,80 @@
+"""The options that ``tuner search`` and ``tuner worker`` share, with their checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from tuner.api import LOG_TO_ENV, parse_confirm, parse_population
+from tuner.errors import BadInput
+
+
+def check_confirm(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # Checked here for click's usage error; kept as typed, to be given again in the command
+    # that continues the study.
+    try:
+        parse_confirm(value)
+    except BadInput as error:
+        raise click.BadParameter(str(error).removeprefix("--confirm "), ctx, param) from None
+    return value
+
+
+def _check_population(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_population(value)
+    except BadInput as error:
+        raise click.BadParameter(str(error).removeprefix("--population "), ctx, param) from None
+    return value
+
+
+def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--population``, which ``tuner search`` and ``tuner worker`` share."""
+    return click.option(
+        "--population",
+        metavar="[auto|K]",
+        default="auto",
+        show_default=True,
+        callback=_check_population,
+        help="Train trials that share an optimizer and its discrete settings K at a time, in "
+        "one vectorised step, each still its own trial with its own schedule, seed and "
+        "result; auto grows K with the finished trials, from 4 at 64 to what the model's size "
+        "and the device allow (16 for small models on a CPU, from 256 finished trials), 1 "
+        "trains one trial at a time.",
+    )(command)
+
+
+def _check_log_to(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # Checked before anything is opened or written; tuner.trackers imports no tracker. Here for
+    # start-up time: it brings in logging, which only --log-to needs.
+    from tuner.api import parse_log_to
+
+    return None if value is None else str(parse_log_to(value))
+
+
+def log_to_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--log-to``, which ``tuner search`` and ``tuner worker`` share."""
+    return click.option(
+        "--log-to",
+        metavar="TRACKER[:WHERE]",
+        envvar=LOG_TO_ENV,
+        callback=_check_log_to,
+        help="Log each trial this process runs (its parameters, curve and outcome) as a run "
+        "of an experiment named after the study: mlflow[:TRACKING_URI] (pip install "
+        "'tuner[mlflow]') or wandb[:PROJECT] (pip install 'tuner[wandb]'); the workers of "
+        "--jobs log theirs too. Env: TUNER_LOG_TO.",
+    )(command)
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--quiet`` and ``--verbose``, which ``tuner search`` and ``tuner worker`` share."""
+    command = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        help="Print a line on stderr for every finished trial, on a terminal or not.",
+    )(command)
+    return click.option(
+        "-q", "--quiet", is_flag=True, help="Print only the study's name at the end."
+    )(command)
