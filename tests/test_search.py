@@ -85,7 +85,8 @@ def run_in_fresh_process(storage, *args):
 
 def test_the_same_seed_gives_the_same_trials_in_a_fresh_process(tmp_path):
     # Past the startup trials of both TPE (10) and the median pruner (5).
-    args = ["--jobs", "1", "--trials", "14", "--study", "seeded", "--seed", "7"]
+    # The trials alone: test_confirm replays the confirmation runs.
+    args = ["--jobs", "1", "--confirm", "0", "--trials", "14", "--study", "seeded", "--seed", "7"]
     first = run_in_fresh_process(f"sqlite:///{tmp_path / 'a.db'}", *args)
     second = run_in_fresh_process(f"sqlite:///{tmp_path / 'b.db'}", *args)
     other = run_in_fresh_process(f"sqlite:///{tmp_path / 'c.db'}", *args[:-1], "8")
