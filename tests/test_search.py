@@ -473,7 +473,8 @@ def test_a_search_closes_its_connections_when_it_returns(sqlite_url, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tuner.db", "tuner.db-claims"]
 
 
-def test_timeout_stops_the_trial_in_flight_at_its_next_step(sqlite_url):
+def test_timeout_stops_the_trial_in_flight_at_its_next_step(sqlite_url, monkeypatch):
+    monkeypatch.delenv("TUNER_JOBS")
     # One trial of 50,000 steps would take far longer than the timeout.
     long = ["--steps", "50000", "--eval-every", "25000", "--confirm", "1x2"]
 
