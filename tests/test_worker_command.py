@@ -146,7 +146,18 @@ def test_ctrl_c_stops_every_worker_of_jobs(tmp_path):
     assert subprocess.run(["pgrep", "-f", "tuner worker j"], capture_output=True).stdout == b""
 
 
-def test_four_jobs_fill_a_study_of_40_while_a_reader_reads_it(storage_url):
+@pytest.fixture(params=["sqlite", "postgres"])
+def alone_url(request):
+    """Each backend in turn, PostgreSQL in a database of this test's own, whose connections
+    are its alone to count while other tests run."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    url, _ = request.getfixturevalue("own_database")
+    return url
+
+
+def test_four_jobs_fill_a_study_of_40_while_a_reader_reads_it(alone_url):
+    storage_url = alone_url
     if storage_url.startswith("postgresql"):
         subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
     # Ten trials a job: each job claims trials while the others store theirs.
@@ -184,7 +195,8 @@ def tuner_connections(url):
     with engine.connect() as connection:
         count = connection.scalar(
             sqlalchemy.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tuner'"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = 'tuner' AND datname = current_database()"
             )
         )
     engine.dispose()
