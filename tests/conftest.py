@@ -1,4 +1,5 @@
-"""Fixtures shared by the tests: seed 0 where a search is given none, a SQLite file per test,
+"""Fixtures shared by the tests: seed 0 where a search is given none, one process a search
+where it is given no --jobs, a SQLite file per test,
 and a PostgreSQL schema per test on the server that TUNER_TEST_POSTGRES_URL names. Without
 that variable the PostgreSQL tests are skipped, and say why, so that CI can refuse a run that
 skipped them.
@@ -22,6 +23,14 @@ def seeded(monkeypatch) -> None:
     """Seed 0 for every new study a test makes without --seed, where it would draw one at
     random: a test reads what one seed's trials do. The tests of the drawn seed unset it."""
     monkeypatch.setenv("TUNER_SEED", "0")
+
+
+@pytest.fixture(autouse=True)
+def one_process(monkeypatch) -> None:
+    """--jobs 1 for every search a test runs without --jobs: a worker of --jobs auto costs a
+    process's start-up for a few trials, and the tests run two at a time on two cores. The
+    tests of --jobs auto, and of signals reaching its workers, unset it."""
+    monkeypatch.setenv("TUNER_JOBS", "1")
 
 
 @pytest.fixture

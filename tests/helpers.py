@@ -1,6 +1,7 @@
 """What the tests share: tuner's command line, run in the test's own process or as the
 installed command, and the options of a search short enough for a test."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,15 @@ TUNER = Path(sys.executable).with_name("tuner")
 # Two optimizers and two schedules on the synthetic task: a real search, in seconds. A tuple,
 # so that no test can change what another searches.
 FAST = ("--task", "synthetic", "--optimizers", "adam,sgd", "--schedules", "constant,cosine")
+# The same without the confirmation runs, which cost a small search as much again: for a test
+# that reads none.
+UNCONFIRMED = (*FAST, "--confirm", "0")
+
+
+def without_jobs() -> dict[str, str]:
+    """This environment less the TUNER_JOBS that conftest.py sets: a search given no --jobs then
+    runs --jobs auto, a worker a core, as a user's does."""
+    return {k: v for k, v in os.environ.items() if k != "TUNER_JOBS"}
 
 
 def tuner(*args: object, storage: str | None = None, env: Env | None = None) -> Result:

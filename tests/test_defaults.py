@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import FAST, succeeded
+from helpers import UNCONFIRMED, succeeded
 
 from tuner.params import Choice, Float, Int
 
@@ -22,7 +22,7 @@ def trials(storage, study):
 
 
 def test_the_defaults_run_first_and_are_marked(sqlite_url):
-    succeeded("search", "--storage", sqlite_url, *FAST, "--trials", "4", "--study", "d")
+    succeeded("search", "--storage", sqlite_url, *UNCONFIRMED, "--trials", "4", "--study", "d")
 
     found = trials(sqlite_url, "d")
     table = succeeded("trials", "d", "--storage", sqlite_url)
@@ -36,7 +36,15 @@ def test_the_defaults_run_first_and_are_marked(sqlite_url):
 
 def test_no_defaults_samples_from_the_first_trial(sqlite_url):
     succeeded(
-        "search", "--storage", sqlite_url, *FAST, "--trials", "3", "--study", "n", "--no-defaults"
+        "search",
+        "--storage",
+        sqlite_url,
+        *UNCONFIRMED,
+        "--trials",
+        "3",
+        "--study",
+        "n",
+        "--no-defaults",
     )
 
     found = trials(sqlite_url, "n")
@@ -47,7 +55,7 @@ def test_no_defaults_samples_from_the_first_trial(sqlite_url):
 
 def test_a_default_outside_the_space_asked_for_is_left_out(sqlite_url):
     narrowed = ["--space", "lr=1e-2..1:log", "--trials", "2", "--study", "w"]
-    succeeded("search", "--storage", sqlite_url, *FAST, *narrowed)
+    succeeded("search", "--storage", sqlite_url, *UNCONFIRMED, *narrowed)
 
     found = trials(sqlite_url, "w")
 
@@ -56,8 +64,8 @@ def test_a_default_outside_the_space_asked_for_is_left_out(sqlite_url):
 
 
 def test_a_continued_study_tries_its_defaults_once(sqlite_url):
-    succeeded("search", "--storage", sqlite_url, *FAST, "--trials", "3", "--study", "c")
-    succeeded("search", "--storage", sqlite_url, "--trials", "5", "--study", "c")
+    succeeded("search", "--storage", sqlite_url, *UNCONFIRMED, "--trials", "3", "--study", "c")
+    succeeded("search", "--storage", sqlite_url, "--trials", "5", "--study", "c", "--confirm", "0")
 
     assert [t["default"] is not None for t in trials(sqlite_url, "c")] == [True, True] + [False] * 3
 

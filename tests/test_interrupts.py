@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import optuna
 import pytest
-from helpers import TUNER
+from helpers import TUNER, without_jobs
 
 from tuner.api.workers import cores
 from tuner.cli.progress import CtrlC, Display
@@ -40,8 +40,9 @@ def start(url, *args, study="s"):
     whole group, the compiler MLX runs included."""
     return subprocess.Popen(
         [TUNER, "search", "--storage", url, *SLOW, "--study", study, "--verbose", *args],
-        # On PATH, so that the commands it prints begin with tuner, not the path to it.
-        env={**os.environ, "PATH": f"{TUNER.parent}{os.pathsep}{os.environ['PATH']}"},
+        # On PATH, so that the commands it prints begin with tuner, not the path to it; with
+        # the workers of --jobs auto, which the signal must stop too.
+        env={**without_jobs(), "PATH": f"{TUNER.parent}{os.pathsep}{os.environ['PATH']}"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

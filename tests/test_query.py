@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import optuna
 import pytest
 from click.testing import CliRunner
-from helpers import FAST, tuner
+from helpers import UNCONFIRMED, tuner
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
@@ -21,7 +21,7 @@ from tuner.errors import BadInput, TunerError
 
 def search(storage, study, trials, *args):
     result = tuner(
-        "search", "--storage", storage, *FAST, "--study", study, "--trials", trials, *args
+        "search", "--storage", storage, *UNCONFIRMED, "--study", study, "--trials", trials, *args
     )
     assert result.exit_code == 0, result.output
 

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import FAST, TUNER
+from helpers import TUNER, UNCONFIRMED
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
@@ -14,7 +14,6 @@ from tuner import open_results
 from tuner.samplers import trial_seed
 
 PLUGINS = Path(__file__).parent / "search_plugins"
-UNCONFIRMED = [*FAST, "--confirm", "0"]
 
 
 def search(storage, *args):

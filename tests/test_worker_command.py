@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-from helpers import TUNER, tuner
+from helpers import TUNER, tuner, without_jobs
 from stored import stored_confirmations, stored_trials
 
 from tuner import open_results
@@ -101,7 +101,7 @@ def test_a_worker_without_trials_works_to_the_count_of_the_last_search(sqlite_ur
 def test_jobs_run_workers_beside_the_search_and_stop_them_at_its_count(storage_url):
     if storage_url.startswith("postgresql"):
         subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
-    command = [TUNER, "search", "--task", "synthetic", "--study", "j", "--trials", "24"]
+    command = [TUNER, "search", "--task", "synthetic", "--study", "j", "--trials", "12"]
     command += ["--jobs", "2", "--confirm", "2x2", "--storage", storage_url]
 
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -110,7 +110,7 @@ def test_jobs_run_workers_beside_the_search_and_stop_them_at_its_count(storage_u
     assert done.stderr == ""
     trials = optuna.load_study(study_name="j", storage=storage_url).trials
     states = [t.state.name for t in trials]
-    assert len(states) - states.count("FAIL") == 24
+    assert len(states) - states.count("FAIL") == 12
     assert "RUNNING" not in states
     assert sorted(r.number for r in stored_trials(storage_url, "j")) == [t.number for t in trials]
     assert len(stored_confirmations(storage_url, "j")) == 4
@@ -146,10 +146,22 @@ def test_ctrl_c_stops_every_worker_of_jobs(tmp_path):
     assert subprocess.run(["pgrep", "-f", "tuner worker j"], capture_output=True).stdout == b""
 
 
-def test_four_jobs_fill_a_study_of_120_while_a_reader_reads_it(storage_url):
+@pytest.fixture(params=["sqlite", "postgres"])
+def alone_url(request):
+    """Each backend in turn, PostgreSQL in a database of this test's own, whose connections
+    are its alone to count while other tests run."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    url, _ = request.getfixturevalue("own_database")
+    return url
+
+
+def test_four_jobs_fill_a_study_of_40_while_a_reader_reads_it(alone_url):
+    storage_url = alone_url
     if storage_url.startswith("postgresql"):
         subprocess.run([TUNER, "db", "upgrade", "--storage", storage_url], check=True)
-    command = [TUNER, "search", "--task", "synthetic", "--study", "big", "--trials", "120"]
+    # Ten trials a job: each job claims trials while the others store theirs.
+    command = [TUNER, "search", "--task", "synthetic", "--study", "big", "--trials", "40"]
     command += ["--jobs", "4", "--oversubscribe", "--confirm", "0", "--quiet"]
     command += ["--storage", storage_url]
     reader = [TUNER, "trials", "big", "--storage", storage_url, "--format", "json"]
@@ -170,7 +182,7 @@ def test_four_jobs_fill_a_study_of_120_while_a_reader_reads_it(storage_url):
     trials = optuna.load_study(study_name="big", storage=storage_url).trials
     states = [t.state.name for t in trials]
     assert "RUNNING" not in states and "FAIL" not in states
-    assert len(states) == 120
+    assert len(states) == 40
     assert [t.number for t in trials] == list(range(len(trials)))
     with open_results(storage_url) as results:
         assert [t.state for t in results.trials("big")] == states
@@ -183,7 +195,8 @@ def tuner_connections(url):
     with engine.connect() as connection:
         count = connection.scalar(
             sqlalchemy.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tuner'"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = 'tuner' AND datname = current_database()"
             )
         )
     engine.dispose()
@@ -255,7 +268,7 @@ def verbose_search(url, *more, env=None):
 
 @pytest.mark.skipif(cores() < 2, reason="one core: --jobs auto is one process")
 def test_a_default_search_runs_a_worker_a_core_and_shows_every_trial_once(sqlite_url):
-    env = {k: v for k, v in os.environ.items() if k != "TUNER_JOBS"}
+    env = without_jobs()
 
     done = verbose_search(sqlite_url, "--trials", "40", "--population", "1", env=env)
 
@@ -272,7 +285,7 @@ def test_a_default_search_runs_a_worker_a_core_and_shows_every_trial_once(sqlite
 
 @pytest.mark.parametrize("case", ["one trial left", "TUNER_JOBS=1", "--jobs 1"])
 def test_one_process_where_auto_would_start_workers_for_nothing_or_one_is_asked(sqlite_url, case):
-    env = {k: v for k, v in os.environ.items() if k != "TUNER_JOBS"}
+    env = without_jobs()
     more = ["--trials", "1"] if case == "one trial left" else ["--trials", "6"]
     if case == "TUNER_JOBS=1":
         env["TUNER_JOBS"] = "1"
@@ -299,7 +312,7 @@ if sys.argv[1:2] == ["worker"]:
 def test_a_worker_of_jobs_that_fails_alone_is_said_once_by_the_search(sqlite_url, tmp_path):
     plugin = tmp_path / "workerless.py"
     plugin.write_text(WORKERLESS)
-    env = {k: v for k, v in os.environ.items() if k != "TUNER_JOBS"}
+    env = without_jobs()
 
     done = verbose_search(sqlite_url, "--trials", "12", "--plugin", plugin, env=env)
 
