@@ -11,22 +11,22 @@ from tuner.api import LOG_TO_ENV, parse_confirm, parse_population
 from tuner.errors import BadInput
 
 
-def check_confirm(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    # Checked here for click's usage error; kept as typed, to be given again in the command
-    # that continues the study.
-    try:
-        parse_confirm(value)
-    except BadInput as error:
-        raise click.BadParameter(str(error).removeprefix("--confirm "), ctx, param) from None
-    return value
+def _kept_as_typed(parse: Callable[[str], object], option: str) -> Callable[..., str]:
+    """A callback that checks a value with ``parse``, for click's usage error, and keeps it as
+    typed, to be given again in the command that continues the study."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        try:
+            parse(value)
+        except BadInput as error:
+            raise click.BadParameter(str(error).removeprefix(f"{option} "), ctx, param) from None
+        return value
+
+    return check
 
 
-def _check_population(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        parse_population(value)
-    except BadInput as error:
-        raise click.BadParameter(str(error).removeprefix("--population "), ctx, param) from None
-    return value
+check_confirm = _kept_as_typed(parse_confirm, "--confirm")
+_check_population = _kept_as_typed(parse_population, "--population")
 
 
 def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
