@@ -33,6 +33,14 @@ def one_process(monkeypatch) -> None:
     monkeypatch.setenv("TUNER_JOBS", "1")
 
 
+@pytest.fixture(autouse=True)
+def terminal_sized_by_itself(monkeypatch) -> None:
+    """No COLUMNS or LINES: pytest-xdist's workers set them (80 by 24), and they would size
+    every terminal the tests open, over the pseudo-terminal's own size."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'tuner.db'}"

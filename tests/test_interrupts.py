@@ -154,7 +154,8 @@ def test_sigterm_and_sighup_stop_a_search_as_ctrl_c_does(tmp_path, signum, statu
     out, err = process.communicate(timeout=60)
 
     assert process.returncode == status, err
-    assert f"Stopped by {signal.Signals(signum).name}: trial " in err
+    # One trial cut short, or more: the worker of --jobs auto may have had its own in flight.
+    assert f"Stopped by {signal.Signals(signum).name}: trial" in err
     assert "Traceback" not in err
     assert out.splitlines()[0].startswith("Top ")
     assert running(url, "s") == []

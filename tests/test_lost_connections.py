@@ -9,10 +9,12 @@ import time
 import optuna
 import pytest
 from helpers import TUNER
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 from stored import stored_trials
 
+from tuner.db.workers import WORKER_ATTR
 from tuner.results import Outcome
 
 
@@ -34,6 +36,31 @@ def database(own_database):
     return url, terminate
 
 
+def wait_for_workers(url, count, seconds=120):
+    """Until ``count`` processes have each started a trial, read from Optuna's tables."""
+    engine = create_engine(url)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            try:
+                with engine.connect() as connection:
+                    running = connection.scalar(
+                        text(
+                            "SELECT count(DISTINCT value_json) FROM trial_system_attributes "
+                            "WHERE key = :key"
+                        ),
+                        {"key": WORKER_ATTR},
+                    )
+                if running >= count:
+                    return
+            except ProgrammingError:  # the search has not made Optuna's tables yet
+                pass
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"fewer than {count} processes started a trial in {seconds} s")
+
+
 def test_twenty_rounds_of_ended_connections_under_two_jobs_lose_nothing(database):
     url, terminate = database
     command = [TUNER, "search", "--task", "synthetic", "--steps", "100", "--study", "p"]
@@ -45,7 +72,9 @@ def test_twenty_rounds_of_ended_connections_under_two_jobs_lose_nothing(database
         text=True,
     )
     try:
-        time.sleep(4)
+        # Once both processes train: what they do from then on is what is tried again. A
+        # worker still starting reads the study once, untried again (see the docs' errors).
+        wait_for_workers(url, 2)
         ended = 0
         for _ in range(20):
             ended += terminate()
