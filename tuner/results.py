@@ -291,11 +291,9 @@ class Run:
 
 @dataclass(frozen=True)
 class Confirmed:
-    """A trial's configuration and its confirmation runs, one a seed.
-
-    ``mean`` and ``std`` (the sample standard deviation, None under two values) are of the
-    complete runs' values; ``test`` holds the mean of each test metric over them.
-    """
+    """A trial's configuration and its confirmation runs, one a seed. ``mean`` and ``std``
+    (the sample standard deviation, None under two values) are of the complete runs' values;
+    ``test`` holds the mean of each test metric over them."""
 
     trial: TrialSummary
     runs: list[Run]
