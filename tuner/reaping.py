@@ -6,6 +6,7 @@ records it as failed, with how long it ran, so that the two agree about it.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -165,7 +166,11 @@ def reap(
     Optuna does; those whose workers died before their first heartbeat, which Optuna never
     fails; and, at once, those whose workers on this machine have ended. Return the trials
     failed here, not by Optuna."""
-    optuna.storages.fail_stale_trials(study)
+    # Experimental in Optuna since 2.9, and stable in use: its warning would reach every
+    # command that reaps, `tuner db upgrade` among them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     started_before = datetime.now() - timedelta(seconds=GRACE_BEATS * heartbeat_s())
     # Optuna's storage takes a trial's id, which a FrozenTrial holds under no public name.
     dead = {
