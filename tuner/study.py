@@ -98,9 +98,11 @@ def run_search(
     watcher: Watcher | None = None,
     stop: threading.Event | None = None,
     callbacks: Sequence[StudyCallback] = (),
+    on_ready: Callable[[str], None] | None = None,
 ) -> str:
     """Create or resume the study and run trials until it holds ``trials`` finished ones;
-    return the study's name.
+    return the study's name. ``on_ready(name)`` is called once the study exists, before the
+    watcher hears that it does.
 
     Setting ``stop`` (from a signal handler, say) ends the trial in flight at its next step,
     records it as interrupted, and returns: no trial is left running. Each of ``callbacks``
@@ -113,8 +115,9 @@ def run_search(
     store = open_store(storage_url)
     storage = reaping_storage(storage_url)
     try:
+        watcher = watcher or Watcher()
         return _search(
-            plan, storage_url, store, storage, device, watcher or Watcher(), stop, callbacks
+            plan, storage_url, store, storage, device, watcher, stop, callbacks, on_ready
         )
     except TunerError:
         raise
@@ -142,6 +145,7 @@ def _search(
     watcher: Watcher,
     stop: threading.Event | None,
     callbacks: Sequence[StudyCallback],
+    on_ready: Callable[[str], None] | None,
 ) -> str:
     config = plan.config
     stop = stop or threading.Event()
@@ -203,6 +207,8 @@ def _search(
     # Reaped now, not when the next trial starts: a study that is full starts none.
     reaped = reap(study, storage)
     fill_in(study, storage, storage_url)
+    if on_ready is not None:
+        on_ready(name)
     watcher.started(name, new=new, twins=twins)
     progress = Progress(total=config.trials)
     for trial in reaped:

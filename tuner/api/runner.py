@@ -22,10 +22,8 @@ from tuner.query import open_results
 from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
-    from tuner.results import Confirmation, Run, TrialSummary
-    from tuner.space import Sample
+    from tuner.results import Confirmation
     from tuner.study import StudyCallback
-    from tuner.watcher import Progress
 
 
 def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
@@ -91,9 +89,14 @@ def run(
         jobs - 1, storage, config.trials, config.timeout, plugins, config.population, log_to
     )
     callbacks = [*callbacks, *([] if log_to is None else [tracker(log_to, storage)])]
+
+    def start_workers(study: str) -> None:
+        watcher.workers_started(helpers.start(study))
+
     try:
-        searching = _Starting(watcher, helpers) if helpers.count else watcher
-        name = run_search(plan, storage, searching, stop, callbacks)
+        name = run_search(
+            plan, storage, watcher, stop, callbacks, start_workers if helpers.count else None
+        )
         if stop.is_set():
             helpers.stop()
         helpers.wait()
@@ -110,37 +113,6 @@ def run(
         helpers.wait()
         raise
     return StudyResults(name, storage, tuple(plugins))
-
-
-class _Starting(Watcher):
-    """``watcher``, with the worker processes of ``helpers`` started on the study as soon as it
-    exists, before the watcher hears that it does."""
-
-    def __init__(self, watcher: Watcher, helpers: Helpers) -> None:
-        self.watcher = watcher
-        self.helpers = helpers
-
-    def started(self, study: str, *, new: bool, twins: Sequence[str]) -> None:
-        self.watcher.workers_started(self.helpers.start(study))
-        self.watcher.started(study, new=new, twins=twins)
-
-    def trial_started(self, number: int, sample: Sample, steps: int, members: int = 1) -> None:
-        self.watcher.trial_started(number, sample, steps, members)
-
-    def building(self, number: int) -> None:
-        self.watcher.building(number)
-
-    def trial_step(self, number: int, done: int) -> None:
-        self.watcher.trial_step(number, done)
-
-    def trial_ended(self, trial: TrialSummary, progress: Progress) -> None:
-        self.watcher.trial_ended(trial, progress)
-
-    def confirming(self, trial: TrialSummary, index: int, seeds: int, steps: int) -> None:
-        self.watcher.confirming(trial, index, seeds, steps)
-
-    def confirmed(self, trial: TrialSummary, index: int, seeds: int, run: Run) -> None:
-        self.watcher.confirmed(trial, index, seeds, run)
 
 
 def worker_config(
