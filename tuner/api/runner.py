@@ -15,6 +15,7 @@ from tuner.api.workers import Helpers
 from tuner.db import heartbeat_s, schema_state
 from tuner.db.filesystems import refuse_shared_over_network
 from tuner.db.optuna import study_user_attrs
+from tuner.db.retry import retrying
 from tuner.errors import BadInput
 from tuner.plan import COUNT_ATTR, Plan, SearchConfig, plan_search
 from tuner.plugins import Registry
@@ -22,7 +23,7 @@ from tuner.query import open_results
 from tuner.watcher import Watcher
 
 if TYPE_CHECKING:
-    from tuner.results import Confirmation
+    from tuner.results import Confirmation, StudySummary
     from tuner.study import StudyCallback
 
 
@@ -31,7 +32,8 @@ def prepare(config: SearchConfig, registry: Registry, storage: str) -> Plan:
     exists, against what that study was made with. Raises BadInput; writes nothing."""
     # Checked now, as every option is: Optuna's storage reads it only once the study is made.
     heartbeat_s()
-    stored = _stored_settings(storage, config.study) if config.study else None
+    # The search's first reads: a server that restarts is waited for, as open_store waits.
+    stored = retrying(lambda: _stored_settings(storage, config.study)) if config.study else None
     plan = plan_search(config, registry, stored)
     # Here, as tuner.study is in run: importing MLX waits until the BLAS is chosen.
     from tuner.graphs import find_compiler
@@ -129,10 +131,13 @@ def worker_config(
     settings the study was made with, until it holds ``trials`` finished trials (by default
     the count of the search that last ran on it)."""
     refuse_shared_over_network(storage)
-    with open_results(storage) as results:
-        stored = results.study(study)
-        settings = results.settings(study)
-        seed = results.provenance(study).seed
+
+    def read() -> tuple[StudySummary, dict[str, Any], int]:
+        with open_results(storage) as results:
+            return results.study(study), results.settings(study), results.provenance(study).seed
+
+    # A worker's first reads: one started while its server restarts waits for it.
+    stored, settings, seed = retrying(read)
     return SearchConfig(
         task=stored.task,
         trials=_study_count(storage, study) if trials is None else trials,
@@ -174,8 +179,13 @@ def confirm_study(
     from tuner.confirm import run_confirmations
 
     blas_choice.load(None)
-    with open_results(storage) as results:
-        results.study(study)
+
+    def find() -> None:
+        with open_results(storage) as results:
+            results.study(study)
+
+    # Its first read: a server that restarts as it starts is waited for.
+    retrying(find)
     plan = prepare(SearchConfig(study=study), registry(), storage)
     run_confirmations(plan, storage, study, top, seeds, watcher)
     with open_results(storage) as results:

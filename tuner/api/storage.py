@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tuner.db import SchemaState, check, delete_study, mask_url, schema_state, upgrade
 from tuner.db.filesystems import refuse_shared_over_network
 from tuner.db.optuna import interrupted_by, read_only_storage, study_user_attrs
+from tuner.db.retry import retrying
 from tuner.errors import typo_of
 from tuner.query import open_results
 from tuner.results import StudySummary
@@ -71,10 +72,17 @@ def near_study(storage: str, study: str) -> tuple[bool, str | None]:
     """Whether ``study`` is in ``storage``, and if not, the study whose name it is most likely
     a typo of. Reads only, and creates no SQLite file: without tables that are current (none,
     or tables that a search migrates first) there is no study of tuner's to miss."""
-    if schema_state(storage).status != "current":
+
+    def read() -> list[str] | None:
+        if schema_state(storage).status != "current":
+            return None
+        with open_results(storage) as results:
+            return results.study_names()
+
+    # A search's first read: a server that restarts as it starts is waited for.
+    known = retrying(read)
+    if known is None:
         return False, None
-    with open_results(storage) as results:
-        known = results.study_names()
     if study in known:
         return True, None
     return False, typo_of(study, known)

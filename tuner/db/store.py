@@ -104,7 +104,9 @@ def open_store(url: str) -> Store:
     """The store on ``url``, its tables ready (see :func:`~tuner.db.migrations.ensure_ready`)."""
     engine = make_engine(url)
     try:
-        ensure_ready(engine)
+        # The first connection of every search, worker and confirmation: a server that
+        # restarts as they start is waited for, as it is once they run.
+        retrying(lambda: ensure_ready(engine))
     except SQLAlchemyError as error:
         engine.dispose()
         raise storage_failure(error, engine.url) from None
