@@ -46,6 +46,26 @@ def test_the_printed_commands_run_on_the_study_and_nothing_else(tmp_path, name):
     assert sorted(os.listdir(tmp_path)) == ["tuner.db", "tuner.db-claims"]
 
 
+@pytest.mark.parametrize("jobs", ["auto", "0"])
+def test_the_command_that_continues_a_search_gives_jobs_as_typed(tmp_path, jobs):
+    storage = f"sqlite:///{tmp_path / 'tuner.db'}"
+    searched = subprocess.run(
+        [TUNER, "search", *TINY, "--trials", "2", "--jobs", jobs, "--storage", storage],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert searched.returncode == 0, searched.stderr
+    (go_on,) = re.findall(r"^Continue it: (.*)$", searched.stdout, re.MULTILINE)
+
+    continued = pasted(go_on, tmp_path)
+
+    assert f" --jobs {jobs}" in go_on
+    assert continued.returncode == 0, (go_on, continued.stderr)
+    assert "Top 4 of 4 finished trials" in continued.stdout
+
+
 def printed_commands(stdout):
     (go_on,) = re.findall(r"^Continue it: (.*)$", stdout, re.MULTILINE)
     look = re.search(r"^Look closer: (.*?)\n\S", stdout, re.MULTILINE | re.DOTALL)

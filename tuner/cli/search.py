@@ -57,9 +57,11 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # Kept as typed, to be given again in the command that continues the study: auto is None.
     try:
-        return parse_jobs(value)
+        parse_jobs(value)
+        return value
     except BadInput as error:
         # Said, to someone who set TUNER_JOBS long ago and types no --jobs.
         given = ctx.get_parameter_source("jobs") is ParameterSource.ENVIRONMENT
@@ -235,7 +237,7 @@ def search_command(
     sampler: str,
     pruner: str,
     defaults: bool,
-    jobs: int | None,
+    jobs: str,
     oversubscribe: bool,
     confirm: str,
     blas: str,
@@ -277,9 +279,9 @@ def search_command(
     )
     if study is not None:
         check_study_name(storage, study, new)
-    jobs = job_count(jobs, oversubscribe, device, storage)
+    count = job_count(parse_jobs(jobs), oversubscribe, device, storage)
     drive(
-        ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=jobs, log_to=log_to
+        ctx, config, plugins, storage, blas, quiet=quiet, verbose=verbose, jobs=count, log_to=log_to
     )
 
 
