@@ -293,3 +293,15 @@ def test_a_confirmation_run_that_raises_is_recorded_as_failed_and_the_rest_go_on
         ("failed", "RuntimeError: a trial read the test set")
     }
     assert "No confirmation run completed" in result.stdout
+
+
+def test_confirm_on_a_study_with_no_complete_trial_says_there_is_nothing_to_confirm(sqlite_url):
+    plugin = Path(__file__).parent / "search_plugins" / "never_builds.py"
+    args = ["--plugin", plugin, "--storage", sqlite_url]
+    assert tuner("search", "--task", "broken", "--study", "f", *args).exit_code == 1
+
+    confirmed = tuner("confirm", "f", *args)
+
+    assert confirmed.exit_code == 0, confirmed.output
+    assert confirmed.stdout == "No configuration of study f has been confirmed yet.\n"
+    assert stored_confirmations(sqlite_url, "f") == []

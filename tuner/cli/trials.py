@@ -63,6 +63,8 @@ def confirmation_table(confirmation: Confirmation, width: int | None = WIDTH) ->
     """The confirmed configurations, the best mean first: the mean and standard deviation of
     their runs' values, the test metrics' means, and the value the search found, with the
     verdict on the winner's lead under the table."""
+    if not confirmation.configs:
+        return wrap(confirmation.verdict, width)
     metric = confirmation.metric
     shown = [
         columns.of_trial(columns.TRIAL),
