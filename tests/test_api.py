@@ -80,6 +80,17 @@ def test_a_registered_task_is_named(sqlite_url):
     assert results.summary().task == "synthetic"
 
 
+def test_optimizers_and_schedules_may_be_one_string_of_names_as_on_the_command_line(sqlite_url):
+    results = tuner.search(
+        "synthetic", storage=sqlite_url, study="s", trials=3, steps=60, confirm=0,
+        optimizers="sgd", schedules=" constant,cosine ",
+    )  # fmt: skip
+
+    trials = results.trials()
+    assert {t.optimizer for t in trials} == {"sgd"}
+    assert {t.schedule for t in trials} <= {"constant", "cosine"}
+
+
 def test_a_task_missing_a_part_is_refused_before_anything_is_written(tmp_path):
     parts = halves()
     del parts["loss"]

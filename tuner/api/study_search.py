@@ -48,13 +48,13 @@ def search(
     eval_every: int | None = None,
     seed: int | None = None,
     device: str | None = None,
-    optimizers: Sequence[str] | None = None,
-    schedules: Sequence[str] | None = None,
+    optimizers: str | Sequence[str] | None = None,
+    schedules: str | Sequence[str] | None = None,
     space: Sequence[str] | Mapping[str, Any] = (),
     metric: str | None = None,
     sampler: str = "tpe",
     pruner: str = "quartile",
-    plugins: Sequence[str] = (),
+    plugins: str | Sequence[str] = (),
     blas: str | None = None,
     defaults: bool = True,
     confirm: str | int | tuple[int, int] = "3x3",
@@ -78,12 +78,14 @@ def search(
     ``Metric(fn, "minimize")`` minimizes it. The model, the loss and each metric are tried
     once on a few validation rows before anything is written, as the command line does.
 
-    The other options are those of ``tuner search``, with the same defaults; running again
-    with the same ``study`` continues it. ``confirm`` is ``--confirm``: ``"KxS"`` or ``(K, S)``
-    trains the K best configurations again after the search, with S seeds each; ``0`` trains
-    none. ``population`` is ``--population``: ``"auto"``, or K, the trials of one optimizer,
-    schedule and discrete settings trained together. A progress bar counts the trials, as a
-    widget in a notebook and on stderr elsewhere; ``quiet=True`` shows none.
+    The other options are those of ``tuner search``, with the same defaults; running again with
+    the same ``study`` continues it. ``optimizers`` and ``schedules`` are lists of names, or one
+    string of them separated by commas, as on the command line. ``confirm`` is ``--confirm``:
+    ``"KxS"`` or ``(K, S)`` trains the K best configurations again after the search, with S
+    seeds each; ``0`` trains none. ``population`` is ``--population``: ``"auto"``, or K, the
+    trials of one optimizer, schedule and discrete settings trained together. A progress bar
+    counts the trials, as a widget in a notebook and on stderr elsewhere; ``quiet=True`` shows
+    none.
 
     ``space`` narrows the search space as ``--space`` does: its expressions
     (``["lr=1e-4..1e-1:log"]``), or a mapping of the same parameters to ranges, values or
@@ -112,7 +114,7 @@ def search(
     _load_blas(blas, device)
     confirm_counts = _confirm(confirm)
     parts = {"model": model, "train": train, "valid": valid, "loss": loss}
-    extra: list[str | object] = list(plugins)
+    extra: list[str | object] = [plugins] if isinstance(plugins, str) else list(plugins)
     if any(part is not None for part in parts.values()):
         missing = [name for name, part in parts.items() if part is None]
         if missing:
@@ -138,8 +140,8 @@ def search(
         study=study,
         seed=seed,
         device=device,
-        optimizers=list(optimizers) if optimizers is not None else None,
-        schedules=list(schedules) if schedules is not None else None,
+        optimizers=_names(optimizers),
+        schedules=_names(schedules),
         space=tuple(space),
         sampler=sampler,
         pruner=pruner,
@@ -187,6 +189,13 @@ def _confirm(confirm: str | int | tuple[int, int]) -> tuple[int, int]:
 
 
 _warned_blas = False
+
+
+def _names(value: str | Sequence[str] | None) -> list[str] | None:
+    # "adam,sgd", as on the command line and in a search file, or a list: never its letters.
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return None if value is None else list(value)
 
 
 def _load_blas(choice: str | None, device: str | None) -> None:
