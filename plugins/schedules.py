@@ -16,7 +16,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.optimizers as optim
 
-from tuner import Choice, Float, Int, ScheduleSpec, hookimpl
+from tuner import Choice, Float, Int, Open, ScheduleSpec, hookimpl
 
 Schedule = Callable[[Any], Any]
 
@@ -96,7 +96,10 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             linear,
             # A decay, as in BERT (Devlin et al. 2019); Defazio et al. 2023 find a linear
             # decay to zero beats cosine. A ramp up is warmup's job.
-            {"start_factor": Float(0.5, 1.0), "end_factor": Float(0.0, 0.5)},
+            {
+                "start_factor": Float(0.5, 1.0, limits=(0.0, 1.0)),
+                "end_factor": Float(0.0, 0.5, limits=(0.0, 1.0)),
+            },
             "a straight line from start_factor to end_factor times the peak",
             code=lambda lr, steps, start_factor, end_factor: (
                 f"optim.linear_schedule({start_factor!r} * {lr!r}, {end_factor!r} * {lr!r}, "
@@ -110,7 +113,7 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             cosine,
             # To zero in SGDR (Loshchilov & Hutter 2017), to a tenth in Chinchilla (Hoffmann
             # et al. 2022).
-            {"end_factor": Float(0.0, 0.1)},
+            {"end_factor": Float(0.0, 0.1, limits=(0.0, 1.0))},
             "a half cosine from the peak down to end_factor times the peak",
             code=lambda lr, steps, end_factor: (
                 f"optim.cosine_decay({lr!r}, {steps!r}, end={end_factor!r} * {lr!r})"
@@ -123,7 +126,7 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             exponential,
             # A per-step factor: after 300 steps the rate is 5% (0.99) to 74% (0.999) of the
             # peak. Longer runs want rates nearer 1: override with --space.
-            {"decay_rate": Float(0.99, 0.999)},
+            {"decay_rate": Float(0.99, 0.999, limits=(Open(0.0), 1.0))},
             "the peak times decay_rate to the power of the step",
             code=lambda lr, steps, decay_rate: (
                 f"lambda step: optim.exponential_decay({lr!r}, {decay_rate!r})"
@@ -137,7 +140,10 @@ def tuner_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
             staircase,
             # Divide by 10 two or three times: ResNet (He et al. 2016), Goyal et al. 2017.
             # The number of drops rather than their spacing, so it fits runs of any length.
-            {"decay_rate": Float(0.1, 0.5, log=True), "drops": Int(1, 3)},
+            {
+                "decay_rate": Float(0.1, 0.5, log=True, limits=(Open(0.0), 1.0)),
+                "drops": Int(1, 3),
+            },
             "the peak times decay_rate after each of `drops` equal intervals of the run",
             code=lambda lr, steps, decay_rate, drops: (
                 f"lambda step: optim.step_decay({lr!r}, {decay_rate!r}, "

@@ -6,7 +6,7 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import pytest
 
-from tuner import Float
+from tuner import Float, Open
 from tuner.lr import make_schedule
 from tuner.plugins import BUILTIN, load_plugins
 
@@ -106,6 +106,19 @@ def test_schedule_is_the_mlx_function_behind_warmup(name, warmup):
 
     run = range(STEPS)
     assert values(schedule, run) == pytest.approx(values(expected, run), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_every_real_setting_has_limits_at_which_the_rate_stays_between_zero_and_the_peak(name):
+    spec = REGISTRY.schedules[name]
+    for key, param in spec.space.items():
+        if not isinstance(param, Float):
+            continue
+        assert param.limits is not None, f"{name}.{key} has no limits"
+        for edge in (limit for limit in param.limits if not isinstance(limit, Open)):
+            schedule = spec.build(LR, STEPS, **{**midpoints(name), key: edge})
+            rates = values(schedule, range(STEPS + 1))
+            assert all(0.0 <= rate <= LR * (1 + 1e-6) for rate in rates), (key, edge)
 
 
 @pytest.mark.parametrize("name", BUILTINS)

@@ -86,6 +86,14 @@ def digest(path):
             "--space wsd.cooldown: -0.1 is outside 0..1, the values it can take",
         ),
         (
+            ["--schedules", "cosine", "--space", "cosine.end_factor=-1..0.1"],
+            "--space cosine.end_factor: -1 is outside 0..1, the values it can take",
+        ),
+        (
+            ["--schedules", "exponential", "--space", "exponential.decay_rate=1.01"],
+            "--space exponential.decay_rate: 1.01 is outside (0, 1], the values it can take",
+        ),
+        (
             [*UNCONFIRMED, "--space", "adam.beta1=2"],
             "--space adam.beta1: 2 is outside [0, 1), the values it can take",
         ),
