@@ -1,7 +1,9 @@
 """`tuner search` refuses, before anything is written, what could never train or would cost the
-machine: one line on stderr, exit status 2, and the database as it was, or never made."""
+machine: one line on stderr, exit status 2 (1 for a package that is not installed), and the
+database as it was, or never made."""
 
 import hashlib
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -223,5 +225,22 @@ def test_a_tuner_seed_that_is_no_seed_is_refused_in_one_line(tmp_path, monkeypat
     assert done.stderr == (
         f"Error: TUNER_SEED='{value}': give a new study's seed, a whole number from 0 to "
         "4294967295\n"
+    )
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(("sampler", "package"), [("cmaes", "cmaes"), ("gp", "torch")])
+def test_a_sampler_whose_package_is_missing_is_one_line_exit_1_and_writes_nothing(
+    tmp_path, sampler, package
+):
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed here")
+    db = tmp_path / "tuner.db"
+
+    result = search(f"sqlite:///{db}", "--trials", "2", "--sampler", sampler)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"Error: --sampler {sampler} needs the {package} package: pip install {package}\n"
     )
     assert not db.exists()

@@ -133,7 +133,8 @@ def plan_search(
             raise BadInput(f"unknown --{option} '{name}'{did_you_mean(name, known)}")
     for sampler, package in (("gp", "torch"), ("cmaes", "cmaes")):
         if config.sampler == sampler and importlib.util.find_spec(package) is None:
-            raise BadInput(
+            # Not a usage error: what is missing is in the environment, as a missing extra is.
+            raise TunerError(
                 f"--sampler {sampler} needs the {package} package: pip install {package}"
             )
     for option, names in (("optimizers", config.optimizers), ("schedules", config.schedules)):
