@@ -33,6 +33,10 @@ CASES = {
     ),
     "exits": "called sys.exit(3)",
     "hook_exits": "tuner_register_schedules: called sys.exit('no schedules today')",
+    "misspelt_hook": (
+        "@hookimpl tuner_register_schedule is no hook of tuner's; "
+        "did you mean 'tuner_register_schedules'?"
+    ),
 }
 
 

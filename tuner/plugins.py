@@ -142,6 +142,7 @@ def load_plugins(extra: Sequence[str | object] = ()) -> Registry:
             # subset_hook_caller, which calls each plugin on its own, keeps plugins in a set.
             hash(plugin)
             manager.register(plugin, name=name)
+            _refuse_unknown_hooks(manager, plugin)
         # sys.exit in a plugin is its failure, not a request to end tuner; Ctrl-C still ends it.
         except (Exception, SystemExit) as error:
             registry.errors.append(PluginError(name, _describe(error)))
@@ -240,7 +241,22 @@ def _import(item: str) -> object:
     return module
 
 
+def _refuse_unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> None:
+    """Unregister ``plugin`` and raise TunerError if it implements a hook that tuner has none
+    of: a misspelt name would otherwise register nothing, and say nothing."""
+    for caller in manager.get_hookcallers(plugin) or []:
+        mine = [i for i in caller.get_hookimpls() if i.plugin is plugin and not i.optionalhook]
+        if not caller.has_spec() and mine:
+            manager.unregister(plugin)
+            hooks = [name for name in vars(hookspecs) if name.startswith("tuner_")]
+            raise TunerError(
+                f"@hookimpl {caller.name} is no hook of tuner's{did_you_mean(caller.name, hooks)}"
+            )
+
+
 def _describe(error: BaseException) -> str:
+    if isinstance(error, TunerError):
+        return str(error)
     if isinstance(error, SyntaxError):
         return f"syntax error in {Path(error.filename or '?').name}, line {error.lineno}"
     if isinstance(error, SystemExit):
