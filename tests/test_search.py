@@ -190,8 +190,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
     ("args", "message"),
     [
         (["--task", "digits", "--steps", "5"], "task 'synthetic', not 'digits'"),
-        (["--space", "lr=1e-3..1e-2:log"], "a different search space (lr.high was 1.0, now 0.01)"),
-        (["--optimizers", "adam"], "a different search space (optimizers"),
+        (
+            ["--space", "lr=1e-3..1e-2:log"],
+            "search space (lr 0.0001..1.0:log, not 0.001..0.01:log)",
+        ),
+        (["--optimizers", "adam"], "a different search space (optimizers adam,sgd, not adam)"),
+        (["--space", "sgd.nesterov=true"], "search space (sgd.nesterov false,true, not true)"),
         (["--metric", "r2"], "metric 'val_loss', not 'r2'"),
     ],
 )

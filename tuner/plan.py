@@ -16,6 +16,7 @@ from tuner.errors import BadInput, TunerError, did_you_mean
 from tuner.params import Choice, Param
 from tuner.plugins import Registry
 from tuner.space import Sample, SearchSpace, build_space
+from tuner.space_grammar import scalar_text, stored_space
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("quartile", "median", "hyperband", "sha", "none")
@@ -391,11 +392,31 @@ def differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return changes
 
 
-def _space_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+def _space_change(old: dict[str, Any], new: dict[str, Any], owner: str = "") -> str:
+    """The first difference between two stored spaces, in ``--space``'s words: the optimizers
+    or schedules searched, or a parameter's range or values, as stored and as asked."""
     for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
-                inner = _space_change(old[key], new[key])
-                return f"{key}.{inner}" if not inner.startswith("was") else f"{key} {inner}"
-            return f"{key} was {old.get(key)}, now {new.get(key)}"
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if _is_param(before) or _is_param(after):
+            name = f"{owner}.{key}" if owner else key
+            return f"{name} {_param_text(before)}, not {_param_text(after)}"
+        if set(before or {}) != set(after or {}):
+            return (
+                f"{key} {','.join(before or {}) or 'none'}, not {','.join(after or {}) or 'none'}"
+            )
+        return _space_change(before, after, key)
     return "unchanged"
+
+
+def _is_param(stored: Any) -> bool:
+    return isinstance(stored, dict) and isinstance(stored.get("type"), str)
+
+
+def _param_text(stored: dict[str, Any] | None) -> str:
+    if stored is None:
+        return "not searched"
+    ((_, text),) = stored_space({"": stored})
+    # Values to choose from as --space writes them: true,false, not [True, False].
+    return ",".join(map(scalar_text, text)) if isinstance(text, list) else scalar_text(text)
