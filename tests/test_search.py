@@ -415,6 +415,23 @@ def test_a_study_whose_plugin_is_gone_says_which_and_how_to_bring_it_back(sqlite
     )
 
 
+@pytest.mark.parametrize(
+    "command", [["search", "--study", "f"], ["worker", "f"], ["confirm", "f"]], ids=lambda c: c[0]
+)
+def test_a_study_whose_task_plugin_is_gone_says_how_to_bring_it_back(sqlite_url, command):
+    plugin = PLUGINS / "never_builds.py"
+    made = search(sqlite_url, "--task", "broken", "--plugin", plugin, "--study", "f")
+    assert made.exit_code == 1, made.output
+
+    result = CliRunner().invoke(cli, [*command, "--storage", sqlite_url])
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: study 'f' trains task 'broken', which no loaded plugin registers now: install "
+        "its plugin again or pass it with --plugin\n"
+    )
+
+
 def test_each_command_it_suggests_carries_the_storage_and_runs_alone(tmp_path):
     storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     result = search(storage, "--trials", "2", "--study", "far")

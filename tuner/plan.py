@@ -157,6 +157,8 @@ def plan_search(
             raise TunerError("no task is registered; see `tuner plugins` for plugin errors")
         # The built-ins register first, so the default is theirs unless a plugin's comes first.
         config = replace(config, task=next(iter(registry.tasks)))
+    if stored and config.task == stored.get("task"):
+        _require(registry, "task", config.task, config.study)
     task_spec = registry.get("task", config.task)
     if stored and not any(getattr(config, option) for option in SPACE_OPTIONS):
         space = SearchSpace.from_json(stored["space"])
@@ -371,8 +373,9 @@ STEERING = ("sampler", "pruner")
 
 def _require(registry: Registry, kind: str, name: str, study: str | None) -> None:
     if name not in registry.specs(kind):
+        does = "trains" if kind == "task" else "searches"
         raise BadInput(
-            f"study '{study}' searches {kind} '{name}', which no loaded plugin registers now: "
+            f"study '{study}' {does} {kind} '{name}', which no loaded plugin registers now: "
             "install its plugin again or pass it with --plugin"
         )
 
