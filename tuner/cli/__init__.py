@@ -34,6 +34,8 @@ class TunerGroup(click.Group):
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
             return super().make_context(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as error:
+            _help(error.ctx)
         except click.UsageError as error:
             raise UsageLine(error.format_message()) from None
         except BrokenPipeError:
@@ -48,6 +50,8 @@ class TunerGroup(click.Group):
             # As a shell reports a process that Ctrl-C ended (128 + SIGINT), not click's
             # "Aborted!" and status 1, which reads as a failure of tuner's own.
             raise click.exceptions.Exit(INTERRUPTED_STATUS) from None
+        except click.exceptions.NoArgsIsHelpError as error:
+            _help(error.ctx)
         except click.UsageError as error:
             raise UsageLine(error.format_message()) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
@@ -59,6 +63,13 @@ class TunerGroup(click.Group):
             message = str(error) if isinstance(error, TunerError) else _unexpected(error)
             click.echo(f"Error: {message}", err=True)
             ctx.exit(code)
+
+
+def _help(ctx: click.Context | None) -> NoReturn:
+    # `tuner` or `tuner db` alone asks what there is: the help, on stdout, and no error.
+    if ctx is not None:
+        click.echo(ctx.get_help())
+    raise click.exceptions.Exit(0)
 
 
 def _reader_gone() -> NoReturn:
