@@ -20,20 +20,31 @@ def pasted(line, cwd):
     )
 
 
-@pytest.mark.parametrize("name", ["$(touch x)", "it's"])
-def test_the_printed_commands_run_on_the_study_and_nothing_else(tmp_path, name):
-    storage = f"sqlite:///{tmp_path / 'tuner.db'}"
-    searched = subprocess.run(
-        [TUNER, "search", *TINY, "--trials", "2", "--study", name, "--storage", storage],
-        cwd=tmp_path,
+def two_trials(folder, *args, program=TUNER, env=None):
+    """A search of two trials in ``folder``, with ``args``, run as ``program`` with ``env``."""
+    storage = f"sqlite:///{folder / 'tuner.db'}"
+    return subprocess.run(
+        [program, "search", *TINY, "--trials", "2", *args, "--storage", storage],
+        cwd=folder,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def printed_commands(stdout):
+    """The commands to look closer, then the one that continues the study."""
+    (go_on,) = re.findall(r"^Continue it: (.*)$", stdout, re.MULTILINE)
+    look = re.search(r"^Look closer: (.*?)\n\S", stdout, re.MULTILINE | re.DOTALL)
+    return [line.strip() for line in look.group(1).splitlines()] + [go_on]
+
+
+@pytest.mark.parametrize("name", ["$(touch x)", "it's"])
+def test_the_printed_commands_run_on_the_study_and_nothing_else(tmp_path, name):
+    searched = two_trials(tmp_path, "--study", name)
     assert searched.returncode == 0, searched.stderr
-    (go_on,) = re.findall(r"^Continue it: (.*)$", searched.stdout, re.MULTILINE)
-    look = re.search(r"^Look closer: (.*?)\n\S", searched.stdout, re.MULTILINE | re.DOTALL)
-    closer = [line.strip() for line in look.group(1).splitlines()]
+    *closer, go_on = printed_commands(searched.stdout)
 
     for line in closer:
         # A name that the shell changed would be a study that is not there: exit status 2.
@@ -48,16 +59,9 @@ def test_the_printed_commands_run_on_the_study_and_nothing_else(tmp_path, name):
 
 @pytest.mark.parametrize("jobs", ["auto", "0"])
 def test_the_command_that_continues_a_search_gives_jobs_as_typed(tmp_path, jobs):
-    storage = f"sqlite:///{tmp_path / 'tuner.db'}"
-    searched = subprocess.run(
-        [TUNER, "search", *TINY, "--trials", "2", "--jobs", jobs, "--storage", storage],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    searched = two_trials(tmp_path, "--jobs", jobs)
     assert searched.returncode == 0, searched.stderr
-    (go_on,) = re.findall(r"^Continue it: (.*)$", searched.stdout, re.MULTILINE)
+    go_on = printed_commands(searched.stdout)[-1]
 
     continued = pasted(go_on, tmp_path)
 
@@ -66,30 +70,11 @@ def test_the_command_that_continues_a_search_gives_jobs_as_typed(tmp_path, jobs)
     assert "Top 4 of 4 finished trials" in continued.stdout
 
 
-def printed_commands(stdout):
-    (go_on,) = re.findall(r"^Continue it: (.*)$", stdout, re.MULTILINE)
-    look = re.search(r"^Look closer: (.*?)\n\S", stdout, re.MULTILINE | re.DOTALL)
-    return [line.strip() for line in look.group(1).splitlines()] + [go_on]
-
-
-def two_trials(program, folder, env):
-    """A search of two trials in ``folder``, run as ``program`` with ``env``."""
-    storage = f"sqlite:///{folder / 'tuner.db'}"
-    return subprocess.run(
-        [program, "search", *TINY, "--trials", "2", "--study", "s", "--storage", storage],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_where_tuner_is_not_on_path_the_commands_run_it_as_it_was_invoked(tmp_path):
     # As after the quickstart, which runs .venv/bin/tuner without activating the venv.
     bare = {**os.environ, "PATH": "/usr/bin:/bin"}
     invoked = os.path.relpath(TUNER, tmp_path)
-    searched = two_trials(invoked, tmp_path, bare)
+    searched = two_trials(tmp_path, "--study", "s", program=invoked, env=bare)
     assert searched.returncode == 0, searched.stderr
 
     for line in printed_commands(searched.stdout):
@@ -102,7 +87,7 @@ def test_where_tuner_is_not_on_path_the_commands_run_it_as_it_was_invoked(tmp_pa
 
 def test_where_tuner_is_on_path_the_commands_say_tuner(tmp_path):
     on_path = {**os.environ, "PATH": f"{TUNER.parent}{os.pathsep}{os.environ['PATH']}"}
-    searched = two_trials(TUNER, tmp_path, on_path)
+    searched = two_trials(tmp_path, "--study", "s", env=on_path)
 
     assert searched.returncode == 0, searched.stderr
     assert [line.split()[:2] for line in printed_commands(searched.stdout)] == [
