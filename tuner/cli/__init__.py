@@ -169,7 +169,7 @@ def storage_option(command: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         metavar="URL",
         help="Database URL: sqlite:///PATH, or postgresql+psycopg://USER@HOST/DB "
-        "(pip install tuner[postgres]). Env: TUNER_STORAGE.",
+        "(pip install 'tuner[postgres]'). Env: TUNER_STORAGE.",
     )(command)
 
 

@@ -27,7 +27,8 @@ def delete_command(study: str, yes: bool, storage: str, fmt: str) -> None:
     \b
     Examples:
       tuner delete digits-brisk-otter
-      tuner delete digits-brisk-otter --yes --storage postgresql+psycopg://me@db/tuner
+      tuner delete digits-brisk-otter --yes \\
+          --storage postgresql+psycopg://me@db/tuner
     """
     # Here for start-up time: SQLAlchemy.
     from tuner.api import delete_study, study_contents

@@ -132,8 +132,8 @@ def schedule_command(
     Examples:
       tuner schedule cosine --lr 0.1 --steps 200 --warmup 10 --set end_factor=0
       tuner schedule linear --lr 0.01 --steps 300 --warmup 5%
-      tuner schedule cosine --lr 0.1 --steps 200 --set end_factor=0 --set end_factor=0.5 \\
-          --plot cosine.png
+      tuner schedule cosine --lr 0.1 --steps 200 \\
+          --set end_factor=0 --set end_factor=0.5 --plot cosine.png
     """
     # Here for start-up time: tuner.lr brings in MLX.
     from tuner.api import schedule_rates, schedule_variants, warmup_steps

@@ -46,8 +46,8 @@ def show_command(
 
     \b
     Examples:
-      tuner show brisk-otter 12
-      tuner show brisk-otter --config > search.toml
+      tuner show digits-brisk-otter 12
+      tuner show digits-brisk-otter --config > search.toml
     """
     ctx = click.get_current_context()
     if as_file:

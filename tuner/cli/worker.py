@@ -67,7 +67,8 @@ def worker_command(
     \b
     Examples:
       tuner worker digits-brisk-otter --storage postgresql+psycopg://db/tuner
-      tuner worker digits-brisk-otter --trials 200 --storage postgresql+psycopg://db/tuner
+      tuner worker digits-brisk-otter --trials 200 \\
+          --storage postgresql+psycopg://db/tuner
     """
     helper = watch_lifeline()
     # Here for start-up time: the study's settings are read with SQLAlchemy.
