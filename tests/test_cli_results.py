@@ -281,7 +281,7 @@ def test_a_missing_database_is_named_and_not_created(tmp_path, command):
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: no database at {tmp_path / 'none.db'}: run tuner search to make one, "
-        "or give --storage\n"
+        "or point --storage (or TUNER_STORAGE) at one that exists\n"
     )
     assert list(tmp_path.iterdir()) == []
 

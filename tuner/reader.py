@@ -58,7 +58,7 @@ class StorageReader:
         if state.status == "missing":
             raise BadInput(
                 f"no database at {sqlite_path(make_url(url))}: run tuner search to make one, "
-                "or give --storage"
+                "or point --storage (or TUNER_STORAGE) at one that exists"
             )
         if state.status in ("behind", "ahead"):
             raise TunerError(state.problem)
