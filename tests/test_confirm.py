@@ -247,6 +247,7 @@ def test_the_readers_know_confirmation_runs_and_export_takes_the_confirmed_winne
     )
     compared = json.loads(tuner("compare", "s", "--format", "json", "--storage", sqlite_url).stdout)
     table = tuner("best", "s", "--storage", sqlite_url).stdout
+    narrowed = tuner("best", "s", "--optimizer", best.optimizer, "--storage", sqlite_url).stdout
 
     assert exported["source"]["trial"] == second.number
     assert export.stderr.startswith(f"Note: trial {second.number} is the confirmed winner: ")
@@ -257,6 +258,8 @@ def test_the_readers_know_confirmation_runs_and_export_takes_the_confirmed_winne
     assert [c["trial"] for c in compared["confirmation"]["configs"]] == [second.number, best.number]
     assert "Confirmed: the best configurations trained again" in table
     assert f"(trial {second.number}) leads: mean val_loss 0.15" in table.replace("\n", " ")
+    # The confirmation is the whole study's: not beside one optimizer's trials.
+    assert f"with optimizer {best.optimizer}" in narrowed and "Confirmed" not in narrowed
 
 
 def row(trial, seed, value):

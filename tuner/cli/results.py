@@ -151,7 +151,8 @@ def best_command(
     Complete trials rank before pruned ones, and pruned before diverged, since a pruned
     trial's value was measured before the end; then by value in the study's direction, ties
     by trial number. The JSON is a list of objects whose form is stable (see the README).
-    When the study has confirmation runs (see tuner confirm), their table follows the trials'.
+    When the study has confirmation runs (see tuner confirm), their table follows the trials',
+    unless --optimizer or --schedule narrows them.
 
     \b
     Examples:
@@ -175,7 +176,8 @@ def best_command(
         title = best_title(len(best), counts.finished, summary.metric, summary.direction, among)
         title = wrap(title, width)
         click.echo(f"{title}\n{trial_table(best, summary.metric, width)}")
-    if best and confirmation.configs:
+    # The study's, whatever the trials were narrowed to: shown only beside all of them.
+    if best and confirmation.configs and not among:
         click.echo(f"\n{confirmation_table(confirmation, width)}")
     if summary.foreign:
         click.echo(f"\n{left_out(summary, width)}")
