@@ -308,6 +308,13 @@ def _check_warmup(warmup: Param, steps: int) -> None:
         )
 
 
+def parse_names(value: str | Sequence[str]) -> list[str]:
+    """The names of ``--optimizers`` or ``--schedules``: ``"adam, sgd"`` split at its commas,
+    or a list; each stripped, and empty ones left out."""
+    names = value.split(",") if isinstance(value, str) else value
+    return [name.strip() for name in names if name.strip()]
+
+
 def parse_confirm(text: str) -> tuple[int, int]:
     """``--confirm``'s ``KxS`` (the K best configurations, S seeds each) or ``0`` (none)."""
     if text.strip() == "0":

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner.errors import BadInput, did_you_mean
-from tuner.plan import MAX_SEED, PRUNERS, SAMPLERS, parse_confirm
+from tuner.plan import MAX_SEED, PRUNERS, SAMPLERS, parse_confirm, parse_names
 from tuner.space_grammar import (
     Wrong,
     is_int,
@@ -79,10 +79,9 @@ def _flag(value: Any) -> bool:
 
 def _names(value: Any) -> list[str]:
     # "a,b" as on the command line, or an array.
-    names = value.split(",") if isinstance(value, str) else value
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+    if not isinstance(value, str | list) or not all(isinstance(n, str) for n in value):
         raise Wrong(f"must be an array of names, not {kind_of(value)}")
-    names = [n.strip() for n in names if n.strip()]
+    names = parse_names(value)
     if not names:
         raise Wrong("names none; give at least one, or leave the key out for all")
     return names

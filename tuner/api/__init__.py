@@ -37,6 +37,7 @@ from tuner.plan import (
     SAMPLERS,
     SearchConfig,
     parse_confirm,
+    parse_names,
     parse_population,
 )
 from tuner.plugins import KINDS as PLUGIN_KINDS
@@ -120,6 +121,7 @@ __all__ = [
     "open_results",
     "parse_confirm",
     "parse_jobs",
+    "parse_names",
     "parse_population",
     "python_code",
     "refuse_failed",

@@ -16,7 +16,7 @@ from tuner.api.runner import prepare, run
 from tuner.api.study_results import StudyResults
 from tuner.errors import BadInput
 from tuner.hookspecs import hookimpl
-from tuner.plan import SearchConfig, parse_confirm, parse_population
+from tuner.plan import SearchConfig, parse_confirm, parse_names, parse_population
 from tuner.plugins import load_plugins, refuse_failed
 from tuner.query import DEFAULT_STORAGE
 from tuner.search_file import file_options
@@ -140,8 +140,9 @@ def search(
         study=study,
         seed=seed,
         device=device,
-        optimizers=_names(optimizers),
-        schedules=_names(schedules),
+        # "adam,sgd", as on the command line, or a list: never a string's letters.
+        optimizers=None if optimizers is None else parse_names(optimizers),
+        schedules=None if schedules is None else parse_names(schedules),
         space=tuple(space),
         sampler=sampler,
         pruner=pruner,
@@ -189,13 +190,6 @@ def _confirm(confirm: str | int | tuple[int, int]) -> tuple[int, int]:
 
 
 _warned_blas = False
-
-
-def _names(value: str | Sequence[str] | None) -> list[str] | None:
-    # "adam,sgd", as on the command line and in a search file, or a list: never its letters.
-    if isinstance(value, str):
-        return [name.strip() for name in value.split(",") if name.strip()]
-    return None if value is None else list(value)
 
 
 def _load_blas(choice: str | None, device: str | None) -> None:

@@ -19,6 +19,7 @@ from tuner.api import (
     load_blas,
     parse_confirm,
     parse_jobs,
+    parse_names,
     parse_population,
 )
 from tuner.cli import completion, load_registry, plugin_option, storage_option
@@ -32,17 +33,18 @@ from tuner.cli.closing import (
 )
 from tuner.cli.progress import CtrlC, Display
 from tuner.cli.search_file import config_option
-from tuner.cli.shared_options import check_confirm, log_to_option, output_options, population_option
+from tuner.cli.shared_options import (
+    check_confirm,
+    check_jobs,
+    log_to_option,
+    output_options,
+    population_option,
+)
 from tuner.cli.typos import check_study_name
-from tuner.errors import BadInput
 
 # The options that are SearchConfig's fields as they are; --optimizers and --schedules are split.
 CONFIG_OPTIONS = "task trials timeout steps batch_size eval_every study seed device space".split()
 CONFIG_OPTIONS += ["sampler", "pruner", "metric", "defaults"]
-
-
-def _names(value: str | None) -> list[str] | None:
-    return [n.strip() for n in value.split(",") if n.strip()] if value else None
 
 
 def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -55,19 +57,6 @@ def _load_blas(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(f"'{value}'{where}: give auto or bundled", ctx, param)
     load_blas(value)
     return value
-
-
-def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    # Kept as typed, to be given again in the command that continues the study: auto is None.
-    try:
-        parse_jobs(value)
-        return value
-    except BadInput as error:
-        # Said, to someone who set TUNER_JOBS long ago and types no --jobs.
-        given = ctx.get_parameter_source("jobs") is ParameterSource.ENVIRONMENT
-        where = " (from TUNER_JOBS)" if given else ""
-        why = str(error).removeprefix("--jobs ").replace(":", f"{where}:", 1)
-        raise click.BadParameter(why, ctx, param) from None
 
 
 @click.command("search")
@@ -181,7 +170,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
     default="auto",
     show_default=True,
     envvar="TUNER_JOBS",
-    callback=_check_jobs,
+    callback=check_jobs,
     help="Worker processes on the study, this one included, at most the cores: auto is one a "
     "core on the CPU (as memory allows) and one on a GPU; never more than the trials left. "
     "The others are tuner worker processes, which end with this one however it ends; 1 runs "
@@ -271,8 +260,8 @@ def search_command(
     ctx = click.get_current_context()
     config = SearchConfig(
         **{name: ctx.params[name] for name in CONFIG_OPTIONS},
-        optimizers=_names(optimizers),
-        schedules=_names(schedules),
+        optimizers=parse_names(optimizers) if optimizers else None,
+        schedules=parse_names(schedules) if schedules else None,
         confirm=parse_confirm(confirm),
         population=parse_population(population),
         command=" ".join(["tuner", "search", *given_options(ctx)]),

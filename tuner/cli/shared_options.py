@@ -6,27 +6,34 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from tuner.api import LOG_TO_ENV, parse_confirm, parse_population
+from tuner.api import LOG_TO_ENV, parse_confirm, parse_jobs, parse_population
 from tuner.errors import BadInput
 
 
-def _kept_as_typed(parse: Callable[[str], object], option: str) -> Callable[..., str]:
+def _kept_as_typed(parse: Callable[[str], object]) -> Callable[..., str]:
     """A callback that checks a value with ``parse``, for click's usage error, and keeps it as
-    typed, to be given again in the command that continues the study."""
+    typed, to be given again in the command that continues the study (``--jobs auto`` parses
+    to None, which no one could type)."""
 
     def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
         try:
             parse(value)
         except BadInput as error:
-            raise click.BadParameter(str(error).removeprefix(f"{option} "), ctx, param) from None
+            # Said, to someone who set the option's variable long ago and types no option.
+            given = ctx.get_parameter_source(param.name or "") is ParameterSource.ENVIRONMENT
+            where = f" (from {param.envvar})" if given else ""
+            why = str(error).removeprefix(f"{param.opts[0]} ").replace(":", f"{where}:", 1)
+            raise click.BadParameter(why, ctx, param) from None
         return value
 
     return check
 
 
-check_confirm = _kept_as_typed(parse_confirm, "--confirm")
-_check_population = _kept_as_typed(parse_population, "--population")
+check_confirm = _kept_as_typed(parse_confirm)
+check_jobs = _kept_as_typed(parse_jobs)
+_check_population = _kept_as_typed(parse_population)
 
 
 def population_option(command: Callable[..., Any]) -> Callable[..., Any]:
